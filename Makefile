@@ -1,0 +1,47 @@
+# `make run` starts Airflow with the example models; `make test` runs lint, types and the tests.
+# Both set everything up first: a .venv with the package, and an Airflow home inside the project.
+
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := $(CURDIR)/.venv
+BIN := $(VENV)/bin
+
+export PATH := $(BIN):$(PATH)
+export AIRFLOW_HOME := $(CURDIR)/.airflow
+export AIRFLOW__CORE__DAGS_FOLDER := $(CURDIR)/dags
+export AIRFLOW__CORE__LOAD_EXAMPLES := False
+export AIRFLOW__CORE__PARALLELISM := 4
+export AIRFLOW__CORE__MAX_ACTIVE_TASKS_PER_DAG := 2
+export AIRFLOW__API__WORKERS := 1
+export AIRFLOW__DAG_PROCESSOR__PARSING_PROCESSES := 1
+export MODEL_STEPS_ASSETS_ROOT := $(CURDIR)/.data/assets
+export MODEL_STEPS_DATA_ROOT := $(CURDIR)/.data/data
+
+.PHONY: setup run test lint types docs clean
+
+setup: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	touch $@
+
+run: setup
+	mkdir -p $(AIRFLOW_HOME) $(MODEL_STEPS_ASSETS_ROOT) $(MODEL_STEPS_DATA_ROOT)
+	$(BIN)/airflow standalone
+
+lint: setup
+	$(BIN)/ruff check plugin dags tests bench
+	$(BIN)/ruff format --check plugin dags tests bench
+
+types: setup
+	$(BIN)/mypy
+
+test: lint types
+	$(BIN)/pytest
+
+docs: setup
+	$(BIN)/python -m model_steps.reference README.md
+
+clean:
+	rm -rf $(VENV) $(AIRFLOW_HOME) .data .mypy_cache .ruff_cache .pytest_cache

@@ -1,0 +1,1 @@
+"""Custom step code for the example models (importable by steps, not parsed for DAGs)."""

@@ -1,0 +1,78 @@
+"""One error hierarchy for the whole package.
+
+Every problem a user can act on carries where it is (file, line, column, field path) as
+structured fields, so the CLI, the API and the Airflow UI can each format it their own way.
+Nothing here formats for a particular surface except :func:`format_problem`, the one-line form
+shared by the CLI and the placeholder DAGs.
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+__all__ = [
+    "DefinitionError",
+    "ModelStepsError",
+    "NotImplementedYetError",
+    "PermanentError",
+    "Problem",
+    "did_you_mean",
+    "format_problem",
+]
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One thing wrong with a model definition, located as precisely as the source allows.
+
+    ``line`` and ``column`` are 1-based, like editors show them; 0 means "the whole file"
+    (for example a file that cannot be read at all).
+    """
+
+    file: str
+    line: int
+    column: int
+    field: str
+    code: str
+    message: str
+    suggestions: tuple[str, ...] = ()
+
+
+def format_problem(problem: Problem) -> str:
+    """Render a problem as ``path:line:column: field: message``, the form editors link to."""
+    where = f"{problem.file}:{problem.line}:{problem.column}"
+    head = f"{where}: {problem.field}:" if problem.field else f"{where}:"
+    text = f"{head} {problem.message}"
+    if problem.suggestions:
+        text += f" (did you mean {' or '.join(repr(s) for s in problem.suggestions)}?)"
+    return text
+
+
+def did_you_mean(word: str, choices: Iterable[str]) -> tuple[str, ...]:
+    """Near misses for a misspelt key, so a typo's error points at the intended field."""
+    return tuple(difflib.get_close_matches(word, list(choices), n=2, cutoff=0.6))
+
+
+class ModelStepsError(Exception):
+    """Base of every error this package raises on purpose."""
+
+
+class PermanentError(ModelStepsError):
+    """A failure that retrying cannot fix, so a task fails at once instead of retrying."""
+
+
+class DefinitionError(PermanentError):
+    """A model definition file cannot be used; carries every problem found in it."""
+
+    def __init__(self, problems: Sequence[Problem]) -> None:
+        super().__init__(problems)
+        self.problems = tuple(problems)
+
+    def __str__(self) -> str:
+        return "\n".join(format_problem(p) for p in self.problems)
+
+
+class NotImplementedYetError(PermanentError, NotImplementedError):
+    """A generated task reached a capability that a later release provides."""

@@ -1,0 +1,247 @@
+"""Validated models to Airflow-free DAG and task data.
+
+The plan decides everything about the generated DAGs (ids, order, schedules, params, tags,
+documentation, pass-through arguments) as plain frozen data, so it is tested in milliseconds
+without a DagBag; :mod:`model_steps.dags` only turns it into Airflow objects.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any, Literal
+
+from model_steps.cards import dag_doc, invalid_doc
+from model_steps.errors import Problem
+from model_steps.loader import BrokenDefinition, Catalog, LoadedModel
+from model_steps.spec import ModelSpec, parse_duration, schedule_kind
+
+__all__ = [
+    "INVALID_PREFIX",
+    "INVALID_TAG",
+    "PRODUCT_TAG",
+    "AssetRef",
+    "DagPlan",
+    "ParamPlan",
+    "TaskPlan",
+    "dag_ids",
+    "invalid_dag_id",
+    "model_asset",
+    "model_name_of",
+    "plan_catalog",
+]
+
+TRAIN_SUFFIX = "__train"
+INFER_SUFFIX = "__infer"
+INVALID_PREFIX = "model_steps_invalid__"
+PRODUCT_TAG = "model-steps"
+INVALID_TAG = "model-steps:invalid"
+PUBLISH_TASK = "publish"
+REPORT_TASK = "report_errors"
+
+Action = Literal["train", "infer", "publish", "report"]
+
+
+@dataclass(frozen=True)
+class AssetRef:
+    """The Airflow Asset a model's publish task updates; infer DAGs may be scheduled on it."""
+
+    name: str
+    uri: str
+
+
+@dataclass(frozen=True)
+class ParamPlan:
+    """A run parameter shown in the trigger form."""
+
+    default: Any
+    description: str | None
+    schema: Mapping[str, Any]
+
+
+@dataclass(frozen=True)
+class TaskPlan:
+    """One task: what it does and the operator arguments that differ from the DAG defaults."""
+
+    task_id: str
+    action: Action
+    step_id: str | None = None
+    upstream: tuple[str, ...] = ()
+    options: Mapping[str, Any] = field(default_factory=dict)
+    outlets: tuple[AssetRef, ...] = ()
+    doc_md: str = ""
+
+
+@dataclass(frozen=True)
+class DagPlan:
+    """Everything Airflow needs to build one DAG."""
+
+    dag_id: str
+    source: Path
+    schedule: str | timedelta | AssetRef | None
+    description: str
+    doc_md: str
+    tags: tuple[str, ...]
+    paused: bool
+    start_date: datetime
+    tasks: tuple[TaskPlan, ...]
+    spec: ModelSpec | None = None
+    problems: tuple[Problem, ...] = ()
+    params: Mapping[str, ParamPlan] = field(default_factory=dict)
+    max_active_runs: int = 1
+    catchup: bool = False
+    dagrun_timeout: timedelta | None = None
+    default_args: Mapping[str, Any] = field(default_factory=dict)
+
+
+def dag_ids(spec: ModelSpec) -> tuple[str, ...]:
+    """The DAG ids a model produces: train always, infer when the model defines inference."""
+    return (spec.name + TRAIN_SUFFIX,) + ((spec.name + INFER_SUFFIX,) if spec.has_infer else ())
+
+
+def model_name_of(dag_id: str) -> str | None:
+    """The model a generated DAG id belongs to, or ``None`` for any other DAG id."""
+    for suffix in (TRAIN_SUFFIX, INFER_SUFFIX):
+        if dag_id.endswith(suffix) and not dag_id.startswith(INVALID_PREFIX):
+            return dag_id.removesuffix(suffix)
+    return None
+
+
+def invalid_dag_id(relative_source: str) -> str:
+    """A stable, readable DAG id for the placeholder of a broken file."""
+    return INVALID_PREFIX + re.sub(r"[^A-Za-z0-9_-]", "_", relative_source.replace("/", "__"))
+
+
+def model_asset(name: str) -> AssetRef:
+    """The Asset updated when ``name`` publishes a new version."""
+    return AssetRef(name=f"model-steps.{name}", uri=f"model-steps://{name}/")
+
+
+def plan_catalog(catalog: Catalog, root: Path) -> list[DagPlan]:
+    """Every DAG for a folder of definitions: models' DAGs and one placeholder per broken file."""
+    plans = [plan for model in catalog.models for plan in plan_model(model, root)]
+    plans.extend(plan_invalid(broken, root) for broken in catalog.broken)
+    return plans
+
+
+def plan_model(model: LoadedModel, root: Path) -> list[DagPlan]:
+    """The train DAG and, when the model defines inference, the infer DAG."""
+    spec = model.spec
+    source = _relative(model.path, root)
+    step_tasks = _step_tasks(spec, "train")
+    publish = TaskPlan(
+        PUBLISH_TASK,
+        "publish",
+        upstream=(step_tasks[-1].task_id,),
+        outlets=(model_asset(spec.name),),
+        doc_md="Publishes the trained assets as the model's next version.",
+    )
+    train = DagPlan(
+        dag_id=spec.name + TRAIN_SUFFIX,
+        source=model.path,
+        schedule=_schedule(spec.name, spec.schedule.train),
+        description=_description(spec, "train"),
+        doc_md=dag_doc(spec, source, "training"),
+        tags=_tags(spec),
+        paused=spec.schedule.status == "paused",
+        start_date=spec.airflow.start_datetime(),
+        tasks=(*step_tasks, publish),
+        spec=spec,
+        params=_params(spec),
+        max_active_runs=1,
+        catchup=spec.airflow.catchup,
+        dagrun_timeout=spec.airflow.dagrun_timeout,
+        default_args={"owner": spec.owner, **spec.airflow.task_defaults.as_kwargs()},
+    )
+    if not spec.has_infer:
+        return [train]
+    infer = replace(
+        train,
+        dag_id=spec.name + INFER_SUFFIX,
+        schedule=_schedule(spec.name, spec.schedule.infer),
+        description=_description(spec, "infer"),
+        doc_md=dag_doc(spec, source, "inference"),
+        tasks=tuple(_step_tasks(spec, "infer")),
+        max_active_runs=spec.airflow.max_active_infer_runs,
+    )
+    return [train, infer]
+
+
+def _step_tasks(spec: ModelSpec, action: Literal["train", "infer"]) -> list[TaskPlan]:
+    tasks: list[TaskPlan] = []
+    for step in spec.steps:
+        tasks.append(
+            TaskPlan(
+                task_id=step.id,
+                action=action,
+                step_id=step.id,
+                upstream=(tasks[-1].task_id,) if tasks else (),
+                options=step.airflow.as_kwargs() if step.airflow else {},
+                doc_md=step.description,
+            )
+        )
+    return tasks
+
+
+def _schedule(name: str, value: str | None) -> str | timedelta | AssetRef | None:
+    if value is None:
+        return None
+    kind = schedule_kind(value)
+    if kind == "on_new_version":
+        return model_asset(name)
+    if kind == "interval":
+        interval: timedelta = parse_duration(value)
+        return interval
+    return value
+
+
+def _tags(spec: ModelSpec) -> tuple[str, ...]:
+    tags = [PRODUCT_TAG, *spec.tags]
+    if spec.domain:
+        tags.append(spec.domain)
+    return tuple(dict.fromkeys(tags))
+
+
+def _description(spec: ModelSpec, purpose: str) -> str:
+    summary = spec.description.strip().splitlines()[0] if spec.description.strip() else ""
+    head = f"{purpose.capitalize()} {spec.name}"
+    return f"{head}: {summary}"[:200] if summary else head
+
+
+def _params(spec: ModelSpec) -> dict[str, ParamPlan]:
+    return {
+        name: ParamPlan(parameter.default, parameter.description, parameter.rules())
+        for name, parameter in spec.parameters.items()
+    }
+
+
+def plan_invalid(broken: BrokenDefinition, root: Path) -> DagPlan:
+    """A paused placeholder that shows a broken file's problems in the Airflow UI."""
+    source = _relative(broken.path, root)
+    first = broken.problems[0]
+    more = f" (+{len(broken.problems) - 1} more)" if len(broken.problems) > 1 else ""
+    doc = invalid_doc(source, broken.problems)
+    return DagPlan(
+        dag_id=invalid_dag_id(source),
+        source=broken.path,
+        schedule=None,
+        description=f"Invalid model definition {source}: line {first.line}: {first.message}{more}"[
+            :200
+        ],
+        doc_md=doc,
+        tags=(PRODUCT_TAG, INVALID_TAG),
+        paused=True,
+        start_date=datetime.fromisoformat("2024-01-01T00:00:00+00:00"),
+        tasks=(TaskPlan(REPORT_TASK, "report", doc_md=doc),),
+        problems=broken.problems,
+    )
+
+
+def _relative(path: Path, root: Path) -> str:
+    try:
+        return path.resolve().relative_to(root.resolve()).as_posix()
+    except ValueError:
+        return path.as_posix()

@@ -1,0 +1,692 @@
+"""The model definition schema (``apiVersion: model-steps/v1``, ``kind: Model``).
+
+These pydantic models are the single source of truth: the JSON Schema (``model-steps schema``),
+the README's field reference and every validation message come from them. The module validates
+and nothing else: no file I/O, no Airflow, no scientific libraries, so editors, the CLI and a
+serving process can all import it cheaply.
+
+Rules that span several fields are gathered by :func:`semantic_issues` and raised together as one
+``semantic`` error whose context lists each issue with its own location, so a user sees every
+problem in a file at once, each on its own line.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
+from typing import Annotated, Any, Literal, TypeAlias
+
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    GetCoreSchemaHandler,
+    GetJsonSchemaHandler,
+    WithJsonSchema,
+    model_validator,
+)
+from pydantic.json_schema import JsonSchemaValue
+from pydantic_core import PydanticCustomError, core_schema
+
+__all__ = [
+    "API_VERSION",
+    "KIND",
+    "ON_NEW_VERSION",
+    "AirflowOptions",
+    "Assets",
+    "Comment",
+    "DataIO",
+    "DataRef",
+    "Methods",
+    "ModelParameter",
+    "ModelSpec",
+    "Schedule",
+    "Split",
+    "Step",
+    "StepParameters",
+    "TaskOptions",
+    "Training",
+    "json_schema",
+    "parse_duration",
+    "schedule_kind",
+    "semantic_issues",
+]
+
+API_VERSION = "model-steps/v1"
+KIND = "Model"
+ON_NEW_VERSION = "on new version"
+SEMANTIC = "semantic"
+RESERVED_TASK_IDS = frozenset({"publish"})
+AIRFLOW_PRESETS = frozenset(
+    {"@once", "@continuous", "@hourly", "@daily", "@weekly", "@monthly", "@quarterly", "@yearly"}
+)
+
+NAME_PATTERN = r"^[A-Za-z][A-Za-z0-9_.-]{0,99}$"
+STEP_ID_PATTERN = r"^[A-Za-z][A-Za-z0-9_-]{0,99}$"
+IDENTIFIER_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]*$"
+MODULE_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$"
+CALLABLE_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*:[A-Za-z_][A-Za-z0-9_]*$"
+DURATION_PATTERN = r"^(\d+w)?(\d+d)?(\d+h)?(\d+m)?(\d+s)?$"
+_DURATION_UNITS = {"w": "weeks", "d": "days", "h": "hours", "m": "minutes", "s": "seconds"}
+
+
+def _fail(code: str, message: str) -> PydanticCustomError:
+    """An error whose message is already final text (no context placeholders to fill)."""
+    return PydanticCustomError(code, message)
+
+
+@dataclass(frozen=True)
+class _Pattern:
+    """A string rule whose error says what was expected in words, not as a raw regex.
+
+    The JSON Schema still carries the regex (``pattern``) so editors can check it as you type.
+    """
+
+    pattern: str
+    expected: str
+
+    def __get_pydantic_core_schema__(
+        self, source: Any, handler: GetCoreSchemaHandler
+    ) -> core_schema.CoreSchema:
+        return core_schema.no_info_after_validator_function(self._check, handler(source))
+
+    def __get_pydantic_json_schema__(
+        self, schema: core_schema.CoreSchema, handler: GetJsonSchemaHandler
+    ) -> JsonSchemaValue:
+        json_schema = handler(schema)
+        json_schema["pattern"] = self.pattern
+        return json_schema
+
+    def _check(self, value: str) -> str:
+        if not re.match(self.pattern, value):
+            raise _fail("pattern", f"{value!r} is not valid: expected {self.expected}")
+        return value
+
+
+Name = Annotated[
+    str, _Pattern(NAME_PATTERN, "a letter, then letters, digits, '_', '-' or '.' (at most 100)")
+]
+StepId = Annotated[
+    str, _Pattern(STEP_ID_PATTERN, "a letter, then letters, digits, '_' or '-' (at most 100)")
+]
+Identifier = Annotated[str, _Pattern(IDENTIFIER_PATTERN, "a Python identifier")]
+ModulePath = Annotated[
+    str, _Pattern(MODULE_PATTERN, "a dotted Python module path such as 'sklearn.linear_model'")
+]
+CallableRef = Annotated[str, _Pattern(CALLABLE_PATTERN, "'package.module:function'")]
+
+
+def _relative_path(value: str) -> str:
+    """Keep asset paths inside their root: no absolute paths, URLs, '..' or empty segments."""
+    parts = value.replace("\\", "/").split("/")
+    if value.startswith(("/", "\\")) or "://" in value or re.match(r"^[A-Za-z]:", value):
+        raise _fail(
+            "path_escape",
+            f"{value!r} must be a path relative to the assets root, not absolute or a URL",
+        )
+    if any(part in ("", ".", "..") for part in parts):
+        raise _fail(
+            "path_escape",
+            f"{value!r} must stay inside the assets root: no '..', '.' or empty path segments",
+        )
+    return value
+
+
+RelativePath = Annotated[str, AfterValidator(_relative_path)]
+
+
+def parse_duration(value: Any) -> Any:
+    """Accept the durations people write in YAML: ``90`` (seconds), ``"1h30m"``, ``"PT5M"``.
+
+    Numbers and ISO 8601 strings are handed on to pydantic, which reads both.
+    """
+    if not isinstance(value, str) or value.strip().upper().startswith("P"):
+        return value
+    text = value.strip()
+    match = re.fullmatch(DURATION_PATTERN, text)
+    if not (match and text):
+        raise _fail(
+            "duration",
+            f"{value!r} is not a duration: expected e.g. '30s', '5m', "
+            "'1h30m', '2d', an ISO 8601 duration ('PT5M') or a number of seconds",
+        )
+    return timedelta(**{_DURATION_UNITS[g[-1]]: int(g[:-1]) for g in match.groups() if g})
+
+
+Duration = Annotated[
+    timedelta,
+    BeforeValidator(parse_duration),
+    WithJsonSchema(
+        {
+            "anyOf": [
+                {"type": "string", "description": "e.g. '30s', '5m', '1h30m', '2d', 'PT5M'"},
+                {"type": "number", "description": "seconds"},
+            ]
+        }
+    ),
+]
+
+
+def schedule_kind(value: str) -> str:
+    """Classify a schedule string, or raise with what would have been accepted."""
+    text = value.strip()
+    if text == ON_NEW_VERSION:
+        return "on_new_version"
+    if text.startswith("@"):
+        if text not in AIRFLOW_PRESETS:
+            presets = ", ".join(sorted(AIRFLOW_PRESETS))
+            raise _fail("schedule", f"unknown preset {text!r}: expected one of {presets}")
+        return "preset"
+    if text and re.fullmatch(DURATION_PATTERN, text):
+        return "interval"
+    from croniter import croniter  # imported here: only definitions with a cron string need it
+
+    if len(text.split()) != 5 or not croniter.is_valid(text):
+        raise _fail(
+            "schedule",
+            f"{text!r} is not a schedule: expected a 5-field cron string "
+            "('0 3 * * *'), an Airflow preset ('@daily'), an interval ('6h'), "
+            f"'{ON_NEW_VERSION}' (infer only) or null for manual runs only",
+        )
+    return "cron"
+
+
+def _valid_schedule(value: str) -> str:
+    schedule_kind(value)
+    return value.strip()
+
+
+ScheduleValue = Annotated[
+    str | None, AfterValidator(lambda v: v if v is None else _valid_schedule(v))
+]
+
+
+class Strict(BaseModel):
+    """Base for every part of a definition: unknown keys are errors, values are immutable."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        frozen=True,
+        populate_by_name=True,
+        coerce_numbers_to_str=True,
+        use_attribute_docstrings=True,
+    )
+
+
+class DataRef(Strict):
+    """A table read or written through fsspec."""
+
+    url: str
+    """fsspec URL or path of the data; Airflow templates such as ``{{ ds }}`` are rendered."""
+    format: Literal["csv", "parquet", "json"] | None = None
+    """File format; inferred from the URL's extension when left out (json means JSON lines)."""
+    options: dict[str, Any] = {}
+    """Extra keyword arguments for the pandas reader or writer."""
+
+    @model_validator(mode="after")
+    def _format_known(self) -> DataRef:
+        if self.format is None and self.inferred_format() is None:
+            raise _fail(
+                "format",
+                f"cannot tell the format of {self.url!r} from its extension: "
+                "add 'format: csv', 'format: parquet' or 'format: json'",
+            )
+        return self
+
+    def inferred_format(self) -> str | None:
+        """The declared format, else the one the URL's extension names."""
+        if self.format:
+            return self.format
+        suffix = self.url.rsplit("?", 1)[0].rsplit(".", 1)[-1].lower()
+        return {
+            "csv": "csv",
+            "parquet": "parquet",
+            "pq": "parquet",
+            "json": "json",
+            "jsonl": "json",
+        }.get(suffix)
+
+
+class DataIO(Strict):
+    """Where a step's data comes from, or goes to, in training and in inference."""
+
+    train: DataRef | None = None
+    """Data used by the train DAG."""
+    infer: DataRef | None = None
+    """Data used by the infer DAG."""
+
+
+class Split(Strict):
+    """How the held-out test set is drawn from the training data."""
+
+    test_size: float = Field(0.2, gt=0, lt=1)
+    """Fraction of rows held out to compute test metrics."""
+    seed: int = 0
+    """Random seed, so a re-run draws the same split."""
+    stratify: bool = False
+    """Keep the target's class proportions in both parts (classification)."""
+
+
+class Training(Strict):
+    """How the training data is shaped before it reaches the step."""
+
+    target: str | None = None
+    """Column holding the label; the other columns (or ``features``) are the inputs."""
+    features: list[str] | None = None
+    """Columns used as inputs; all but the target when left out."""
+    split: Split | None = None
+    """Hold out part of the data for test metrics; no split means train metrics only."""
+
+
+class Methods(Strict):
+    """Names of the methods called on the step's object (scikit-learn's by default)."""
+
+    fit: Identifier = "fit"
+    """Fits the object in training."""
+    transform: Identifier = "transform"
+    """Produces the input of the next step (every step but the last)."""
+    predict: Identifier = "predict"
+    """Produces the predictions (last step), e.g. ``predict_proba``."""
+
+
+class StepParameters(Strict):
+    """What a step runs and on which data."""
+
+    package: ModulePath | None = None
+    """Module holding the class, e.g. ``sklearn.preprocessing``."""
+    class_: Identifier | None = Field(None, alias="class")
+    """Class to instantiate with ``init``, e.g. ``StandardScaler``."""
+    callable: CallableRef | None = None
+    """Custom code instead of a class: ``package.module:function``."""
+    init: dict[str, Any] = {}
+    """Keyword arguments for the class (or for the callable)."""
+    input: DataIO | None = None
+    """Data this step reads; by default the previous step's output."""
+    output: DataIO | None = None
+    """Where to write this step's output; the last step's ``infer`` output is the prediction."""
+    training: Training | None = None
+    """Target, features and split of the data this step reads (the step with ``input.train``)."""
+    methods: Methods = Methods()
+    """Method names called on the object."""
+    metrics: list[Annotated[str, AfterValidator(lambda v: _metric_name(v))]] = []
+    """Metrics on train and test data: scikit-learn names (``accuracy``) or ``pkg.mod:fn``."""
+
+    @model_validator(mode="after")
+    def _one_kind(self) -> StepParameters:
+        has_class = self.package is not None or self.class_ is not None
+        if has_class and self.callable is not None:
+            raise _fail("step_kind", "give either 'package' + 'class' or 'callable', not both")
+        if not has_class and self.callable is None:
+            raise _fail(
+                "step_kind",
+                "say what the step runs: 'package' + 'class' (e.g. "
+                "sklearn.preprocessing + StandardScaler) or 'callable: "
+                "package.module:function'",
+            )
+        if has_class and (self.package is None or self.class_ is None):
+            missing = "package" if self.package is None else "class"
+            raise _fail("step_kind", f"'package' and 'class' go together: '{missing}' is missing")
+        return self
+
+    @property
+    def kind(self) -> Literal["class", "callable"]:
+        """Which step kind runs this step (the key of the step-kind registry)."""
+        return "callable" if self.callable is not None else "class"
+
+
+def _metric_name(value: str) -> str:
+    if not (re.fullmatch(IDENTIFIER_PATTERN, value) or re.fullmatch(CALLABLE_PATTERN, value)):
+        raise _fail(
+            "metric",
+            f"{value!r} is not a metric: expected a scikit-learn metric name "
+            "such as 'accuracy', or 'package.module:function'",
+        )
+    return value
+
+
+class TaskOptions(Strict):
+    """Airflow task arguments passed through to every generated task (or one step's task)."""
+
+    retries: int | None = Field(None, ge=0)
+    """How many times a failed task is retried."""
+    retry_delay: Duration | None = None
+    """Wait between retries."""
+    retry_exponential_backoff: bool | None = None
+    """Double the wait after each retry."""
+    max_retry_delay: Duration | None = None
+    """Cap on the wait between retries."""
+    execution_timeout: Duration | None = None
+    """A task running longer than this fails."""
+    pool: str | None = None
+    """Airflow pool the task runs in."""
+    pool_slots: int | None = Field(None, ge=1)
+    """Slots of the pool the task takes."""
+    queue: str | None = None
+    """Executor queue (e.g. a Celery queue with GPU workers)."""
+    priority_weight: int | None = None
+    """Priority among queued tasks."""
+
+    def as_kwargs(self) -> dict[str, Any]:
+        """The options that were set, as operator keyword arguments."""
+        return self.model_dump(exclude_none=True)
+
+
+class AirflowOptions(Strict):
+    """DAG-level Airflow settings; the defaults suit a model trained on a schedule."""
+
+    start_date: date | datetime = date(2024, 1, 1)
+    """First logical date the schedule counts from (UTC when no zone is given)."""
+    catchup: bool = False
+    """Run the schedule's missed intervals since ``start_date``."""
+    dagrun_timeout: Duration | None = None
+    """A whole run longer than this fails."""
+    max_active_infer_runs: int = Field(1, ge=1)
+    """Infer runs allowed at once (training always runs one at a time)."""
+    task_defaults: TaskOptions = TaskOptions()
+    """Task arguments for every task of both DAGs."""
+
+    def start_datetime(self) -> datetime:
+        """``start_date`` as an aware datetime, as Airflow wants it."""
+        value = self.start_date
+        if not isinstance(value, datetime):
+            value = datetime(value.year, value.month, value.day)
+        return value if value.tzinfo else value.replace(tzinfo=UTC)
+
+
+class Assets(Strict):
+    """Where the model's versions are stored."""
+
+    root: str | None = None
+    """fsspec URL of the store (``s3://bucket/models``, ``/data/models``); the deployment's
+    default root (``MODEL_STEPS_ASSETS_ROOT``) when left out."""
+    directory: RelativePath | None = None
+    """Folder under the root holding this model; the model's name when left out."""
+    conn_id: str | None = None
+    """Airflow connection holding the store's credentials (e.g. an AWS connection)."""
+
+
+class Schedule(Strict):
+    """When the train and infer DAGs run."""
+
+    train: ScheduleValue = None
+    """Cron string, Airflow preset, interval (``6h``) or null for manual runs only."""
+    infer: ScheduleValue = None
+    """As ``train``, or ``on new version`` to infer whenever training publishes a version."""
+    status: Literal["active", "paused"] = "paused"
+    """Whether the schedules start active when Airflow first sees the DAGs; the UI's pause
+    toggle is the truth after that."""
+
+
+class Comment(Strict):
+    """One entry of the model's change history."""
+
+    date: date
+    """When (YYYY-MM-DD)."""
+    author: str
+    """Who."""
+    text: str
+    """Why the model changed."""
+
+
+ParamType = Literal["string", "number", "integer", "boolean", "array", "object", "null"]
+
+
+class ModelParameter(Strict):
+    """A run parameter; "Trigger DAG w/ config" in the Airflow UI overrides its default."""
+
+    default: Any = None
+    """Value used when a run does not override it."""
+    description: str | None = None
+    """Shown beside the field in the trigger form."""
+    type: ParamType | list[ParamType] | None = None
+    """JSON Schema type the value must have."""
+    enum: list[Any] | None = None
+    """Allowed values."""
+    minimum: float | None = None
+    """Smallest allowed number."""
+    maximum: float | None = None
+    """Largest allowed number."""
+
+    def rules(self) -> dict[str, Any]:
+        """The JSON Schema keywords that constrain the value."""
+        return self.model_dump(include={"type", "enum", "minimum", "maximum"}, exclude_none=True)
+
+    @model_validator(mode="after")
+    def _default_fits(self) -> ModelParameter:
+        schema = self.rules()
+        if schema:
+            import jsonschema  # imported here: only constrained parameters need it
+
+            try:
+                jsonschema.validate(self.default, schema)
+            except jsonschema.ValidationError as error:
+                raise _fail(
+                    "param_default",
+                    f"default {self.default!r} does not fit the "
+                    f"parameter's own rules: {error.message}",
+                ) from error
+        return self
+
+
+def _shorthand_parameter(value: Any) -> Any:
+    """``threshold: 0.5`` is short for ``threshold: {default: 0.5}``."""
+    return value if isinstance(value, dict) else {"default": value}
+
+
+Parameter = Annotated[ModelParameter, BeforeValidator(_shorthand_parameter)]
+
+
+class Step(Strict):
+    """One ordered step of the model, run like a step of a scikit-learn Pipeline."""
+
+    id: StepId
+    """Unique in the model; names the step's tasks and its asset folder."""
+    name: str | None = None
+    """Human-readable name; the id when left out."""
+    description: str = ""
+    """What the step does and why."""
+    has_assets: bool = False
+    """Whether training saves a fitted object that inference loads."""
+    assets_root: str | None = None
+    """Store this step's asset under another fsspec root than the model's."""
+    assets_identifier: RelativePath | None = None
+    """File name of the step's asset inside the version, e.g. ``scaler.joblib``."""
+    parameters: StepParameters
+    """What the step runs and on which data."""
+    airflow: TaskOptions | None = None
+    """Task arguments for this step's tasks, over the model's ``task_defaults``."""
+
+    @model_validator(mode="after")
+    def _assets_consistent(self) -> Step:
+        if self.has_assets and not self.assets_identifier:
+            raise _fail(
+                "assets_identifier",
+                "has_assets is true but no 'assets_identifier' "
+                "names the asset file (e.g. assets_identifier: model.joblib)",
+            )
+        if not self.has_assets and (self.assets_identifier or self.assets_root):
+            raise _fail(
+                "assets_identifier",
+                "'assets_identifier' or 'assets_root' is set but has_assets is false",
+            )
+        return self
+
+    @property
+    def title(self) -> str:
+        """The name people read."""
+        return self.name or self.id
+
+
+class ModelSpec(Strict):
+    """A model: its ordered steps, where its versions live and when it trains and infers."""
+
+    api_version: Literal["model-steps/v1"] = Field(alias="apiVersion")
+    """Schema version of this file."""
+    kind: Literal["Model"]
+    """Marks the file as a model definition."""
+    name: Name
+    """Unique model name; the DAG ids are ``<name>__train`` and ``<name>__infer``."""
+    description: str = ""
+    """What the model predicts, for whom; shown on the DAGs and the model card."""
+    tags: list[Annotated[str, Field(min_length=1, max_length=100)]] = []
+    """Airflow tags on both DAGs."""
+    domain: str | None = None
+    """Business domain (e.g. ``fraud``); also a DAG tag."""
+    status: Literal["deployed", "undeployed"] = "undeployed"
+    """Whether real-time handlers may serve the model."""
+    version: str | None = None
+    """The definition's own label (e.g. ``1.2.0``), recorded in every published version."""
+    assets: Assets = Assets()
+    """Where versions are stored."""
+    scheduler: Literal["airflow"] = "airflow"
+    """What schedules the model."""
+    schedule: Schedule = Schedule()
+    """When the DAGs run."""
+    comments: list[Comment] = []
+    """Dated history of why the model changed."""
+    parameters: dict[Annotated[str, AfterValidator(lambda v: _param_name(v))], Parameter] = {}
+    """Run parameters, overridable when a run is triggered."""
+    metadata: dict[str, Any] = {}
+    """Free-form facts: owner (the DAGs' owner), framework, dataset, seed..."""
+    intended_use: str | None = None
+    """What the model is for (model card)."""
+    limitations: str | None = None
+    """Where it should not be trusted (model card)."""
+    license: str | None = None
+    """License of the model and its assets."""
+    airflow: AirflowOptions = AirflowOptions()
+    """DAG and task settings passed through to Airflow."""
+    steps: list[Step] = Field(min_length=1)
+    """Ordered steps; the last one's infer output is the prediction."""
+
+    @model_validator(mode="after")
+    def _coherent(self) -> ModelSpec:
+        issues = semantic_issues(self)
+        if issues:
+            raise PydanticCustomError(SEMANTIC, "problems across fields", {"issues": issues})
+        return self
+
+    @property
+    def directory(self) -> str:
+        """The model's folder under the assets root."""
+        return self.assets.directory or self.name
+
+    @property
+    def has_infer(self) -> bool:
+        """A model defines inference when its first step says where inference data comes from."""
+        first = self.steps[0].parameters.input
+        return first is not None and first.infer is not None
+
+    @property
+    def owner(self) -> str:
+        """The DAGs' owner: ``metadata.owner``, else Airflow's usual default."""
+        return str(self.metadata.get("owner") or "airflow")
+
+
+def _param_name(value: str) -> str:
+    if not re.fullmatch(IDENTIFIER_PATTERN, value):
+        raise _fail(
+            "pattern", f"parameter name {value!r} is not valid: expected a Python identifier"
+        )
+    return value
+
+
+Issue: TypeAlias = tuple[tuple[str | int, ...], str, str]
+"""A cross-field problem: its location inside the model, a code and a message."""
+
+
+def semantic_issues(model: ModelSpec) -> list[Issue]:
+    """Every rule that spans several fields, each located at the field a user should edit."""
+    issues: list[Issue] = []
+    seen: dict[str, int] = {}
+    for index, step in enumerate(model.steps):
+        if step.id in seen:
+            issues.append(
+                (
+                    (("steps", index, "id")),
+                    "duplicate_step",
+                    f"step id {step.id!r} is already used by steps[{seen[step.id]}]",
+                )
+            )
+        seen.setdefault(step.id, index)
+        if step.id in RESERVED_TASK_IDS:
+            issues.append(
+                (
+                    ("steps", index, "id"),
+                    "reserved",
+                    f"step id {step.id!r} is reserved for the generated task of that name",
+                )
+            )
+        issues.extend(_data_issues(model, index, step))
+    if model.schedule.train == ON_NEW_VERSION:
+        issues.append(
+            (
+                ("schedule", "train"),
+                "schedule",
+                f"'{ON_NEW_VERSION}' is for infer; training has nothing to wait for",
+            )
+        )
+    if model.schedule.infer is not None and not model.has_infer:
+        issues.append(
+            (
+                ("schedule", "infer"),
+                "no_infer_input",
+                "an infer schedule needs inference data: set steps[0].parameters.input.infer",
+            )
+        )
+    return issues
+
+
+def _data_issues(model: ModelSpec, index: int, step: Step) -> list[Issue]:
+    """Training needs data at the first step; inference needs a place to write predictions."""
+    where = ("steps", index, "parameters")
+    params = step.parameters
+    has_train_input = params.input is not None and params.input.train is not None
+    issues: list[Issue] = []
+    if index == 0 and not has_train_input:
+        issues.append(
+            (
+                (*where, "input"),
+                "no_train_input",
+                "the first step must read training data: set input.train (url and format)",
+            )
+        )
+    if params.training is not None and not has_train_input:
+        issues.append(
+            (
+                (*where, "training"),
+                "training_without_input",
+                "'training' describes the data a step reads, so it needs input.train "
+                "in the same step",
+            )
+        )
+    if index > 0 and params.input is not None and params.input.infer is not None:
+        issues.append(
+            (
+                (*where, "input", "infer"),
+                "infer_input_not_first",
+                "only the first step reads inference data; later steps get the "
+                "previous step's output",
+            )
+        )
+    last = index == len(model.steps) - 1
+    if last and model.has_infer and (params.output is None or params.output.infer is None):
+        issues.append(
+            (
+                (*where, "output"),
+                "no_infer_output",
+                "the last step must say where predictions go: set output.infer (url and format)",
+            )
+        )
+    return issues
+
+
+def json_schema() -> dict[str, Any]:
+    """The JSON Schema of a model file, for editors (``model-steps schema``)."""
+    schema = ModelSpec.model_json_schema(by_alias=True)
+    schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+    schema["title"] = "model-steps/v1 Model"
+    return schema

@@ -1,0 +1,102 @@
+"""Shared Airflow fixtures: one metadata DB, one DAGs folder and one DAG sync per session."""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+from airflow.listeners import hookimpl
+
+from tests.conftest import DATA, EXAMPLES, SESSION_DAGS
+
+BUNDLE = "dags-folder"
+
+
+def parse_folder(folder: Path) -> Any:
+    """Parse a DAGs folder the way Airflow's DAG processor does (DagBag over a bundle)."""
+    from airflow.dag_processing.dagbag import DagBag
+
+    return DagBag(dag_folder=folder, bundle_path=folder, bundle_name=BUNDLE)
+
+
+@pytest.fixture(scope="session")
+def airflow_db() -> None:
+    """A fresh metadata DB with the DAGs-folder bundle registered."""
+    from airflow.dag_processing.bundles.manager import DagBundlesManager
+    from airflow.utils import db
+
+    db.initdb()
+    DagBundlesManager().sync_bundles_to_db()
+
+
+@pytest.fixture(scope="session")
+def session_dags(airflow_db: None) -> Path:
+    """The session's DAGs folder: the repository's examples plus one broken definition."""
+    shutil.copytree(EXAMPLES, SESSION_DAGS, dirs_exist_ok=True)
+    shutil.copytree(DATA / "dagbag", SESSION_DAGS / "broken", dirs_exist_ok=True)
+    return SESSION_DAGS
+
+
+@pytest.fixture(scope="session")
+def synced_bag(session_dags: Path) -> Any:
+    """The session folder parsed and serialized into the DB, as dag.test() needs (Airflow 3.1+)."""
+    from airflow.dag_processing.dagbag import sync_bag_to_db
+
+    bag = parse_folder(session_dags)
+    assert not bag.import_errors, bag.import_errors
+    sync_bag_to_db(bag, bundle_name=BUNDLE, bundle_version=None)
+    return bag
+
+
+@dataclass
+class RunOutcome:
+    """What a user sees of a finished run: its state, each task's state and failure text."""
+
+    state: str
+    task_states: dict[str, str]
+    errors: dict[str, str]
+
+
+class _FailureListener:
+    """Collects the exception of each failed task; dag.test() keeps it nowhere else."""
+
+    def __init__(self) -> None:
+        self.errors: dict[tuple[str, str], str] = {}
+
+    @hookimpl
+    def on_task_instance_failed(self, previous_state: Any, task_instance: Any, error: Any) -> None:
+        self.errors[(task_instance.dag_id, task_instance.task_id)] = str(error)
+
+
+@pytest.fixture(scope="session")
+def failure_listener() -> Iterator[_FailureListener]:
+    from airflow.sdk.listener import get_listener_manager
+
+    listener = _FailureListener()
+    manager = get_listener_manager()
+    manager.add_listener(listener)
+    yield listener
+    manager.pm.unregister(listener)
+
+
+@pytest.fixture(scope="session")
+def run_dag(synced_bag: Any, failure_listener: _FailureListener) -> Any:
+    """Run one DAG of the session folder with dag.test() and report what happened."""
+    from airflow.utils.session import create_session
+
+    def run(dag_id: str, conf: dict[str, Any] | None = None) -> RunOutcome:
+        dag_run = synced_bag.dags[dag_id].test(run_conf=conf)
+        with create_session() as session:
+            states = {
+                ti.task_id: str(ti.state) for ti in dag_run.get_task_instances(session=session)
+            }
+        errors = {
+            task: text for (dag, task), text in failure_listener.errors.items() if dag == dag_id
+        }
+        return RunOutcome(str(dag_run.state), states, errors)
+
+    return run

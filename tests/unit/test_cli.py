@@ -1,0 +1,68 @@
+"""The ``model-steps`` command as a user runs it."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from model_steps.cli import main
+from tests.conftest import EXAMPLES
+from tests.definitions import definition
+
+
+def test_validate_passes_the_examples(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["validate", str(EXAMPLES)]) == 0
+    assert capsys.readouterr().out == ""
+
+
+def test_validate_prints_one_line_per_problem_and_exits_1(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "churn.yaml"
+    path.write_text(definition("churn", "statuss: deployed\n").replace("id: fit", "id: 1fit"))
+    assert main(["validate", str(path)]) == 1
+    assert capsys.readouterr().out.splitlines() == [
+        f"{path}:5:5: steps[0].id: '1fit' is not valid: expected a letter, then letters, "
+        "digits, '_' or '-' (at most 100)",
+        f"{path}:13:1: statuss: unknown field 'statuss'; expected one of: apiVersion, kind, "
+        "name, description, tags, domain, status, version, assets, scheduler, schedule, "
+        "comments, parameters, metadata, intended_use, limitations, license, airflow, steps "
+        "(did you mean 'status'?)",
+    ]
+
+
+def test_validate_defaults_to_the_airflow_dags_folder(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (tmp_path / "churn.yaml").write_text(definition("churn", "kind: Job\n"))
+    monkeypatch.delenv("MODEL_STEPS_DAGS_FOLDER", raising=False)
+    monkeypatch.setenv("AIRFLOW__CORE__DAGS_FOLDER", str(tmp_path))
+    assert main(["validate"]) == 1
+    assert "duplicate key: 'kind' is already set on line 2" in capsys.readouterr().out
+
+
+def test_list_shows_each_model_with_status_schedules_and_dag_ids(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    assert main(["list", str(EXAMPLES)]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].split() == ["NAME", "STATUS", "TRAIN", "INFER", "SCHEDULES", "DAG", "IDS"]
+    assert lines[2].split() == [
+        "iris",
+        "deployed",
+        "@daily",
+        "on",
+        "new",
+        "version",
+        "paused",
+        "iris__train,",
+        "iris__infer",
+    ]
+
+
+def test_schema_prints_the_json_schema(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["schema"]) == 0
+    schema = json.loads(capsys.readouterr().out)
+    assert schema["properties"]["apiVersion"]["const"] == "model-steps/v1"

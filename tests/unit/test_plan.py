@@ -1,0 +1,104 @@
+"""The Airflow-free plan: DAG ids, task order, schedules and pass-through arguments."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from pathlib import Path
+
+from model_steps.loader import load_and_validate
+from model_steps.plan import (
+    AssetRef,
+    DagPlan,
+    invalid_dag_id,
+    model_asset,
+    model_name_of,
+    plan_catalog,
+)
+from tests.conftest import EXAMPLES
+from tests.definitions import definition
+
+INFER = """\
+schedule: {train: 6h, infer: on new version}
+parameters: {threshold: {default: 0.5, type: number, maximum: 1}}
+airflow:
+  task_defaults: {retries: 3, pool: ml}
+steps:
+  - id: prepare
+    parameters:
+      callable: features.clean:run
+      input:
+        train: {url: data/train.csv}
+        infer: {url: data/score.csv}
+  - id: fit
+    has_assets: true
+    assets_identifier: model.joblib
+    airflow: {queue: gpu, execution_timeout: 10m}
+    parameters:
+      package: xgboost
+      class: XGBClassifier
+      output: {infer: {url: "out/{{ ds }}.parquet"}}
+"""
+
+
+def plans_for(tmp_path: Path, text: str) -> dict[str, DagPlan]:
+    body = definition("churn").split("steps:")[0] + text
+    (tmp_path / "churn.yaml").write_text(body)
+    catalog = load_and_validate([tmp_path], {})
+    assert catalog.broken == ()
+    return {plan.dag_id: plan for plan in plan_catalog(catalog, tmp_path)}
+
+
+def test_a_model_without_inference_gets_only_a_train_dag(tmp_path: Path) -> None:
+    (tmp_path / "churn.yaml").write_text(definition("churn"))
+    plans = plan_catalog(load_and_validate([tmp_path], {}), tmp_path)
+    assert [plan.dag_id for plan in plans] == ["churn__train"]
+    assert [task.task_id for task in plans[0].tasks] == ["fit", "publish"]
+
+
+def test_train_tasks_chain_the_steps_then_publish(tmp_path: Path) -> None:
+    train = plans_for(tmp_path, INFER)["churn__train"]
+    assert [(t.task_id, t.upstream) for t in train.tasks] == [
+        ("prepare", ()),
+        ("fit", ("prepare",)),
+        ("publish", ("fit",)),
+    ]
+    assert train.tasks[-1].outlets == (model_asset("churn"),)
+
+
+def test_infer_tasks_chain_the_steps(tmp_path: Path) -> None:
+    infer = plans_for(tmp_path, INFER)["churn__infer"]
+    assert [(t.task_id, t.action) for t in infer.tasks] == [("prepare", "infer"), ("fit", "infer")]
+
+
+def test_schedules_become_intervals_and_asset_triggers(tmp_path: Path) -> None:
+    plans = plans_for(tmp_path, INFER)
+    assert plans["churn__train"].schedule == timedelta(hours=6)
+    assert plans["churn__infer"].schedule == AssetRef("model-steps.churn", "model-steps://churn/")
+
+
+def test_task_defaults_and_step_options_pass_through(tmp_path: Path) -> None:
+    train = plans_for(tmp_path, INFER)["churn__train"]
+    assert train.default_args == {"owner": "airflow", "retries": 3, "pool": "ml"}
+    assert train.tasks[1].options == {"queue": "gpu", "execution_timeout": timedelta(minutes=10)}
+
+
+def test_parameters_keep_their_rules(tmp_path: Path) -> None:
+    param = plans_for(tmp_path, INFER)["churn__train"].params["threshold"]
+    assert (param.default, dict(param.schema)) == (0.5, {"type": "number", "maximum": 1.0})
+
+
+def test_model_dag_ids_map_back_to_the_model() -> None:
+    assert model_name_of("churn__train") == "churn"
+    assert model_name_of("churn__infer") == "churn"
+    assert model_name_of("churn") is None
+    assert model_name_of(invalid_dag_id("a/b__train")) is None
+
+
+def test_placeholder_ids_are_readable_and_stable() -> None:
+    assert invalid_dag_id("team a/churn.v2.yaml") == "model_steps_invalid__team_a__churn_v2_yaml"
+
+
+def test_plans_of_the_examples_are_the_same_every_time() -> None:
+    first = plan_catalog(load_and_validate([EXAMPLES], {}), EXAMPLES)
+    second = plan_catalog(load_and_validate([EXAMPLES], {}), EXAMPLES)
+    assert first == second
