@@ -11,29 +11,35 @@ import re
 from collections.abc import Callable, Mapping
 from typing import Any
 
-__all__ = ["MissingVariable", "interpolate"]
+__all__ = ["UnresolvedReference", "interpolate"]
 
-_REFERENCE = re.compile(r"\$(\$?)\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
+_REFERENCE = re.compile(r"\$(\$?)\{([^}]*)\}")
+_BODY = re.compile(r"([A-Za-z_][A-Za-z0-9_]*)(?::-(.*))?", re.DOTALL)
 
 
-class MissingVariable(Exception):
-    """A referenced environment variable is not set and has no default."""
-
-    def __init__(self, name: str) -> None:
-        super().__init__(name)
-        self.name = name
+class UnresolvedReference(Exception):
+    """A reference names an unset variable without a default, or is not of a supported form."""
 
 
 def _substitute(text: str, environ: Mapping[str, str]) -> str:
     def replace(match: re.Match[str]) -> str:
-        escaped, name, default = match.groups()
+        escaped, body = match.groups()
         if escaped:
             return match.group(0)[1:]
+        parsed = _BODY.fullmatch(body)
+        if parsed is None:
+            raise UnresolvedReference(
+                f"unsupported reference ${{{body}}}: write ${{VAR}} or ${{VAR:-default}}"
+            )
+        name, default = parsed.groups()
         if name in environ:
             return environ[name]
         if default is not None:
             return default
-        raise MissingVariable(name)
+        raise UnresolvedReference(
+            f"environment variable {name} is not set; set it or give a default with "
+            f"${{{name}:-default}}"
+        )
 
     return _REFERENCE.sub(replace, text)
 
@@ -41,27 +47,27 @@ def _substitute(text: str, environ: Mapping[str, str]) -> str:
 def interpolate(
     data: Any,
     environ: Mapping[str, str],
-    on_missing: Callable[[tuple[str | int, ...], str], None],
+    on_problem: Callable[[tuple[str | int, ...], str], None],
     loc: tuple[str | int, ...] = (),
 ) -> Any:
     """Replace references in every string value of ``data``, in place, keeping containers.
 
     Containers are edited in place so the positions the YAML reader attached to them survive.
-    Each missing variable is reported through ``on_missing(loc, name)`` and the text is left as
-    written, so validation still runs and reports the file's other problems too.
+    Each unresolved reference is reported through ``on_problem(loc, message)`` and the text is
+    left as written, so validation still runs and reports the file's other problems too.
     """
     if isinstance(data, str):
         if "${" not in data:
             return data
         try:
             return _substitute(data, environ)
-        except MissingVariable as missing:
-            on_missing(loc, missing.name)
+        except UnresolvedReference as problem:
+            on_problem(loc, str(problem))
             return data
     if isinstance(data, dict):
         for key, value in data.items():
-            data[key] = interpolate(value, environ, on_missing, (*loc, key))
+            data[key] = interpolate(value, environ, on_problem, (*loc, key))
     elif isinstance(data, list):
         for index, value in enumerate(data):
-            data[index] = interpolate(value, environ, on_missing, (*loc, index))
+            data[index] = interpolate(value, environ, on_problem, (*loc, index))
     return data

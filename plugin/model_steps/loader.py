@@ -20,8 +20,8 @@ from pydantic import BaseModel, ValidationError
 
 from model_steps.errors import Problem, did_you_mean
 from model_steps.interpolation import interpolate
-from model_steps.source import SourceError, has_child, locate, read_yaml
-from model_steps.spec import KIND, SEMANTIC, ModelSpec
+from model_steps.source import Position, SourceError, duplicates, has_child, locate, read_yaml
+from model_steps.spec import KIND, SEMANTIC, ModelSpec, structural_issues
 
 __all__ = [
     "BrokenDefinition",
@@ -105,68 +105,121 @@ def load_file(path: Path, environ: Mapping[str, str]) -> LoadedModel | BrokenDef
             path,
             (_problem(path, position.line, position.column, error.field, "syntax", error.message),),
         )
+    if not isinstance(data, dict):
+        position = getattr(data, "start", Position(1, 1))
+        message = f"a model definition is a mapping of fields, got {_yaml_name(data)}"
+        return BrokenDefinition(
+            path, (_problem(path, position.line, position.column, "", "not_a_mapping", message),)
+        )
     if not _is_model(data):
         return None
     return _validate(path, data, environ)
 
 
-def _is_model(data: Any) -> bool:
-    if not isinstance(data, dict):
-        return False
+def _is_model(data: dict[str, Any]) -> bool:
     api_version = data.get("apiVersion")
     return data.get("kind") == KIND or (
         isinstance(api_version, str) and api_version.startswith("model-steps/")
     )
 
 
+Loc = tuple[str | int, ...]
+
+
+@dataclass(frozen=True)
+class _Finding:
+    """A problem located by field path, before it is given a line and column."""
+
+    loc: Loc
+    code: str
+    message: str
+    suggestions: tuple[str, ...] = ()
+
+
 def _validate(
     path: Path, data: dict[str, Any], environ: Mapping[str, str]
 ) -> LoadedModel | BrokenDefinition:
-    problems: list[Problem] = []
-
-    def missing_variable(loc: tuple[str | int, ...], name: str) -> None:
-        problems.append(
-            _located(
-                path,
-                data,
-                loc,
-                "env_var",
-                f"environment variable {name} is not set; set it or give a "
-                f"default with ${{{name}:-default}}",
-            )
+    findings = [
+        _Finding(
+            loc,
+            "duplicate_key",
+            f"duplicate key: {d.key!r} is already set on line "
+            f"{d.first.line}; YAML would silently keep only the last one",
         )
+        for loc, d in duplicates(data)
+    ]
+    unresolved: list[Loc] = []
 
-    interpolate(data, environ, missing_variable)
-    try:
-        spec = ModelSpec.model_validate(data)
-    except ValidationError as error:
-        problems.extend(_validation_problems(path, data, error))
-    problems.sort(key=lambda p: (p.line, p.column))
+    def unresolved_reference(loc: Loc, message: str) -> None:
+        unresolved.append(loc)
+        findings.append(_Finding(loc, "env_var", message))
+
+    interpolate(data, environ, unresolved_reference)
+    spec, schema_findings = _check(data)
+    # A value still holding an unresolved ${VAR} was already reported; its own checks are noise.
+    findings += [f for f in schema_findings if not any(_under(f.loc, u) for u in unresolved)]
+    if spec is None:
+        findings += _structural(data, findings)
     name = data.get("name") if isinstance(data.get("name"), str) else None
-    if problems:
-        return BrokenDefinition(path, tuple(problems), name)
+    if findings:
+        problems = [_located(path, data, f) for f in findings]
+        return BrokenDefinition(
+            path, tuple(sorted(problems, key=lambda p: (p.line, p.column))), name
+        )
+    assert spec is not None
     return LoadedModel(path, spec)
 
 
-def _validation_problems(path: Path, data: Any, error: ValidationError) -> list[Problem]:
-    problems: list[Problem] = []
-    seen: set[tuple[str, ...]] = set()
+def _check(data: Any) -> tuple[ModelSpec | None, list[_Finding]]:
+    try:
+        return ModelSpec.model_validate(data), []
+    except ValidationError as error:
+        return None, _findings(data, error)
+
+
+def _findings(data: Any, error: ValidationError) -> list[_Finding]:
+    findings: list[_Finding] = []
+    seen: set[Loc] = set()
     for detail in error.errors(include_url=False):
+        context = detail.get("ctx") or {}
         if detail["type"] == SEMANTIC:
-            for loc, code, message in detail["ctx"]["issues"]:
-                problems.append(_located(path, data, loc, code, message))
+            findings.extend(
+                _Finding(tuple(loc), code, text) for loc, code, text in context["issues"]
+            )
             continue
-        loc = _data_loc(data, detail["loc"], detail["type"])
-        key = tuple(map(str, loc))
-        if key in seen:  # the other members of a union failing on the same value
+        loc = (*_data_loc(data, detail["loc"], detail["type"]), *context.get("at", ()))
+        if loc in seen:  # the other members of a union failing on the same value
             continue
-        seen.add(key)
+        seen.add(loc)
         message, suggestions = _message(detail, loc)
-        problems.append(_located(path, data, loc, detail["type"], message, suggestions))
-    return problems
+        suggestions = suggestions or tuple(context.get("suggestions", ()))
+        findings.append(_Finding(loc, detail["type"], message, suggestions))
+    return findings
 
 
-def _data_loc(data: Any, loc: Sequence[str | int], error_type: str) -> tuple[str | int, ...]:
+def _structural(data: dict[str, Any], known: list[_Finding]) -> list[_Finding]:
+    """The step-id and schedule rules, read from the raw data when validation failed."""
+    steps = data.get("steps")
+    ids = (
+        [s.get("id") if isinstance(s, dict) else None for s in steps]
+        if isinstance(steps, list)
+        else []
+    )
+    schedule = data.get("schedule")
+    train = schedule.get("train") if isinstance(schedule, dict) else None
+    seen = {(f.loc, f.message) for f in known}
+    return [
+        _Finding(tuple(loc), code, message)
+        for loc, code, message in structural_issues(ids, train)
+        if (tuple(loc), message) not in seen
+    ]
+
+
+def _under(loc: Loc, ancestor: Loc) -> bool:
+    return loc[: len(ancestor)] == ancestor
+
+
+def _data_loc(data: Any, loc: Sequence[str | int], error_type: str) -> Loc:
     """Drop pydantic's union-member tags from ``loc``, keeping the parts the user wrote."""
     kept: list[str | int] = []
     node = data
@@ -179,9 +232,37 @@ def _data_loc(data: Any, loc: Sequence[str | int], error_type: str) -> tuple[str
     return tuple(kept)
 
 
-def _message(detail: Any, loc: tuple[str | int, ...]) -> tuple[str, tuple[str, ...]]:
-    """A message that says what was expected, with near misses for unknown keys."""
-    kind, text = detail["type"], detail["msg"]
+_DATE = "a date as YYYY-MM-DD"
+_EXPECTED = {
+    "int_type": "an integer",
+    "int_parsing": "an integer",
+    "int_from_float": "a whole number",
+    "float_type": "a number",
+    "float_parsing": "a number",
+    "bool_type": "true or false",
+    "bool_parsing": "true or false",
+    "string_type": "text",
+    "list_type": "a list (one '- ' item per entry)",
+    "dict_type": "a mapping of keys to values",
+    "model_type": "a mapping of fields",
+    "model_attributes_type": "a mapping of fields",
+    "date_type": _DATE,
+    "date_parsing": _DATE,
+    "date_from_datetime_parsing": _DATE,
+    "date_from_datetime_inexact": _DATE,
+    "datetime_type": _DATE,
+    "datetime_parsing": _DATE,
+    "datetime_from_date_parsing": _DATE,
+    "time_delta_type": "a duration such as '30s', '5m', '1h30m' or 'PT5M'",
+    "time_delta_parsing": "a duration such as '30s', '5m', '1h30m' or 'PT5M'",
+}
+_BOOLEAN_HINT = " (unquoted yes/no/on/off/true/false are YAML booleans: quote the value)"
+
+
+def _message(detail: Any, loc: Loc) -> tuple[str, tuple[str, ...]]:
+    """A message that says what was expected, in YAML's words, with near misses."""
+    kind, value, context = detail["type"], detail.get("input"), detail.get("ctx") or {}
+    got = f", got {_yaml_name(value)}"
     if kind == "extra_forbidden":
         allowed = _allowed_keys(loc[:-1])
         key = str(loc[-1])
@@ -189,13 +270,31 @@ def _message(detail: Any, loc: tuple[str | int, ...]) -> tuple[str, tuple[str, .
         return f"unknown field {key!r}{listing}", did_you_mean(key, allowed)
     if kind == "missing":
         return "required field is missing", ()
+    if kind == "too_short":
+        if loc == ("steps",):
+            return "a model needs at least one step", ()
+        return f"expected at least {context.get('min_length')} item(s)", ()
+    if kind == "string_too_short":
+        return "must not be empty", ()
+    if kind in _EXPECTED:
+        return f"expected {_EXPECTED[kind]}{got}", ()
+    if kind == "literal_error":
+        choices = re.findall(r"'([^']*)'", str(context.get("expected", "")))
+        hint = _BOOLEAN_HINT if isinstance(value, bool) else ""
+        text = f"expected {context.get('expected')}{got}{hint}"
+        return text, did_you_mean(str(value), choices) if len(choices) > 1 else ()
+    text = str(detail["msg"])
     if text.startswith("Input should be "):
-        return f"expected {text.removeprefix('Input should be ')}, got {_describe(detail)}", ()
+        return f"expected {text.removeprefix('Input should be ')}{got}", ()
     return text.removeprefix("Value error, "), ()
 
 
-def _describe(detail: Any) -> str:
-    value = detail.get("input")
+def _yaml_name(value: Any) -> str:
+    """A value as YAML shows it (``null``, ``true``), not as Python prints it."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "true" if value else "false"
     if isinstance(value, dict):
         return "a mapping"
     if isinstance(value, list):
@@ -242,17 +341,16 @@ def _unwrap(annotation: Any) -> Any:
             return annotation
 
 
-def _located(
-    path: Path,
-    data: Any,
-    loc: Sequence[str | int],
-    code: str,
-    message: str,
-    suggestions: tuple[str, ...] = (),
-) -> Problem:
-    position = locate(data, loc)
+def _located(path: Path, data: Any, finding: _Finding) -> Problem:
+    position = locate(data, finding.loc)
     return _problem(
-        path, position.line, position.column, _field_path(loc), code, message, suggestions
+        path,
+        position.line,
+        position.column,
+        _field_path(finding.loc),
+        finding.code,
+        finding.message,
+        finding.suggestions,
     )
 
 
@@ -321,9 +419,11 @@ def _duplicate(model: LoadedModel, winner: LoadedModel) -> BrokenDefinition:
     problem = _located(
         model.path,
         data,
-        ("name",),
-        "duplicate_model",
-        f"model name {model.spec.name!r} is already defined in {winner.path}; "
-        "names must be unique because the DAG ids derive from them",
+        _Finding(
+            ("name",),
+            "duplicate_model",
+            f"model name {model.spec.name!r} is already defined in {winner.path}; "
+            "names must be unique because the DAG ids derive from them",
+        ),
     )
     return BrokenDefinition(model.path, (problem,), model.spec.name)

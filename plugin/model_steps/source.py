@@ -3,7 +3,7 @@
 Validation errors must name the line of the offending key, for every error and not only syntax
 errors. libyaml (``CSafeLoader``) scans and parses in C; only the final construction runs in
 Python, where we keep each mapping's key positions and each sequence's item positions beside the
-values. The same pass refuses duplicate keys, which plain PyYAML silently lets the last one win.
+values. The same pass records duplicate keys, for which plain PyYAML silently keeps the last.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from typing import Any
 
 import yaml
 
-__all__ = ["Position", "SourceError", "has_child", "locate", "read_yaml"]
+__all__ = ["Duplicate", "Position", "SourceError", "duplicates", "has_child", "locate", "read_yaml"]
 
 
 @dataclass(frozen=True)
@@ -40,15 +40,25 @@ class SourceError(Exception):
         self.field = field
 
 
-class PositionedMap(dict[Any, Any]):
-    """A mapping that knows where it starts and where each of its keys is."""
+@dataclass(frozen=True)
+class Duplicate:
+    """A key written a second time in the same mapping."""
 
-    __slots__ = ("key_positions", "start")
+    key: str
+    position: Position
+    first: Position
+
+
+class PositionedMap(dict[Any, Any]):
+    """A mapping that knows where it starts, where each of its keys is, and repeated keys."""
+
+    __slots__ = ("duplicates", "key_positions", "start")
 
     def __init__(self, start: Position) -> None:
         super().__init__()
         self.start = start
         self.key_positions: dict[Any, Position] = {}
+        self.duplicates: list[Duplicate] = []
 
 
 class PositionedList(list[Any]):
@@ -67,7 +77,7 @@ class _PositionLoader(yaml.CSafeLoader):
 
 
 def _construct_map(loader: _PositionLoader, node: yaml.MappingNode) -> PositionedMap:
-    _refuse_duplicate_keys(node)
+    duplicates = _duplicate_keys(node)
     loader.flatten_mapping(node)
     mapping = PositionedMap(Position.of(node.start_mark))
     for key_node, value_node in node.value:
@@ -76,23 +86,22 @@ def _construct_map(loader: _PositionLoader, node: yaml.MappingNode) -> Positione
             raise SourceError(Position.of(key_node.start_mark), "a key must be a plain value")
         mapping[key] = loader.construct_object(value_node, deep=True)
         mapping.key_positions[key] = Position.of(key_node.start_mark)
+    mapping.duplicates = duplicates
     return mapping
 
 
-def _refuse_duplicate_keys(node: yaml.MappingNode) -> None:
-    """A key written twice is a mistake: report the second with the line of the first."""
+def _duplicate_keys(node: yaml.MappingNode) -> list[Duplicate]:
+    """Keys written twice in one mapping (YAML would silently keep the last)."""
     first_seen: dict[str, yaml.Mark] = {}
+    duplicates: list[Duplicate] = []
     for key_node, _ in node.value:
         if not isinstance(key_node, yaml.ScalarNode) or key_node.value == "<<":
             continue
         if key_node.value in first_seen:
-            first_line = first_seen[key_node.value].line + 1
-            raise SourceError(
-                Position.of(key_node.start_mark),
-                f"duplicate key: {key_node.value!r} is already set on line {first_line}",
-                field=key_node.value,
-            )
-        first_seen[key_node.value] = key_node.start_mark
+            first = Position.of(first_seen[key_node.value])
+            duplicates.append(Duplicate(key_node.value, Position.of(key_node.start_mark), first))
+        first_seen.setdefault(key_node.value, key_node.start_mark)
+    return duplicates
 
 
 def _construct_list(loader: _PositionLoader, node: yaml.SequenceNode) -> PositionedList:
@@ -107,24 +116,72 @@ _PositionLoader.add_constructor("tag:yaml.org,2002:map", _construct_map)
 _PositionLoader.add_constructor("tag:yaml.org,2002:seq", _construct_list)
 
 
+def _construct_text(loader: _PositionLoader, node: yaml.ScalarNode) -> str:
+    """Keep dates as text, for the schema to parse.
+
+    The schema reports an impossible date at its field, where PyYAML would raise a bare
+    ValueError from deep inside the parser.
+    """
+    return str(loader.construct_scalar(node))
+
+
+_PositionLoader.add_constructor("tag:yaml.org,2002:timestamp", _construct_text)
+
+
 def read_yaml(text: str | bytes) -> Any:
     """Parse one YAML document safely; mappings and lists come back positioned.
 
     Raises:
-        SourceError: on a syntax error, a duplicate key or more than one document.
+        SourceError: on a syntax error or more than one document.
     """
     loader = _PositionLoader(text)
     try:
         return loader.get_single_data()
     except yaml.MarkedYAMLError as error:
-        mark = error.problem_mark or error.context_mark
-        problem = error.problem or "invalid YAML"
-        context = f" ({error.context})" if error.context else ""
-        raise SourceError(Position.of(mark), f"YAML syntax error: {problem}{context}") from error
+        raise _syntax_error(error, text) from error
     except yaml.YAMLError as error:
         raise SourceError(Position(1, 1), f"YAML error: {error}") from error
     finally:
         loader.dispose()
+
+
+def _syntax_error(error: yaml.MarkedYAMLError, text: str | bytes) -> SourceError:
+    """Say what is wrong in words, and where the construct that broke began."""
+    position = Position.of(error.problem_mark or error.context_mark)
+    problem = error.problem or "invalid YAML"
+    if "another document" in problem:
+        return SourceError(position, "a file holds one model: a second YAML document starts here")
+    if _character_at(text, position) == "\t":
+        return SourceError(position, "YAML syntax error: tabs cannot indent YAML; use spaces")
+    context = ""
+    if error.context and error.context_mark and error.context_mark != error.problem_mark:
+        start = Position.of(error.context_mark)
+        context = f" ({error.context} that starts at line {start.line}, column {start.column})"
+    elif error.context:
+        context = f" ({error.context})"
+    return SourceError(position, f"YAML syntax error: {problem}{context}")
+
+
+def _character_at(text: str | bytes, position: Position) -> str:
+    lines = (text.decode(errors="replace") if isinstance(text, bytes) else text).splitlines()
+    if position.line > len(lines) or position.column > len(lines[position.line - 1]):
+        return ""
+    return lines[position.line - 1][position.column - 1]
+
+
+def duplicates(
+    data: Any, loc: tuple[str | int, ...] = ()
+) -> list[tuple[tuple[str | int, ...], Duplicate]]:
+    """Every repeated key under ``data``, with the field path of the mapping holding it."""
+    found: list[tuple[tuple[str | int, ...], Duplicate]] = []
+    if isinstance(data, PositionedMap):
+        found.extend(((*loc, d.key), d) for d in data.duplicates)
+        for key, value in data.items():
+            found.extend(duplicates(value, (*loc, key)))
+    elif isinstance(data, list):
+        for index, value in enumerate(data):
+            found.extend(duplicates(value, (*loc, index)))
+    return found
 
 
 def locate(data: Any, loc: Sequence[str | int]) -> Position:

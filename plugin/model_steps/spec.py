@@ -13,8 +13,10 @@ problem in a file at once, each on its own line.
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
+from difflib import get_close_matches
 from typing import Annotated, Any, Literal, TypeAlias
 
 from pydantic import (
@@ -25,7 +27,9 @@ from pydantic import (
     Field,
     GetCoreSchemaHandler,
     GetJsonSchemaHandler,
+    StrictBool,
     WithJsonSchema,
+    field_validator,
     model_validator,
 )
 from pydantic.json_schema import JsonSchemaValue
@@ -53,6 +57,7 @@ __all__ = [
     "parse_duration",
     "schedule_kind",
     "semantic_issues",
+    "structural_issues",
 ]
 
 API_VERSION = "model-steps/v1"
@@ -73,9 +78,15 @@ DURATION_PATTERN = r"^(\d+w)?(\d+d)?(\d+h)?(\d+m)?(\d+s)?$"
 _DURATION_UNITS = {"w": "weeks", "d": "days", "h": "hours", "m": "minutes", "s": "seconds"}
 
 
-def _fail(code: str, message: str) -> PydanticCustomError:
-    """An error whose message is already final text (no context placeholders to fill)."""
-    return PydanticCustomError(code, message)
+def _fail(
+    code: str, message: str, at: tuple[str, ...] = (), suggestions: tuple[str, ...] = ()
+) -> PydanticCustomError:
+    """An error whose message is final text, located ``at`` a field below the validated object.
+
+    A rule checked on a whole step still points at the key to edit (``has_assets``), and
+    ``suggestions`` carry near misses; the loader reads both from the error's context.
+    """
+    return PydanticCustomError(code, message, {"at": at, "suggestions": suggestions})
 
 
 @dataclass(frozen=True)
@@ -107,10 +118,16 @@ class _Pattern:
 
 
 Name = Annotated[
-    str, _Pattern(NAME_PATTERN, "a letter, then letters, digits, '_', '-' or '.' (at most 100)")
+    str,
+    _Pattern(
+        NAME_PATTERN, "a letter, then letters, digits, '_', '-' or '.' (at most 100 characters)"
+    ),
 ]
 StepId = Annotated[
-    str, _Pattern(STEP_ID_PATTERN, "a letter, then letters, digits, '_' or '-' (at most 100)")
+    str,
+    _Pattern(
+        STEP_ID_PATTERN, "a letter, then letters, digits, '_' or '-' (at most 100 characters)"
+    ),
 ]
 Identifier = Annotated[str, _Pattern(IDENTIFIER_PATTERN, "a Python identifier")]
 ModulePath = Annotated[
@@ -178,19 +195,27 @@ def schedule_kind(value: str) -> str:
     if text.startswith("@"):
         if text not in AIRFLOW_PRESETS:
             presets = ", ".join(sorted(AIRFLOW_PRESETS))
-            raise _fail("schedule", f"unknown preset {text!r}: expected one of {presets}")
+            raise _fail(
+                "schedule",
+                f"unknown preset {text!r}: expected one of {presets}",
+                suggestions=tuple(get_close_matches(text, sorted(AIRFLOW_PRESETS), n=1)),
+            )
         return "preset"
     if text and re.fullmatch(DURATION_PATTERN, text):
         return "interval"
-    from croniter import croniter  # imported here: only definitions with a cron string need it
-
-    if len(text.split()) != 5 or not croniter.is_valid(text):
+    if len(text.split()) != 5:
         raise _fail(
             "schedule",
             f"{text!r} is not a schedule: expected a 5-field cron string "
             "('0 3 * * *'), an Airflow preset ('@daily'), an interval ('6h'), "
             f"'{ON_NEW_VERSION}' (infer only) or null for manual runs only",
         )
+    from croniter import croniter  # imported here: only definitions with a cron string need it
+
+    try:
+        croniter(text)
+    except (ValueError, KeyError) as error:
+        raise _fail("schedule", f"{text!r} is not a valid cron string: {error}") from error
     return "cron"
 
 
@@ -240,7 +265,8 @@ class DataRef(Strict):
         """The declared format, else the one the URL's extension names."""
         if self.format:
             return self.format
-        suffix = self.url.rsplit("?", 1)[0].rsplit(".", 1)[-1].lower()
+        path = self.url.split("?", 1)[0] if "://" in self.url else self.url
+        suffix = path.rsplit(".", 1)[-1].lower()
         return {
             "csv": "csv",
             "parquet": "parquet",
@@ -262,12 +288,19 @@ class DataIO(Strict):
 class Split(Strict):
     """How the held-out test set is drawn from the training data."""
 
-    test_size: float = Field(0.2, gt=0, lt=1)
+    test_size: float = Field(0.2, json_schema_extra={"exclusiveMinimum": 0, "exclusiveMaximum": 1})
     """Fraction of rows held out to compute test metrics."""
     seed: int = 0
     """Random seed, so a re-run draws the same split."""
-    stratify: bool = False
+    stratify: StrictBool = False
     """Keep the target's class proportions in both parts (classification)."""
+
+    @field_validator("test_size")
+    @classmethod
+    def _fraction(cls, value: float) -> float:
+        if not 0 < value < 1:
+            raise _fail("fraction", f"expected a fraction between 0 and 1 (e.g. 0.2), got {value}")
+        return value
 
 
 class Training(Strict):
@@ -318,7 +351,11 @@ class StepParameters(Strict):
     def _one_kind(self) -> StepParameters:
         has_class = self.package is not None or self.class_ is not None
         if has_class and self.callable is not None:
-            raise _fail("step_kind", "give either 'package' + 'class' or 'callable', not both")
+            raise _fail(
+                "step_kind",
+                "give either 'package' + 'class' or 'callable', not both",
+                ("callable",),
+            )
         if not has_class and self.callable is None:
             raise _fail(
                 "step_kind",
@@ -328,7 +365,9 @@ class StepParameters(Strict):
             )
         if has_class and (self.package is None or self.class_ is None):
             missing = "package" if self.package is None else "class"
-            raise _fail("step_kind", f"'package' and 'class' go together: '{missing}' is missing")
+            present = "class" if missing == "package" else "package"
+            message = f"'package' and 'class' go together: '{missing}' is missing"
+            raise _fail("step_kind", message, (present,))
         return self
 
     @property
@@ -354,7 +393,7 @@ class TaskOptions(Strict):
     """How many times a failed task is retried."""
     retry_delay: Duration | None = None
     """Wait between retries."""
-    retry_exponential_backoff: bool | None = None
+    retry_exponential_backoff: StrictBool | None = None
     """Double the wait after each retry."""
     max_retry_delay: Duration | None = None
     """Cap on the wait between retries."""
@@ -379,7 +418,7 @@ class AirflowOptions(Strict):
 
     start_date: date | datetime = date(2024, 1, 1)
     """First logical date the schedule counts from (UTC when no zone is given)."""
-    catchup: bool = False
+    catchup: StrictBool = False
     """Run the schedule's missed intervals since ``start_date``."""
     dagrun_timeout: Duration | None = None
     """A whole run longer than this fails."""
@@ -467,6 +506,7 @@ class ModelParameter(Strict):
                     "param_default",
                     f"default {self.default!r} does not fit the "
                     f"parameter's own rules: {error.message}",
+                    ("default",),
                 ) from error
         return self
 
@@ -488,7 +528,7 @@ class Step(Strict):
     """Human-readable name; the id when left out."""
     description: str = ""
     """What the step does and why."""
-    has_assets: bool = False
+    has_assets: StrictBool = False
     """Whether training saves a fitted object that inference loads."""
     assets_root: str | None = None
     """Store this step's asset under another fsspec root than the model's."""
@@ -506,12 +546,14 @@ class Step(Strict):
                 "assets_identifier",
                 "has_assets is true but no 'assets_identifier' "
                 "names the asset file (e.g. assets_identifier: model.joblib)",
+                ("has_assets",),
             )
-        if not self.has_assets and (self.assets_identifier or self.assets_root):
-            raise _fail(
-                "assets_identifier",
-                "'assets_identifier' or 'assets_root' is set but has_assets is false",
-            )
+        for key in ("assets_identifier", "assets_root"):
+            if not self.has_assets and getattr(self, key):
+                message = (
+                    f"'{key}' is set but has_assets is false: set has_assets: true or remove it"
+                )
+                raise _fail("assets_identifier", message, (key,))
         return self
 
     @property
@@ -537,7 +579,7 @@ class ModelSpec(Strict):
     """Business domain (e.g. ``fraud``); also a DAG tag."""
     status: Literal["deployed", "undeployed"] = "undeployed"
     """Whether real-time handlers may serve the model."""
-    version: str | None = None
+    version: Annotated[str | None, BeforeValidator(lambda v: _label(v))] = None
     """The definition's own label (e.g. ``1.2.0``), recorded in every published version."""
     assets: Assets = Assets()
     """Where versions are stored."""
@@ -586,6 +628,17 @@ class ModelSpec(Strict):
         return str(self.metadata.get("owner") or "airflow")
 
 
+def _label(value: Any) -> Any:
+    """Refuse ``version: 1.10``: YAML reads it as the number 1.1, losing what was written."""
+    if isinstance(value, float):
+        raise _fail(
+            "version",
+            f"YAML reads this version as the number {value}; quote it "
+            '(version: "1.10") so it stays as written',
+        )
+    return value
+
+
 def _param_name(value: str) -> str:
     if not re.fullmatch(IDENTIFIER_PATTERN, value):
         raise _fail(
@@ -600,41 +653,54 @@ Issue: TypeAlias = tuple[tuple[str | int, ...], str, str]
 
 def semantic_issues(model: ModelSpec) -> list[Issue]:
     """Every rule that spans several fields, each located at the field a user should edit."""
-    issues: list[Issue] = []
-    seen: dict[str, int] = {}
+    issues = structural_issues([step.id for step in model.steps], model.schedule.train)
     for index, step in enumerate(model.steps):
-        if step.id in seen:
-            issues.append(
-                (
-                    (("steps", index, "id")),
-                    "duplicate_step",
-                    f"step id {step.id!r} is already used by steps[{seen[step.id]}]",
-                )
-            )
-        seen.setdefault(step.id, index)
-        if step.id in RESERVED_TASK_IDS:
-            issues.append(
-                (
-                    ("steps", index, "id"),
-                    "reserved",
-                    f"step id {step.id!r} is reserved for the generated task of that name",
-                )
-            )
         issues.extend(_data_issues(model, index, step))
-    if model.schedule.train == ON_NEW_VERSION:
-        issues.append(
-            (
-                ("schedule", "train"),
-                "schedule",
-                f"'{ON_NEW_VERSION}' is for infer; training has nothing to wait for",
-            )
-        )
     if model.schedule.infer is not None and not model.has_infer:
         issues.append(
             (
                 ("schedule", "infer"),
                 "no_infer_input",
                 "an infer schedule needs inference data: set steps[0].parameters.input.infer",
+            )
+        )
+    return issues
+
+
+def structural_issues(step_ids: Sequence[object], train_schedule: object) -> list[Issue]:
+    """Rules that read only step ids and the train schedule.
+
+    They take raw values too, so the loader reports them even when other fields fail and
+    pydantic skips the model's cross-field rules: a typo never hides a duplicate step id.
+    """
+    issues: list[Issue] = []
+    seen: dict[str, int] = {}
+    for index, step_id in enumerate(step_ids):
+        if not isinstance(step_id, str):
+            continue
+        if step_id in seen:
+            issues.append(
+                (
+                    ("steps", index, "id"),
+                    "duplicate_step",
+                    f"step id {step_id!r} is already used by steps[{seen[step_id]}]",
+                )
+            )
+        seen.setdefault(step_id, index)
+        if step_id in RESERVED_TASK_IDS:
+            issues.append(
+                (
+                    ("steps", index, "id"),
+                    "reserved_step",
+                    f"step id {step_id!r} is reserved for the generated task of that name",
+                )
+            )
+    if train_schedule == ON_NEW_VERSION:
+        issues.append(
+            (
+                ("schedule", "train"),
+                "train_on_new_version",
+                f"'{ON_NEW_VERSION}' is for infer; training has nothing to wait for",
             )
         )
     return issues
@@ -654,7 +720,7 @@ def _data_issues(model: ModelSpec, index: int, step: Step) -> list[Issue]:
                 "the first step must read training data: set input.train (url and format)",
             )
         )
-    if params.training is not None and not has_train_input:
+    if params.training is not None and not has_train_input and index > 0:
         issues.append(
             (
                 (*where, "training"),

@@ -25,7 +25,7 @@ def test_validate_prints_one_line_per_problem_and_exits_1(
     assert main(["validate", str(path)]) == 1
     assert capsys.readouterr().out.splitlines() == [
         f"{path}:5:5: steps[0].id: '1fit' is not valid: expected a letter, then letters, "
-        "digits, '_' or '-' (at most 100)",
+        "digits, '_' or '-' (at most 100 characters)",
         f"{path}:13:1: statuss: unknown field 'statuss'; expected one of: apiVersion, kind, "
         "name, description, tags, domain, status, version, assets, scheduler, schedule, "
         "comments, parameters, metadata, intended_use, limitations, license, airflow, steps "

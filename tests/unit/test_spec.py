@@ -52,8 +52,10 @@ def test_owner_comes_from_metadata() -> None:
     assert model(metadata={"owner": "risk-team"}).owner == "risk-team"
 
 
-def test_numbers_are_accepted_where_labels_are_expected() -> None:
-    assert model(version=1.2).version == "1.2"
+def test_a_whole_number_is_a_label_but_a_decimal_must_be_quoted() -> None:
+    assert model(version=2).version == "2"
+    with pytest.raises(ValidationError, match="quote it"):
+        model(version=1.10)
 
 
 def test_parameter_shorthand_is_the_default_value() -> None:
