@@ -241,6 +241,9 @@ def plan_invalid(broken: BrokenDefinition, root: Path) -> DagPlan:
 
 
 def _relative(path: Path, root: Path) -> str:
+    """``path`` as shown to users: relative to the DAGs folder when it lies inside it."""
+    if path.is_relative_to(root):  # the usual case, found by walking root: no disk access
+        return path.relative_to(root).as_posix()
     try:
         return path.resolve().relative_to(root.resolve()).as_posix()
     except ValueError:

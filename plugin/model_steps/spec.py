@@ -12,11 +12,13 @@ problem in a file at once, each on its own line.
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from difflib import get_close_matches
+from functools import lru_cache
 from typing import Annotated, Any, Literal, TypeAlias
 
 from pydantic import (
@@ -497,18 +499,32 @@ class ModelParameter(Strict):
     def _default_fits(self) -> ModelParameter:
         schema = self.rules()
         if schema:
-            import jsonschema  # imported here: only constrained parameters need it
-
-            try:
-                jsonschema.validate(self.default, schema)
-            except jsonschema.ValidationError as error:
+            error = next(
+                iter(
+                    _rules_validator(json.dumps(schema, sort_keys=True)).iter_errors(self.default)
+                ),
+                None,
+            )
+            if error is not None:
                 raise _fail(
                     "param_default",
                     f"default {self.default!r} does not fit the "
                     f"parameter's own rules: {error.message}",
                     ("default",),
-                ) from error
+                )
         return self
+
+
+@lru_cache(maxsize=256)
+def _rules_validator(schema_json: str) -> Any:
+    """A validator per distinct rule set: building one costs far more than using it.
+
+    The rules come from our own closed schema (type, enum, minimum, maximum), so the
+    metaschema check that ``jsonschema.validate`` repeats on every call is skipped.
+    """
+    from jsonschema import Draft202012Validator  # only constrained parameters need it
+
+    return Draft202012Validator(json.loads(schema_json))
 
 
 def _shorthand_parameter(value: Any) -> Any:
