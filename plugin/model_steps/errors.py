@@ -13,11 +13,15 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 __all__ = [
+    "ChecksumMismatchError",
+    "CorruptDocumentError",
     "DefinitionError",
     "ModelStepsError",
     "NotImplementedYetError",
     "PermanentError",
     "Problem",
+    "PublishConflictError",
+    "StoreUnavailableError",
     "did_you_mean",
     "format_problem",
 ]
@@ -76,3 +80,23 @@ class DefinitionError(PermanentError):
 
 class NotImplementedYetError(PermanentError, NotImplementedError):
     """A generated task reached a capability that a later release provides."""
+
+
+class StoreUnavailableError(ModelStepsError):
+    """The store could not be asked (network, credentials, outage): not the same as "missing".
+
+    fsspec's ``exists()`` turns such failures into False; for a handler that would read as "no
+    version published", so every read distinguishes the two.
+    """
+
+
+class CorruptDocumentError(PermanentError):
+    """A pointer or manifest exists but cannot be parsed or breaks the layout's rules."""
+
+
+class ChecksumMismatchError(PermanentError):
+    """An asset's bytes differ from what its manifest recorded: it is never loaded."""
+
+
+class PublishConflictError(ModelStepsError):
+    """Another writer kept winning the race for the pointer; retrying later is safe."""

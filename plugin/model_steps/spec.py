@@ -346,6 +346,13 @@ class StepParameters(Strict):
     """Target, features and split of the data this step reads (the step with ``input.train``)."""
     methods: Methods = Methods()
     """Method names called on the object."""
+    serializer: Literal["joblib", "skops"] = "joblib"
+    """How the fitted object is saved: joblib, or skops for scikit-learn objects (loading a
+    skops file runs no arbitrary code)."""
+    save: CallableRef | None = None
+    """Your own save function, ``f(obj) -> bytes``, instead of the serializer."""
+    load: CallableRef | None = None
+    """Your own load function, ``f(data: bytes) -> obj``; goes with ``save``."""
     metrics: list[Annotated[str, AfterValidator(lambda v: _metric_name(v))]] = []
     """Metrics on train and test data: scikit-learn names (``accuracy``) or ``pkg.mod:fn``."""
 
@@ -370,6 +377,17 @@ class StepParameters(Strict):
             present = "class" if missing == "package" else "package"
             message = f"'package' and 'class' go together: '{missing}' is missing"
             raise _fail("step_kind", message, (present,))
+        return self
+
+    @model_validator(mode="after")
+    def _save_with_load(self) -> StepParameters:
+        if (self.save is None) != (self.load is None):
+            present = "save" if self.save else "load"
+            raise _fail(
+                "custom_serializer",
+                "'save' and 'load' go together: give both or neither",
+                (present,),
+            )
         return self
 
     @property

@@ -1,0 +1,77 @@
+"""What a published version promises its readers: the pointer and the manifest.
+
+These documents are the contract between training (which writes them) and real-time handlers
+(which trust nothing else): every asset is named by its full URL with size and sha256, so a
+reader never recomputes a path and can refuse a corrupt file. Parsing is strict, so a malformed
+pointer or manifest is reported as such instead of being half-read.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+__all__ = ["AssetRecord", "Manifest", "Pointer", "StepRecord"]
+
+
+class _Document(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Pointer(_Document):
+    """``current.json``: which complete version handlers serve. Moved last, atomically."""
+
+    version: int = Field(ge=1)
+    manifest: str
+    published_at: str
+    rolled_back_from: int | None = None
+
+
+class AssetRecord(_Document):
+    """One fitted object of one step."""
+
+    url: str
+    size: int = Field(ge=0)
+    sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
+    serializer: str
+
+
+class StepRecord(_Document):
+    """What one training step did and what it cost."""
+
+    step_id: str
+    started_at: str
+    ended_at: str
+    rows_in: int
+    rows_out: int
+    columns_in: list[str]
+    fit_seconds: float
+    cpu_seconds: float
+    peak_memory_bytes: int
+    asset: AssetRecord | None = None
+    metrics: dict[str, dict[str, float]] = {}
+
+
+class Manifest(_Document):
+    """``versions/<N>/manifest.json``: everything needed to load, verify and audit version N."""
+
+    model: str
+    version: int = Field(ge=1)
+    definition_version: str | None
+    spec_hash: str
+    dag_id: str
+    run_id: str
+    created_at: str
+    published_at: str
+    steps: list[StepRecord]
+    metrics: dict[str, dict[str, float]]
+    parameters: dict[str, Any]
+    environment: dict[str, str]
+    comments: list[dict[str, str]]
+    sample_records: list[dict[str, Any]] = []
+
+    def asset(self, step_id: str) -> AssetRecord | None:
+        """The asset a step saved in this version, if it has one."""
+        record = next((s for s in self.steps if s.step_id == step_id), None)
+        return record.asset if record else None
