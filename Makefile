@@ -27,7 +27,8 @@ $(VENV)/.installed: pyproject.toml
 	touch $@
 
 run: setup
-	mkdir -p $(AIRFLOW_HOME) $(MODEL_STEPS_ASSETS_ROOT) $(MODEL_STEPS_DATA_ROOT)
+	mkdir -p $(AIRFLOW_HOME) $(MODEL_STEPS_ASSETS_ROOT)
+	test -f $(MODEL_STEPS_DATA_ROOT)/iris/train.csv || $(BIN)/model-steps example-data
 	$(BIN)/airflow standalone
 
 lint: setup

@@ -41,3 +41,36 @@ for leftover in ("_AIRFLOW_PARSING_CONTEXT_DAG_ID", "_AIRFLOW_PARSING_CONTEXT_TA
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     shutil.rmtree(AIRFLOW_HOME, ignore_errors=True)
+
+
+# ---- BEGIN S3 test server fixtures (tests/s3.py) ----------------------------------------------
+# One moto server per session, started on first use; a fresh bucket for every test that asks.
+# Kept as one block at the end of this file: nothing above depends on it.
+
+from collections.abc import Iterator  # noqa: E402
+from typing import Any  # noqa: E402
+
+from tests import s3 as s3_helpers  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def s3_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """The endpoint URL of the session's moto server; its process group dies at teardown."""
+    log = tmp_path_factory.mktemp("moto") / "moto_server.log"
+    with s3_helpers.MotoServer(log).start() as server:
+        yield server.endpoint
+
+
+@pytest.fixture
+def s3_storage_options(s3_server: str) -> dict[str, Any]:
+    """fsspec storage options for the session's server (fresh per test; botocore mutates them)."""
+    return s3_helpers.storage_options(s3_server)
+
+
+@pytest.fixture
+def s3_bucket(s3_server: str) -> str:
+    """The name of a new, empty bucket on the session's server, for this test alone."""
+    return s3_helpers.create_bucket(s3_server)
+
+
+# ---- END S3 test server fixtures --------------------------------------------------------------

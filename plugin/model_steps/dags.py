@@ -8,7 +8,8 @@ Airflow's message, and every other model's DAGs still load.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
+from dataclasses import asdict
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -16,16 +17,19 @@ from airflow.sdk import DAG, Asset, BaseOperator, Param
 from airflow.sdk.exceptions import AirflowFailException
 
 from model_steps import tasks
+from model_steps.credentials import model_storage_options
 from model_steps.errors import DefinitionError, PermanentError, Problem
 from model_steps.loader import BrokenDefinition, load_and_validate
 from model_steps.plan import (
     AssetRef,
     DagPlan,
     TaskPlan,
+    model_asset,
     model_name_of,
     plan_catalog,
     plan_invalid,
 )
+from model_steps.settings import load_settings
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -50,16 +54,14 @@ def _run_info(context: Context) -> tasks.RunInfo:
     )
 
 
-_ACTIONS: dict[str, Callable[[ModelSpec, str | None, tasks.RunInfo], Any]] = {
-    "train": lambda spec, step_id, run: tasks.train_step(spec, str(step_id), run),
-    "infer": lambda spec, step_id, run: tasks.infer_step(spec, str(step_id), run),
-    "publish": lambda spec, _step_id, run: tasks.publish(spec, run),
-}
-
-
 class ModelStepOperator(BaseOperator):
-    """Runs one train, infer or publish action of a model definition."""
+    """Runs one train, infer or publish action of a model definition.
 
+    ``rendered`` (the step's init arguments and data URLs) is a template field: Airflow renders
+    ``{{ ds }}`` or ``{{ params.C }}`` in it before the task runs, as native Python values.
+    """
+
+    template_fields = ("rendered",)
     ui_color = "#dbeafe"
 
     def __init__(
@@ -69,14 +71,30 @@ class ModelStepOperator(BaseOperator):
         self.action = action
         self.spec = spec
         self.step_id = step_id
+        step = next((s for s in spec.steps if s.id == step_id), None)
+        self.rendered = asdict(tasks.Rendered.templates(step)) if step else {}
 
     def execute(self, context: Context) -> Any:
         """Hand the run's facts to the Airflow-free task function.
 
         Failures that a retry cannot fix skip the remaining retries.
         """
+        env = tasks.environment(
+            self.spec, load_settings(), model_storage_options(self.spec.assets.conn_id)
+        )
+        run = _run_info(context)
         try:
-            return _ACTIONS[self.action](self.spec, self.step_id, _run_info(context))
+            if self.action == "publish":
+                result = tasks.publish(self.spec, run, env)
+                outlet = _asset(model_asset(self.spec.name))
+                context["outlet_events"][outlet].extra = {
+                    "model": self.spec.name,
+                    "version": result["version"],
+                    "manifest": result["manifest"],
+                }
+                return result
+            step = tasks.train_step if self.action == "train" else tasks.infer_step
+            return step(self.spec, str(self.step_id), run, env, tasks.Rendered(**self.rendered))
         except PermanentError as error:
             raise AirflowFailException(str(error)) from error
 
@@ -135,6 +153,7 @@ def build_dag(plan: DagPlan) -> DAG:
             name: Param(p.default, description=p.description, **p.schema)
             for name, p in plan.params.items()
         },
+        render_template_as_native_obj=True,
         auto_register=False,
     ) as dag:
         operators = {task.task_id: _operator(plan, task) for task in plan.tasks}

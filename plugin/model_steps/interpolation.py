@@ -50,11 +50,12 @@ def interpolate(
     on_problem: Callable[[tuple[str | int, ...], str], None],
     loc: tuple[str | int, ...] = (),
 ) -> Any:
-    """Replace references in every string value of ``data``, in place, keeping containers.
+    """A plain copy of ``data`` (dicts, lists, scalars) with every reference substituted.
 
-    Containers are edited in place so the positions the YAML reader attached to them survive.
-    Each unresolved reference is reported through ``on_problem(loc, message)`` and the text is
-    left as written, so validation still runs and reports the file's other problems too.
+    The copy is made of plain containers on purpose: the reader's positioned containers stay
+    with the source for locating errors, and never leak into a validated definition. Each
+    unresolved reference is reported through ``on_problem(loc, message)`` and its text is kept
+    as written, so validation still runs and reports the file's other problems too.
     """
     if isinstance(data, str):
         if "${" not in data:
@@ -65,9 +66,7 @@ def interpolate(
             on_problem(loc, str(problem))
             return data
     if isinstance(data, dict):
-        for key, value in data.items():
-            data[key] = interpolate(value, environ, on_problem, (*loc, key))
-    elif isinstance(data, list):
-        for index, value in enumerate(data):
-            data[index] = interpolate(value, environ, on_problem, (*loc, index))
+        return {k: interpolate(v, environ, on_problem, (*loc, k)) for k, v in data.items()}
+    if isinstance(data, list):
+        return [interpolate(v, environ, on_problem, (*loc, i)) for i, v in enumerate(data)]
     return data

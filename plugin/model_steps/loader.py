@@ -19,6 +19,7 @@ from typing import Any
 from pydantic import BaseModel, ValidationError
 
 from model_steps.errors import Problem, did_you_mean
+from model_steps.imports import allowed_imports, refused_references
 from model_steps.interpolation import interpolate
 from model_steps.source import Position, SourceError, duplicates, has_child, locate, read_yaml
 from model_steps.spec import KIND, SEMANTIC, ModelSpec, structural_issues
@@ -89,8 +90,13 @@ def _walk(folder: Path) -> Iterator[Path]:
                 yield Path(root, name)
 
 
-def load_file(path: Path, environ: Mapping[str, str]) -> LoadedModel | BrokenDefinition | None:
-    """Load one file; ``None`` when it is not a model definition (other YAML is left alone)."""
+def load_file(
+    path: Path, environ: Mapping[str, str], allowed: Sequence[str]
+) -> LoadedModel | BrokenDefinition | None:
+    """Load one file; ``None`` when it is not a model definition (other YAML is left alone).
+
+    ``allowed`` lists the module prefixes a definition may name (the import allow-list).
+    """
     try:
         raw = path.read_bytes()
     except OSError as error:
@@ -113,7 +119,7 @@ def load_file(path: Path, environ: Mapping[str, str]) -> LoadedModel | BrokenDef
         )
     if not _is_model(data):
         return None
-    return _validate(path, data, environ)
+    return _validate(path, data, environ, allowed)
 
 
 def _is_model(data: dict[str, Any]) -> bool:
@@ -137,7 +143,7 @@ class _Finding:
 
 
 def _validate(
-    path: Path, data: dict[str, Any], environ: Mapping[str, str]
+    path: Path, data: dict[str, Any], environ: Mapping[str, str], allowed: Sequence[str]
 ) -> LoadedModel | BrokenDefinition:
     findings = [
         _Finding(
@@ -154,12 +160,15 @@ def _validate(
         unresolved.append(loc)
         findings.append(_Finding(loc, "env_var", message))
 
-    interpolate(data, environ, unresolved_reference)
-    spec, schema_findings = _check(data)
+    spec, schema_findings = _check(data, interpolate(data, environ, unresolved_reference))
     # A value still holding an unresolved ${VAR} was already reported; its own checks are noise.
     findings += [f for f in schema_findings if not any(_under(f.loc, u) for u in unresolved)]
     if spec is None:
         findings += _structural(data, findings)
+    else:  # a YAML file must not be a way to run os.system: names are checked, not imported
+        findings += [
+            _Finding(loc, "import_refused", text) for loc, text in refused_references(spec, allowed)
+        ]
     name = data.get("name") if isinstance(data.get("name"), str) else None
     if findings:
         problems = [_located(path, data, f) for f in findings]
@@ -170,11 +179,12 @@ def _validate(
     return LoadedModel(path, spec)
 
 
-def _check(data: Any) -> tuple[ModelSpec | None, list[_Finding]]:
+def _check(source: Any, plain: Any) -> tuple[ModelSpec | None, list[_Finding]]:
+    """Validate the interpolated ``plain`` copy; locate problems in the positioned ``source``."""
     try:
-        return ModelSpec.model_validate(data), []
+        return ModelSpec.model_validate(plain), []
     except ValidationError as error:
-        return None, _findings(data, error)
+        return None, _findings(source, error)
 
 
 def _findings(data: Any, error: ValidationError) -> list[_Finding]:
@@ -379,8 +389,12 @@ def load_and_validate(
     environ: Mapping[str, str],
     *,
     only: str | None = None,
+    allowed: Sequence[str] | None = None,
 ) -> Catalog:
     """Load every model definition under ``paths`` and check rules across files.
+
+    ``allowed`` is the import allow-list; by default the scientific stack, the prefixes the
+    environment adds, and the modules beside the definitions (their DAGs folder's own code).
 
     With ``only``, a model name, files named after the model (``<name>.yaml``) are tried first
     and the first that defines it wins without reading the rest: this is how a task start
@@ -388,12 +402,15 @@ def load_and_validate(
     so both paths agree on which definition a name means.
     """
     files = find_definition_files(paths)
+    if allowed is None:
+        folders = {p if p.is_dir() else p.parent for p in paths}
+        allowed = sorted({a for folder in folders for a in allowed_imports(environ, folder)})
     if only is not None:
         for path in (f for f in files if f.stem == only):
-            result = load_file(path, environ)
+            result = load_file(path, environ, allowed)
             if isinstance(result, LoadedModel) and result.spec.name == only:
                 return Catalog((result,), ())
-    results = [r for r in (load_file(path, environ) for path in files) if r is not None]
+    results = [r for r in (load_file(path, environ, allowed) for path in files) if r is not None]
     return _resolve_names(results)
 
 

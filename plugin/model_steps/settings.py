@@ -13,29 +13,49 @@ __all__ = ["Settings", "load_settings"]
 
 @dataclass(frozen=True)
 class Settings:
-    """Where definitions live and the environment their ``${VAR}`` references resolve in."""
+    """Where definitions and assets live, and the environment ``${VAR}`` references resolve in."""
 
     dags_folder: Path
+    assets_root: str
     environ: Mapping[str, str]
+
+    @property
+    def allowed_imports(self) -> tuple[str, ...]:
+        """Module prefixes a definition may name (the scientific stack and the DAGs folder's)."""
+        from model_steps.imports import allowed_imports
+
+        return allowed_imports(self.environ, self.dags_folder)
 
 
 def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
-    """Settings from the environment, resolving the DAGs folder the way Airflow does.
+    """Settings from the environment and ``airflow.cfg``, resolved the way Airflow does.
 
-    ``MODEL_STEPS_DAGS_FOLDER`` wins, then ``AIRFLOW__CORE__DAGS_FOLDER``, then ``dags_folder``
-    in ``$AIRFLOW_HOME/airflow.cfg``, then ``$AIRFLOW_HOME/dags``. Airflow itself is not
+    DAGs folder: ``MODEL_STEPS_DAGS_FOLDER``, ``AIRFLOW__CORE__DAGS_FOLDER``, ``[core]
+    dags_folder``, then ``$AIRFLOW_HOME/dags``. Default assets root (for models without
+    ``assets.root``): ``MODEL_STEPS_ASSETS_ROOT``, ``AIRFLOW__MODEL_STEPS__ASSETS_ROOT``,
+    ``[model_steps] assets_root``, then ``$AIRFLOW_HOME/model-assets``. Airflow itself is not
     imported: importing it writes a default config file, a side effect a linter must not have.
     """
     env = dict(os.environ if environ is None else environ)
-    folder = env.get("MODEL_STEPS_DAGS_FOLDER") or env.get("AIRFLOW__CORE__DAGS_FOLDER")
-    return Settings(
-        dags_folder=Path(folder) if folder else _airflow_cfg_dags_folder(env), environ=env
-    )
-
-
-def _airflow_cfg_dags_folder(env: Mapping[str, str]) -> Path:
     home = Path(env.get("AIRFLOW_HOME") or Path.home() / "airflow").expanduser()
     config = configparser.ConfigParser(interpolation=None)
     config.read(home / "airflow.cfg")
-    configured = config.get("core", "dags_folder", fallback="")
-    return Path(configured.replace("{AIRFLOW_HOME}", str(home))) if configured else home / "dags"
+
+    def setting(names: tuple[str, ...], section: str, key: str, default: str) -> str:
+        value = next((env[n] for n in names if env.get(n)), None)
+        value = value or config.get(section, key, fallback="") or default
+        return value.replace("{AIRFLOW_HOME}", str(home))
+
+    folder = setting(
+        ("MODEL_STEPS_DAGS_FOLDER", "AIRFLOW__CORE__DAGS_FOLDER"),
+        "core",
+        "dags_folder",
+        str(home / "dags"),
+    )
+    root = setting(
+        ("MODEL_STEPS_ASSETS_ROOT", "AIRFLOW__MODEL_STEPS__ASSETS_ROOT"),
+        "model_steps",
+        "assets_root",
+        str(home / "model-assets"),
+    )
+    return Settings(dags_folder=Path(folder), assets_root=root, environ=env)

@@ -12,6 +12,7 @@ problem in a file at once, each on its own line.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 from collections.abc import Sequence
@@ -59,6 +60,7 @@ __all__ = [
     "parse_duration",
     "schedule_kind",
     "semantic_issues",
+    "spec_hash",
     "structural_issues",
 ]
 
@@ -465,6 +467,11 @@ class Assets(Strict):
     """Folder under the root holding this model; the model's name when left out."""
     conn_id: str | None = None
     """Airflow connection holding the store's credentials (e.g. an AWS connection)."""
+    keep_versions: int | None = Field(None, ge=1)
+    """Retention: keep the newest N versions after each publish (plus the current and pinned
+    ones); all versions are kept when left out."""
+    pinned_versions: list[Annotated[int, Field(ge=1)]] = []
+    """Versions retention never deletes (e.g. the one a regulator signed off)."""
 
 
 class Schedule(Strict):
@@ -782,6 +789,27 @@ def _data_issues(model: ModelSpec, index: int, step: Step) -> list[Issue]:
             )
         )
     return issues
+
+
+OUTPUT_NEUTRAL = {"name", "description", "airflow", "has_assets", "assets_root"}
+"""Step fields that cannot change what a step computes: left out of the spec hash."""
+
+
+def spec_hash(model: ModelSpec) -> str:
+    """Digest of everything that can change outputs; "the same model" means the same hash.
+
+    Steps (what runs, on which data, with which arguments) and parameter defaults count;
+    comments, descriptions and schedules do not.
+    """
+    canonical = {
+        "steps": [
+            step.model_dump(mode="json", by_alias=True, exclude=OUTPUT_NEUTRAL)
+            for step in model.steps
+        ],
+        "parameters": {name: p.default for name, p in sorted(model.parameters.items())},
+    }
+    text = json.dumps(canonical, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(text.encode()).hexdigest()
 
 
 def json_schema() -> dict[str, Any]:

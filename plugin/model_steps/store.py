@@ -25,6 +25,7 @@ import hashlib
 import json
 import os
 import re
+import shutil
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
@@ -68,10 +69,9 @@ def open_store(url: str, storage_options: Mapping[str, Any] | None = None) -> Mo
 
 def _filesystem(url: str, options: Mapping[str, Any]) -> tuple[Any, str]:
     """The filesystem for ``url``; local folders are created on write, as they are on S3."""
-    fs, path = fsspec.core.url_to_fs(url, **options)
-    if hasattr(fs, "auto_mkdir"):
-        fs.auto_mkdir = True
-    return fs, path
+    if fsspec.utils.get_protocol(url) in ("file", "local"):
+        options = {**options, "auto_mkdir": True}  # its own cached instance, not the shared one
+    return fsspec.core.url_to_fs(url, **options)  # type: ignore[no-any-return]
 
 
 @dataclass(frozen=True)
@@ -124,14 +124,16 @@ class ModelStore:
         return None if data is None else _parse(Pointer, data, self.url(POINTER))
 
     def pointer_tag(self) -> str | None:
-        """A cheap fingerprint of the pointer (ETag, or mtime and size): one metadata request."""
+        """A cheap fingerprint of the pointer; ``None`` when nothing is published.
+
+        On S3 an ETag (one metadata request); elsewhere a digest of the small file.
+        """
         try:
-            info = self.fs.info(self.path(POINTER), refresh=True)
+            return self._conditional.tag(self.path(POINTER))
         except FileNotFoundError:
             return None
         except Exception as error:
             raise StoreUnavailableError(f"cannot reach {self.url(POINTER)}: {error}") from error
-        return str(info.get("ETag") or f"{info.get('mtime', info.get('created'))}:{info['size']}")
 
     def manifest(self, version: int) -> Manifest:
         """The manifest of a complete version."""
@@ -169,19 +171,28 @@ class ModelStore:
     def download_asset(self, record: AssetRecord, local_path: str) -> None:
         """Copy an asset to a local file, verifying it as it streams (for large assets)."""
         fs, path = self._fs_for(record.url)
+        partial = f"{local_path}.partial"
         try:
-            with fs.open(path, "rb") as source, open(local_path, "wb") as target:
-                size, digest = _copy(source, target)
-        except Exception as error:
-            raise StoreUnavailableError(f"cannot read {record.url}: {error}") from error
-        _verify(record, size, digest)
+            try:
+                with fs.open(path, "rb") as source, open(partial, "wb") as target:
+                    size, digest = _copy(source, target)
+            except Exception as error:
+                raise StoreUnavailableError(f"cannot read {record.url}: {error}") from error
+            _verify(record, size, digest)
+            os.replace(partial, local_path)  # only a verified file ever appears at local_path
+        finally:
+            with contextlib.suppress(FileNotFoundError):
+                os.remove(partial)
 
     # -- writing a run's scratch -------------------------------------------------------------
 
     def write_bytes(self, url: str, data: bytes) -> tuple[int, str]:
         """Write ``data`` at ``url``; returns its size and sha256 for the manifest."""
         fs, path = self._fs_for(url)
-        fs.pipe_file(path, data)
+        try:
+            fs.pipe_file(path, data)
+        except Exception as error:
+            raise StoreUnavailableError(f"cannot write {url}: {error}") from error
         return len(data), hashlib.sha256(data).hexdigest()
 
     def upload_file(self, local_path: str, url: str) -> tuple[int, str]:
@@ -216,8 +227,10 @@ class ModelStore:
     ) -> Pointer:
         """Publish staged assets as the next version; the pointer moves last, forward only.
 
-        A crash anywhere before the pointer write leaves ``current.json`` as it was; the
-        claimed number then stays unused (numbers only grow) and retention removes it.
+        Returns this publish's pointer; if a newer version was published meanwhile, the
+        current pointer stays on it and this version remains available for rollback. A crash
+        anywhere before the pointer write leaves ``current.json`` as it was; the claimed
+        number then stays unused (numbers only grow) and retention removes it.
         """
         version = self._claim()
         records = {asset.step_id: self._promote(asset, version) for asset in staged}
@@ -230,7 +243,8 @@ class ModelStore:
             manifest=self.url("versions", str(version), MANIFEST),
             published_at=manifest.published_at,
         )
-        return self._move_pointer(pointer, forward_only=True)
+        self._move_pointer(pointer, forward_only=True)
+        return pointer
 
     def rollback(self, version: int) -> Pointer:
         """Point handlers back at an older complete version; nothing is rewritten."""
@@ -300,32 +314,36 @@ class ModelStore:
             found = self.fs.glob(self.path("versions", "*", CLAIM))
         except FileNotFoundError:
             return []
+        except Exception as error:
+            raise StoreUnavailableError(f"cannot list {self.url('versions')}: {error}") from error
         return [int(n) for n in _version_numbers(found)]
 
     def _promote(self, asset: StagedAsset, version: int) -> AssetRecord:
-        """Move a staged asset to its version folder and check it arrived whole."""
+        """Copy a staged asset to its version folder and check it arrived whole.
+
+        A copy, not a move: if this publish fails later, a retry finds the scratch intact.
+        """
         target = f"{asset.root.rstrip('/')}/versions/{version}/{asset.step_id}/{asset.identifier}"
         source_fs, source = self._fs_for(asset.url)
         target_fs, target_path = self._fs_for(target)
         if source_fs is target_fs:
-            target_fs.makedirs(target_path.rsplit("/", 1)[0], exist_ok=True)
-            target_fs.mv(source, target_path)
+            _conditional_writes(target_fs).duplicate(source, target_path)
         else:
             with source_fs.open(source, "rb") as src, target_fs.open(target_path, "wb") as dst:
                 _copy(src, dst)
-        size = (
-            target_fs.info(target_path, refresh=True)["size"]
-            if _takes_refresh(target_fs)
-            else target_fs.info(target_path)["size"]
+        info = target_fs.info(
+            target_path, **({"refresh": True} if _takes_refresh(target_fs) else {})
         )
-        record = AssetRecord(
-            url=target, size=asset.size, sha256=asset.sha256, serializer=asset.serializer
-        )
-        if size != asset.size:
+        if info["size"] != asset.size:
             raise ChecksumMismatchError(
-                f"{target} has {size} bytes after publishing, {asset.size} were staged"
+                f"{target} has {info['size']} bytes after publishing, {asset.size} were staged"
             )
-        return record
+        return AssetRecord(
+            url=str(target_fs.unstrip_protocol(target_path)),
+            size=asset.size,
+            sha256=asset.sha256,
+            serializer=asset.serializer,
+        )
 
     def _move_pointer(self, pointer: Pointer, *, forward_only: bool) -> Pointer:
         """Compare-and-swap the pointer; with ``forward_only`` a newer pointer is left alone."""
@@ -346,7 +364,11 @@ class ModelStore:
         )
 
     def _delete_version(self, version: int) -> None:
-        manifest = self.manifest(version)
+        try:
+            manifest = self.manifest(version)
+        except CorruptDocumentError:  # nothing can serve it; remove what is in its folder
+            self.fs.rm(self.path("versions", str(version)), recursive=True)
+            return
         for step in manifest.steps:
             if step.asset and not step.asset.url.startswith(self.url("versions")):
                 fs, path = self._fs_for(step.asset.url)
@@ -425,7 +447,13 @@ class _Conflict(Exception):
 class _ConditionalWrites(Protocol):
     def create(self, path: str, data: bytes) -> None: ...
     def read(self, path: str) -> tuple[bytes, str] | None: ...
+    def tag(self, path: str) -> str: ...
     def swap(self, path: str, data: bytes, tag: str | None) -> None: ...
+    def duplicate(self, source: str, target: str) -> None: ...
+
+
+def _digest(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
 
 
 class _S3Writes:
@@ -439,10 +467,16 @@ class _S3Writes:
 
     def read(self, path: str) -> tuple[bytes, str] | None:
         try:
-            tag = self.fs.info(path, refresh=True)["ETag"]
-            return self.fs.cat_file(path), str(tag)
+            tag = self.tag(path)
+            return self.fs.cat_file(path), tag
         except FileNotFoundError:
             return None
+
+    def tag(self, path: str) -> str:
+        return str(self.fs.info(path, refresh=True)["ETag"])
+
+    def duplicate(self, source: str, target: str) -> None:
+        self.fs.copy(source, target)  # server-side copy
 
     def swap(self, path: str, data: bytes, tag: str | None) -> None:
         try:
@@ -459,29 +493,34 @@ class _S3Writes:
 
 
 class _LocalWrites:
-    """Local disk: ``O_EXCL`` to create once; a ``flock`` plus ``os.replace`` to swap.
+    """Local disk: ``os.link`` of a complete temporary file to create once; ``flock`` + replace.
 
-    The lock dies with its process, so a killed publisher never leaves the pointer locked.
+    ``os.link`` fails if the name exists, so a document is created exactly once. A crash never
+    leaves a half-written document under its final name, and the lock dies with its process,
+    so a killed publisher never leaves the pointer locked.
     """
 
     def __init__(self, fs: Any) -> None:
         self.fs = fs
 
     def create(self, path: str, data: bytes) -> None:
-        os.makedirs(os.path.dirname(path), exist_ok=True)
-        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
-        with os.fdopen(descriptor, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
+        temporary = self._write_temporary(path, data)
+        try:
+            os.link(temporary, path)
+        finally:
+            os.remove(temporary)
 
     def read(self, path: str) -> tuple[bytes, str] | None:
         try:
             with open(path, "rb") as handle:
-                stat = os.fstat(handle.fileno())
-                return handle.read(), f"{stat.st_ino}:{stat.st_mtime_ns}:{stat.st_size}"
+                data = handle.read()
         except FileNotFoundError:
             return None
+        return data, _digest(data)
+
+    def tag(self, path: str) -> str:
+        with open(path, "rb") as handle:
+            return _digest(handle.read())
 
     def swap(self, path: str, data: bytes, tag: str | None) -> None:
         os.makedirs(os.path.dirname(path), exist_ok=True)
@@ -490,12 +529,27 @@ class _LocalWrites:
             current = self.read(path)
             if (current[1] if current else None) != tag:
                 raise _Conflict
-            temporary = f"{path}.{os.getpid()}.{threading.get_ident()}.tmp"
-            with open(temporary, "wb") as handle:
-                handle.write(data)
-                handle.flush()
-                os.fsync(handle.fileno())
-            os.replace(temporary, path)
+            os.replace(self._write_temporary(path, data), path)
+
+    def duplicate(self, source: str, target: str) -> None:
+        """A hard link: instant, and the staged file stays for a retried publish."""
+        os.makedirs(os.path.dirname(target), exist_ok=True)
+        with contextlib.suppress(FileNotFoundError):
+            os.remove(target)  # left by an earlier, interrupted attempt
+        try:
+            os.link(source, target)
+        except OSError:  # another filesystem, or links not supported
+            shutil.copyfile(source, target)
+
+    @staticmethod
+    def _write_temporary(path: str, data: bytes) -> str:
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        temporary = f"{path}.{os.getpid()}.{threading.get_ident()}.tmp"
+        with open(temporary, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        return temporary
 
 
 class _MemoryWrites:
@@ -517,7 +571,13 @@ class _MemoryWrites:
             if not self.fs.exists(path):
                 return None
             data: bytes = self.fs.cat_file(path)
-            return data, hashlib.sha256(data).hexdigest()
+            return data, _digest(data)
+
+    def tag(self, path: str) -> str:
+        return _digest(self.fs.cat_file(path))
+
+    def duplicate(self, source: str, target: str) -> None:
+        self.fs.copy(source, target)
 
     def swap(self, path: str, data: bytes, tag: str | None) -> None:
         with self._lock:
@@ -541,6 +601,7 @@ class _ReadOnly:
     """A backend without conditional writes can be read (served) but not published to."""
 
     def __init__(self, fs: Any) -> None:
+        self.fs = fs
         self.protocol = fs.protocol
 
     def _refuse(self, *args: Any) -> Any:
@@ -550,6 +611,13 @@ class _ReadOnly:
         )
 
     create = read = swap = _refuse
+
+    def tag(self, path: str) -> str:
+        info = self.fs.info(path)
+        return str(info.get("ETag") or f"{info.get('mtime')}:{info['size']}")
+
+    def duplicate(self, source: str, target: str) -> None:
+        self.fs.copy(source, target)
 
 
 def _conditional_writes(fs: Any) -> _ConditionalWrites:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import os
 import shutil
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -34,10 +36,42 @@ def airflow_db() -> None:
 
 
 @pytest.fixture(scope="session")
-def session_dags(airflow_db: None) -> Path:
-    """The session's DAGs folder: the repository's examples plus one broken definition."""
+def example_data() -> Path:
+    """The example models' data, written once from scikit-learn's bundled datasets."""
+    from model_steps.examples import write_example_data
+
+    root = Path(os.environ["MODEL_STEPS_DATA_ROOT"])
+    write_example_data(root)
+    return root
+
+
+@pytest.fixture(scope="session")
+def s3_models(s3_server: str) -> dict[str, Any]:
+    """A bucket on the session's S3 server and the Airflow connection the S3 model names."""
+    import s3fs
+
+    options = {
+        "key": "testing",
+        "secret": "testing",
+        "client_kwargs": {"endpoint_url": s3_server, "region_name": "us-east-1"},
+    }
+    s3fs.S3FileSystem(**options).call_s3("create_bucket", Bucket="model-steps-e2e")
+    connection = {
+        "conn_type": "aws",
+        "login": "testing",
+        "password": "testing",
+        "extra": {"endpoint_url": s3_server, "region_name": "us-east-1"},
+    }
+    os.environ["AIRFLOW_CONN_MODEL_STEPS_S3"] = json.dumps(connection)
+    os.environ["S3_ASSETS_ROOT"] = "s3://model-steps-e2e/models"
+    return {"root": os.environ["S3_ASSETS_ROOT"], "storage_options": options}
+
+
+@pytest.fixture(scope="session")
+def session_dags(airflow_db: None, s3_models: dict[str, Any]) -> Path:
+    """The session's DAGs folder: the examples, a broken definition and an S3-backed model."""
     shutil.copytree(EXAMPLES, SESSION_DAGS, dirs_exist_ok=True)
-    shutil.copytree(DATA / "dagbag", SESSION_DAGS / "broken", dirs_exist_ok=True)
+    shutil.copytree(DATA / "dagbag", SESSION_DAGS, dirs_exist_ok=True)
     return SESSION_DAGS
 
 

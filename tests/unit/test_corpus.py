@@ -16,8 +16,9 @@ from model_steps.loader import load_and_validate
 SPECS = Path(__file__).resolve().parents[1] / "data" / "specs"
 INVALID = SPECS / "invalid"
 VALID = SPECS / "valid"
-ENVIRON = {"ASSETS_ROOT": "s3://bucket/models"}
-KINDS = {"syntax", "schema", "semantic", "env"}
+# The corpus stands in for a DAGs folder whose own code lives in `model_code`.
+ENVIRON = {"ASSETS_ROOT": "s3://bucket/models", "MODEL_STEPS_ALLOWED_IMPORTS": "model_code"}
+KINDS = {"syntax", "schema", "semantic", "env", "security"}
 
 INVALID_CASES = sorted(INVALID.rglob("*.yaml"))
 VALID_CASES = sorted(VALID.glob("*.yaml"))

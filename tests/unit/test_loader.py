@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 from pathlib import Path
 
 from model_steps.errors import format_problem
@@ -107,3 +108,16 @@ def test_loading_one_model_falls_back_to_reading_all_files(tmp_path: Path) -> No
 def test_an_unreadable_path_is_a_problem_not_a_crash(tmp_path: Path) -> None:
     (broken,) = load_and_validate([tmp_path / "missing.yaml"], {}).broken
     assert broken.problems[0].code == "unreadable"
+
+
+def test_loaded_definitions_hold_plain_data_that_survives_copying(tmp_path: Path) -> None:
+    text = definition("churn").replace(
+        "      package: sklearn.linear_model",
+        "      init: {pairs: [[bmi, bp]], options: {a: [1]}}\n      package: sklearn.linear_model",
+    )
+    write(tmp_path, "churn.yaml", text)
+    (model,) = load_and_validate([tmp_path], {}).models
+    init = model.spec.steps[0].parameters.init
+    assert copy.deepcopy(init) == {"pairs": [["bmi", "bp"]], "options": {"a": [1]}}
+    assert type(init["pairs"]) is list
+    assert type(init["options"]) is dict

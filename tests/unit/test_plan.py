@@ -25,7 +25,7 @@ airflow:
 steps:
   - id: prepare
     parameters:
-      callable: features.clean:run
+      callable: sklearn.preprocessing:normalize
       input:
         train: {url: data/train.csv}
         infer: {url: data/score.csv}

@@ -1,0 +1,105 @@
+"""Tables in and out: the user's data through fsspec, and the frames tasks hand each other.
+
+User tables are csv, parquet or JSON lines at any fsspec URL (a local path, ``s3://``,
+``memory://``). Frames passed between tasks are parquet bytes, which keep dtypes, column names
+and the index (so features and labels stay aligned after a shuffled split). pandas is imported
+only when a table is actually read or written.
+"""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import fsspec
+from fsspec.implementations.local import LocalFileSystem
+
+from model_steps.errors import PermanentError
+from model_steps.imports import library
+
+if TYPE_CHECKING:
+    from pandas import DataFrame  # type: ignore[import-untyped, unused-ignore]
+
+__all__ = ["FORMATS", "frame_from_bytes", "frame_to_bytes", "read_table", "write_table"]
+
+READ_DEFAULTS: Mapping[str, Mapping[str, Any]] = {
+    "csv": {},
+    "parquet": {},
+    "json": {"lines": True},
+}
+"""Format -> keyword arguments of ``pandas.read_<format>`` that ``options`` can override."""
+WRITE_DEFAULTS: Mapping[str, Mapping[str, Any]] = {
+    "csv": {"index": False},
+    "parquet": {"index": False},
+    "json": {"orient": "records", "lines": True},
+}
+"""Format -> keyword arguments of ``DataFrame.to_<format>``: tables hold columns, not the index."""
+FORMATS = tuple(READ_DEFAULTS)
+
+
+def read_table(
+    url: str,
+    fmt: str,
+    *,
+    storage_options: Mapping[str, Any] | None = None,
+    options: Mapping[str, Any] | None = None,
+) -> DataFrame:
+    """Read a csv, parquet or JSON lines table; ``options`` go to the pandas reader.
+
+    Raises:
+        FileNotFoundError: nothing is at ``url`` (the message names it).
+    """
+    kwargs = {**_defaults(READ_DEFAULTS, fmt), **(options or {})}
+    reader = getattr(library("pandas"), f"read_{fmt}")
+    try:
+        with fsspec.open(url, "rb", **(storage_options or {})) as handle:
+            return reader(handle, **kwargs)
+    except FileNotFoundError as error:
+        raise FileNotFoundError(f"no {fmt} table at {url!r}: {error}") from error
+
+
+def write_table(
+    frame: DataFrame,
+    url: str,
+    fmt: str,
+    *,
+    storage_options: Mapping[str, Any] | None = None,
+    options: Mapping[str, Any] | None = None,
+) -> int:
+    """Write ``frame`` as one whole file and return its size in bytes.
+
+    The table is encoded in memory first, so a failed encoding never leaves half a file, and
+    local parent folders are created the way object stores create them implicitly.
+    """
+    kwargs = {**_defaults(WRITE_DEFAULTS, fmt), **(options or {})}
+    buffer = io.BytesIO()
+    getattr(frame, f"to_{fmt}")(buffer, **kwargs)
+    data = buffer.getvalue()
+    fs, path = fsspec.core.url_to_fs(url, **(storage_options or {}))
+    if isinstance(fs, LocalFileSystem):
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+    fs.pipe_file(path, data)
+    return len(data)
+
+
+def _defaults(table: Mapping[str, Mapping[str, Any]], fmt: str) -> Mapping[str, Any]:
+    if fmt not in table:
+        raise PermanentError(f"unknown table format {fmt!r}: expected one of {', '.join(FORMATS)}")
+    return table[fmt]
+
+
+def frame_to_bytes(frame: DataFrame) -> bytes:
+    """Parquet bytes of ``frame`` with its index, for data one task hands the next.
+
+    Column names must be strings (parquet's rule); put a label Series in as a named column.
+    """
+    buffer = io.BytesIO()
+    frame.to_parquet(buffer)
+    return buffer.getvalue()
+
+
+def frame_from_bytes(data: bytes) -> DataFrame:
+    """The frame :func:`frame_to_bytes` encoded, with the same dtypes, columns and index."""
+    return library("pandas").read_parquet(io.BytesIO(data))

@@ -1,0 +1,245 @@
+"""The import allow-list: which modules a model definition may name.
+
+A definition names code to run (``package`` + ``class``, ``callable``, ``save``/``load``,
+``pkg.mod:fn`` metrics). Without a limit a YAML file would be a way to run ``os.system``, so
+only module prefixes on the allow-list are imported: the scientific stack, the deployment's own
+additions (``MODEL_STEPS_ALLOWED_IMPORTS``) and the modules in the DAGs folder, which are already
+trusted code. Checking a definition (:func:`refused_references`) imports nothing.
+
+References are written ``package.module:attribute`` (the ``callable`` form) or
+``package.module.Attribute`` (the last dotted component is the attribute).
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Iterator, Mapping, Sequence
+from pathlib import Path
+from types import ModuleType
+from typing import TYPE_CHECKING, Any, TypeAlias
+
+from model_steps.errors import PermanentError, did_you_mean
+
+if TYPE_CHECKING:
+    from model_steps.spec import ModelSpec, StepParameters
+
+__all__ = [
+    "DEFAULT_ALLOWED",
+    "ENV_VARS",
+    "ImportRefusedError",
+    "MissingAttributeError",
+    "MissingModuleError",
+    "allowed_imports",
+    "import_object",
+    "is_allowed",
+    "library",
+    "refused_references",
+]
+
+DEFAULT_ALLOWED = ("sklearn", "xgboost", "lightgbm", "numpy", "pandas", "scipy")
+ENV_VARS = ("MODEL_STEPS_ALLOWED_IMPORTS", "AIRFLOW__MODEL_STEPS__ALLOWED_IMPORTS")
+"""Comma-separated module prefixes that extend :data:`DEFAULT_ALLOWED` (both are read)."""
+LOADER_FILE = "model_steps_loader.py"
+ML_LIBRARIES = frozenset({"pandas", "sklearn", "pyarrow", "joblib", "skops"})
+"""Libraries the package's ``ml`` extra installs, so their hint names the extra."""
+PIP_NAMES = {"sklearn": "scikit-learn", "yaml": "PyYAML", "skimage": "scikit-image"}
+"""Import names whose distribution on PyPI is called something else."""
+
+Location: TypeAlias = tuple[str | int, ...]
+
+
+class ImportRefusedError(PermanentError):
+    """A definition names a module outside the allow-list, or a private attribute."""
+
+    def __init__(self, message: str, *, module: str, allowed: Sequence[str]) -> None:
+        super().__init__(message)
+        self.module = module
+        self.allowed = tuple(allowed)
+
+
+class MissingModuleError(PermanentError):
+    """An allowed module is not installed where the task runs."""
+
+    def __init__(self, message: str, *, module: str) -> None:
+        super().__init__(message)
+        self.module = module
+
+
+class MissingAttributeError(PermanentError):
+    """The module imports but has no attribute of the name the definition gives."""
+
+    def __init__(self, message: str, *, suggestions: Sequence[str] = ()) -> None:
+        super().__init__(message)
+        self.suggestions = tuple(suggestions)
+
+
+def allowed_imports(environ: Mapping[str, str], dags_folder: Path | None) -> tuple[str, ...]:
+    """The defaults, the prefixes the deployment adds and the DAGs folder's top-level modules.
+
+    Only file names are read: the folder's code is never imported here.
+    """
+    extra = (
+        prefix.strip()
+        for name in ENV_VARS
+        for prefix in environ.get(name, "").split(",")
+        if prefix.strip()
+    )
+    return tuple(dict.fromkeys((*DEFAULT_ALLOWED, *extra, *_dags_folder_modules(dags_folder))))
+
+
+def _dags_folder_modules(folder: Path | None) -> list[str]:
+    """Packages (with ``__init__.py``) and ``*.py`` modules directly in the DAGs folder."""
+    if folder is None or not folder.is_dir():
+        return []
+    names = []
+    for entry in sorted(folder.iterdir()):
+        if entry.is_dir() and (entry / "__init__.py").is_file():
+            names.append(entry.name)
+        elif entry.suffix == ".py" and entry.name != LOADER_FILE:
+            names.append(entry.stem)
+    return [name for name in names if name.isidentifier()]
+
+
+def is_allowed(module: str, allowed: Sequence[str]) -> bool:
+    """Whether ``module`` is one of the prefixes or below one, matching whole components.
+
+    ``sklearn.linear_model`` is below ``sklearn``; ``sklearn_evil`` is not.
+    """
+    return any(module == prefix or module.startswith(f"{prefix}.") for prefix in allowed)
+
+
+def import_object(reference: str, allowed: Sequence[str]) -> Any:
+    """Import ``package.module:attribute`` (or ``package.module.Attribute``) if allowed.
+
+    The check runs before anything is imported, and again on where the object was defined,
+    so an allowed module cannot hand out what it imported from elsewhere (``pkg.mod:system``).
+
+    Raises:
+        ImportRefusedError: the module is not allowed or the attribute is private.
+        MissingModuleError: the module is not installed.
+        MissingAttributeError: the module has no such attribute.
+    """
+    module_name, attribute = _split_reference(reference)
+    _refuse(module_name, attribute, allowed, reference)
+    module = _import_module(module_name, reference)
+    if not hasattr(module, attribute):
+        public = [name for name in dir(module) if not name.startswith("_")]
+        suggestions = did_you_mean(attribute, public)
+        hint = f" (did you mean {' or '.join(suggestions)}?)" if suggestions else ""
+        raise MissingAttributeError(
+            f"{reference!r}: module {module_name!r} has no attribute {attribute!r}{hint}",
+            suggestions=suggestions,
+        )
+    found = getattr(module, attribute)
+    origin = found.__name__ if isinstance(found, ModuleType) else getattr(found, "__module__", None)
+    if isinstance(origin, str) and not is_allowed(origin, allowed):
+        raise ImportRefusedError(
+            f"{reference!r} is defined in {origin!r}, which is not an allowed import: "
+            f"{_how_to_allow(allowed)}",
+            module=origin,
+            allowed=allowed,
+        )
+    return found
+
+
+def _split_reference(reference: str) -> tuple[str, str]:
+    """``pkg.mod:attr`` and ``pkg.mod.attr`` both become ``("pkg.mod", "attr")``."""
+    module, separator, attribute = reference.partition(":")
+    if not separator:
+        module, _, attribute = reference.rpartition(".")
+    if not (module and attribute):
+        raise ImportRefusedError(
+            f"{reference!r} is not a reference: expected 'package.module:attribute'",
+            module=module,
+            allowed=(),
+        )
+    return module, attribute
+
+
+def _refuse(module: str, attribute: str, allowed: Sequence[str], reference: str) -> None:
+    """Raise when the module is not allowed or the attribute is private."""
+    problem = _problem(module, attribute, allowed)
+    if problem:
+        raise ImportRefusedError(f"{reference!r}: {problem}", module=module, allowed=allowed)
+
+
+def _problem(module: str | None, attribute: str | None, allowed: Sequence[str]) -> str | None:
+    """Why a reference would be refused (``None`` parts go unchecked), else None."""
+    if module is not None and not is_allowed(module, allowed):
+        return f"module {module!r} is not an allowed import: {_how_to_allow(allowed)}"
+    if attribute is not None and attribute.startswith("_"):
+        return f"{attribute!r} is private (starts with '_'): only public names may be used"
+    return None
+
+
+def _how_to_allow(allowed: Sequence[str]) -> str:
+    return (
+        f"definitions may use modules under {', '.join(allowed)}; to allow more, add "
+        "comma-separated module prefixes to MODEL_STEPS_ALLOWED_IMPORTS, or put your code in "
+        "the DAGs folder"
+    )
+
+
+def _import_module(module: str, reference: str) -> ModuleType:
+    try:
+        return importlib.import_module(module)
+    except ModuleNotFoundError as error:
+        missing = error.name or module
+        raise MissingModuleError(
+            f"{reference!r}: cannot import {module!r}, no module named {missing!r}; "
+            f"install it where the tasks run ({_install_hint(missing)})",
+            module=missing,
+        ) from error
+
+
+def _install_hint(module: str) -> str:
+    """The pip command that provides ``module``."""
+    top = module.partition(".")[0]
+    if top in ML_LIBRARIES:
+        return "pip install 'airflow-model-steps[ml]'"
+    return f"pip install {PIP_NAMES.get(top, top)}"
+
+
+def library(name: str) -> ModuleType:
+    """Import one of the package's own optional libraries, with an install hint when missing.
+
+    Heavy libraries are imported where they are used, so parsing DAGs never pays for them.
+    """
+    try:
+        return importlib.import_module(name)
+    except ModuleNotFoundError as error:
+        raise MissingModuleError(
+            f"{name} is needed to train and infer models: {_install_hint(name)}",
+            module=name,
+        ) from error
+
+
+def refused_references(spec: ModelSpec, allowed: Sequence[str]) -> list[tuple[Location, str]]:
+    """Every reference in ``spec`` that :func:`import_object` would refuse, located in the model.
+
+    Nothing is imported, so validating a definition never runs the code it names.
+    """
+    refused: list[tuple[Location, str]] = []
+    for index, step in enumerate(spec.steps):
+        for location, module, attribute in _references(step.parameters):
+            problem = _problem(module, attribute, allowed)
+            if problem:
+                refused.append((("steps", index, "parameters", *location), problem))
+    return refused
+
+
+def _references(
+    params: StepParameters,
+) -> Iterator[tuple[Location, str | None, str | None]]:
+    """(location, module, attribute) of each piece of code a step names."""
+    if params.package is not None:
+        yield ("package",), params.package, None
+    if params.class_ is not None:
+        yield ("class",), None, params.class_
+    named = {"callable": params.callable, "save": params.save, "load": params.load}
+    for key, reference in named.items():
+        if reference is not None:
+            yield (key,), *_split_reference(reference)
+    for position, metric in enumerate(params.metrics):
+        if ":" in metric:
+            yield ("metrics", position), *_split_reference(metric)

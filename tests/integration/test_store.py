@@ -1,0 +1,518 @@
+"""The store's contract, run unchanged against local disk, fsspec's memory filesystem and S3.
+
+Like fsspec's own abstract test suite, one class of behaviours is reused per backend: the
+``backend`` fixture hands each test an empty folder on one of them. The S3 runs use the session's
+moto server (``tests/s3.py``) and a fresh bucket per test. The helpers at the top are shared with
+``test_store_faults.py`` and with the publisher processes it starts.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import uuid
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import fsspec
+import pytest
+
+from model_steps.errors import ChecksumMismatchError, CorruptDocumentError
+from model_steps.manifest import AssetRecord, Manifest, Pointer, StepRecord
+from model_steps.store import ModelStore, StagedAsset, open_store, utc_now
+
+MODEL = "churn"
+IDENTIFIER = "model.bin"
+
+# -- helpers shared with the fault tests and their child processes ---------------------------
+
+
+def manifest_for(
+    run_id: str, seen: list[int] | None = None
+) -> Callable[[int, Mapping[str, AssetRecord]], Manifest]:
+    """A ``manifest_for`` callback building a minimal valid manifest; records the version."""
+
+    def build(version: int, records: Mapping[str, AssetRecord]) -> Manifest:
+        if seen is not None:
+            seen.append(version)
+        now = utc_now()
+        steps = [
+            StepRecord(
+                step_id=step_id,
+                started_at=now,
+                ended_at=now,
+                rows_in=10,
+                rows_out=10,
+                columns_in=["x"],
+                fit_seconds=0.0,
+                cpu_seconds=0.0,
+                peak_memory_bytes=0,
+                asset=record,
+            )
+            for step_id, record in records.items()
+        ]
+        return Manifest(
+            model=MODEL,
+            version=version,
+            definition_version="1.0.0",
+            spec_hash="0" * 64,
+            dag_id=f"{MODEL}__train",
+            run_id=run_id,
+            created_at=now,
+            published_at=utc_now(),
+            steps=steps,
+            metrics={},
+            parameters={},
+            environment={"python": "3.11"},
+            comments=[],
+        )
+
+    return build
+
+
+def card_for(manifest: Manifest) -> str:
+    """A model card naming the version, enough to check it was written."""
+    return f"# {manifest.model} version {manifest.version}\n"
+
+
+def stage(
+    store: ModelStore,
+    run_id: str,
+    step_id: str,
+    data: bytes,
+    *,
+    root: str | None = None,
+    identifier: str = IDENTIFIER,
+) -> StagedAsset:
+    """Write an asset to the run's scratch, as a training task does before publish."""
+    url = store.scratch_url(run_id, step_id, identifier)
+    size, sha256 = store.write_bytes(url, data)
+    return StagedAsset(
+        step_id=step_id,
+        url=url,
+        size=size,
+        sha256=sha256,
+        serializer="pickle",
+        identifier=identifier,
+        root=root or store.url(),
+    )
+
+
+def publish(
+    store: ModelStore,
+    assets: Mapping[str, bytes] | None = None,
+    *,
+    run_id: str | None = None,
+    root: str | None = None,
+) -> tuple[int, Pointer]:
+    """Stage ``assets`` (step id -> bytes) for a new run and publish them: (version, pointer)."""
+    run = run_id or f"manual__{uuid.uuid4().hex[:8]}"
+    payload = assets if assets is not None else {"scaler": f"fitted by {run}".encode()}
+    staged = [stage(store, run, step, data, root=root) for step, data in payload.items()]
+    seen: list[int] = []
+    pointer = store.publish(staged, manifest_for(run, seen), card_for)
+    return seen[0], pointer
+
+
+def location(url: str, options: Mapping[str, Any]) -> tuple[Any, str]:
+    """The filesystem and path of a URL, with fresh listings (s3fs caches them)."""
+    fs, path = fsspec.core.url_to_fs(url, **options)
+    fs.invalidate_cache()
+    return fs, path
+
+
+def exists(url: str, options: Mapping[str, Any]) -> bool:
+    """Whether anything is at ``url`` (a file, or a folder/prefix holding files)."""
+    fs, path = location(url, options)
+    return bool(fs.exists(path))
+
+
+def read(url: str, options: Mapping[str, Any]) -> bytes:
+    """The bytes at ``url``, bypassing the store."""
+    fs, path = location(url, options)
+    data: bytes = fs.cat_file(path)
+    return data
+
+
+def write(url: str, data: bytes, options: Mapping[str, Any]) -> None:
+    """Write bytes at ``url`` behind the store's back (corruption, leftovers)."""
+    fs, path = location(url, options)
+    if "file" in fs.protocol:
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+    fs.pipe_file(path, data)
+
+
+def same_location(actual: str, expected: str, options: Mapping[str, Any]) -> bool:
+    """Whether two full URLs name the same object (``memory://a`` and ``memory:///a`` do)."""
+    if "://" not in actual:
+        return False
+    (fs_a, path_a), (fs_b, path_b) = location(actual, options), location(expected, options)
+    return type(fs_a) is type(fs_b) and path_a.rstrip("/") == path_b.rstrip("/")
+
+
+# -- backends ---------------------------------------------------------------------------------
+
+
+@dataclass
+class Backend:
+    """An empty folder on one filesystem: ``root`` as a user configures it, ``base`` as a URL."""
+
+    name: str
+    root: str
+    base: str
+    options: dict[str, Any] = field(default_factory=dict)
+
+    def url(self, *parts: str) -> str:
+        """A full URL under this test's folder."""
+        return "/".join([self.base, *parts])
+
+    def store(self, model: str = MODEL) -> ModelStore:
+        """The store of one model in this folder."""
+        return open_store(f"{self.root}/{model}", self.options)
+
+
+@pytest.fixture(params=["local", "memory", pytest.param("s3", marks=pytest.mark.integration)])
+def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Backend]:
+    """An empty folder on local disk, in memory, or in a fresh bucket on the moto server."""
+    if request.param == "local":
+        yield Backend("local", str(tmp_path), f"file://{tmp_path}")
+    elif request.param == "memory":
+        base = f"memory://store-{uuid.uuid4().hex}"
+        yield Backend("memory", base, base)
+        fs = fsspec.filesystem("memory")
+        if fs.exists(base):
+            fs.rm(base, recursive=True)
+    else:
+        bucket = request.getfixturevalue("s3_bucket")
+        options = request.getfixturevalue("s3_storage_options")
+        yield Backend("s3", f"s3://{bucket}", f"s3://{bucket}", options)
+
+
+# -- the contract -----------------------------------------------------------------------------
+
+
+class TestStoreContract:
+    """What every backend promises readers and publishers."""
+
+    def test_empty_store_has_no_pointer_and_no_versions(self, backend: Backend) -> None:
+        store = backend.store()
+        assert store.pointer() is None
+        assert store.versions() == []
+        assert store.pointer_tag() is None
+
+    def test_publish_numbers_versions_from_one_and_moves_the_pointer(
+        self, backend: Backend
+    ) -> None:
+        store = backend.store()
+        first, pointer = publish(store)
+        assert (first, pointer.version) == (1, 1)
+        assert store.pointer() == pointer
+        second, pointer = publish(store)
+        assert (second, pointer.version) == (2, 2)
+        assert store.pointer() == pointer
+        assert store.versions() == [1, 2]
+        assert pointer.rolled_back_from is None
+        assert pointer.manifest == store.url("versions", "2", "manifest.json")
+        assert pointer.published_at == store.manifest(2).published_at
+
+    def test_manifest_records_full_asset_urls_with_size_and_sha256(
+        self, backend: Backend, tmp_path: Path
+    ) -> None:
+        store = backend.store()
+        assets = {"scaler": b"scaler bytes", "model": bytes(range(256)) * 1000}
+        version, _ = publish(store, assets)
+        manifest = store.manifest(version)
+        assert [s.step_id for s in manifest.steps] == ["scaler", "model"]
+        for step_id, data in assets.items():
+            record = manifest.asset(step_id)
+            assert record is not None
+            assert record.url == store.url("versions", str(version), step_id, IDENTIFIER)
+            assert "://" in record.url
+            assert record.size == len(data)
+            assert record.sha256 == hashlib.sha256(data).hexdigest()
+            assert store.read_asset(record) == data
+            target = tmp_path / f"downloaded-{step_id}"
+            store.download_asset(record, str(target))
+            assert target.read_bytes() == data
+        card = read(store.url("versions", str(version), "MODEL_CARD.md"), backend.options)
+        assert card.decode() == card_for(manifest)
+
+    def test_corrupted_asset_is_refused_by_read_asset(self, backend: Backend) -> None:
+        store = backend.store()
+        version, _ = publish(store, {"scaler": b"the fitted scaler"})
+        record = store.manifest(version).asset("scaler")
+        assert record is not None
+        write(record.url, b"the fitted scalar", backend.options)  # same size, other bytes
+        with pytest.raises(ChecksumMismatchError):
+            store.read_asset(record)
+        write(record.url, b"truncated", backend.options)
+        with pytest.raises(ChecksumMismatchError):
+            store.read_asset(record)
+
+    def test_corrupted_asset_is_refused_by_download_asset(
+        self, backend: Backend, tmp_path: Path
+    ) -> None:
+        store = backend.store()
+        version, _ = publish(store, {"scaler": b"the fitted scaler"})
+        record = store.manifest(version).asset("scaler")
+        assert record is not None
+        write(record.url, b"the fitted scalar", backend.options)
+        with pytest.raises(ChecksumMismatchError):
+            store.download_asset(record, str(tmp_path / "scaler.bin"))
+
+    def test_refused_download_leaves_no_file_behind(self, backend: Backend, tmp_path: Path) -> None:
+        """A corrupt asset is never loaded: no file a caller could pick up later is left."""
+        store = backend.store()
+        version, _ = publish(store, {"scaler": b"the fitted scaler"})
+        record = store.manifest(version).asset("scaler")
+        assert record is not None
+        write(record.url, b"the fitted scalar", backend.options)
+        target = tmp_path / "scaler.bin"
+        with pytest.raises(ChecksumMismatchError):
+            store.download_asset(record, str(target))
+        assert not target.exists()
+
+    def test_assets_are_complete_before_the_manifest_and_the_pointer(
+        self, backend: Backend
+    ) -> None:
+        """At the last callback before the manifest is written, the assets are whole and final
+        while neither the new version nor a moved pointer can be seen."""
+        store = backend.store()
+        publish(store)
+        before = store.pointer()
+        observed: list[int] = []
+        build = manifest_for("manual__ordered")
+
+        def card(manifest: Manifest) -> str:
+            for step in manifest.steps:
+                assert step.asset is not None
+                assert store.read_asset(step.asset) == b"final bytes"
+            assert store.versions() == [1]
+            assert store.pointer() == before
+            observed.append(manifest.version)
+            return card_for(manifest)
+
+        staged = [stage(store, "manual__ordered", "scaler", b"final bytes")]
+        pointer = store.publish(staged, build, card)
+        assert observed == [2]
+        assert pointer.version == 2
+        assert store.versions() == [1, 2]
+
+    def test_publish_failing_in_manifest_for_changes_nothing_visible(
+        self, backend: Backend
+    ) -> None:
+        store = backend.store()
+        publish(store)
+        before = read(store.url("current.json"), backend.options)
+
+        def broken(version: int, records: Mapping[str, AssetRecord]) -> Manifest:
+            raise RuntimeError("metrics could not be gathered")
+
+        staged = [stage(store, "manual__broken", "scaler", b"never published")]
+        with pytest.raises(RuntimeError, match="metrics"):
+            store.publish(staged, broken, card_for)
+        assert read(store.url("current.json"), backend.options) == before
+        assert store.versions() == [1]
+        assert publish(store)[0] == 3  # the failed claim stays unused; numbers only grow
+
+    def test_publish_failing_in_card_for_changes_nothing_visible(self, backend: Backend) -> None:
+        store = backend.store()
+        publish(store)
+        before = read(store.url("current.json"), backend.options)
+
+        def broken(manifest: Manifest) -> str:
+            raise RuntimeError("card template missing")
+
+        staged = [stage(store, "manual__broken", "scaler", b"never published")]
+        with pytest.raises(RuntimeError, match="card"):
+            store.publish(staged, manifest_for("manual__broken"), broken)
+        assert read(store.url("current.json"), backend.options) == before
+        assert store.versions() == [1]
+        assert not exists(store.url("versions", "2", "manifest.json"), backend.options)
+
+    def test_rollback_moves_only_the_pointer(self, backend: Backend) -> None:
+        store = backend.store()
+        publish(store, {"scaler": b"v1"})
+        publish(store, {"scaler": b"v2"})
+        publish(store, {"scaler": b"v3"})
+        documents = [store.url("versions", str(v), "manifest.json") for v in (1, 2, 3)]
+        assets = [store.url("versions", str(v), "scaler", IDENTIFIER) for v in (1, 2, 3)]
+        before = {url: read(url, backend.options) for url in documents + assets}
+        pointer = store.rollback(1)
+        assert pointer.version == 1
+        assert pointer.rolled_back_from == 3
+        assert pointer.manifest == store.url("versions", "1", "manifest.json")
+        assert pointer.published_at == store.manifest(1).published_at
+        assert store.pointer() == pointer
+        assert store.versions() == [1, 2, 3]
+        assert {url: read(url, backend.options) for url in before} == before
+
+    def test_rollback_to_a_missing_version_is_a_corrupt_document_error(
+        self, backend: Backend
+    ) -> None:
+        store = backend.store()
+        publish(store)
+        publish(store)
+        before = read(store.url("current.json"), backend.options)
+        with pytest.raises(CorruptDocumentError):
+            store.rollback(7)
+        assert read(store.url("current.json"), backend.options) == before
+
+    def test_publish_after_rollback_takes_the_next_number(self, backend: Backend) -> None:
+        store = backend.store()
+        for _ in range(3):
+            publish(store)
+        store.rollback(1)
+        version, pointer = publish(store)
+        assert version == pointer.version == 4
+        assert pointer.rolled_back_from is None
+        assert store.pointer() == pointer
+
+    def test_prune_keeps_newest_pinned_and_current(self, backend: Backend) -> None:
+        store = backend.store()
+        for n in range(1, 7):
+            publish(store, {"scaler": f"v{n}".encode()})
+        assert store.prune(keep=2, pinned=[1]) == [2, 3, 4]
+        assert store.versions() == [1, 5, 6]
+        assert store.pointer() is not None
+        assert store.pointer().version == 6  # type: ignore[union-attr]
+        for gone in (2, 3, 4):
+            assert not exists(store.url("versions", str(gone)), backend.options)
+        for kept in (1, 5, 6):
+            record = store.manifest(kept).asset("scaler")
+            assert record is not None
+            assert store.read_asset(record) == f"v{kept}".encode()
+
+    def test_prune_never_deletes_current_after_rollback(self, backend: Backend) -> None:
+        store = backend.store()
+        for n in range(1, 5):
+            publish(store, {"scaler": f"v{n}".encode()})
+        store.rollback(2)
+        assert store.prune(keep=1) == [1, 3]
+        assert store.versions() == [2, 4]
+        pointer = store.pointer()
+        assert pointer is not None
+        assert pointer.version == 2
+        record = store.manifest(2).asset("scaler")
+        assert record is not None
+        assert store.read_asset(record) == b"v2"
+
+    def test_prune_removes_claims_abandoned_for_a_day_but_not_fresh_ones(
+        self, backend: Backend
+    ) -> None:
+        store = backend.store()
+        publish(store)
+        now = datetime.now(UTC)
+        ages = {2: timedelta(days=2), 3: timedelta(hours=23), 4: timedelta(seconds=1)}
+        for version, age in ages.items():
+            claim = {"claimed_at": (now - age).isoformat(), "pid": 1}
+            write(
+                store.url("versions", str(version), "claim.json"),
+                json.dumps(claim).encode(),
+                backend.options,
+            )
+            write(
+                store.url("versions", str(version), "scaler", IDENTIFIER),
+                b"half-published leftover",
+                backend.options,
+            )
+        assert store.prune(keep=1) == []
+        assert not exists(store.url("versions", "2"), backend.options)
+        assert exists(store.url("versions", "3", "claim.json"), backend.options)
+        assert exists(store.url("versions", "4", "scaler", IDENTIFIER), backend.options)
+        assert store.versions() == [1]
+        assert publish(store)[0] == 5
+
+    def test_clean_run_removes_the_run_scratch(self, backend: Backend) -> None:
+        store = backend.store()
+        run = "scheduled__2025-01-01T00:00:00+00:00"
+        other = "manual__2025-01-02T00:00:00+00:00"
+        store.write_bytes(store.scratch_url(run, "data", "part-0.parquet"), b"rows")
+        store.write_bytes(store.scratch_url(other, "data", "part-0.parquet"), b"rows")
+        version, _ = publish(store, {"scaler": b"fitted"}, run_id=run)
+        assert exists(store.scratch_url(run), backend.options)
+        store.clean_run(run)
+        assert not exists(store.scratch_url(run), backend.options)
+        assert exists(store.scratch_url(other, "data", "part-0.parquet"), backend.options)
+        record = store.manifest(version).asset("scaler")
+        assert record is not None
+        assert store.read_asset(record) == b"fitted"
+        store.clean_run(run)  # cleaning twice (a retried task) is harmless
+
+    @pytest.mark.parametrize(
+        "body",
+        [b"{not json", b'{"version": 0, "manifest": "x", "published_at": "y"}', b""],
+        ids=["not-json", "invalid-version", "empty"],
+    )
+    def test_malformed_pointer_is_corrupt_not_missing(self, backend: Backend, body: bytes) -> None:
+        store = backend.store()
+        publish(store)
+        write(store.url("current.json"), body, backend.options)
+        with pytest.raises(CorruptDocumentError):
+            store.pointer()
+
+    def test_pointer_tag_changes_with_the_pointer_and_only_then(self, backend: Backend) -> None:
+        store = backend.store()
+        assert store.pointer_tag() is None
+        publish(store)
+        first = store.pointer_tag()
+        assert first is not None
+        assert store.pointer_tag() == first
+        store.versions()
+        store.pointer()
+        assert store.pointer_tag() == first
+        publish(store)
+        second = store.pointer_tag()
+        assert second not in (None, first)
+        assert store.pointer_tag() == second
+        store.rollback(1)
+        third = store.pointer_tag()
+        assert third not in (None, first, second)
+        assert store.pointer_tag() == third
+
+    def test_asset_under_another_root_is_published_there(self, backend: Backend) -> None:
+        store = backend.store()
+        elsewhere = backend.url("shared-assets", MODEL)
+        run = "manual__elsewhere"
+        staged = [
+            stage(store, run, "scaler", b"kept with the model"),
+            stage(store, run, "embedding", b"kept elsewhere", root=elsewhere),
+        ]
+        pointer = store.publish(staged, manifest_for(run), card_for)
+        manifest = store.manifest(pointer.version)
+        record = manifest.asset("embedding")
+        assert record is not None
+        expected = f"{elsewhere}/versions/{pointer.version}/embedding/{IDENTIFIER}"
+        assert same_location(record.url, expected, backend.options), record.url
+        assert read(expected, backend.options) == b"kept elsewhere"
+        assert store.read_asset(record) == b"kept elsewhere"
+        own = store.url("versions", str(pointer.version), "embedding", IDENTIFIER)
+        assert not exists(own, backend.options)
+        scaler = manifest.asset("scaler")
+        assert scaler is not None
+        assert scaler.url == store.url("versions", str(pointer.version), "scaler", IDENTIFIER)
+
+    def test_prune_deletes_assets_under_another_root(self, backend: Backend) -> None:
+        store = backend.store()
+        elsewhere = backend.url("shared-assets", MODEL)
+        publish(store, {"embedding": b"v1"}, root=elsewhere)
+        publish(store, {"embedding": b"v2"}, root=elsewhere)
+        assert store.prune(keep=1) == [1]
+        assert not exists(f"{elsewhere}/versions/1/embedding/{IDENTIFIER}", backend.options)
+        assert read(f"{elsewhere}/versions/2/embedding/{IDENTIFIER}", backend.options) == b"v2"
+
+
+def test_plain_local_assets_root_is_recorded_as_a_full_url(tmp_path: Path) -> None:
+    """An assets_root written as a plain folder still lands in the manifest as a full URL."""
+    store = open_store(str(tmp_path / "assets" / MODEL))
+    elsewhere = tmp_path / "elsewhere" / MODEL
+    version, _ = publish(store, {"embedding": b"kept elsewhere"}, root=str(elsewhere))
+    record = store.manifest(version).asset("embedding")
+    assert record is not None
+    assert (elsewhere / "versions" / "1" / "embedding" / IDENTIFIER).read_bytes() == (
+        b"kept elsewhere"
+    )
+    assert record.url == f"file://{elsewhere}/versions/1/embedding/{IDENTIFIER}"
