@@ -33,7 +33,8 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
     DAGs folder: ``MODEL_STEPS_DAGS_FOLDER``, ``AIRFLOW__CORE__DAGS_FOLDER``, ``[core]
     dags_folder``, then ``$AIRFLOW_HOME/dags``. Default assets root (for models without
     ``assets.root``): ``MODEL_STEPS_ASSETS_ROOT``, ``AIRFLOW__MODEL_STEPS__ASSETS_ROOT``,
-    ``[model_steps] assets_root``, then ``$AIRFLOW_HOME/model-assets``. Airflow itself is not
+    ``[model_steps] assets_root``, then ``$AIRFLOW_HOME/model-assets``. Extra allowed imports:
+    ``[model_steps] allowed_imports`` too. Airflow itself is not
     imported: importing it writes a default config file, a side effect a linter must not have.
     """
     env = dict(os.environ if environ is None else environ)
@@ -58,4 +59,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         "assets_root",
         str(home / "model-assets"),
     )
+    configured_imports = config.get("model_steps", "allowed_imports", fallback="")
+    if configured_imports:  # the allow-list reads Airflow's environment-variable form
+        env.setdefault("AIRFLOW__MODEL_STEPS__ALLOWED_IMPORTS", configured_imports)
     return Settings(dags_folder=Path(folder), assets_root=root, environ=env)

@@ -29,6 +29,7 @@ import shutil
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import IO, Any, Protocol, TypeVar
@@ -169,17 +170,23 @@ class ModelStore:
         return data
 
     def download_asset(self, record: AssetRecord, local_path: str) -> None:
-        """Copy an asset to a local file, verifying it as it streams (for large assets)."""
+        """Copy a large asset to a local file; only a verified file appears at ``local_path``.
+
+        The bytes are hashed where they are local: a local source in parallel with the copy,
+        a remote one once it has landed in ``<local_path>.partial``.
+        """
         fs, path = self._fs_for(record.url)
         partial = f"{local_path}.partial"
         try:
-            try:
-                with fs.open(path, "rb") as source, open(partial, "wb") as target:
-                    size, digest = _copy(source, target)
-            except Exception as error:
-                raise StoreUnavailableError(f"cannot read {record.url}: {error}") from error
-            _verify(record, size, digest)
-            os.replace(partial, local_path)  # only a verified file ever appears at local_path
+            with ThreadPoolExecutor(max_workers=1) as pool:
+                early = pool.submit(_file_digest, path) if _is_local(fs) else None
+                try:
+                    fs.get_file(path, partial)
+                except Exception as error:
+                    raise StoreUnavailableError(f"cannot read {record.url}: {error}") from error
+                size, digest = early.result() if early else _file_digest(partial)
+            _verify(record, min(size, os.path.getsize(partial)), digest)
+            os.replace(partial, local_path)
         finally:
             with contextlib.suppress(FileNotFoundError):
                 os.remove(partial)
@@ -196,10 +203,19 @@ class ModelStore:
         return len(data), hashlib.sha256(data).hexdigest()
 
     def upload_file(self, local_path: str, url: str) -> tuple[int, str]:
-        """Stream a local file to ``url``, hashing it on the way; returns size and sha256."""
+        """Copy a large local file to ``url``; returns its size and sha256.
+
+        fsspec's own transfer runs (multipart on S3, a kernel copy on disk) while another
+        thread hashes the file, so the checksum costs little beyond the copy itself.
+        """
         fs, path = self._fs_for(url)
-        with open(local_path, "rb") as source, fs.open(path, "wb") as target:
-            return _copy(source, target)
+        with ThreadPoolExecutor(max_workers=1) as pool:
+            digest = pool.submit(_file_digest, local_path)
+            try:
+                fs.put_file(local_path, path)
+            except Exception as error:
+                raise StoreUnavailableError(f"cannot write {url}: {error}") from error
+            return digest.result()
 
     def read_bytes(self, url: str) -> bytes:
         """Scratch data written by an earlier task of the same run."""
@@ -292,8 +308,7 @@ class ModelStore:
     def _fs_for(self, url: str) -> tuple[Any, str]:
         """The filesystem and path for a URL, which may lie under another root (assets_root)."""
         protocol = url.split("://", 1)[0] if "://" in url else "file"
-        own = self.fs.protocol if isinstance(self.fs.protocol, tuple) else (self.fs.protocol,)
-        if protocol in own:
+        if protocol in _protocols(self.fs):
             return self.fs, self.fs._strip_protocol(url)
         return _filesystem(url, self.storage_options)
 
@@ -330,7 +345,9 @@ class ModelStore:
             _conditional_writes(target_fs).duplicate(source, target_path)
         else:
             with source_fs.open(source, "rb") as src, target_fs.open(target_path, "wb") as dst:
-                _copy(src, dst)
+                _, digest = _copy(src, dst)  # bytes cross machines here: check them all
+            if digest != asset.sha256:
+                raise ChecksumMismatchError(f"{target} changed in transit from {asset.url}")
         info = target_fs.info(
             target_path, **({"refresh": True} if _takes_refresh(target_fs) else {})
         )
@@ -401,8 +418,12 @@ def _version_numbers(paths: Iterable[str]) -> Iterator[str]:
             yield number
 
 
+def _protocols(fs: Any) -> tuple[str, ...]:
+    return tuple(fs.protocol) if isinstance(fs.protocol, tuple | list) else (fs.protocol,)
+
+
 def _takes_refresh(fs: Any) -> bool:
-    return "s3" in (fs.protocol if isinstance(fs.protocol, tuple) else (fs.protocol,))
+    return "s3" in _protocols(fs)
 
 
 _Document = TypeVar("_Document", Pointer, Manifest)
@@ -427,6 +448,16 @@ def _copy(source: IO[bytes], target: IO[bytes]) -> tuple[int, str]:
         target.write(chunk)
         size += len(chunk)
     return size, digest.hexdigest()
+
+
+def _file_digest(path: str) -> tuple[int, str]:
+    with open(path, "rb") as handle:
+        digest = hashlib.file_digest(handle, "sha256")
+        return os.fstat(handle.fileno()).st_size, digest.hexdigest()
+
+
+def _is_local(fs: Any) -> bool:
+    return bool({"file", "local"} & set(_protocols(fs)))
 
 
 def _verify(record: AssetRecord, size: int, sha256: str) -> None:
@@ -621,8 +652,7 @@ class _ReadOnly:
 
 
 def _conditional_writes(fs: Any) -> _ConditionalWrites:
-    protocols = fs.protocol if isinstance(fs.protocol, tuple) else (fs.protocol,)
-    for protocol in protocols:
+    for protocol in _protocols(fs):
         if protocol in _BACKENDS:
             return _BACKENDS[protocol](fs)
     return _ReadOnly(fs)

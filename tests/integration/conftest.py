@@ -16,6 +16,8 @@ from airflow.listeners import hookimpl
 from tests.conftest import DATA, EXAMPLES, SESSION_DAGS
 
 BUNDLE = "dags-folder"
+S3_SECRET = "never-log-this-secret-7f3a"
+"""The S3 connection's password: tests check it appears in no manifest, card, log or field."""
 
 
 def parse_folder(folder: Path) -> Any:
@@ -52,14 +54,14 @@ def s3_models(s3_server: str) -> dict[str, Any]:
 
     options = {
         "key": "testing",
-        "secret": "testing",
+        "secret": S3_SECRET,
         "client_kwargs": {"endpoint_url": s3_server, "region_name": "us-east-1"},
     }
     s3fs.S3FileSystem(**options).call_s3("create_bucket", Bucket="model-steps-e2e")
     connection = {
         "conn_type": "aws",
         "login": "testing",
-        "password": "testing",
+        "password": S3_SECRET,
         "extra": {"endpoint_url": s3_server, "region_name": "us-east-1"},
     }
     os.environ["AIRFLOW_CONN_MODEL_STEPS_S3"] = json.dumps(connection)

@@ -11,6 +11,7 @@ import pandas as pd
 import pytest
 
 from model_steps.store import ModelStore, open_store
+from tests.integration.conftest import S3_SECRET
 
 pytestmark = pytest.mark.integration
 
@@ -173,3 +174,28 @@ def test_a_model_on_s3_trains_publishes_and_infers_with_connection_credentials(
     assert store.versions() == [1]
     assert store.manifest(1).steps[1].asset.url.startswith("s3://")
     assert list(latest_predictions("iris_s3")["prediction"]) == plain_iris_predictions()
+
+
+def test_connection_secrets_appear_in_no_manifest_card_log_or_rendered_field(
+    run_dag: Any, example_data: Path, s3_models: dict[str, Any], caplog: pytest.LogCaptureFixture
+) -> None:
+    from airflow.models.renderedtifields import RenderedTaskInstanceFields
+    from airflow.utils.session import create_session
+    from sqlalchemy import select
+
+    assert run_dag("iris_s3__train").state == "success"
+    store = open_store(f"{s3_models['root']}/iris", s3_models["storage_options"])
+    version = store.pointer().version
+    documents = [
+        store.fs.cat_file(store.path("versions", str(version), name)).decode()
+        for name in ("manifest.json", "MODEL_CARD.md")
+    ]
+    with create_session() as session:
+        rendered = session.scalars(
+            select(RenderedTaskInstanceFields.rendered_fields).where(
+                RenderedTaskInstanceFields.dag_id == "iris_s3__train"
+            )
+        ).all()
+    assert rendered, "the run stored its rendered fields"
+    for text in [*documents, str(rendered), caplog.text]:
+        assert S3_SECRET not in text

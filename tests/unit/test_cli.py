@@ -66,3 +66,16 @@ def test_schema_prints_the_json_schema(capsys: pytest.CaptureFixture[str]) -> No
     assert main(["schema"]) == 0
     schema = json.loads(capsys.readouterr().out)
     assert schema["properties"]["apiVersion"]["const"] == "model-steps/v1"
+
+
+def test_settings_read_airflow_cfg_when_the_environment_is_silent(tmp_path: Path) -> None:
+    from model_steps.settings import load_settings
+
+    (tmp_path / "airflow.cfg").write_text(
+        "[core]\ndags_folder = {AIRFLOW_HOME}/my_dags\n"
+        "[model_steps]\nassets_root = s3://models\nallowed_imports = catboost\n"
+    )
+    settings = load_settings({"AIRFLOW_HOME": str(tmp_path)})
+    assert settings.dags_folder == tmp_path / "my_dags"
+    assert settings.assets_root == "s3://models"
+    assert "catboost" in settings.allowed_imports
