@@ -72,7 +72,7 @@ class ModelStepOperator(BaseOperator):
         self.spec = spec
         self.step_id = step_id
         step = next((s for s in spec.steps if s.id == step_id), None)
-        self.rendered = asdict(tasks.Rendered.templates(step)) if step else {}
+        self.rendered = asdict(tasks.Rendered.templates(step, action)) if step else {}
 
     def execute(self, context: Context) -> Any:
         """Hand the run's facts to the Airflow-free task function.

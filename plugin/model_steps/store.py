@@ -277,8 +277,9 @@ class ModelStore:
     def prune(self, keep: int, pinned: Iterable[int] = ()) -> list[int]:
         """Delete all but the newest ``keep`` versions, never the current or a pinned one.
 
-        Claims that never got a manifest (a crashed publish) are removed once they are older
-        than a day, so a publish still in flight is never disturbed.
+        Claims that never got a manifest (a crashed publish) and the scratch of runs that
+        never published (a failed run, kept meanwhile so Airflow can retry it) are removed
+        once untouched for a day, so a publish or a run still in flight is never disturbed.
         """
         if keep < 1:
             raise ValueError("keep must be at least 1: the newest version is always kept")
@@ -290,6 +291,8 @@ class ModelStore:
             self._delete_version(version)
         for version in self._abandoned_claims(set(complete)):
             self.fs.rm(self.path("versions", str(version)), recursive=True)
+        for run in self._stale_runs():
+            self.fs.rm(run, recursive=True)
         return doomed
 
     # -- internals ---------------------------------------------------------------------------
@@ -393,6 +396,19 @@ class ModelStore:
                     fs.rm(path)
         self.fs.rm(self.path("versions", str(version)), recursive=True)
 
+    def _stale_runs(self) -> Iterator[str]:
+        """Run folders whose newest file is older than a day."""
+        try:
+            files = self.fs.find(self.path("runs"), detail=True)
+        except FileNotFoundError:
+            return
+        newest: dict[str, float] = {}
+        prefix = self.path("runs") + "/"
+        for path, info in files.items():
+            run = prefix + path.removeprefix(prefix).split("/", 1)[0]
+            newest[run] = min(newest.get(run, float("inf")), _age_seconds(info))
+        yield from (run for run, age in newest.items() if age >= ABANDONED_CLAIM_SECONDS)
+
     def _abandoned_claims(self, complete: set[int]) -> Iterator[int]:
         for version in set(self._claimed()) - complete:
             data = self._read(self.path("versions", str(version), CLAIM))
@@ -404,6 +420,14 @@ class ModelStore:
             )
             if age >= ABANDONED_CLAIM_SECONDS:
                 yield version
+
+
+def _age_seconds(info: Mapping[str, Any]) -> float:
+    """Seconds since a file changed, from whichever timestamp the backend reports."""
+    stamp = info.get("LastModified") or info.get("mtime") or info.get("created")
+    if isinstance(stamp, datetime):
+        return (datetime.now(UTC) - stamp).total_seconds()
+    return time.time() - float(stamp) if stamp is not None else 0.0
 
 
 def _safe(run_id: str) -> str:

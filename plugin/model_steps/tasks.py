@@ -88,20 +88,23 @@ class Rendered:
     outputs: Mapping[str, str] = field(default_factory=dict)
 
     @classmethod
-    def templates(cls, step: Step) -> Rendered:
-        """The step's values as written, before rendering (what Airflow renders)."""
+    def templates(cls, step: Step, phase: str) -> Rendered:
+        """The step's values as written, before rendering, for one phase (train or infer).
+
+        Only the phase's own URLs are rendered, so a training task never fails on a template
+        that only an inference run can fill.
+        """
         params = step.parameters
         return cls(
             init=dict(params.init),
-            inputs=_urls(params.input),
-            outputs=_urls(params.output),
+            inputs=_urls(params.input, phase),
+            outputs=_urls(params.output, phase),
         )
 
 
-def _urls(io: Any) -> dict[str, str]:
-    if io is None:
-        return {}
-    return {phase: ref.url for phase in ("train", "infer") if (ref := getattr(io, phase))}
+def _urls(io: Any, phase: str) -> dict[str, str]:
+    ref = getattr(io, phase) if io is not None else None
+    return {phase: ref.url} if ref is not None else {}
 
 
 @dataclass(frozen=True)
@@ -438,9 +441,22 @@ def infer_step(
     manifest = env.store.manifest(version)
     fitted = load_step(step, manifest, env) if step.has_assets else None
     kind = step_kind(step, rendered.init, env.allowed)
+    log.info(
+        "inferring step %s of %s with version %d: %d rows, %d columns",
+        step.id,
+        spec.name,
+        version,
+        len(features),
+        len(features.columns),
+    )
     if index < len(spec.steps) - 1:
-        scratch.write_frame(step.id, "infer", kind.transform(fitted, features), None)
-        return {"step": step.id, "version": version, "rows": len(features)}
+        written = scratch.write_frame(step.id, "infer", kind.transform(fitted, features), None)
+        return {
+            "step": step.id,
+            "version": version,
+            "rows": len(features),
+            "bytes_written": written,
+        }
     written = _write_output(step, "infer", _as_frame(kind.predict(fitted, features)), rendered, env)
     scratch.clean()
     return {"step": step.id, "version": version, "rows": len(features), "bytes_written": written}

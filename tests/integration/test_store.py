@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
+import time
 import uuid
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -516,3 +518,17 @@ def test_plain_local_assets_root_is_recorded_as_a_full_url(tmp_path: Path) -> No
         b"kept elsewhere"
     )
     assert record.url == f"file://{elsewhere}/versions/1/embedding/{IDENTIFIER}"
+
+
+def test_prune_removes_the_scratch_of_runs_untouched_for_a_day(tmp_path: Path) -> None:
+    store = open_store(str(tmp_path / "model"))
+    stale, fresh = "manual__failed", "manual__running"
+    for run in (stale, fresh):
+        store.write_bytes(store.scratch_url(run, "data", "scale", "train.parquet"), b"rows")
+    two_days_ago = time.time() - 2 * 86400
+    for path in (tmp_path / "model" / "runs" / stale).rglob("*"):
+        os.utime(path, (two_days_ago, two_days_ago))
+    publish(store)
+    store.prune(keep=1)
+    assert not (tmp_path / "model" / "runs" / stale).exists()
+    assert (tmp_path / "model" / "runs" / fresh / "data" / "scale" / "train.parquet").exists()
