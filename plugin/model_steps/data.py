@@ -96,7 +96,9 @@ def frame_to_bytes(frame: DataFrame) -> bytes:
     Column names must be strings (parquet's rule); put a label Series in as a named column.
     """
     buffer = io.BytesIO()
-    frame.to_parquet(buffer)
+    # Dictionary encoding suits repeated values, not float features: pyarrow builds the
+    # dictionary and then abandons it, which made encoding ~5x slower (bench/train_overhead.py).
+    frame.to_parquet(buffer, use_dictionary=False)
     return buffer.getvalue()
 
 

@@ -138,7 +138,7 @@ class _Scratch:
     def write_frame(self, step_id: str, split: str, frame: pd.DataFrame, y: Any) -> int:
         table = frame.copy()
         if y is not None:
-            table[TARGET] = list(y)
+            table[TARGET] = y.to_numpy() if hasattr(y, "to_numpy") else list(y)
         data = frame_to_bytes(table)
         self.env.store.write_bytes(self.url("data", step_id, f"{split}.parquet"), data)
         return len(data)
@@ -316,7 +316,8 @@ def _metrics(
             if hasattr(fitted, "predict")
             else kind.predict(fitted, features)
         )
-        scores = kind.scores(fitted, features)
+        needs_scores = any(name.startswith("roc_auc") for name in names)
+        scores = kind.scores(fitted, features) if needs_scores else None
         results[split] = compute_metrics(names, target, labels, scores, env.allowed)
     return results
 
