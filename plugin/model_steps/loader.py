@@ -11,7 +11,7 @@ import os
 import re
 import types
 import typing
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -82,12 +82,25 @@ def find_definition_files(paths: Iterable[Path]) -> list[Path]:
     return sorted(set(found))
 
 
-def _walk(folder: Path) -> Iterator[Path]:
+def _walk(folder: Path, names: Collection[str] | None = None) -> Iterator[Path]:
+    """Definition files under ``folder``; only those called one of ``names`` when given.
+
+    Works on plain names and builds a ``Path`` only for a match: a task start walks a folder of
+    a thousand definitions to find one.
+    """
     for root, dirs, files in os.walk(folder):
         dirs[:] = [d for d in dirs if not d.startswith((".", "__"))]
         for name in files:
-            if name.endswith(SUFFIXES) and not name.startswith("."):
+            wanted = name in names if names is not None else name.endswith(SUFFIXES)
+            if wanted and not name.startswith("."):
                 yield Path(root, name)
+
+
+def _named(paths: Iterable[Path], stem: str) -> list[Path]:
+    """The files under ``paths`` named after a model, ``<stem>.yaml`` or ``<stem>.yml``."""
+    names = {stem + suffix for suffix in SUFFIXES}
+    found = [p for path in paths if path.is_dir() for p in _walk(path, names)]
+    return sorted(found + [p for p in paths if not p.is_dir() and p.name in names])
 
 
 def load_file(
@@ -401,15 +414,15 @@ def load_and_validate(
     builds just its own DAG. The same file wins in a full load (see :func:`_resolve_names`),
     so both paths agree on which definition a name means.
     """
-    files = find_definition_files(paths)
     if allowed is None:
         folders = {p if p.is_dir() else p.parent for p in paths}
         allowed = sorted({a for folder in folders for a in allowed_imports(environ, folder)})
     if only is not None:
-        for path in (f for f in files if f.stem == only):
+        for path in _named(paths, only):
             result = load_file(path, environ, allowed)
             if isinstance(result, LoadedModel) and result.spec.name == only:
                 return Catalog((result,), ())
+    files = find_definition_files(paths)
     results = [r for r in (load_file(path, environ, allowed) for path in files) if r is not None]
     return _resolve_names(results)
 
