@@ -97,7 +97,7 @@ def _dags_folder_modules(folder: Path | None) -> list[str]:
         for entry in entries:
             if entry.name.endswith(".py") and entry.name != LOADER_FILE:
                 names.append(entry.name[:-3])
-            elif entry.is_dir() and os.path.isfile(os.path.join(entry.path, "__init__.py")):
+            elif entry.is_dir() and (Path(entry.path) / "__init__.py").is_file():
                 names.append(entry.name)
     return sorted(name for name in names if name.isidentifier())
 
