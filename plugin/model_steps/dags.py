@@ -14,10 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import DAG, Asset, BaseOperator, Param
-from airflow.sdk.exceptions import AirflowFailException
 
-from model_steps import tasks
-from model_steps.credentials import model_storage_options
 from model_steps.errors import DefinitionError, PermanentError, Problem
 from model_steps.loader import BrokenDefinition, load_and_validate
 from model_steps.plan import (
@@ -29,12 +26,13 @@ from model_steps.plan import (
     plan_catalog,
     plan_invalid,
 )
-from model_steps.settings import load_settings
+from model_steps.rendered import Rendered
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
 
     from model_steps.spec import ModelSpec
+    from model_steps.tasks import RunInfo
 
 __all__ = ["InvalidDefinitionOperator", "ModelStepOperator", "build_dag", "build_dags"]
 
@@ -43,9 +41,11 @@ log = logging.getLogger(__name__)
 ASSET_GROUP = "model-steps"
 
 
-def _run_info(context: Context) -> tasks.RunInfo:
+def _run_info(context: Context) -> RunInfo:
+    from model_steps.tasks import RunInfo
+
     dag_run = context["dag_run"]
-    return tasks.RunInfo(
+    return RunInfo(
         dag_id=dag_run.dag_id,
         run_id=dag_run.run_id,
         logical_date=dag_run.logical_date,
@@ -72,13 +72,20 @@ class ModelStepOperator(BaseOperator):
         self.spec = spec
         self.step_id = step_id
         step = next((s for s in spec.steps if s.id == step_id), None)
-        self.rendered = asdict(tasks.Rendered.templates(step, action)) if step else {}
+        self.rendered = asdict(Rendered.templates(step, action)) if step else {}
 
     def execute(self, context: Context) -> Any:
         """Hand the run's facts to the Airflow-free task function.
 
         Failures that a retry cannot fix skip the remaining retries.
         """
+        # The runtime is imported here, not at parse time: only a running task needs it.
+        from airflow.sdk.exceptions import AirflowFailException
+
+        from model_steps import tasks
+        from model_steps.credentials import model_storage_options
+        from model_steps.settings import load_settings
+
         env = tasks.environment(
             self.spec, load_settings(), model_storage_options(self.spec.assets.conn_id)
         )
@@ -94,7 +101,7 @@ class ModelStepOperator(BaseOperator):
                 }
                 return result
             step = tasks.train_step if self.action == "train" else tasks.infer_step
-            return step(self.spec, str(self.step_id), run, env, tasks.Rendered(**self.rendered))
+            return step(self.spec, str(self.step_id), run, env, Rendered(**self.rendered))
         except PermanentError as error:
             raise AirflowFailException(str(error)) from error
 
@@ -110,6 +117,8 @@ class InvalidDefinitionOperator(BaseOperator):
 
     def execute(self, context: Context) -> Any:
         """Raise the definition's problems: there is nothing to run until the file is fixed."""
+        from airflow.sdk.exceptions import AirflowFailException
+
         raise AirflowFailException(str(DefinitionError(self.problems)))
 
 

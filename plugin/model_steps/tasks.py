@@ -23,6 +23,7 @@ from model_steps.cards import model_card
 from model_steps.data import frame_from_bytes, frame_to_bytes, read_table, write_table
 from model_steps.errors import PermanentError
 from model_steps.manifest import AssetRecord, Manifest, StepRecord
+from model_steps.rendered import Rendered
 from model_steps.settings import Settings
 from model_steps.spec import DataRef, ModelSpec, Step, spec_hash
 from model_steps.steps import (
@@ -40,7 +41,6 @@ if TYPE_CHECKING:
 
 __all__ = [
     "Environment",
-    "Rendered",
     "RunInfo",
     "environment",
     "infer_step",
@@ -77,34 +77,6 @@ class RunInfo:
     logical_date: datetime | None = None
     params: Mapping[str, Any] = field(default_factory=dict)
     try_number: int = 1
-
-
-@dataclass(frozen=True)
-class Rendered:
-    """A step's run-specific values after Airflow rendered their templates (``{{ ds }}``)."""
-
-    init: Mapping[str, Any]
-    inputs: Mapping[str, str] = field(default_factory=dict)
-    outputs: Mapping[str, str] = field(default_factory=dict)
-
-    @classmethod
-    def templates(cls, step: Step, phase: str) -> Rendered:
-        """The step's values as written, before rendering, for one phase (train or infer).
-
-        Only the phase's own URLs are rendered, so a training task never fails on a template
-        that only an inference run can fill.
-        """
-        params = step.parameters
-        return cls(
-            init=dict(params.init),
-            inputs=_urls(params.input, phase),
-            outputs=_urls(params.output, phase),
-        )
-
-
-def _urls(io: Any, phase: str) -> dict[str, str]:
-    ref = getattr(io, phase) if io is not None else None
-    return {phase: ref.url} if ref is not None else {}
 
 
 @dataclass(frozen=True)

@@ -26,3 +26,15 @@ def test_module_imports_neither_airflow_nor_scientific_libraries(module: str) ->
         [sys.executable, "-c", code], capture_output=True, text=True, check=True
     )
     assert result.stdout.strip() == "[]"
+
+
+def test_parsing_dags_loads_no_task_runtime() -> None:
+    """Airflow parses the DAGs folder constantly; the store and step libraries wait for a task."""
+    runtime = ("model_steps.tasks", "model_steps.store", "model_steps.steps", "pandas", "sklearn")
+    code = (
+        f"import sys, model_steps.dags\nprint(sorted(m for m in {runtime!r} if m in sys.modules))\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    )
+    assert result.stdout.strip().splitlines()[-1] == "[]"
