@@ -27,6 +27,7 @@ from model_steps.rendered import Rendered
 from model_steps.settings import Settings
 from model_steps.spec import DataRef, ModelSpec, Step, spec_hash
 from model_steps.steps import (
+    StepKind,
     compute_metrics,
     load_fitted,
     save_fitted,
@@ -173,16 +174,7 @@ def train_step(
     fitted = kind.fit(x_train, y_train)
     fit_seconds = time.perf_counter() - fit_clock
     last = index == len(spec.steps) - 1
-    written = 0
-    metrics: dict[str, dict[str, float]] = {}
-    if last:
-        metrics = _metrics(step, kind, fitted, parts, env)
-    else:
-        for split, (features, target) in parts.items():
-            written += scratch.write_frame(step.id, split, kind.transform(fitted, features), target)
-    if "train" in rendered.outputs:
-        output = kind.predict(fitted, x_train) if last else kind.transform(fitted, x_train)
-        written += _write_output(step, "train", _as_frame(output), rendered, env)
+    metrics, written = _outputs(step, kind, fitted, parts, last, scratch, rendered, env)
     staged = _stage(spec, step, fitted, scratch, env) if step.has_assets else None
     rows_out = len(x_train) + (len(parts["test"][0]) if "test" in parts else 0)
     record = StepRecord(
@@ -225,6 +217,31 @@ def train_step(
         "bytes_written": written,
         "metrics": metrics,
     }
+
+
+def _outputs(
+    step: Step,
+    kind: StepKind,
+    fitted: Any,
+    parts: Mapping[str, tuple[Any, Any]],
+    last: bool,
+    scratch: _Scratch,
+    rendered: Rendered,
+    env: Environment,
+) -> tuple[dict[str, dict[str, float]], int]:
+    """What a fitted step hands on: metrics if it is the last, else its transformed data."""
+    written = 0
+    metrics: dict[str, dict[str, float]] = {}
+    if last:
+        metrics = _metrics(step, kind, fitted, parts, env)
+    else:
+        for split, (features, target) in parts.items():
+            written += scratch.write_frame(step.id, split, kind.transform(fitted, features), target)
+    if "train" in rendered.outputs:
+        x_train = parts["train"][0]
+        output = kind.predict(fitted, x_train) if last else kind.transform(fitted, x_train)
+        written += _write_output(step, "train", _as_frame(output), rendered, env)
+    return metrics, written
 
 
 def _training_data(
