@@ -21,7 +21,16 @@ from pydantic import BaseModel, ValidationError
 from model_steps.errors import Problem, did_you_mean
 from model_steps.imports import allowed_imports, refused_references
 from model_steps.interpolation import interpolate
-from model_steps.source import Position, SourceError, duplicates, has_child, locate, read_yaml
+from model_steps.source import (
+    NeedsPositions,
+    Position,
+    SourceError,
+    duplicates,
+    has_child,
+    locate,
+    read_plain,
+    read_yaml,
+)
 from model_steps.spec import KIND, SEMANTIC, ModelSpec, structural_issues
 
 __all__ = [
@@ -116,6 +125,23 @@ def load_file(
         return BrokenDefinition(path, (_problem(path, 0, 0, "", "unreadable", str(error)),))
     if not _MARKER.search(raw):
         return None
+    try:
+        plain = read_plain(raw)
+    except NeedsPositions:
+        plain = None
+    if isinstance(plain, dict):
+        if not _is_model(plain):
+            return None
+        result = _validate(path, plain, environ, allowed)
+        if isinstance(result, LoadedModel):
+            return result
+    return _load_positioned(path, raw, environ, allowed)
+
+
+def _load_positioned(
+    path: Path, raw: bytes, environ: Mapping[str, str], allowed: Sequence[str]
+) -> BrokenDefinition | LoadedModel | None:
+    """The slow, exact path for files with problems: every problem gets its line and column."""
     try:
         data = read_yaml(raw)
     except SourceError as error:

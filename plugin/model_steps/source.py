@@ -14,7 +14,17 @@ from typing import Any
 
 import yaml
 
-__all__ = ["Duplicate", "Position", "SourceError", "duplicates", "has_child", "locate", "read_yaml"]
+__all__ = [
+    "Duplicate",
+    "NeedsPositions",
+    "Position",
+    "SourceError",
+    "duplicates",
+    "has_child",
+    "locate",
+    "read_plain",
+    "read_yaml",
+]
 
 
 @dataclass(frozen=True)
@@ -126,6 +136,46 @@ def _construct_text(loader: _PositionLoader, node: yaml.ScalarNode) -> str:
 
 
 _PositionLoader.add_constructor("tag:yaml.org,2002:timestamp", _construct_text)
+
+
+class NeedsPositions(Exception):
+    """The text has something only the positioned reader reports well (or is not YAML)."""
+
+
+class _PlainLoader(yaml.CSafeLoader):
+    """libyaml's safe loader building plain containers, with dates kept as text."""
+
+
+def _construct_plain_map(loader: _PlainLoader, node: yaml.MappingNode) -> dict[Any, Any]:
+    keys = [k.value for k, _ in node.value if isinstance(k, yaml.ScalarNode)]
+    if len(keys) != len(node.value) or len(set(keys)) != len(keys) or "<<" in keys:
+        raise NeedsPositions  # duplicate, merge or complex keys: let read_yaml report them
+    return {
+        loader.construct_object(key, deep=True): loader.construct_object(value, deep=True)
+        for key, value in node.value
+    }
+
+
+_PlainLoader.add_constructor("tag:yaml.org,2002:map", _construct_plain_map)
+_PlainLoader.add_constructor("tag:yaml.org,2002:timestamp", _construct_text)
+
+
+def read_plain(text: str | bytes) -> Any:
+    """Parse one YAML document into plain containers, at about half the cost of read_yaml.
+
+    Positions are only needed to place error messages, so valid files, nearly all of them, skip
+    recording them; the loader re-reads a file with :func:`read_yaml` when it has problems.
+
+    Raises:
+        NeedsPositions: the text is not valid YAML or has duplicate or merge keys.
+    """
+    loader = _PlainLoader(text)
+    try:
+        return loader.get_single_data()
+    except (yaml.YAMLError, TypeError) as error:
+        raise NeedsPositions from error
+    finally:
+        loader.dispose()
 
 
 def read_yaml(text: str | bytes) -> Any:

@@ -12,9 +12,13 @@ problem in a file at once, each on its own line.
 
 from __future__ import annotations
 
+import ast
 import hashlib
+import inspect
+import itertools
 import json
 import re
+import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
@@ -241,7 +245,6 @@ class Strict(BaseModel):
         frozen=True,
         populate_by_name=True,
         coerce_numbers_to_str=True,
-        use_attribute_docstrings=True,
     )
 
 
@@ -813,8 +816,40 @@ def spec_hash(model: ModelSpec) -> str:
 
 
 def json_schema() -> dict[str, Any]:
-    """The JSON Schema of a model file, for editors (``model-steps schema``)."""
+    """The JSON Schema of a model file, for editors (``model-steps schema``).
+
+    Field descriptions are the docstrings under each field in this module. They are read here
+    rather than by pydantic (``use_attribute_docstrings``), which would scan every loaded module
+    at import, a cost every DAG parse would pay for text only the schema shows.
+    """
     schema = ModelSpec.model_json_schema(by_alias=True)
+    documents = {"ModelSpec": schema, **schema.get("$defs", {})}
+    for name, descriptions in _field_docstrings().items():
+        model = globals()[name]
+        properties = documents.get(name, {}).get("properties", {})
+        for field, info in model.model_fields.items():
+            if (info.alias or field) in properties and field in descriptions:
+                properties[info.alias or field].setdefault("description", descriptions[field])
     schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
     schema["title"] = "model-steps/v1 Model"
     return schema
+
+
+def _field_docstrings() -> dict[str, dict[str, str]]:
+    """``{class: {field: docstring}}`` for the schema classes, from this module's source."""
+    tree = ast.parse(inspect.getsource(sys.modules[__name__]))
+    found: dict[str, dict[str, str]] = {}
+    for node in tree.body:
+        if not isinstance(node, ast.ClassDef):
+            continue
+        for statement, following in itertools.pairwise(node.body):
+            if (
+                isinstance(statement, ast.AnnAssign)
+                and isinstance(statement.target, ast.Name)
+                and isinstance(following, ast.Expr)
+                and isinstance(following.value, ast.Constant)
+                and isinstance(following.value.value, str)
+            ):
+                text = inspect.cleandoc(following.value.value)
+                found.setdefault(node.name, {})[statement.target.id] = text
+    return found

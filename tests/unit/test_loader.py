@@ -121,3 +121,16 @@ def test_loaded_definitions_hold_plain_data_that_survives_copying(tmp_path: Path
     assert copy.deepcopy(init) == {"pairs": [["bmi", "bp"]], "options": {"a": [1]}}
     assert type(init["pairs"]) is list
     assert type(init["options"]) is dict
+
+
+def test_yaml_anchors_and_merge_keys_are_understood(tmp_path: Path) -> None:
+    text = (
+        definition("churn").replace(
+            "      input:",
+            "      init: &shared {fit_intercept: true}\n      input:",
+        )
+        + "metadata:\n  defaults: *shared\n  merged:\n    <<: *shared\n    owner: risk\n"
+    )
+    write(tmp_path, "churn.yaml", text)
+    (model,) = load_and_validate([tmp_path], {}).models
+    assert model.spec.metadata["merged"] == {"fit_intercept": True, "owner": "risk"}
