@@ -199,7 +199,11 @@ def _validate(
         unresolved.append(loc)
         findings.append(_Finding(loc, "env_var", message))
 
-    spec, schema_findings = _check(data, interpolate(data, environ, unresolved_reference))
+    # The copy is skipped only for plain data without references: positioned containers (the
+    # slow path) must never reach a definition, so they are always copied into plain ones.
+    is_plain = type(data) is dict and not _has_references(data)
+    plain = data if is_plain else interpolate(data, environ, unresolved_reference)
+    spec, schema_findings = _check(data, plain)
     # A value still holding an unresolved ${VAR} was already reported; its own checks are noise.
     findings += [f for f in schema_findings if not any(_under(f.loc, u) for u in unresolved)]
     if spec is None:
@@ -216,6 +220,17 @@ def _validate(
         )
     assert spec is not None
     return LoadedModel(path, spec)
+
+
+def _has_references(data: Any) -> bool:
+    """Whether any string holds ``${``; most files have none and skip the interpolating copy."""
+    if isinstance(data, str):
+        return "${" in data
+    if isinstance(data, dict):
+        return any(_has_references(v) for v in data.values())
+    if isinstance(data, list):
+        return any(_has_references(v) for v in data)
+    return False
 
 
 def _check(source: Any, plain: Any) -> tuple[ModelSpec | None, list[_Finding]]:

@@ -134,3 +134,16 @@ def test_yaml_anchors_and_merge_keys_are_understood(tmp_path: Path) -> None:
     write(tmp_path, "churn.yaml", text)
     (model,) = load_and_validate([tmp_path], {}).models
     assert model.spec.metadata["merged"] == {"fit_intercept": True, "owner": "risk"}
+
+
+def test_a_definition_read_the_slow_way_still_holds_plain_data(tmp_path: Path) -> None:
+    text = (
+        definition("churn").replace(
+            "      input:", "      init: &shared {pairs: [[a, b]]}\n      input:"
+        )
+        + "metadata:\n  merged:\n    <<: *shared\n"
+    )
+    write(tmp_path, "churn.yaml", text)
+    (model,) = load_and_validate([tmp_path], {}).models
+    assert type(model.spec.steps[0].parameters.init["pairs"]) is list
+    assert copy.deepcopy(model.spec.metadata) == {"merged": {"pairs": [["a", "b"]]}}
