@@ -16,12 +16,18 @@ __all__ = [
     "ChecksumMismatchError",
     "CorruptDocumentError",
     "DefinitionError",
+    "ImportRefusedError",
+    "MissingAttributeError",
+    "MissingColumnsError",
+    "MissingModuleError",
     "ModelStepsError",
-    "NotImplementedYetError",
     "PermanentError",
     "Problem",
     "PublishConflictError",
+    "StepError",
     "StoreUnavailableError",
+    "UnknownMetricError",
+    "UntrustedTypeError",
     "did_you_mean",
     "format_problem",
 ]
@@ -78,10 +84,6 @@ class DefinitionError(PermanentError):
         return "\n".join(format_problem(p) for p in self.problems)
 
 
-class NotImplementedYetError(PermanentError, NotImplementedError):
-    """A generated task reached a capability that a later release provides."""
-
-
 class StoreUnavailableError(ModelStepsError):
     """The store could not be asked (network, credentials, outage): not the same as "missing".
 
@@ -100,3 +102,57 @@ class ChecksumMismatchError(PermanentError):
 
 class PublishConflictError(ModelStepsError):
     """Another writer kept winning the race for the pointer; retrying later is safe."""
+
+
+class ImportRefusedError(PermanentError):
+    """A definition names a module outside the allow-list, or a private attribute."""
+
+    def __init__(self, message: str, *, module: str, allowed: Sequence[str]) -> None:
+        super().__init__(message)
+        self.module = module
+        self.allowed = tuple(allowed)
+
+
+class MissingModuleError(PermanentError):
+    """An allowed module is not installed where the task runs."""
+
+    def __init__(self, message: str, *, module: str) -> None:
+        super().__init__(message)
+        self.module = module
+
+
+class MissingAttributeError(PermanentError):
+    """The module imports but has no attribute of the name the definition gives."""
+
+    def __init__(self, message: str, *, suggestions: Sequence[str] = ()) -> None:
+        super().__init__(message)
+        self.suggestions = tuple(suggestions)
+
+
+class StepError(PermanentError):
+    """A step's definition does not fit its code or its data; retrying cannot help."""
+
+
+class MissingColumnsError(StepError):
+    """The training data lacks the target or feature columns the definition names."""
+
+    def __init__(self, message: str, *, missing: Sequence[str], available: Sequence[str]) -> None:
+        super().__init__(message)
+        self.missing = tuple(missing)
+        self.available = tuple(available)
+
+
+class UnknownMetricError(StepError):
+    """A metric name is neither a scikit-learn metric nor ``pkg.mod:fn``."""
+
+    def __init__(self, message: str, *, suggestions: Sequence[str]) -> None:
+        super().__init__(message)
+        self.suggestions = tuple(suggestions)
+
+
+class UntrustedTypeError(StepError):
+    """A skops file holds types from modules outside the allow-list, so it is not loaded."""
+
+    def __init__(self, message: str, *, types: Sequence[str]) -> None:
+        super().__init__(message)
+        self.types = tuple(types)

@@ -19,7 +19,12 @@ from pathlib import Path
 from types import ModuleType
 from typing import TYPE_CHECKING, Any, TypeAlias
 
-from model_steps.errors import PermanentError, did_you_mean
+from model_steps.errors import (
+    ImportRefusedError,
+    MissingAttributeError,
+    MissingModuleError,
+    did_you_mean,
+)
 
 if TYPE_CHECKING:
     from model_steps.spec import ModelSpec, StepParameters
@@ -27,9 +32,6 @@ if TYPE_CHECKING:
 __all__ = [
     "DEFAULT_ALLOWED",
     "ENV_VARS",
-    "ImportRefusedError",
-    "MissingAttributeError",
-    "MissingModuleError",
     "allowed_imports",
     "import_object",
     "is_allowed",
@@ -47,31 +49,6 @@ PIP_NAMES = {"sklearn": "scikit-learn", "yaml": "PyYAML", "skimage": "scikit-ima
 """Import names whose distribution on PyPI is called something else."""
 
 Location: TypeAlias = tuple[str | int, ...]
-
-
-class ImportRefusedError(PermanentError):
-    """A definition names a module outside the allow-list, or a private attribute."""
-
-    def __init__(self, message: str, *, module: str, allowed: Sequence[str]) -> None:
-        super().__init__(message)
-        self.module = module
-        self.allowed = tuple(allowed)
-
-
-class MissingModuleError(PermanentError):
-    """An allowed module is not installed where the task runs."""
-
-    def __init__(self, message: str, *, module: str) -> None:
-        super().__init__(message)
-        self.module = module
-
-
-class MissingAttributeError(PermanentError):
-    """The module imports but has no attribute of the name the definition gives."""
-
-    def __init__(self, message: str, *, suggestions: Sequence[str] = ()) -> None:
-        super().__init__(message)
-        self.suggestions = tuple(suggestions)
 
 
 def allowed_imports(environ: Mapping[str, str], dags_folder: Path | None) -> tuple[str, ...]:

@@ -14,7 +14,13 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
-from model_steps.errors import PermanentError, did_you_mean
+from model_steps.errors import (
+    MissingColumnsError,
+    StepError,
+    UnknownMetricError,
+    UntrustedTypeError,
+    did_you_mean,
+)
 from model_steps.imports import import_object, is_allowed, library
 
 if TYPE_CHECKING:
@@ -29,12 +35,8 @@ __all__ = [
     "STEP_KINDS",
     "CallableStep",
     "ClassStep",
-    "MissingColumnsError",
     "Serializer",
-    "StepError",
     "StepKind",
-    "UnknownMetricError",
-    "UntrustedTypeError",
     "compute_metrics",
     "load_fitted",
     "save_fitted",
@@ -47,35 +49,6 @@ PREDICTION = "prediction"
 """Name of the column holding a one-dimensional prediction."""
 AVERAGES = ("macro", "micro", "weighted")
 """Metric name suffixes that select scikit-learn's ``average=`` (``f1_macro``)."""
-
-
-class StepError(PermanentError):
-    """A step's definition does not fit its code or its data; retrying cannot help."""
-
-
-class MissingColumnsError(StepError):
-    """The training data lacks the target or feature columns the definition names."""
-
-    def __init__(self, message: str, *, missing: Sequence[str], available: Sequence[str]) -> None:
-        super().__init__(message)
-        self.missing = tuple(missing)
-        self.available = tuple(available)
-
-
-class UnknownMetricError(StepError):
-    """A metric name is neither a scikit-learn metric nor ``pkg.mod:fn``."""
-
-    def __init__(self, message: str, *, suggestions: Sequence[str]) -> None:
-        super().__init__(message)
-        self.suggestions = tuple(suggestions)
-
-
-class UntrustedTypeError(StepError):
-    """A skops file holds types from modules outside the allow-list, so it is not loaded."""
-
-    def __init__(self, message: str, *, types: Sequence[str]) -> None:
-        super().__init__(message)
-        self.types = tuple(types)
 
 
 class StepKind(Protocol):

@@ -7,11 +7,9 @@ from typing import Any
 
 import pytest
 
+from model_steps.errors import ImportRefusedError, MissingAttributeError, MissingModuleError
 from model_steps.imports import (
     DEFAULT_ALLOWED,
-    ImportRefusedError,
-    MissingAttributeError,
-    MissingModuleError,
     allowed_imports,
     import_object,
     is_allowed,

@@ -12,13 +12,15 @@ from sklearn.datasets import load_diabetes, load_iris
 from sklearn.linear_model import LogisticRegression
 from sklearn.preprocessing import StandardScaler
 
-from model_steps.imports import DEFAULT_ALLOWED
-from model_steps.spec import Split, Step, Training
-from model_steps.steps import (
+from model_steps.errors import (
     MissingColumnsError,
     StepError,
     UnknownMetricError,
     UntrustedTypeError,
+)
+from model_steps.imports import DEFAULT_ALLOWED
+from model_steps.spec import Split, Step, Training
+from model_steps.steps import (
     compute_metrics,
     load_fitted,
     save_fitted,
