@@ -58,7 +58,8 @@ class ModelStepOperator(BaseOperator):
     """Runs one train, infer or publish action of a model definition.
 
     ``rendered`` (the step's init arguments and data URLs) is a template field: Airflow renders
-    ``{{ ds }}`` or ``{{ params.C }}`` in it before the task runs, as native Python values.
+    ``{{ params.C }}`` or ``{{ dag_run.run_after | ds }}`` in it before the task runs, as native
+    Python values.
     """
 
     template_fields = ("rendered",)

@@ -17,7 +17,7 @@ __all__ = ["Rendered"]
 
 @dataclass(frozen=True)
 class Rendered:
-    """A step's run-specific values after Airflow rendered their templates (``{{ ds }}``)."""
+    """A step's run-specific values after Airflow rendered their templates."""
 
     init: Mapping[str, Any]
     inputs: Mapping[str, str] = field(default_factory=dict)

@@ -252,7 +252,8 @@ class DataRef(Strict):
     """A table read or written through fsspec."""
 
     url: str
-    """fsspec URL or path of the data; Airflow templates such as ``{{ ds }}`` are rendered."""
+    """fsspec URL or path of the data; Airflow templates (``{{ dag_run.run_after | ds }}``,
+    ``{{ params.x }}``) are rendered."""
     format: Literal["csv", "parquet", "json"] | None = None
     """File format; inferred from the URL's extension when left out (json means JSON lines)."""
     options: dict[str, Any] = {}
