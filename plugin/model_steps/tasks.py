@@ -176,13 +176,13 @@ def train_step(
     last = index == len(spec.steps) - 1
     metrics, written = _outputs(step, kind, fitted, parts, last, scratch, rendered, env)
     staged = _stage(spec, step, fitted, scratch, env) if step.has_assets else None
-    rows_out = len(x_train) + (len(parts["test"][0]) if "test" in parts else 0)
+    rows = len(x_train) + (len(parts["test"][0]) if "test" in parts else 0)  # one out per in
     record = StepRecord(
         step_id=step.id,
         started_at=started,
         ended_at=utc_now(),
-        rows_in=rows_out,
-        rows_out=rows_out,
+        rows_in=rows,
+        rows_out=rows,
         columns_in=[str(c) for c in x_train.columns],
         fit_seconds=round(fit_seconds, 6),
         cpu_seconds=round(time.process_time() - cpu, 6),
@@ -203,7 +203,7 @@ def train_step(
         "written, metrics %s",
         step.id,
         spec.name,
-        rows_out,
+        rows,
         len(x_train.columns),
         fit_seconds,
         time.perf_counter() - clock,
@@ -212,7 +212,7 @@ def train_step(
     )
     return {
         "step": step.id,
-        "rows": rows_out,
+        "rows": rows,
         "fit_seconds": record.fit_seconds,
         "bytes_written": written,
         "metrics": metrics,
