@@ -136,3 +136,118 @@ def run_dag(synced_bag: Any, failure_listener: _FailureListener) -> Any:
         return RunOutcome(str(dag_run.state), states, errors)
 
     return run
+
+
+# ---- BEGIN Airflow API server fixture (the plugin's API runs inside it) ----------------------
+# One real `airflow api-server` per session, on the session's DB, DAGs folder and connections.
+
+import secrets  # noqa: E402
+import signal  # noqa: E402
+import subprocess  # noqa: E402
+import sys  # noqa: E402
+import time  # noqa: E402
+import urllib.error  # noqa: E402
+import urllib.request  # noqa: E402
+
+from tests.s3 import free_port  # noqa: E402
+
+API_USERS = {"admin": "admin", "viewer": "viewer"}
+"""SimpleAuthManager users of the session's API server, by name and role."""
+API_STARTUP_SECONDS = 90.0
+
+
+@dataclass
+class AirflowApi:
+    """A running API server: where it listens and how to log in to it."""
+
+    base_url: str
+    passwords_file: Path
+    log: Path
+
+    def password(self, user: str) -> str:
+        """The password SimpleAuthManager generated for ``user`` when the server started."""
+        passwords: dict[str, str] = json.loads(self.passwords_file.read_text())
+        return passwords[user]
+
+    def token(self, user: str) -> str:
+        """A fresh JWT for ``user`` from Airflow's own login endpoint (``POST /auth/token``)."""
+        body = json.dumps({"username": user, "password": self.password(user)}).encode()
+        request = urllib.request.Request(
+            f"{self.base_url}/auth/token",
+            data=body,
+            headers={"Content-Type": "application/json"},
+            method="POST",
+        )
+        with urllib.request.urlopen(request, timeout=30) as response:
+            token: str = json.loads(response.read())["access_token"]
+            return token
+
+    def ready(self) -> bool:
+        """Whether the server answers its health check right now."""
+        try:
+            with urllib.request.urlopen(f"{self.base_url}/api/v2/monitor/health", timeout=1):
+                return True
+        except (urllib.error.URLError, OSError):
+            return False
+
+
+def _api_server_env(passwords_file: Path) -> dict[str, str]:
+    env = dict(os.environ)
+    env.pop("AIRFLOW__CORE__UNIT_TEST_MODE", None)  # test mode swaps in test-only defaults
+    env.update(
+        {
+            "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": ",".join(
+                f"{name}:{role}" for name, role in API_USERS.items()
+            ),
+            "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(passwords_file),
+            "AIRFLOW__API__WORKERS": "1",
+            "AIRFLOW__API_AUTH__JWT_SECRET": secrets.token_hex(32),
+        }
+    )
+    return env
+
+
+def _stop_group(process: subprocess.Popen[bytes]) -> None:
+    """Kill the server's process group (uvicorn and its worker) and reap it."""
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        try:
+            os.killpg(process.pid, sig)
+        except ProcessLookupError:
+            return
+        try:
+            process.wait(timeout=10)
+            return
+        except subprocess.TimeoutExpired:
+            continue
+
+
+@pytest.fixture(scope="session")
+def airflow_api(synced_bag: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[AirflowApi]:
+    """The real Airflow API server with the plugin, as a subprocess on a free loopback port."""
+    folder = tmp_path_factory.mktemp("api-server")
+    port = free_port()
+    api = AirflowApi(
+        f"http://127.0.0.1:{port}", folder / "passwords.json", folder / "api-server.log"
+    )
+    airflow = str(Path(sys.executable).with_name("airflow"))
+    with api.log.open("ab") as log:
+        process = subprocess.Popen(
+            [airflow, "api-server", "--host", "127.0.0.1", "--port", str(port), "--workers", "1"],
+            env=_api_server_env(api.passwords_file),
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    try:
+        deadline = time.monotonic() + API_STARTUP_SECONDS
+        while not (api.ready() and api.passwords_file.exists()):
+            if process.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"airflow api-server did not start:\n{api.log.read_text()}")
+            time.sleep(0.2)
+        yield api
+    finally:
+        _stop_group(process)
+
+
+# ---- END Airflow API server fixture ------------------------------------------------------------

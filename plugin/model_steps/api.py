@@ -1,0 +1,735 @@
+"""The Models API the plugin mounts on Airflow's API server (``/model-steps``).
+
+What a user sees of each model joins three sources, each read live: the definitions in the DAGs
+folder (parsed again only when a file changes), Airflow's metadata DB (pause state and last runs,
+so a toggle in the UI shows at once) and the model's store (versions, metrics, card). A store
+that cannot be reached only marks its own model. Every route sits behind Airflow's own
+authentication (a JWT as a bearer token or the UI's session cookie), because Airflow does not
+guard plugin apps by itself; changes also need edit permission on both of the model's DAGs.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import TimeoutError as FutureTimeout
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Annotated, Any, Literal, TypeVar
+
+from airflow.api_fastapi.app import get_auth_manager
+from airflow.api_fastapi.auth.managers.models.base_user import BaseUser
+from airflow.api_fastapi.auth.managers.models.resource_details import DagDetails
+from airflow.api_fastapi.common.db.common import SessionDep
+from airflow.api_fastapi.core_api.security import GetUserDep, get_user
+from airflow.api_fastapi.logging.decorators import action_logging
+from airflow.models.dag import DagModel
+from airflow.models.dagrun import DagRun
+from fastapi import APIRouter, Depends, FastAPI, HTTPException, Request, status
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, RedirectResponse, Response
+from fastapi.staticfiles import StaticFiles
+from pydantic import BaseModel, Field
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from model_steps.credentials import model_storage_options
+from model_steps.errors import (
+    CorruptDocumentError,
+    ModelStepsError,
+    PublishConflictError,
+    StoreUnavailableError,
+    format_problem,
+)
+from model_steps.loader import Catalog, LoadedModel, find_definition_files, load_and_validate
+from model_steps.manifest import Manifest
+from model_steps.plan import dag_ids, invalid_dag_id
+from model_steps.settings import Settings, load_settings
+from model_steps.spec import ModelSpec, schedule_kind
+from model_steps.store import CARD, ModelStore
+from model_steps.tasks import environment
+
+__all__ = ["create_app"]
+
+UI_FOLDER = Path(__file__).with_name("ui")
+ICON = (
+    '<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 24 24" fill="none" stroke="currentColor" '
+    'stroke-width="2" stroke-linecap="round" stroke-linejoin="round"><path d="M3 3v18h18"/>'
+    '<path d="m7 14 4-4 4 4 5-6"/></svg>'
+)
+"""The "Models" entry's icon in Airflow's navigation (served here: nothing loads from elsewhere)."""
+STORE_TIMEOUT_SECONDS = 10.0
+"""How long a listing waits for one model's store before showing it as unavailable."""
+_STORE_THREADS = 8
+
+T = TypeVar("T")
+
+
+# -- response models (the contract the UI builds against) -------------------------------------
+
+
+class ErrorBody(BaseModel):
+    """Every error: a message that says what went wrong."""
+
+    detail: str
+
+
+_ERRORS: dict[int | str, dict[str, Any]] = {
+    code: {"description": text, "model": ErrorBody}
+    for code, text in (
+        (401, "Not authenticated"),
+        (403, "Invalid token, or no permission to change the model's DAGs"),
+        (404, "Unknown model or version"),
+        (503, "The model's store is unavailable"),
+    )
+}
+
+
+class LastRun(BaseModel):
+    """The newest run of one DAG."""
+
+    run_id: str
+    state: str | None
+    run_after: str | None
+    start_date: str | None
+    end_date: str | None
+
+
+class DagState(BaseModel):
+    """One of the model's DAGs as Airflow sees it right now."""
+
+    dag_id: str
+    kind: Literal["train", "infer"]
+    paused: bool | None = Field(description="null when Airflow has not parsed the DAG yet")
+    url: str = Field(description="The DAG's page in the Airflow UI")
+    last_run: LastRun | None
+
+
+class ScheduleText(BaseModel):
+    """The schedules as written: cron, preset, interval, "on new version", or null (manual)."""
+
+    train: str | None
+    infer: str | None
+
+
+ScheduleStatus = Literal["active", "paused", "partly paused", "not in Airflow yet"]
+
+
+class ModelSummary(BaseModel):
+    """One model in the listing."""
+
+    name: str
+    description: str
+    tags: list[str]
+    domain: str | None
+    status: Literal["deployed", "undeployed"]
+    definition_version: str | None
+    file: str = Field(description="Path relative to the DAGs folder")
+    schedule: ScheduleText
+    schedule_status: ScheduleStatus
+    dags: list[DagState] = Field(description="Train first, then infer if the model has one")
+    live_version: int | None
+    published_at: str | None
+    versions: int = Field(description="How many complete versions the store holds")
+    metrics: dict[str, dict[str, float]] = Field(description="The live version's, by split")
+    store_error: str | None = Field(description="Why this model's store could not be read")
+
+
+class ProblemOut(BaseModel):
+    """One problem of a broken definition file, located."""
+
+    line: int | None
+    column: int | None
+    field: str | None
+    message: str
+    text: str = Field(description='The whole formatted "path:line:col: field: message"')
+
+
+class InvalidFile(BaseModel):
+    """A definition file that does not load, and the placeholder DAG showing it in Airflow."""
+
+    file: str
+    dag_id: str
+    problems: list[ProblemOut]
+
+
+class ModelList(BaseModel):
+    """Every model in the DAGs folder and every file that failed to load."""
+
+    models: list[ModelSummary]
+    invalid: list[InvalidFile]
+
+
+class CommentOut(BaseModel):
+    """One entry of a model's change history."""
+
+    date: str
+    author: str
+    text: str
+
+
+class StepOut(BaseModel):
+    """One ordered step of a model."""
+
+    id: str
+    name: str
+    description: str
+
+
+class ModelDetail(ModelSummary):
+    """One model with its documentation, parameters, steps and the live version's card."""
+
+    comments: list[CommentOut]
+    intended_use: str | None
+    limitations: str | None
+    license: str | None
+    metadata: dict[str, Any]
+    parameters: dict[str, Any]
+    steps: list[StepOut]
+    card: str | None = Field(description="MODEL_CARD.md of the live version")
+
+
+class VersionSummary(BaseModel):
+    """One published version."""
+
+    version: int
+    published_at: str
+    run_id: str
+    definition_version: str | None
+    spec_hash: str
+    metrics: dict[str, dict[str, float]]
+    comments: list[dict[str, str]]
+    is_current: bool
+
+
+class VersionList(BaseModel):
+    """A model's versions, newest first."""
+
+    model: str
+    current: int | None
+    versions: list[VersionSummary]
+
+
+class RollbackRequest(BaseModel):
+    """Which complete version handlers should serve again."""
+
+    version: int = Field(ge=1)
+
+
+class RollbackResult(BaseModel):
+    """Where the pointer moved."""
+
+    model: str
+    version: int
+    previous: int | None
+
+
+class PauseResult(BaseModel):
+    """Both of the model's DAGs after a pause or resume."""
+
+    model: str
+    dags: list[DagState]
+
+
+# -- definitions: parsed again only when a file changes ----------------------------------------
+
+
+class _Definitions:
+    """The catalog of the DAGs folder, cached on the files' names, sizes and mtimes.
+
+    A listing stats every file but parses nothing when nothing changed; a change anywhere
+    reloads the whole folder, because names must be unique across files.
+    """
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self._lock = threading.Lock()
+        self._key: tuple[tuple[str, int, int], ...] | None = None
+        self._catalog = Catalog((), ())
+
+    def catalog(self) -> Catalog:
+        key = self._fingerprint()
+        with self._lock:
+            if key != self._key:
+                folder = self.settings.dags_folder
+                self._catalog = load_and_validate([folder], self.settings.environ)
+                self._key = key
+            return self._catalog
+
+    def model(self, name: str) -> LoadedModel:
+        found = self.catalog().find(name)
+        if found is None:
+            raise HTTPException(status.HTTP_404_NOT_FOUND, f"no model named {name!r}")
+        return found
+
+    def _fingerprint(self) -> tuple[tuple[str, int, int], ...]:
+        stats = []
+        for path in find_definition_files([self.settings.dags_folder]):
+            try:
+                info = path.stat()
+            except FileNotFoundError:  # removed while listing: the next listing sees it gone
+                continue
+            stats.append((str(path), info.st_mtime_ns, info.st_size))
+        return tuple(stats)
+
+    def relative(self, path: Path) -> str:
+        """``path`` as users know it: relative to the DAGs folder."""
+        folder = self.settings.dags_folder
+        return path.relative_to(folder).as_posix() if path.is_relative_to(folder) else str(path)
+
+
+# -- Airflow's view: pause state and last runs -------------------------------------------------
+
+
+def _iso(value: Any) -> str | None:
+    return value.isoformat() if value is not None else None
+
+
+def _last_runs(session: Session, ids: Sequence[str]) -> dict[str, LastRun]:
+    newest = select(func.max(DagRun.id)).where(DagRun.dag_id.in_(ids)).group_by(DagRun.dag_id)
+    runs = session.scalars(select(DagRun).where(DagRun.id.in_(newest)))
+    return {
+        run.dag_id: LastRun(
+            run_id=run.run_id,
+            state=str(run.state) if run.state is not None else None,
+            run_after=_iso(run.run_after),
+            start_date=_iso(run.start_date),
+            end_date=_iso(run.end_date),
+        )
+        for run in runs
+    }
+
+
+def _dag_states(session: Session, specs: Iterable[ModelSpec]) -> dict[str, DagState]:
+    """Every model DAG's state, in two queries for the whole listing."""
+    ids = [dag_id for spec in specs for dag_id in dag_ids(spec)]
+    rows = session.execute(
+        select(DagModel.dag_id, DagModel.is_paused).where(DagModel.dag_id.in_(ids))
+    )
+    paused = {row.dag_id: row.is_paused for row in rows}
+    runs = _last_runs(session, ids)
+    return {
+        dag_id: DagState(
+            dag_id=dag_id,
+            kind="train" if dag_id.endswith("__train") else "infer",
+            paused=paused.get(dag_id),
+            url=f"/dags/{dag_id}",
+            last_run=runs.get(dag_id),
+        )
+        for dag_id in ids
+    }
+
+
+def _schedule_status(dags: Sequence[DagState]) -> ScheduleStatus:
+    known = [d.paused for d in dags if d.paused is not None]
+    if not known:
+        return "not in Airflow yet"
+    if all(known):
+        return "paused"
+    return "active" if not any(known) else "partly paused"
+
+
+# -- the store's view: versions, metrics, card ---------------------------------------------------
+
+
+def _open_store(spec: ModelSpec, settings: Settings) -> ModelStore:
+    """The model's store, with its connection's credentials read now (they may have changed)."""
+    try:
+        options = model_storage_options(spec.assets.conn_id)
+    except Exception as error:  # the connection is missing or its backend is down
+        raise StoreUnavailableError(
+            f"cannot read connection {spec.assets.conn_id!r}: {error}"
+        ) from error
+    return environment(spec, settings, options).store
+
+
+@dataclass(frozen=True)
+class _Live:
+    """What the store says about a model right now."""
+
+    version: int | None = None
+    published_at: str | None = None
+    versions: int = 0
+    metrics: dict[str, dict[str, float]] | None = None
+    error: str | None = None
+
+
+def _live(spec: ModelSpec, settings: Settings) -> _Live:
+    store = _open_store(spec, settings)
+    pointer = store.pointer()
+    versions = store.versions()
+    if pointer is None:
+        return _Live(versions=len(versions))
+    manifest = store.manifest(pointer.version)
+    return _Live(pointer.version, pointer.published_at, len(versions), manifest.metrics)
+
+
+def _live_or_error(spec: ModelSpec, settings: Settings) -> _Live:
+    """Never raises: one model's broken store must not hide the others."""
+    try:
+        return _live(spec, settings)
+    except Exception as error:
+        return _Live(error=_describe(error))
+
+
+def _describe(error: BaseException) -> str:
+    known = (ModelStepsError, FileNotFoundError, PermissionError)
+    return str(error) if isinstance(error, known) else f"{type(error).__name__}: {error}"
+
+
+def _live_all(specs: Sequence[ModelSpec], settings: Settings) -> list[_Live]:
+    """Ask every store at once; a store that does not answer in time is shown as such."""
+    if not specs:
+        return []
+    pool = ThreadPoolExecutor(min(_STORE_THREADS, len(specs)), thread_name_prefix="model-store")
+    futures = [pool.submit(_live_or_error, spec, settings) for spec in specs]
+    pool.shutdown(wait=False)  # a hung store keeps its thread, not the response
+    return [_wait(future.result, spec) for future, spec in zip(futures, specs, strict=True)]
+
+
+def _wait(result: Callable[[float], _Live], spec: ModelSpec) -> _Live:
+    try:
+        return result(STORE_TIMEOUT_SECONDS)
+    except FutureTimeout:
+        return _Live(error=f"the store of {spec.name} did not answer in {STORE_TIMEOUT_SECONDS}s")
+
+
+def _card(store: ModelStore, version: int | None) -> str | None:
+    if version is None:
+        return None
+    try:
+        return store.read_bytes(store.url("versions", str(version), CARD)).decode()
+    except FileNotFoundError:
+        return None
+
+
+# -- assembling the documents --------------------------------------------------------------------
+
+
+def _schedule_text(value: str | None) -> str | None:
+    if value is None:
+        return None
+    return "on new version" if schedule_kind(value) == "on_new_version" else value
+
+
+def _summary(
+    model: LoadedModel, definitions: _Definitions, dags: dict[str, DagState], live: _Live
+) -> dict[str, Any]:
+    spec = model.spec
+    states = [dags[dag_id] for dag_id in dag_ids(spec)]
+    return {
+        "name": spec.name,
+        "description": spec.description,
+        "tags": list(spec.tags),
+        "domain": spec.domain,
+        "status": spec.status,
+        "definition_version": spec.version,
+        "file": definitions.relative(model.path),
+        "schedule": ScheduleText(
+            train=_schedule_text(spec.schedule.train), infer=_schedule_text(spec.schedule.infer)
+        ),
+        "schedule_status": _schedule_status(states),
+        "dags": states,
+        "live_version": live.version,
+        "published_at": live.published_at,
+        "versions": live.versions,
+        "metrics": live.metrics or {},
+        "store_error": live.error,
+    }
+
+
+def _invalid(catalog: Catalog, definitions: _Definitions) -> list[InvalidFile]:
+    invalid = []
+    for broken in catalog.broken:
+        file = definitions.relative(broken.path)
+        problems = [replace(p, file=file) for p in broken.problems]
+        invalid.append(
+            InvalidFile(
+                file=file,
+                dag_id=invalid_dag_id(file),
+                problems=[
+                    ProblemOut(
+                        line=p.line or None,
+                        column=p.column or None,
+                        field=p.field or None,
+                        message=p.message,
+                        text=format_problem(p),
+                    )
+                    for p in problems
+                ],
+            )
+        )
+    return invalid
+
+
+def _detail(spec: ModelSpec, summary: dict[str, Any], card: str | None) -> ModelDetail:
+    return ModelDetail(
+        **summary,
+        comments=[
+            CommentOut(date=c.date.isoformat(), author=c.author, text=c.text) for c in spec.comments
+        ],
+        intended_use=spec.intended_use,
+        limitations=spec.limitations,
+        license=spec.license,
+        metadata=dict(spec.metadata),
+        parameters={
+            name: p.model_dump(mode="json", exclude_none=True)
+            for name, p in spec.parameters.items()
+        },
+        steps=[
+            StepOut(id=s.id, name=s.name or s.id, description=s.description) for s in spec.steps
+        ],
+        card=card,
+    )
+
+
+def _version_summary(manifest: Manifest, current: int | None) -> VersionSummary:
+    return VersionSummary(
+        version=manifest.version,
+        published_at=manifest.published_at,
+        run_id=manifest.run_id,
+        definition_version=manifest.definition_version,
+        spec_hash=manifest.spec_hash,
+        metrics=manifest.metrics,
+        comments=manifest.comments,
+        is_current=manifest.version == current,
+    )
+
+
+# -- permissions and changes -----------------------------------------------------------------------
+
+
+def _require_edit(spec: ModelSpec, user: BaseUser) -> None:
+    """Changing a model changes what both of its DAGs do, so both must be editable."""
+    manager = get_auth_manager()
+    refused = [
+        dag_id
+        for dag_id in dag_ids(spec)
+        if not manager.is_authorized_dag(method="PUT", details=DagDetails(id=dag_id), user=user)
+    ]
+    if refused:
+        raise HTTPException(
+            status.HTTP_403_FORBIDDEN,
+            f"user {user.get_name()!r} may not edit DAG(s) {', '.join(refused)} of model "
+            f"{spec.name!r}",
+        )
+
+
+def _set_paused(session: Session, spec: ModelSpec, paused: bool) -> None:
+    """Set ``is_paused`` on both DAGs, as Airflow's own ``PATCH /api/v2/dags/{id}`` does."""
+    ids = dag_ids(spec)
+    dags = session.scalars(select(DagModel).where(DagModel.dag_id.in_(ids))).all()
+    missing = sorted(set(ids) - {dag.dag_id for dag in dags})
+    if missing:
+        raise HTTPException(
+            status.HTTP_409_CONFLICT,
+            f"DAG(s) {', '.join(missing)} of model {spec.name!r} are not in Airflow yet: "
+            "wait for the DAG processor to parse the definition",
+        )
+    for dag in dags:
+        dag.is_paused = paused
+    session.flush()
+
+
+def _rollback(store: ModelStore, name: str, version: int) -> RollbackResult:
+    complete = store.versions()
+    if version not in complete:
+        listing = ", ".join(map(str, complete)) or "none"
+        raise HTTPException(
+            status.HTTP_404_NOT_FOUND,
+            f"model {name!r} has no complete version {version} (complete versions: {listing})",
+        )
+    current = store.pointer()
+    if current is not None and current.version == version:
+        raise HTTPException(
+            status.HTTP_409_CONFLICT, f"version {version} of {name!r} is already the live version"
+        )
+    try:
+        pointer = store.rollback(version)
+    except PublishConflictError as error:
+        raise HTTPException(status.HTTP_409_CONFLICT, str(error)) from error
+    return RollbackResult(
+        model=name, version=pointer.version, previous=current.version if current else None
+    )
+
+
+# -- errors as JSON with a clear message -----------------------------------------------------------
+
+
+def _store_error(request: Request, error: Exception) -> JSONResponse:
+    return JSONResponse({"detail": str(error)}, status_code=status.HTTP_503_SERVICE_UNAVAILABLE)
+
+
+def _validation_error(request: Request, error: Exception) -> JSONResponse:
+    assert isinstance(error, RequestValidationError)
+    messages = [f"{'.'.join(str(part) for part in e['loc'])}: {e['msg']}" for e in error.errors()]
+    return JSONResponse(
+        {"detail": "; ".join(messages)}, status_code=status.HTTP_422_UNPROCESSABLE_CONTENT
+    )
+
+
+def _unexpected_error(request: Request, error: Exception) -> JSONResponse:
+    return JSONResponse(
+        {"detail": f"internal error: {_describe(error)}"},
+        status_code=status.HTTP_500_INTERNAL_SERVER_ERROR,
+    )
+
+
+# -- the app -------------------------------------------------------------------------------------
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    """The Models API; settings are read now (at plugin start), not at import.
+
+    Args:
+        settings: Where definitions and assets live; the deployment's own by default.
+    """
+    from importlib.metadata import version
+
+    app = FastAPI(
+        title="airflow-model-steps",
+        version=version("airflow-model-steps"),
+        description="Models defined in the DAGs folder: versions, metrics, cards, validation "
+        "errors, rollback and schedules. Authenticate as for Airflow's own API (a JWT from "
+        "POST /auth/token as a bearer token, or the Airflow UI's session cookie).",
+        dependencies=[Depends(get_user)],
+        responses=_ERRORS,
+    )
+    app.state.definitions = _Definitions(settings or load_settings())
+    app.add_exception_handler(StoreUnavailableError, _store_error)
+    app.add_exception_handler(CorruptDocumentError, _store_error)
+    app.add_exception_handler(RequestValidationError, _validation_error)
+    app.add_exception_handler(Exception, _unexpected_error)
+    app.include_router(router)
+    return app
+
+
+def _definitions(request: Request) -> _Definitions:
+    definitions: _Definitions = request.app.state.definitions
+    return definitions
+
+
+def _model(name: str, definitions: DefinitionsDep) -> LoadedModel:
+    return definitions.model(name)
+
+
+DefinitionsDep = Annotated[_Definitions, Depends(_definitions)]
+ModelDep = Annotated[LoadedModel, Depends(_model)]
+router = APIRouter()
+
+
+@router.get("/models", summary="Every model and every definition file that failed")
+def list_models(definitions: DefinitionsDep, session: SessionDep) -> ModelList:
+    """Models with live pause state, last runs and store facts; broken files with problems."""
+    catalog = definitions.catalog()
+    specs = [m.spec for m in catalog.models]
+    dags = _dag_states(session, specs)
+    lives = _live_all(specs, definitions.settings)
+    return ModelList(
+        models=[
+            ModelSummary(**_summary(model, definitions, dags, live))
+            for model, live in zip(catalog.models, lives, strict=True)
+        ],
+        invalid=_invalid(catalog, definitions),
+    )
+
+
+@router.get("/models/{name}", summary="One model in detail, with its live version's card")
+def get_model(model: ModelDep, definitions: DefinitionsDep, session: SessionDep) -> ModelDetail:
+    """The listing's facts plus documentation, parameters, steps and the model card."""
+    settings = definitions.settings
+    dags = _dag_states(session, [model.spec])
+    live = _live_or_error(model.spec, settings)
+    card = None if live.error else _card(_open_store(model.spec, settings), live.version)
+    return _detail(model.spec, _summary(model, definitions, dags, live), card)
+
+
+@router.get("/models/{name}/versions", summary="A model's published versions, newest first")
+def list_versions(model: ModelDep, definitions: DefinitionsDep) -> VersionList:
+    """Every complete version with its metrics, and which one handlers serve."""
+    store = _open_store(model.spec, definitions.settings)
+    pointer = store.pointer()
+    current = pointer.version if pointer else None
+    manifests = [store.manifest(v) for v in reversed(store.versions())]
+    return VersionList(
+        model=model.spec.name,
+        current=current,
+        versions=[_version_summary(m, current) for m in manifests],
+    )
+
+
+@router.get("/models/{name}/versions/{version}", summary="The manifest of one version")
+def get_version(model: ModelDep, version: int, definitions: DefinitionsDep) -> Manifest:
+    """Everything recorded about the version: assets with checksums, metrics, lineage."""
+    store = _open_store(model.spec, definitions.settings)
+    if version not in store.versions():
+        raise HTTPException(
+            status.HTTP_404_NOT_FOUND,
+            f"model {model.spec.name!r} has no complete version {version}",
+        )
+    return store.manifest(version)
+
+
+@router.post(
+    "/models/{name}/rollback",
+    summary="Serve an older complete version again",
+    dependencies=[Depends(action_logging("model_steps_rollback"))],
+    responses={409: {"description": "Already live, or a publish won the race", "model": ErrorBody}},
+)
+def rollback(
+    model: ModelDep, body: RollbackRequest, user: GetUserDep, definitions: DefinitionsDep
+) -> RollbackResult:
+    """Moves the model's pointer back; nothing is rewritten, handlers reload on their next poll."""
+    _require_edit(model.spec, user)
+    store = _open_store(model.spec, definitions.settings)
+    return _rollback(store, model.spec.name, body.version)
+
+
+@router.post(
+    "/models/{name}/pause",
+    summary="Pause both DAGs' schedules",
+    dependencies=[Depends(action_logging("model_steps_pause"))],
+)
+def pause(model: ModelDep, user: GetUserDep, session: SessionDep) -> PauseResult:
+    """Pauses the train and infer DAGs, as the Airflow UI's toggle would."""
+    return _pause_or_resume(model.spec, user, session, paused=True)
+
+
+@router.post(
+    "/models/{name}/resume",
+    summary="Resume both DAGs' schedules",
+    dependencies=[Depends(action_logging("model_steps_resume"))],
+)
+def resume(model: ModelDep, user: GetUserDep, session: SessionDep) -> PauseResult:
+    """Un-pauses the train and infer DAGs, as the Airflow UI's toggle would."""
+    return _pause_or_resume(model.spec, user, session, paused=False)
+
+
+def _pause_or_resume(
+    spec: ModelSpec, user: BaseUser, session: Session, paused: bool
+) -> PauseResult:
+    _require_edit(spec, user)
+    _set_paused(session, spec, paused)
+    return PauseResult(model=spec.name, dags=list(_dag_states(session, [spec]).values()))
+
+
+_files = StaticFiles(directory=UI_FOLDER, html=True, check_dir=False)
+
+
+@router.get("/", include_in_schema=False)
+def home(request: Request) -> RedirectResponse:
+    """The app's root opens the Models page."""
+    return RedirectResponse(f"{request.scope.get('root_path', '')}/ui/")
+
+
+@router.get("/icon.svg", include_in_schema=False)
+def icon() -> Response:
+    """The "Models" entry's icon in Airflow's navigation."""
+    return Response(ICON, media_type="image/svg+xml")
+
+
+@router.get("/ui/{path:path}", include_in_schema=False)
+async def page(path: str, request: Request) -> Response:
+    """The Models page's files, behind the same authentication as the API."""
+    return await _files.get_response(path, request.scope)
