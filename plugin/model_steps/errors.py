@@ -17,16 +17,21 @@ __all__ = [
     "CorruptDocumentError",
     "DefinitionError",
     "ImportRefusedError",
+    "InvalidInputError",
     "MissingAttributeError",
     "MissingColumnsError",
     "MissingModuleError",
     "ModelStepsError",
+    "NotDeployedError",
+    "NotReadyError",
     "PermanentError",
+    "PointerMissingError",
     "Problem",
     "PublishConflictError",
     "StepError",
     "StoreUnavailableError",
     "UnknownMetricError",
+    "UnknownModelError",
     "UntrustedTypeError",
     "did_you_mean",
     "format_problem",
@@ -156,3 +161,23 @@ class UntrustedTypeError(StepError):
     def __init__(self, message: str, *, types: Sequence[str]) -> None:
         super().__init__(message)
         self.types = tuple(types)
+
+
+class NotDeployedError(ModelStepsError):
+    """A handler was asked to serve a model whose definition does not say ``status: deployed``."""
+
+
+class NotReadyError(ModelStepsError):
+    """No version is loaded yet, or unload-first mode is between two versions: try again soon."""
+
+
+class InvalidInputError(ModelStepsError):
+    """Records a model cannot predict on: empty, missing or unknown columns, wrong types."""
+
+
+class UnknownModelError(ModelStepsError, LookupError):
+    """A handler set was asked for a model it does not serve."""
+
+
+class PointerMissingError(ModelStepsError):
+    """``current.json`` disappeared from a store that had published versions."""

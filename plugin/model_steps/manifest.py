@@ -51,6 +51,12 @@ class StepRecord(_Document):
     peak_memory_bytes: int
     asset: AssetRecord | None = None
     metrics: dict[str, dict[str, float]] = {}
+    dtypes_in: dict[str, str] = {}
+    """pandas dtype of each input column in training, so a handler can refuse or convert
+    records of the wrong type before they reach the model (empty in older manifests)."""
+    definition: dict[str, Any] | None = None
+    """The step as it was trained (its ``init`` rendered), so a handler rebuilds the pipeline
+    of exactly this version without the YAML file (absent in older manifests)."""
 
 
 class Manifest(_Document):

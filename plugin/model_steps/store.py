@@ -45,7 +45,7 @@ from model_steps.errors import (
 )
 from model_steps.manifest import AssetRecord, Manifest, Pointer
 
-__all__ = ["CHUNK", "ModelStore", "StagedAsset", "open_store", "utc_now"]
+__all__ = ["CHUNK", "ModelStore", "PointerRead", "StagedAsset", "open_store", "utc_now"]
 
 CHUNK = 8 * 2**20
 POINTER = "current.json"
@@ -89,6 +89,20 @@ class StagedAsset:
     """The model folder the asset is published under (the step's own assets_root, if any)."""
 
 
+@dataclass(frozen=True)
+class PointerRead:
+    """The pointer with the tag it was read under, and what reading it cost."""
+
+    pointer: Pointer | None
+    tag: str | None
+    """The pointer's :meth:`ModelStore.pointer_tag` taken just before its body was read, so a
+    change in between shows as a new tag at the next poll, never as a missed version."""
+    size: int
+    """Bytes of the pointer document read (0 when nothing is published)."""
+    requests: int
+    """Storage requests the read made."""
+
+
 class ModelStore:
     """One model's folder in an fsspec filesystem."""
 
@@ -127,7 +141,8 @@ class ModelStore:
     def pointer_tag(self) -> str | None:
         """A cheap fingerprint of the pointer; ``None`` when nothing is published.
 
-        On S3 an ETag (one metadata request); elsewhere a digest of the small file.
+        On S3 an ETag (one HEAD request); on local disk the file's identity from one ``stat``
+        (every pointer move replaces the file); elsewhere a digest of the small file.
         """
         try:
             return self._conditional.tag(self.path(POINTER))
@@ -135,6 +150,24 @@ class ModelStore:
             return None
         except Exception as error:
             raise StoreUnavailableError(f"cannot reach {self.url(POINTER)}: {error}") from error
+
+    def read_pointer(self, since: str | None = None) -> PointerRead | None:
+        """The pointer with its tag; ``None`` when its tag is still ``since`` (unchanged).
+
+        One metadata request when unchanged, a second for the body when the pointer moved:
+        what a poller needs to follow the pointer cheaply.
+
+        Raises:
+            StoreUnavailableError: the store could not be read (not the same as "missing").
+            CorruptDocumentError: ``current.json`` is not a valid pointer.
+        """
+        tag = self.pointer_tag()
+        if since is not None and tag == since:
+            return None
+        data = None if tag is None else self._read(self.path(POINTER))
+        if data is None:
+            return PointerRead(None, None, 0, 1 if tag is None else 2)
+        return PointerRead(_parse(Pointer, data, self.url(POINTER)), tag, len(data), 2)
 
     def manifest(self, version: int) -> Manifest:
         """The manifest of a complete version."""
@@ -574,8 +607,9 @@ class _LocalWrites:
         return data, _digest(data)
 
     def tag(self, path: str) -> str:
-        with open(path, "rb") as handle:
-            return _digest(handle.read())
+        """Inode, modification time and size: a pointer move replaces the file, so all change."""
+        stat = os.stat(path)
+        return f"{stat.st_ino}-{stat.st_mtime_ns}-{stat.st_size}"
 
     def swap(self, path: str, data: bytes, tag: str | None) -> None:
         os.makedirs(os.path.dirname(path), exist_ok=True)

@@ -13,7 +13,7 @@ import logging
 import platform
 import resource
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from importlib import metadata
@@ -42,10 +42,15 @@ if TYPE_CHECKING:
 
 __all__ = [
     "Environment",
+    "ReadyStep",
     "RunInfo",
     "environment",
+    "features_of",
+    "infer_frame",
     "infer_step",
+    "load_step",
     "publish",
+    "ready_step",
     "train_step",
 ]
 
@@ -188,6 +193,8 @@ def train_step(
         cpu_seconds=round(time.process_time() - cpu, 6),
         peak_memory_bytes=_peak_memory(),
         metrics=metrics,
+        dtypes_in={str(c): str(t) for c, t in x_train.dtypes.items()},
+        definition=_trained_definition(step, rendered.init),
     )
     scratch.write_json(
         f"steps/{step.id}.json",
@@ -217,6 +224,13 @@ def train_step(
         "bytes_written": written,
         "metrics": metrics,
     }
+
+
+def _trained_definition(step: Step, init: Mapping[str, Any]) -> dict[str, Any]:
+    """The step as JSON with ``init`` as this run rendered it (templates filled in)."""
+    definition = step.model_dump(mode="json", by_alias=True, exclude_none=True)
+    definition["parameters"]["init"] = json.loads(json.dumps(dict(init), default=str))
+    return definition
 
 
 def _outputs(
@@ -428,9 +442,8 @@ def infer_step(
     step = spec.steps[index]
     scratch = _Scratch(env, run)
     version, features = _infer_input(spec, index, rendered, scratch, env)
-    manifest = env.store.manifest(version)
-    fitted = load_step(step, manifest, env) if step.has_assets else None
-    kind = step_kind(step, rendered.init, env.allowed)
+    last = index == len(spec.steps) - 1
+    ready = ready_step(step, env.store.manifest(version), env, rendered.init, last=last)
     log.info(
         "inferring step %s of %s with version %d: %d rows, %d columns",
         step.id,
@@ -439,17 +452,53 @@ def infer_step(
         len(features),
         len(features.columns),
     )
-    if index < len(spec.steps) - 1:
-        written = scratch.write_frame(step.id, "infer", kind.transform(fitted, features), None)
+    output = ready.run(features)
+    if not last:
+        written = scratch.write_frame(step.id, "infer", output, None)
         return {
             "step": step.id,
             "version": version,
             "rows": len(features),
             "bytes_written": written,
         }
-    written = _write_output(step, "infer", _as_frame(kind.predict(fitted, features)), rendered, env)
+    written = _write_output(step, "infer", output, rendered, env)
     scratch.clean()
     return {"step": step.id, "version": version, "rows": len(features), "bytes_written": written}
+
+
+@dataclass(frozen=True)
+class ReadyStep:
+    """One step of a published version, loaded and ready to infer.
+
+    The infer DAG runs one per task and real-time handlers chain them all
+    (:func:`infer_frame`), so both compute predictions with the same code.
+    """
+
+    step: Step
+    kind: StepKind
+    fitted: Any
+    last: bool
+
+    def run(self, features: pd.DataFrame) -> pd.DataFrame:
+        """The next step's input, or for the last step the predictions as a frame."""
+        if self.last:
+            return _as_frame(self.kind.predict(self.fitted, features))
+        return self.kind.transform(self.fitted, features)
+
+
+def ready_step(
+    step: Step, manifest: Manifest, env: Environment, init: Mapping[str, Any], *, last: bool
+) -> ReadyStep:
+    """A step of ``manifest``'s version with its fitted object loaded (checksum verified)."""
+    fitted = load_step(step, manifest, env) if step.has_assets else None
+    return ReadyStep(step, step_kind(step, init, env.allowed), fitted, last)
+
+
+def infer_frame(pipeline: Sequence[ReadyStep], features: pd.DataFrame) -> pd.DataFrame:
+    """Each step's output feeds the next; the last one's is the prediction."""
+    for ready in pipeline:
+        features = ready.run(features)
+    return features
 
 
 def load_step(step: Step, manifest: Manifest, env: Environment) -> Any:

@@ -18,6 +18,9 @@ HEAVY = ("airflow", "sklearn", "pandas", "boto3", "botocore", "s3fs", "numpy")
         "model_steps.plan",
         "model_steps.cli",
         "model_steps.tasks",
+        "model_steps.store",
+        "model_steps.handler",
+        "model_steps.records",
     ],
 )
 def test_module_imports_neither_airflow_nor_scientific_libraries(module: str) -> None:

@@ -1,0 +1,743 @@
+"""Real-time handlers: serve a model's published version and hot-reload the next one.
+
+A :class:`ModelHandler` loads the version ``current.json`` names (or a pinned one), verifying
+every asset against its manifest checksum, and predicts with the same code the infer DAG runs
+(:func:`model_steps.tasks.infer_frame`). A daemon thread polls the pointer cheaply — one
+metadata request (an S3 HEAD, a ``stat`` on disk) per poll, the body only when its tag moved —
+every ``poll_interval`` seconds with jitter, so a fleet never polls in step, and backs off
+exponentially while the store fails. A new version is loaded and warmed up beside the old one,
+then swapped in with one assignment, so a request sees the old or the new pipeline, never a
+mix; if it cannot be loaded the old one keeps serving and that version is retried with backoff.
+
+Nothing here imports Airflow: a model whose ``assets.conn_id`` names an Airflow connection
+needs its ``storage_options`` passed explicitly (``{}`` for fsspec's default credential chain).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import random
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+from model_steps.errors import (
+    DefinitionError,
+    InvalidInputError,
+    NotDeployedError,
+    NotReadyError,
+    PermanentError,
+    PointerMissingError,
+    Problem,
+    StepError,
+    UnknownModelError,
+    did_you_mean,
+)
+from model_steps.imports import allowed_imports as folder_imports
+from model_steps.loader import load_and_validate
+from model_steps.manifest import Manifest, Pointer
+from model_steps.records import InputSchema, Prediction, Records, input_frame
+from model_steps.settings import load_settings
+from model_steps.spec import ModelSpec, Step
+from model_steps.store import ModelStore, PointerRead, open_store
+from model_steps.tasks import Environment, ReadyStep, environment, infer_frame, ready_step
+
+__all__ = ["HandlerSet", "HandlerStatus", "ModelHandler", "Prediction", "metrics_text"]
+
+log = logging.getLogger(__name__)
+
+ReloadHook = Callable[[int | None, int], None]
+ErrorHook = Callable[[Exception], None]
+
+
+@dataclass(frozen=True)
+class HandlerStatus:
+    """A snapshot of what a handler serves and how its polling and reloads went."""
+
+    model: str
+    ready: bool
+    version: int | None
+    pinned: int | None
+    loaded_at: datetime | None
+    last_poll_at: datetime | None
+    last_poll_ok_at: datetime | None
+    polls: int
+    poll_failures: int
+    reloads: int
+    reload_failures: int
+    last_error: str | None
+    last_reload_seconds: float | None
+    """Load, verify and warm-up time of the last version swapped in."""
+    last_publish_to_serving_seconds: float | None
+    """From the pointer's ``published_at`` to the swap (not measured for rollbacks)."""
+    unavailable_seconds: float
+    """Time spent between versions in unload-first mode, when predict answers NotReadyError."""
+    versions_in_memory: int
+    loaded_bytes: int
+    """Asset bytes of the versions held (two while a new one loads beside the old)."""
+    poll_requests: int = 0
+    """Storage requests made by polls: one per poll, one more when the pointer changed."""
+    poll_bytes: int = 0
+    """Pointer bytes read by polls: none unless the pointer changed."""
+
+    def as_dict(self) -> dict[str, Any]:
+        """JSON-ready: timestamps as ISO 8601 strings."""
+        return {
+            key: value.isoformat() if isinstance(value, datetime) else value
+            for key, value in asdict(self).items()
+        }
+
+
+@dataclass
+class _Stats:
+    """The counters behind :class:`HandlerStatus`, changed only under the handler's lock."""
+
+    loaded_at: datetime | None = None
+    last_poll_at: datetime | None = None
+    last_poll_ok_at: datetime | None = None
+    polls: int = 0
+    poll_failures: int = 0
+    poll_requests: int = 0
+    poll_bytes: int = 0
+    reloads: int = 0
+    reload_failures: int = 0
+    last_error: str | None = None
+    last_reload_seconds: float | None = None
+    last_publish_to_serving_seconds: float | None = None
+    unavailable_seconds: float = 0.0
+    loading_bytes: int = 0
+
+
+@dataclass(frozen=True)
+class _Version:
+    """One loaded version: immutable, swapped in whole, read once per predict call."""
+
+    number: int
+    pipeline: tuple[ReadyStep, ...]
+    schema: InputSchema
+    size: int
+
+
+@dataclass
+class _Retry:
+    """A version that failed to load, and when it may be tried again."""
+
+    version: int
+    attempts: int = 0
+    due: float = field(default_factory=time.monotonic)
+
+
+class ModelHandler:
+    """Serves one model: loads its current (or pinned) version and follows the pointer.
+
+    Args:
+        spec: the model's definition; None when built from a store alone (:meth:`from_store`),
+            in which case each version's manifest supplies its steps.
+        store: where the model's versions are published.
+        name: the model's name in status, metrics and errors.
+        poll_interval: seconds between polls of ``current.json``.
+        jitter: each wait is ``poll_interval * uniform(1 - jitter, 1 + jitter)``.
+        max_backoff: the cap on waits while the store fails (doubling from ``poll_interval``).
+        pin: serve this version whatever the pointer says (also allows an undeployed model).
+        warm_up: run the manifest's sample records through a new version before swapping.
+        unload_first: drop the old version before loading the new one, for models too large
+            to hold twice; predict answers NotReadyError in the gap, which is reported.
+        allowed_imports: the import allow-list for step code (the deployment's by default).
+        on_reload: called with (old, new) version after each swap; old is None at first.
+        on_error: called with each poll or load failure.
+
+    Raises:
+        NotDeployedError: ``spec`` does not say ``status: deployed`` and no version is pinned.
+    """
+
+    def __init__(
+        self,
+        spec: ModelSpec | None,
+        store: ModelStore,
+        *,
+        name: str,
+        poll_interval: float = 10.0,
+        jitter: float = 0.1,
+        max_backoff: float = 300.0,
+        pin: int | None = None,
+        warm_up: bool = True,
+        unload_first: bool = False,
+        allowed_imports: tuple[str, ...] | None = None,
+        on_reload: ReloadHook | None = None,
+        on_error: ErrorHook | None = None,
+    ) -> None:
+        if poll_interval <= 0 or not 0 <= jitter < 1 or max_backoff < poll_interval:
+            raise ValueError(
+                "expected poll_interval > 0, 0 <= jitter < 1 and max_backoff >= poll_interval; "
+                f"got {poll_interval}, {jitter} and {max_backoff}"
+            )
+        self.name = name
+        self.spec = spec
+        self.store = store
+        self.poll_interval, self.jitter, self.max_backoff = poll_interval, jitter, max_backoff
+        self.warm_up, self.unload_first = warm_up, unload_first
+        self.on_reload, self.on_error = on_reload, on_error
+        allowed = allowed_imports or load_settings().allowed_imports
+        self._env = Environment(store, store.storage_options, allowed)
+        self._pinned: int | None = None
+        self._check_deployed(pin)
+        self._pinned = pin
+        self._loaded: _Version | None = None
+        self._switching: tuple[int, int] | None = None
+        self._pointer: Pointer | None = None
+        self._tag: str | None = None
+        self._failures = 0
+        self._retry: _Retry | None = None
+        self._stats = _Stats()
+        self._lock = threading.RLock()
+        self._stopping = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._random = random.Random()
+
+    # -- construction ------------------------------------------------------------------------
+
+    @classmethod
+    def from_definition(
+        cls,
+        path: str | Path,
+        *,
+        environ: Mapping[str, str] | None = None,
+        storage_options: Mapping[str, Any] | None = None,
+        **options: Any,
+    ) -> ModelHandler:
+        """A handler for the model a YAML definition describes, on its assets store.
+
+        The file is validated like ``model-steps validate`` does; the store is the model's
+        ``assets.root`` (or the deployment's default root) and ``directory``. The definition's
+        folder joins the import path, as Airflow's DAGs folder does, for its step code.
+
+        Raises:
+            DefinitionError: the file is not a valid model definition.
+            NotDeployedError: the model is not ``status: deployed`` and no ``pin`` is given.
+            PermanentError: the model names an Airflow connection and no storage options.
+        """
+        path = Path(path)
+        settings = load_settings(environ)
+        catalog = load_and_validate([path], settings.environ)
+        if catalog.broken or not catalog.models:
+            raise DefinitionError(catalog.problems or [_not_a_model(path)])
+        spec = catalog.models[0].spec
+        if spec.assets.conn_id and storage_options is None:
+            raise PermanentError(
+                f"model {spec.name!r} reads its store with Airflow connection "
+                f"{spec.assets.conn_id!r}, which a handler cannot use without Airflow: pass "
+                "storage_options (for example key, secret and client_kwargs for S3, or {} for "
+                "fsspec's default credential chain)"
+            )
+        folder = str(path.resolve().parent)
+        if folder not in sys.path:
+            sys.path.append(folder)
+        env = environment(spec, settings, storage_options or {})
+        allowed = (*env.allowed, *folder_imports(settings.environ, path.parent))
+        options.setdefault("allowed_imports", tuple(dict.fromkeys(allowed)))
+        return cls(spec, env.store, name=spec.name, **options)
+
+    @classmethod
+    def from_store(
+        cls,
+        url: str,
+        storage_options: Mapping[str, Any] | None = None,
+        *,
+        name: str | None = None,
+        **options: Any,
+    ) -> ModelHandler:
+        """A handler for whatever the store at ``url`` publishes, without its definition.
+
+        There is no definition to say whether the model is deployed: pointing a handler at a
+        store is that decision. The steps come from each version's manifest, so versions
+        published before manifests recorded them cannot be served this way. The name is the
+        published model's (or the folder's, while nothing is published) unless given.
+        """
+        store = open_store(url, storage_options)
+        return cls(None, store, name=name or _published_name(store), **options)
+
+    # -- serving -----------------------------------------------------------------------------
+
+    def predict(self, records: Records) -> Prediction:
+        """Predict with the version being served; the whole call uses that one version.
+
+        Raises:
+            NotReadyError: no version is loaded (yet), or unload-first mode is between two.
+            InvalidInputError: the records do not fit the version's input columns and types,
+                or its model refused them.
+        """
+        loaded = self._loaded
+        if loaded is None:
+            raise NotReadyError(self._not_ready())
+        return _predict(loaded, self.name, records)
+
+    @property
+    def ready(self) -> bool:
+        """Whether predict answers now."""
+        return self._loaded is not None
+
+    @property
+    def version(self) -> int | None:
+        """The version being served."""
+        loaded = self._loaded
+        return loaded.number if loaded else None
+
+    @property
+    def status(self) -> HandlerStatus:
+        """A consistent snapshot of the handler's state and counters."""
+        with self._lock:
+            stats, loaded = self._stats, self._loaded
+            return HandlerStatus(
+                model=self.name,
+                ready=loaded is not None,
+                version=loaded.number if loaded else None,
+                pinned=self._pinned,
+                loaded_at=stats.loaded_at,
+                last_poll_at=stats.last_poll_at,
+                last_poll_ok_at=stats.last_poll_ok_at,
+                polls=stats.polls,
+                poll_failures=stats.poll_failures,
+                reloads=stats.reloads,
+                reload_failures=stats.reload_failures,
+                last_error=stats.last_error,
+                last_reload_seconds=stats.last_reload_seconds,
+                last_publish_to_serving_seconds=stats.last_publish_to_serving_seconds,
+                unavailable_seconds=round(stats.unavailable_seconds, 6),
+                versions_in_memory=(loaded is not None) + (stats.loading_bytes > 0),
+                loaded_bytes=(loaded.size if loaded else 0) + stats.loading_bytes,
+                poll_requests=stats.poll_requests,
+                poll_bytes=stats.poll_bytes,
+            )
+
+    def metrics_text(self) -> str:
+        """The status in Prometheus' text format, labelled ``model="<name>"``."""
+        return metrics_text([self.status])
+
+    # -- loading and polling -----------------------------------------------------------------
+
+    def load(self) -> int:
+        """Load the pinned version, else the current one, now; returns its number.
+
+        Raises:
+            NotReadyError: nothing is published yet.
+            ModelStepsError: the store, the pointer, the manifest or an asset failed (the
+                failure is also recorded in :attr:`status`).
+        """
+        with self._lock:
+            if self._pinned is not None:
+                self._install(self._pinned, None)
+                return self._pinned
+            pointer = self._read_pointer(since=None)
+            if pointer is None:
+                raise NotReadyError(self._nothing_published())
+            self._install(pointer.version, pointer)
+            return pointer.version
+
+    def poll_once(self) -> bool:
+        """One poll: True when a new version was loaded and swapped in.
+
+        Failures are recorded (and passed to ``on_error``), never raised: polling goes on.
+        """
+        with self._lock:
+            self._stats.polls += 1
+            self._stats.last_poll_at = _now()
+            try:
+                swapped = self._follow()
+            except Exception as error:
+                self._failures += 1
+                self._stats.poll_failures += 1
+                self._record(error, "poll")
+                return False
+            self._failures = 0
+            self._stats.last_poll_ok_at = _now()
+            if self._retry is None and self._loaded is not None:
+                self._stats.last_error = None
+            return swapped
+
+    def pin(self, version: int | None) -> None:
+        """Serve ``version`` whatever the pointer says; None follows the pointer again.
+
+        Pinning loads the version now and raises if it cannot (the old one keeps serving).
+        """
+        with self._lock:
+            self._check_deployed(version)
+            self._pinned, self._retry, self._tag = version, None, None
+            if version is None:
+                self.poll_once()
+            elif self.version != version:
+                self._install(version, None)
+
+    def start(self) -> ModelHandler:
+        """Load (failures are recorded, and retried by polling) and start the poll thread."""
+        with self._lock:
+            if self._thread is not None:
+                return self
+            if self._loaded is None:
+                try:
+                    self.load()
+                except Exception as error:
+                    log.warning("%s: not serving yet: %s", self.name, error)
+            self._stopping.clear()
+            self._thread = threading.Thread(
+                target=self._poll_forever, name=f"model-steps-poll-{self.name}", daemon=True
+            )
+            self._thread.start()
+        return self
+
+    def stop(self, timeout: float = 5.0) -> None:
+        """Stop polling (the loaded version keeps answering predict)."""
+        self._stopping.set()
+        thread, self._thread = self._thread, None
+        if thread is not None:
+            thread.join(timeout)
+
+    def __enter__(self) -> ModelHandler:
+        return self.start()
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        error: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+    # -- internals ---------------------------------------------------------------------------
+
+    def _poll_forever(self) -> None:
+        while not self._stopping.wait(self._next_wait()):
+            self.poll_once()
+
+    def _next_wait(self) -> float:
+        """The poll interval, doubled per consecutive failure up to the cap, then jittered."""
+        return self._backoff(self._failures) * self._random.uniform(
+            1 - self.jitter, 1 + self.jitter
+        )
+
+    def _backoff(self, failures: int) -> float:
+        """``poll_interval * 2**failures``, capped at ``max_backoff``."""
+        return min(self.poll_interval * 2.0 ** min(failures, 32), self.max_backoff)
+
+    def _follow(self) -> bool:
+        """Load the version the pin or the pointer names, unless served or waiting to retry."""
+        if self._pinned is not None:
+            pointer, wanted = None, self._pinned
+        else:
+            pointer = self._read_pointer(since=self._tag)
+            if pointer is None and self._loaded is not None:
+                raise PointerMissingError(
+                    f"{self.store.url('current.json')} is missing: still serving version "
+                    f"{self.version}; publish a version or roll back to restore the pointer"
+                )
+            if pointer is None:  # a model not trained yet: normal, so no backoff
+                self._stats.last_error = self._nothing_published()
+                return False
+            wanted = pointer.version
+        if self.version == wanted:
+            self._retry = None
+            return False
+        retry = self._retry
+        if retry is not None and retry.version == wanted and time.monotonic() < retry.due:
+            return False
+        try:
+            self._install(wanted, pointer)
+        except Exception:  # recorded by _install; retried with backoff, not at every poll
+            attempts = retry.attempts + 1 if retry and retry.version == wanted else 1
+            self._retry = _Retry(wanted, attempts, time.monotonic() + self._backoff(attempts))
+            return False
+        return True
+
+    def _read_pointer(self, since: str | None) -> Pointer | None:
+        """The pointer, read only when its tag moved since ``since`` (the last one read)."""
+        read: PointerRead | None = self.store.read_pointer(since=since)
+        self._stats.poll_requests += read.requests if read else 1
+        if read is None:
+            return self._pointer
+        self._stats.poll_bytes += read.size
+        if read.pointer is not None:
+            self._pointer, self._tag = read.pointer, read.tag
+        return read.pointer
+
+    def _install(self, version: int, pointer: Pointer | None) -> None:
+        """Load ``version`` and swap it in; on failure record it and re-raise."""
+        started = time.perf_counter()
+        old = self.version
+        try:
+            if self.unload_first and old is not None:
+                self._load_unloading_first(version, old)
+            else:
+                self._loaded = self._build(version)
+        except Exception as error:
+            self._stats.reload_failures += 1
+            self._record(error, f"load version {version}")
+            raise
+        stats = self._stats
+        stats.reloads += 1
+        stats.loaded_at = _now()
+        stats.last_reload_seconds = round(time.perf_counter() - started, 6)
+        if pointer is not None and pointer.rolled_back_from is None:
+            published = datetime.fromisoformat(pointer.published_at)
+            stats.last_publish_to_serving_seconds = (_now() - published).total_seconds()
+        log.info("%s: serving version %d (was %s)", self.name, version, old)
+        self._call(self.on_reload, old, version)
+
+    def _load_unloading_first(self, version: int, old: int) -> None:
+        """Free the old version before loading the new; the gap is counted, not hidden.
+
+        The manifest is checked first, so a pointer to nothing never empties the handler; if
+        the new version still fails, the old one is loaded back.
+        """
+        manifest = self.store.manifest(version)
+        gap = time.monotonic()
+        self._switching, self._loaded = (old, version), None
+        try:
+            self._loaded = self._build(version, manifest)
+        except Exception:
+            self._loaded = self._build(old)
+            raise
+        finally:
+            self._switching = None
+            self._stats.unavailable_seconds += time.monotonic() - gap
+
+    def _build(self, version: int, manifest: Manifest | None = None) -> _Version:
+        """Load, verify and (optionally) warm up a version beside the one being served."""
+        manifest = manifest or self.store.manifest(version)
+        steps = _steps_of(manifest, self.spec)
+        size = sum(s.asset.size for s in manifest.steps if s.asset)
+        self._stats.loading_bytes = size
+        try:
+            last = len(steps) - 1
+            pipeline = tuple(
+                ready_step(step, manifest, self._env, init, last=index == last)
+                for index, (step, init) in enumerate(steps)
+            )
+            loaded = _Version(version, pipeline, InputSchema.of(manifest, steps[0][0]), size)
+            if self.warm_up and manifest.sample_records:
+                _predict(loaded, self.name, manifest.sample_records)
+            return loaded
+        finally:
+            self._stats.loading_bytes = 0
+
+    def _check_deployed(self, pin: int | None) -> None:
+        if self.spec is not None and self.spec.status != "deployed" and pin is None:
+            raise NotDeployedError(
+                f"model {self.name!r} has status {self.spec.status!r}: handlers serve only "
+                "deployed models; set 'status: deployed' in its definition, or pin a version "
+                "to serve it anyway"
+            )
+
+    def _record(self, error: Exception, action: str) -> None:
+        serving = f"still serving version {self.version}" if self._loaded else "not serving"
+        self._stats.last_error = f"cannot {action}: {error}"
+        log.warning("%s: cannot %s (%s): %s", self.name, action, serving, error)
+        self._call(self.on_error, error)
+
+    def _call(self, hook: Callable[..., None] | None, *args: Any) -> None:
+        """Run a user hook; its failure is logged, never allowed to stop serving."""
+        if hook is None:
+            return
+        try:
+            hook(*args)
+        except Exception:
+            log.exception("%s: the %s hook failed", self.name, getattr(hook, "__name__", "user"))
+
+    def _nothing_published(self) -> str:
+        return f"nothing is published for {self.name} at {self.store.url()} yet: train it first"
+
+    def _not_ready(self) -> str:
+        if self._switching is not None:
+            old, new = self._switching
+            return (
+                f"{self.name} is switching from version {old} to {new} (unload-first mode): "
+                "retry in a moment"
+            )
+        error = self._stats.last_error
+        return f"{self.name} has no version loaded yet" + (f": {error}" if error else "")
+
+
+def _predict(loaded: _Version, name: str, records: Records) -> Prediction:
+    """Check the records against the version's schema and run its whole pipeline."""
+    frame = input_frame(records, loaded.schema)
+    try:
+        output = infer_frame(loaded.pipeline, frame)
+    except (ValueError, TypeError) as error:
+        raise InvalidInputError(
+            f"version {loaded.number} of {name} cannot predict these records: {error}"
+        ) from error
+    return Prediction(name, loaded.number, output)
+
+
+def _steps_of(manifest: Manifest, spec: ModelSpec | None) -> list[tuple[Step, Mapping[str, Any]]]:
+    """The version's steps with their init arguments: as trained, from its manifest.
+
+    Manifests written before they recorded steps fall back on the definition, whose init
+    arguments must then hold no Airflow template (only Airflow renders those).
+    """
+    records = manifest.steps
+    if records and all(record.definition is not None for record in records):
+        steps = [Step.model_validate(record.definition) for record in records]
+        return [(step, step.parameters.init) for step in steps]
+    if spec is None:
+        raise PermanentError(
+            f"version {manifest.version} of {manifest.model} does not record its steps "
+            "(published by an older release): serve it with ModelHandler.from_definition"
+        )
+    for step in spec.steps:
+        if "{{" in json.dumps(step.parameters.init, default=str):
+            raise StepError(
+                f"step {step.id!r} has Airflow templates in its init arguments, and version "
+                f"{manifest.version} does not record them rendered: train a new version"
+            )
+    return [(step, step.parameters.init) for step in spec.steps]
+
+
+def _published_name(store: ModelStore) -> str:
+    read = store.read_pointer()
+    assert read is not None
+    if read.pointer is None:
+        return store.root.rsplit("/", 1)[-1]
+    return store.manifest(read.pointer.version).model
+
+
+def _not_a_model(path: Path) -> Problem:
+    return Problem(
+        str(path),
+        0,
+        0,
+        "",
+        "not_a_model",
+        "not a model definition: expected 'apiVersion: model-steps/v1' and 'kind: Model'",
+    )
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+# -- several models in one process -------------------------------------------------------------
+
+
+class HandlerSet(Mapping[str, ModelHandler]):
+    """Handlers for several models in one process, by model name."""
+
+    def __init__(self, handlers: Iterable[ModelHandler]) -> None:
+        self._handlers: dict[str, ModelHandler] = {}
+        for handler in handlers:
+            if handler.name in self._handlers:
+                raise ValueError(f"two handlers serve model {handler.name!r}: names must differ")
+            self._handlers[handler.name] = handler
+
+    @classmethod
+    def from_definitions(cls, paths: Iterable[str | Path], **options: Any) -> HandlerSet:
+        """One handler per definition file (see :meth:`ModelHandler.from_definition`)."""
+        return cls(ModelHandler.from_definition(path, **options) for path in paths)
+
+    def __getitem__(self, name: str) -> ModelHandler:
+        try:
+            return self._handlers[name]
+        except KeyError:
+            close = did_you_mean(name, self._handlers)
+            hint = f" (did you mean {' or '.join(map(repr, close))}?)" if close else ""
+            raise UnknownModelError(
+                f"no model {name!r} is served here{hint}; models: {', '.join(self) or 'none'}"
+            ) from None
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._handlers)
+
+    def __len__(self) -> int:
+        return len(self._handlers)
+
+    def predict(self, name: str, records: Records) -> Prediction:
+        """Predict with the named model."""
+        return self[name].predict(records)
+
+    def start(self) -> HandlerSet:
+        """Start every handler."""
+        for handler in self.values():
+            handler.start()
+        return self
+
+    def stop(self, timeout: float = 5.0) -> None:
+        """Stop every handler."""
+        for handler in self.values():
+            handler.stop(timeout)
+
+    def __enter__(self) -> HandlerSet:
+        return self.start()
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        error: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+    def metrics_text(self) -> str:
+        """Every model's metrics, one block per metric name."""
+        return metrics_text([handler.status for handler in self.values()])
+
+
+# -- Prometheus text format ------------------------------------------------------------------
+
+PREFIX = "model_steps_handler_"
+_METRICS: tuple[tuple[str, str, str, Callable[[HandlerStatus], float | None]], ...] = (
+    ("ready", "gauge", "1 when a version is loaded and answering.", lambda s: s.ready),
+    ("version", "gauge", "Version being served.", lambda s: s.version),
+    ("pinned_version", "gauge", "Version pinned, whatever the pointer says.", lambda s: s.pinned),
+    ("loaded_timestamp_seconds", "gauge", "When the served version was swapped in.",
+     lambda s: _epoch(s.loaded_at)),
+    ("last_poll_success_timestamp_seconds", "gauge", "When the store last answered a poll.",
+     lambda s: _epoch(s.last_poll_ok_at)),
+    ("polls_total", "counter", "Polls of the pointer.", lambda s: s.polls),
+    ("poll_failures_total", "counter", "Polls that failed.", lambda s: s.poll_failures),
+    ("poll_requests_total", "counter", "Storage requests made by polls.",
+     lambda s: s.poll_requests),
+    ("poll_bytes_total", "counter", "Pointer bytes read by polls.", lambda s: s.poll_bytes),
+    ("reloads_total", "counter", "Versions swapped in.", lambda s: s.reloads),
+    ("reload_failures_total", "counter", "Versions that failed to load.",
+     lambda s: s.reload_failures),
+    ("reload_seconds", "gauge", "Load, verify and warm-up time of the last version.",
+     lambda s: s.last_reload_seconds),
+    ("publish_to_serving_seconds", "gauge", "From publish to serving, for the last version.",
+     lambda s: s.last_publish_to_serving_seconds),
+    ("unavailable_seconds_total", "counter", "Time between versions in unload-first mode.",
+     lambda s: s.unavailable_seconds),
+    ("versions_in_memory", "gauge", "Versions held (two while one loads).",
+     lambda s: s.versions_in_memory),
+    ("loaded_bytes", "gauge", "Asset bytes of the versions held.", lambda s: s.loaded_bytes),
+)  # fmt: skip
+
+
+def metrics_text(statuses: Iterable[HandlerStatus]) -> str:
+    """Prometheus text exposition of handlers' statuses; unknown values are left out."""
+    statuses = list(statuses)
+    lines = []
+    for name, kind, help_text, value_of in _METRICS:
+        lines += [f"# HELP {PREFIX}{name} {help_text}", f"# TYPE {PREFIX}{name} {kind}"]
+        for status in statuses:
+            value = value_of(status)
+            if value is not None:
+                sample = f'{PREFIX}{name}{{model="{_label(status.model)}"}}'
+                lines.append(f"{sample} {_number(float(value))}")
+    return "\n".join(lines) + "\n"
+
+
+def _number(value: float) -> str:
+    return str(int(value)) if value.is_integer() else repr(value)
+
+
+def _epoch(moment: datetime | None) -> float | None:
+    return moment.timestamp() if moment else None
+
+
+def _label(value: str) -> str:
+    return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")

@@ -1,0 +1,175 @@
+"""Records in, predictions out: what a real-time handler accepts and what it answers.
+
+A serving process receives records as JSON (one mapping, or a list of them) or as a pandas
+DataFrame from Python callers. They are checked against what the version was trained on (its
+first step's input columns and their dtypes, from the manifest) before any model sees them, so
+a caller learns which column is missing or which value is not a number, instead of reading a
+scikit-learn traceback. The checks cost a few column comparisons per call, never a loop over
+rows of a DataFrame, and a frame that already fits passes through without a copy.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, TypeAlias
+
+from model_steps.errors import InvalidInputError, did_you_mean
+from model_steps.imports import library
+
+if TYPE_CHECKING:
+    from pandas import DataFrame, Series  # type: ignore[import-untyped, unused-ignore]
+
+    from model_steps.manifest import Manifest
+    from model_steps.spec import Step
+
+__all__ = ["InputSchema", "Prediction", "Records", "input_frame"]
+
+Records: TypeAlias = "Sequence[Mapping[str, Any]] | Mapping[str, Any] | DataFrame"
+"""A list of records, one record, or a DataFrame."""
+NUMERIC_KINDS = "biuf"
+"""numpy dtype kinds a model trained on numbers accepts as they are."""
+
+
+@dataclass(frozen=True)
+class Prediction:
+    """What one version of a model predicted for a batch of records."""
+
+    model: str
+    version: int
+    frame: DataFrame
+    """The last step's output, as the infer DAG writes it."""
+
+    def values(self) -> list[Any]:
+        """JSON-ready predictions: one scalar per row for one column, else a dict per row.
+
+        numpy scalars become Python numbers and missing values become None, so the list goes
+        straight to ``json.dumps``.
+        """
+        frame = self.frame
+        if frame.isna().to_numpy().any():
+            frame = frame.astype(object).where(frame.notna(), None)
+        if len(frame.columns) == 1:
+            values: list[Any] = frame.iloc[:, 0].tolist()
+            return values
+        records: list[Any] = frame.rename(columns=str).to_dict(orient="records")
+        return records
+
+
+@dataclass(frozen=True)
+class InputSchema:
+    """The columns one version reads, in training order, and which of them hold numbers."""
+
+    model: str
+    version: int
+    columns: tuple[str, ...]
+    numeric: frozenset[str]
+    ignored: frozenset[str]
+    """Columns accepted and dropped (the target: records copied from training data have it)."""
+    selects: bool
+    """The definition lists its ``features``: other columns are ignored, as the infer DAG does."""
+
+    @classmethod
+    def of(cls, manifest: Manifest, first: Step) -> InputSchema:
+        """The schema of ``manifest``'s version, whose first step is ``first``."""
+        record = manifest.steps[0]
+        training = first.parameters.training
+        return cls(
+            model=manifest.model,
+            version=manifest.version,
+            columns=tuple(record.columns_in),
+            numeric=frozenset(
+                column
+                for column, dtype in record.dtypes_in.items()
+                if library("numpy").dtype(dtype).kind in NUMERIC_KINDS
+            ),
+            ignored=frozenset([training.target] if training and training.target else []),
+            selects=bool(training and training.features),
+        )
+
+    def describe(self) -> str:
+        """The columns, for messages."""
+        return f"version {self.version} of {self.model} reads {', '.join(self.columns)}"
+
+
+def input_frame(records: Records, schema: InputSchema) -> DataFrame:
+    """``records`` as a frame with exactly the schema's columns, in order, numbers as numbers.
+
+    Raises:
+        InvalidInputError: no records, a record that is not a mapping, missing or unknown
+            columns, or a value that is not a number in a numeric column.
+    """
+    frame = _as_frame(records)
+    if len(frame) == 0:
+        raise InvalidInputError("no records to predict: send at least one record")
+    return _convert(_select(frame, schema), schema)
+
+
+def _as_frame(records: Records) -> DataFrame:
+    pd = library("pandas")
+    if isinstance(records, pd.DataFrame):
+        return records
+    if isinstance(records, Mapping):
+        records = [records]
+    if isinstance(records, str | bytes) or not isinstance(records, Sequence):
+        raise InvalidInputError(
+            f"records must be a list of mappings (column -> value), one mapping or a "
+            f"DataFrame, not {type(records).__name__}"
+        )
+    for position, record in enumerate(records):
+        if not isinstance(record, Mapping):
+            raise InvalidInputError(
+                f"record {position} is {type(record).__name__}, not a mapping of column -> value"
+            )
+    return pd.DataFrame.from_records(records) if records else pd.DataFrame()
+
+
+def _select(frame: DataFrame, schema: InputSchema) -> DataFrame:
+    """The schema's columns in training order; extra columns are refused unless selected."""
+    given = [str(column) for column in frame.columns]
+    if tuple(given) == schema.columns:
+        return frame
+    present = set(given)
+    missing = [column for column in schema.columns if column not in present]
+    known = set(schema.columns) | schema.ignored
+    unknown = [] if schema.selects else [c for c in given if c not in known]
+    if missing or unknown:
+        raise InvalidInputError(_column_problems(missing, unknown, schema))
+    if any(not isinstance(column, str) for column in frame.columns):
+        frame = frame.rename(columns=str)
+    return frame[list(schema.columns)]
+
+
+def _column_problems(missing: list[str], unknown: list[str], schema: InputSchema) -> str:
+    problems = []
+    if missing:
+        problems.append(f"missing column(s) {', '.join(map(repr, missing))}")
+    for column in unknown:
+        close = did_you_mean(column, schema.columns)
+        hint = f" (did you mean {' or '.join(map(repr, close))}?)" if close else ""
+        problems.append(f"unknown column {column!r}{hint}")
+    return f"{'; '.join(problems)}: {schema.describe()}"
+
+
+def _convert(frame: DataFrame, schema: InputSchema) -> DataFrame:
+    """Numeric columns that arrived as text (or mixed) become numbers, once, or are refused."""
+    wrong = [
+        column
+        for column, dtype in zip(schema.columns, frame.dtypes, strict=True)
+        if column in schema.numeric and dtype.kind not in NUMERIC_KINDS
+    ]
+    if not wrong:
+        return frame
+    return frame.assign(**{column: _numbers(frame[column], column) for column in wrong})
+
+
+def _numbers(values: Series, column: str) -> Series:
+    pd = library("pandas")
+    numbers = pd.to_numeric(values, errors="coerce")
+    refused = numbers.isna() & values.notna()
+    if refused.any():
+        position = int(refused.to_numpy().argmax())
+        raise InvalidInputError(
+            f"column {column!r} takes numbers; record {position} has {values.iloc[position]!r}"
+        )
+    return numbers
