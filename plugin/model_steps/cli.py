@@ -1,7 +1,8 @@
-"""The ``model-steps`` command: check definitions and see what Airflow will build from them.
+"""The ``model-steps`` command: check definitions, manage versions, serve a model.
 
 Airflow is never imported here, so ``validate`` runs in an editor hook or CI job in well under a
-second and without an Airflow home.
+second and without an Airflow home; a model's Airflow connection is read only when it names one.
+``serve`` imports the handler and the HTTP server only when it runs.
 """
 
 from __future__ import annotations
@@ -11,11 +12,12 @@ import json
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from model_steps.credentials import model_storage_options
 from model_steps.errors import ModelStepsError, format_problem
 from model_steps.examples import write_example_data
-from model_steps.loader import load_and_validate
+from model_steps.loader import LoadedModel, load_and_validate
 from model_steps.plan import dag_ids
 from model_steps.reference import markdown_reference
 from model_steps.settings import Settings, load_settings
@@ -75,8 +77,8 @@ def _list(args: argparse.Namespace, settings: Settings) -> int:
     return 1 if catalog.broken else 0
 
 
-def _model(reference: str, settings: Settings) -> tuple[ModelSpec, Environment] | None:
-    """A model by name (in the DAGs folder) or by the path of its YAML, with its store."""
+def _definition(reference: str, settings: Settings) -> LoadedModel | None:
+    """A model by name (in the DAGs folder) or by the path of its YAML; reports why not."""
     path = Path(reference)
     is_file = path.suffix in (".yaml", ".yml") and path.is_file()
     folder = [path] if is_file else [settings.dags_folder]
@@ -86,6 +88,13 @@ def _model(reference: str, settings: Settings) -> tuple[ModelSpec, Environment] 
         for problem in catalog.problems:
             print(format_problem(problem), file=sys.stderr)
         print(f"no valid model {reference!r} in {folder[0]}", file=sys.stderr)
+    return found
+
+
+def _model(reference: str, settings: Settings) -> tuple[ModelSpec, Environment] | None:
+    """A model by name or path, with its store."""
+    found = _definition(reference, settings)
+    if found is None:
         return None
     options = model_storage_options(found.spec.assets.conn_id)
     return found.spec, environment(found.spec, settings, options)
@@ -146,6 +155,82 @@ def _example_data(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def _serve(args: argparse.Namespace, settings: Settings) -> int:
+    from model_steps.handler import HandlerSet, ModelHandler
+    from model_steps.serve import run
+
+    if args.pin is not None and len(args.models) > 1:
+        print("error: --pin needs exactly one MODEL (versions differ per model)", file=sys.stderr)
+        return 2
+    handlers = []
+    for reference in args.models:
+        found = _definition(reference, settings)
+        if found is None:
+            return 1
+        options = args.storage_options
+        if options is None:
+            options = _connection_options(found.spec)
+        handler = ModelHandler.from_definition(
+            found.path,
+            environ=settings.environ,
+            storage_options=options,
+            poll_interval=args.poll_interval,
+            pin=args.pin,
+            warm_up=not args.no_warm_up,
+            unload_first=args.unload_first,
+        )
+        handlers.append(handler)
+    limits = {"max_body_bytes": args.max_body_bytes, "max_rows": args.max_rows}
+    run(
+        HandlerSet(handlers),
+        host=args.host,
+        port=args.port,
+        access_log=args.access_log,
+        **{name: value for name, value in limits.items() if value is not None},
+    )
+    return 0
+
+
+def _connection_options(spec: ModelSpec) -> dict[str, Any]:
+    """Storage options from the model's Airflow connection, when Airflow is installed here."""
+    conn_id = spec.assets.conn_id
+    try:
+        return model_storage_options(conn_id)
+    except ImportError as error:
+        raise ModelStepsError(
+            f"model {spec.name!r} takes its storage credentials from the Airflow connection "
+            f"{conn_id!r}, but Airflow is not installed here: pass --storage-options JSON"
+        ) from error
+    except Exception as error:  # the connection is missing or unreadable: say which one
+        raise ModelStepsError(
+            f"cannot read the Airflow connection {conn_id!r} of model {spec.name!r}: "
+            f"{type(error).__name__}: {error}"
+        ) from error
+
+
+def _json_object(text: str) -> dict[str, Any]:
+    try:
+        value = json.loads(text)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(f"not valid JSON ({error})") from None
+    if not isinstance(value, dict):
+        raise argparse.ArgumentTypeError("expected a JSON object of fsspec options")
+    return value
+
+
+def _positive(kind: type[int] | type[float]) -> Any:
+    def parse(text: str) -> int | float:
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+        if value <= 0:
+            raise argparse.ArgumentTypeError(f"must be greater than 0, got {text}")
+        return value
+
+    return parse
+
+
 def _print_table(rows: Sequence[Sequence[str]]) -> None:
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]) - 1)]
     for row in rows:
@@ -187,10 +272,61 @@ def _parser() -> argparse.ArgumentParser:
     prune.set_defaults(run=_prune)
     for command in (versions, rollback, prune):
         command.add_argument("model", metavar="MODEL", help="model name or path to its YAML")
+    _serve_parser(commands)
     data = commands.add_parser("example-data", help="write the example models' data")
     data.add_argument("root", nargs="?", help="folder (default: $MODEL_STEPS_DATA_ROOT)")
     data.set_defaults(run=_example_data)
     return parser
+
+
+def _serve_parser(commands: Any) -> None:
+    serve = commands.add_parser(
+        "serve",
+        help="serve models over HTTP, following each newly published version",
+        description="POST /predict, GET /health, /version and /metrics (with several MODELs: "
+        "POST /models/NAME/predict, GET /models/NAME/version). Stops gracefully on SIGTERM.",
+    )
+    serve.add_argument("models", nargs="+", metavar="MODEL", help="model name or path to its YAML")
+    serve.add_argument("--host", default="127.0.0.1", help="address to bind (default: %(default)s)")
+    serve.add_argument("--port", type=int, default=8000, help="default: %(default)s")
+    serve.add_argument(
+        "--poll-interval",
+        type=_positive(float),
+        default=10.0,
+        metavar="S",
+        help="seconds between checks for a new version (default: %(default)s)",
+    )
+    serve.add_argument(
+        "--pin", type=int, metavar="VERSION", help="serve this version, ignoring new ones"
+    )
+    serve.add_argument(
+        "--unload-first",
+        action="store_true",
+        help="free the old version before loading the new one (less memory, a 503 gap)",
+    )
+    serve.add_argument(
+        "--no-warm-up", action="store_true", help="skip the trial prediction before a swap"
+    )
+    serve.add_argument(
+        "--max-body-bytes",
+        type=_positive(int),
+        metavar="N",
+        help="larger request bodies get 413 (default: 10 MiB)",
+    )
+    serve.add_argument(
+        "--max-rows",
+        type=_positive(int),
+        metavar="N",
+        help="more records per request get 413 (default: 100000)",
+    )
+    serve.add_argument(
+        "--storage-options",
+        type=_json_object,
+        metavar="JSON",
+        help="fsspec options for the stores (default: the model's Airflow connection, if any)",
+    )
+    serve.add_argument("--access-log", action="store_true", help="log every request")
+    serve.set_defaults(run=_serve)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

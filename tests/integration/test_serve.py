@@ -1,0 +1,426 @@
+"""``model-steps serve`` as a user runs it: a real server process on loopback, a real store.
+
+Versions are trained and published with ``model_steps.tasks`` (no Airflow), the way a training
+run publishes them; the server is the console script in its own process group, killed as a
+group at teardown.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from model_steps.loader import load_and_validate
+from model_steps.rendered import Rendered
+from model_steps.settings import load_settings
+from model_steps.tasks import RunInfo, environment, publish, train_step
+from tests.s3 import free_port
+
+pytestmark = pytest.mark.integration
+
+CLI = Path(sys.executable).with_name("model-steps")
+STARTUP_SECONDS = 60.0
+RELOAD_SECONDS = 15.0
+POLL = "0.2"
+SPECIES = {"setosa", "versicolor", "virginica"}
+FLOWER = {"sepal_length": 5.1, "sepal_width": 3.5, "petal_length": 1.4, "petal_width": 0.2}
+OTHER_FLOWER = {"sepal_length": 6.7, "sepal_width": 3.0, "petal_length": 5.2, "petal_width": 2.3}
+
+DEFINITION = """\
+apiVersion: model-steps/v1
+kind: Model
+name: {name}
+status: {status}
+assets:
+  root: {assets}
+steps:
+  - id: scale
+    has_assets: true
+    assets_identifier: scaler.joblib
+    parameters:
+      package: sklearn.preprocessing
+      class: StandardScaler
+      input:
+        train: {{url: {data}/iris/train.csv}}
+      training:
+        target: species
+  - id: classify
+    has_assets: true
+    assets_identifier: model.joblib
+    parameters:
+      package: sklearn.linear_model
+      class: LogisticRegression
+      init: {{max_iter: 500}}
+"""
+
+
+def write_model(folder: Path, name: str, data: Path, status: str = "deployed") -> Path:
+    """A small iris model whose versions live in ``folder/assets``."""
+    path = folder / f"{name}.yaml"
+    assets = folder / "assets"
+    path.write_text(DEFINITION.format(name=name, status=status, assets=assets, data=data))
+    return path
+
+
+def publish_version(path: Path) -> int:
+    """Train every step and publish, as the train DAG's tasks do; returns the new version."""
+    settings = load_settings()
+    (model,) = load_and_validate([path], settings.environ).models
+    spec = model.spec
+    env = environment(spec, settings, {})
+    run = RunInfo(dag_id=f"{spec.name}__train", run_id=uuid.uuid4().hex)
+    for step in spec.steps:
+        train_step(spec, step.id, run, env, Rendered.templates(step, "train"))
+    return int(publish(spec, run, env)["version"])
+
+
+@dataclass
+class Server:
+    """A ``model-steps serve`` process and a client for it."""
+
+    process: subprocess.Popen[bytes]
+    port: int
+    log: Path
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def client(self) -> httpx.Client:
+        return httpx.Client(base_url=self.url, timeout=10.0)
+
+    def output(self) -> str:
+        return self.log.read_text(errors="replace")[-4000:]
+
+    def stop(self) -> None:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.process.pid, signal.SIGKILL)
+        self.process.wait(timeout=10)
+
+
+@contextlib.contextmanager
+def serving(*args: str, log: Path, environ: dict[str, str] | None = None) -> Iterator[Server]:
+    """``model-steps serve ARGS`` on a free port for the block; yields once it listens."""
+    port = free_port()
+    with log.open("ab") as output:
+        process = subprocess.Popen(
+            [str(CLI), "serve", *args, "--port", str(port)],
+            stdin=subprocess.DEVNULL,
+            stdout=output,
+            stderr=subprocess.STDOUT,
+            env={**os.environ, **(environ or {})},
+            start_new_session=True,
+        )
+    server = Server(process, port, log)
+    try:
+        wait_until_listening(server)
+        yield server
+    finally:
+        server.stop()
+
+
+def wait_until_listening(server: Server) -> None:
+    deadline = time.monotonic() + STARTUP_SECONDS
+    while time.monotonic() < deadline:
+        if server.process.poll() is not None:
+            pytest.fail(f"the server exited with {server.process.returncode}:\n{server.output()}")
+        with contextlib.suppress(httpx.TransportError):
+            httpx.get(f"{server.url}/health", timeout=1.0)
+            return
+        time.sleep(0.1)
+    pytest.fail(f"the server did not listen within {STARTUP_SECONDS}s:\n{server.output()}")
+
+
+def eventually(check: Any, seconds: float = RELOAD_SECONDS) -> Any:
+    """The first truthy result of ``check()`` within ``seconds``; fails the test otherwise."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        result = check()
+        if result:
+            return result
+        time.sleep(0.05)
+    pytest.fail(f"not true within {seconds}s")
+
+
+@pytest.fixture(scope="module")
+def flowers_folder(example_data: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A DAGs folder with one deployed model, ``flowers``, that has one published version."""
+    folder = tmp_path_factory.mktemp("serve-dags")
+    publish_version(write_model(folder, "flowers", example_data))
+    return folder
+
+
+@pytest.fixture(scope="module")
+def flowers(flowers_folder: Path) -> Iterator[Server]:
+    """``model-steps serve flowers``, found by name in the DAGs folder, with small limits."""
+    with serving(
+        "flowers",
+        "--poll-interval",
+        POLL,
+        "--max-body-bytes",
+        "20000",
+        "--max-rows",
+        "100",
+        log=flowers_folder / "server.log",
+        environ={"MODEL_STEPS_DAGS_FOLDER": str(flowers_folder)},
+    ) as server:
+        eventually(lambda: server.client().get("/health").status_code == 200)
+        yield server
+
+
+def predict(server: Server, body: Any, path: str = "/predict") -> httpx.Response:
+    with server.client() as client:
+        return client.post(path, json=body)
+
+
+def current_version(folder: Path) -> int:
+    return int(json.loads((folder / "assets" / "flowers" / "current.json").read_text())["version"])
+
+
+# -- predictions, status and metrics ---------------------------------------------------------
+
+
+def test_predict_answers_one_prediction_per_record_with_the_serving_version(
+    flowers: Server, flowers_folder: Path
+) -> None:
+    response = predict(flowers, [FLOWER, OTHER_FLOWER])
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert (body["model"], body["rows"]) == ("flowers", 2)
+    assert body["version"] == current_version(flowers_folder)
+    assert body["predictions"] == ["setosa", "virginica"]
+
+
+def test_a_single_record_object_gets_a_single_prediction(flowers: Server) -> None:
+    response = predict(flowers, FLOWER)
+    assert response.status_code == 200, response.text
+    assert (response.json()["rows"], response.json()["predictions"]) == (1, ["setosa"])
+
+
+def test_the_named_route_serves_the_single_model_too(flowers: Server) -> None:
+    response = predict(flowers, [FLOWER], path="/models/flowers/predict")
+    assert response.status_code == 200, response.text
+    assert response.json()["model"] == "flowers"
+
+
+def test_health_is_ready_with_the_loaded_version(flowers: Server, flowers_folder: Path) -> None:
+    response = flowers.client().get("/health")
+    assert response.status_code == 200
+    assert response.json() == {
+        "status": "ready",
+        "models": {
+            "flowers": {
+                "ready": True,
+                "version": current_version(flowers_folder),
+                "last_error": None,
+            }
+        },
+    }
+
+
+def test_version_reports_the_handler_status(flowers: Server, flowers_folder: Path) -> None:
+    eventually(lambda: flowers.client().get("/version").json()["polls"] >= 2)
+    status = flowers.client().get("/version").json()
+    assert (status["model"], status["ready"], status["pinned"]) == ("flowers", True, None)
+    assert status["version"] == current_version(flowers_folder)
+    assert status["poll_failures"] == 0 and status["loaded_bytes"] > 0
+    assert status["loaded_at"] is not None and status["last_reload_seconds"] > 0
+
+
+def test_metrics_are_prometheus_text_labelled_with_the_model(flowers: Server) -> None:
+    assert predict(flowers, [FLOWER]).status_code == 200
+    response = flowers.client().get("/metrics")
+    assert response.status_code == 200
+    assert response.headers["content-type"].startswith("text/plain; version=0.0.4")
+    samples = [line for line in response.text.splitlines() if not line.startswith("#")]
+    assert any(
+        line.startswith("model_steps_handler_") and 'model="flowers"' in line for line in samples
+    )
+    assert any(
+        line.startswith('model_steps_server_requests_total{route="/predict",status="200"}')
+        for line in samples
+    )
+
+
+def test_openapi_documents_the_typed_responses(flowers: Server) -> None:
+    schema = flowers.client().get("/openapi.json").json()
+    assert {"PredictResponse", "VersionResponse", "HealthResponse", "ErrorResponse"} <= set(
+        schema["components"]["schemas"]
+    )
+    predict_doc = schema["paths"]["/predict"]["post"]
+    assert {"200", "413", "422", "503"} <= set(predict_doc["responses"])
+    assert "application/json" in predict_doc["requestBody"]["content"]
+
+
+# -- bad requests ----------------------------------------------------------------------------
+
+
+BAD_REQUESTS = {
+    "malformed JSON": (b'[{"sepal_length": 5.1,', 422, "the request body is not valid JSON"),
+    "empty body": (b"", 422, "the request body is not valid JSON"),
+    "not UTF-8": (b"\xff\xfe[]", 422, "the request body is not valid JSON"),
+    "not a list": (b'"setosa"', 422, "expected an array of records"),
+    "empty list": (b"[]", 422, "the array of records is empty"),
+    "records not objects": (b"[[5.1, 3.5, 1.4, 0.2]]", 422, "record 0 is an array"),
+    "NaN literal": (
+        json.dumps([{**FLOWER, "sepal_length": float("nan")}]).encode(),
+        422,
+        "NaN is not JSON",
+    ),
+    "missing column": (
+        json.dumps([{k: v for k, v in FLOWER.items() if k != "petal_width"}]).encode(),
+        422,
+        "petal_width",
+    ),
+    "unknown column": (json.dumps([{**FLOWER, "colour": "blue"}]).encode(), 422, "colour"),
+    "wrong type": (json.dumps([{**FLOWER, "sepal_length": "long"}]).encode(), 422, "sepal_length"),
+    "too many records": (json.dumps([FLOWER] * 101).encode(), 413, "101 records are over"),
+}
+
+
+@pytest.mark.parametrize("case", list(BAD_REQUESTS))
+def test_a_bad_request_gets_a_clear_4xx_and_the_server_keeps_serving(
+    flowers: Server, case: str
+) -> None:
+    body, status, message = BAD_REQUESTS[case]
+    with flowers.client() as client:
+        response = client.post("/predict", content=body)
+        assert response.status_code == status, response.text
+        assert message in response.json()["detail"]
+        assert client.post("/predict", json=[FLOWER]).status_code == 200
+
+
+def test_a_value_the_model_cannot_use_is_a_4xx_not_a_dead_server(flowers: Server) -> None:
+    response = predict(flowers, [{**FLOWER, "petal_width": None}])
+    assert 400 <= response.status_code < 500, response.text
+    assert response.json()["detail"]
+    assert predict(flowers, [FLOWER]).status_code == 200
+
+
+def test_a_body_over_the_limit_is_refused_with_413(flowers: Server) -> None:
+    records = json.dumps([FLOWER] * 400).encode()  # about 30 kB, over the 20 kB limit
+    with flowers.client() as client:
+        response = client.post("/predict", content=records)
+        assert response.status_code == 413
+        assert "over this server's limit of 20000 bytes" in response.json()["detail"]
+        assert client.post("/predict", json=[FLOWER]).status_code == 200
+
+
+def test_a_body_over_the_limit_is_refused_without_a_content_length(flowers: Server) -> None:
+    records = json.dumps([FLOWER] * 400).encode()
+    chunks = (records[i : i + 4096] for i in range(0, len(records), 4096))
+    with flowers.client() as client:
+        response = client.post("/predict", content=chunks)  # chunked: no Content-Length
+        assert response.status_code == 413
+        assert "over this server's limit" in response.json()["detail"]
+        assert client.post("/predict", json=[FLOWER]).status_code == 200
+
+
+def test_an_unknown_model_is_404_naming_the_models_served(flowers: Server) -> None:
+    response = predict(flowers, [FLOWER], path="/models/tulips/predict")
+    assert response.status_code == 404
+    assert response.json()["detail"] == "no model 'tulips' is served here; models: flowers"
+
+
+# -- versions --------------------------------------------------------------------------------
+
+
+def test_a_new_version_is_served_without_a_restart_or_a_failed_request(
+    flowers: Server, flowers_folder: Path
+) -> None:
+    before = predict(flowers, [FLOWER]).json()["version"]
+    new = publish_version(flowers_folder / "flowers.yaml")
+    assert new > before
+    statuses, versions = [], set()
+    with flowers.client() as client:
+        deadline = time.monotonic() + RELOAD_SECONDS
+        while new not in versions and time.monotonic() < deadline:
+            response = client.post("/predict", json=[FLOWER])
+            statuses.append(response.status_code)
+            versions.add(response.json().get("version"))
+    assert new in versions
+    assert set(statuses) == {200}
+    assert flowers.client().get("/version").json()["reloads"] >= 1
+
+
+def test_health_is_503_until_a_first_version_is_published(
+    example_data: Path, tmp_path: Path
+) -> None:
+    path = write_model(tmp_path, "fresh", example_data)
+    with serving(str(path), "--poll-interval", POLL, log=tmp_path / "server.log") as server:
+        health = server.client().get("/health")
+        assert health.status_code == 503
+        assert health.json()["status"] == "not ready"
+        assert health.json()["models"]["fresh"]["ready"] is False
+        refused = predict(server, [FLOWER])
+        assert refused.status_code == 503 and refused.json()["detail"]
+        assert refused.headers["retry-after"] == "1"
+        publish_version(path)
+        eventually(lambda: server.client().get("/health").status_code == 200)
+        assert predict(server, [FLOWER]).json()["version"] == 1
+
+
+def test_several_models_are_served_each_under_its_name(example_data: Path, tmp_path: Path) -> None:
+    paths = [write_model(tmp_path, name, example_data) for name in ("north", "south")]
+    for path in paths:
+        publish_version(path)
+    with serving(*map(str, paths), "--poll-interval", POLL, log=tmp_path / "server.log") as server:
+        eventually(lambda: server.client().get("/health").status_code == 200)
+        for name in ("north", "south"):
+            response = predict(server, [FLOWER], path=f"/models/{name}/predict")
+            assert response.status_code == 200, response.text
+            assert (response.json()["model"], response.json()["version"]) == (name, 1)
+        assert set(server.client().get("/health").json()["models"]) == {"north", "south"}
+        assert [s["model"] for s in server.client().get("/models").json()] == ["north", "south"]
+        assert server.client().get("/models/south/version").json()["version"] == 1
+        assert predict(server, [FLOWER]).status_code == 404  # no unnamed route with two models
+
+
+# -- shutdown --------------------------------------------------------------------------------
+
+
+def test_sigterm_finishes_the_request_in_flight_then_exits_0(
+    example_data: Path, tmp_path: Path
+) -> None:
+    path = write_model(tmp_path, "leaving", example_data)
+    publish_version(path)
+    with serving(str(path), "--poll-interval", POLL, log=tmp_path / "server.log") as server:
+        eventually(lambda: server.client().get("/health").status_code == 200)
+        body = json.dumps([FLOWER]).encode()
+        with socket.create_connection(("127.0.0.1", server.port), timeout=10) as conn:
+            head = (
+                f"POST /predict HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json"
+                f"\r\nContent-Length: {len(body)}\r\n\r\n"
+            )
+            conn.sendall(head.encode() + body[:10])  # the request is in flight
+            time.sleep(0.3)
+            server.process.send_signal(signal.SIGTERM)
+            time.sleep(0.3)
+            conn.sendall(body[10:])
+            answer = read_http_response(conn)
+        assert answer.startswith(b"HTTP/1.1 200"), answer
+        assert json.loads(answer.split(b"\r\n\r\n", 1)[1])["predictions"] == ["setosa"]
+        assert server.process.wait(timeout=20) == 0, server.output()
+        assert "Shutting down" in server.output()
+
+
+def read_http_response(conn: socket.socket) -> bytes:
+    """One whole response; the server closes the connection after it, as it is stopping."""
+    chunks = []
+    while chunk := conn.recv(65536):
+        chunks.append(chunk)
+    return b"".join(chunks)
