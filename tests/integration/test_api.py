@@ -35,6 +35,7 @@ ENDPOINTS = [
     ("POST", f"/models/{MODEL}/pause"),
     ("POST", f"/models/{MODEL}/resume"),
     ("GET", "/"),
+    ("GET", "/icon.svg"),
     ("GET", "/ui/"),
     ("GET", "/ui/app.js"),
 ]
@@ -358,6 +359,15 @@ def test_resume_then_pause_switch_both_dags_in_airflow(admin: httpx.Client) -> N
     assert [dag_paused(admin, d) for d in dag_ids] == [True, True]
 
 
+def test_pause_and_resume_are_in_airflows_audit_log(admin: httpx.Client) -> None:
+    admin.post(f"{PREFIX}/models/{MODEL}/pause")
+    response = admin.get("/api/v2/eventLogs", params={"event": "model_steps_pause"})
+    assert response.status_code == 200
+    entries = response.json()["event_logs"]
+    assert entries and entries[-1]["owner"] == "admin"
+    assert json.loads(entries[-1]["extra"]) == {"name": MODEL, "method": "POST"}
+
+
 # -- store outages ------------------------------------------------------------------------------
 
 
@@ -406,6 +416,25 @@ def test_the_app_root_opens_the_models_page(admin: httpx.Client) -> None:
     response = admin.get(f"{PREFIX}/")
     assert response.status_code == 307
     assert response.headers["location"] == f"{PREFIX}/ui/"
+
+
+def test_airflow_lists_the_api_and_the_models_entry_of_its_navigation(
+    admin: httpx.Client,
+) -> None:
+    plugins = admin.get("/api/v2/plugins").json()["plugins"]
+    (plugin,) = [p for p in plugins if p["name"] == "model_steps"]
+    assert [(a["url_prefix"], a["name"]) for a in plugin["fastapi_apps"]] == [
+        (PREFIX, "Model steps")
+    ]
+    (view,) = plugin["external_views"]
+    assert (view["name"], view["href"], view["url_route"], view["destination"]) == (
+        "Models",
+        f"{PREFIX}/ui/",
+        "models",
+        "nav",
+    )
+    icon = admin.get(view["icon"])
+    assert (icon.status_code, icon.headers["content-type"]) == (200, "image/svg+xml")
 
 
 def test_openapi_documents_the_response_models(anonymous: httpx.Client) -> None:
