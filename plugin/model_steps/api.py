@@ -11,12 +11,11 @@ guard plugin apps by itself; changes also need edit permission on both of the mo
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Iterable, Sequence
-from concurrent.futures import ThreadPoolExecutor
-from concurrent.futures import TimeoutError as FutureTimeout
+from collections.abc import Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Annotated, Any, Literal, TypeVar
+from typing import Annotated, Any, Literal
 
 from airflow.api_fastapi.app import get_auth_manager
 from airflow.api_fastapi.auth.managers.models.base_user import BaseUser
@@ -60,10 +59,8 @@ ICON = (
 )
 """The "Models" entry's icon in Airflow's navigation (served here: nothing loads from elsewhere)."""
 STORE_TIMEOUT_SECONDS = 10.0
-"""How long a listing waits for one model's store before showing it as unavailable."""
+"""How long a listing waits for the stores; a slower one shows as unavailable, not as a hang."""
 _STORE_THREADS = 8
-
-T = TypeVar("T")
 
 
 # -- response models (the contract the UI builds against) -------------------------------------
@@ -86,6 +83,11 @@ _ERRORS: dict[int | str, dict[str, Any]] = {
 }
 
 
+DagKind = Literal["train", "infer"]
+_KINDS: tuple[DagKind, DagKind] = ("train", "infer")
+"""The kinds of :func:`model_steps.plan.dag_ids`, in its order (train always, infer maybe)."""
+
+
 class LastRun(BaseModel):
     """The newest run of one DAG."""
 
@@ -100,7 +102,7 @@ class DagState(BaseModel):
     """One of the model's DAGs as Airflow sees it right now."""
 
     dag_id: str
-    kind: Literal["train", "infer"]
+    kind: DagKind
     paused: bool | None = Field(description="null when Airflow has not parsed the DAG yet")
     url: str = Field(description="The DAG's page in the Airflow UI")
     last_run: LastRun | None
@@ -303,7 +305,10 @@ def _last_runs(session: Session, ids: Sequence[str]) -> dict[str, LastRun]:
 
 def _dag_states(session: Session, specs: Iterable[ModelSpec]) -> dict[str, DagState]:
     """Every model DAG's state, in two queries for the whole listing."""
-    ids = [dag_id for spec in specs for dag_id in dag_ids(spec)]
+    kinds: dict[str, DagKind] = {
+        dag_id: kind for spec in specs for dag_id, kind in zip(dag_ids(spec), _KINDS, strict=False)
+    }
+    ids = list(kinds)
     rows = session.execute(
         select(DagModel.dag_id, DagModel.is_paused).where(DagModel.dag_id.in_(ids))
     )
@@ -312,7 +317,7 @@ def _dag_states(session: Session, specs: Iterable[ModelSpec]) -> dict[str, DagSt
     return {
         dag_id: DagState(
             dag_id=dag_id,
-            kind="train" if dag_id.endswith("__train") else "infer",
+            kind=kinds[dag_id],
             paused=paused.get(dag_id),
             url=f"/dags/{dag_id}",
             last_run=runs.get(dag_id),
@@ -385,14 +390,9 @@ def _live_all(specs: Sequence[ModelSpec], settings: Settings) -> list[_Live]:
     pool = ThreadPoolExecutor(min(_STORE_THREADS, len(specs)), thread_name_prefix="model-store")
     futures = [pool.submit(_live_or_error, spec, settings) for spec in specs]
     pool.shutdown(wait=False)  # a hung store keeps its thread, not the response
-    return [_wait(future.result, spec) for future, spec in zip(futures, specs, strict=True)]
-
-
-def _wait(result: Callable[[float], _Live], spec: ModelSpec) -> _Live:
-    try:
-        return result(STORE_TIMEOUT_SECONDS)
-    except FutureTimeout:
-        return _Live(error=f"the store of {spec.name} did not answer in {STORE_TIMEOUT_SECONDS}s")
+    done, _ = wait(futures, timeout=STORE_TIMEOUT_SECONDS)
+    late = _Live(error=f"the store did not answer within {STORE_TIMEOUT_SECONDS:g}s")
+    return [future.result() if future in done else late for future in futures]
 
 
 def _card(store: ModelStore, version: int | None) -> str | None:
@@ -415,28 +415,28 @@ def _schedule_text(value: str | None) -> str | None:
 
 def _summary(
     model: LoadedModel, definitions: _Definitions, dags: dict[str, DagState], live: _Live
-) -> dict[str, Any]:
+) -> ModelSummary:
     spec = model.spec
     states = [dags[dag_id] for dag_id in dag_ids(spec)]
-    return {
-        "name": spec.name,
-        "description": spec.description,
-        "tags": list(spec.tags),
-        "domain": spec.domain,
-        "status": spec.status,
-        "definition_version": spec.version,
-        "file": definitions.relative(model.path),
-        "schedule": ScheduleText(
+    return ModelSummary(
+        name=spec.name,
+        description=spec.description,
+        tags=list(spec.tags),
+        domain=spec.domain,
+        status=spec.status,
+        definition_version=spec.version,
+        file=definitions.relative(model.path),
+        schedule=ScheduleText(
             train=_schedule_text(spec.schedule.train), infer=_schedule_text(spec.schedule.infer)
         ),
-        "schedule_status": _schedule_status(states),
-        "dags": states,
-        "live_version": live.version,
-        "published_at": live.published_at,
-        "versions": live.versions,
-        "metrics": live.metrics or {},
-        "store_error": live.error,
-    }
+        schedule_status=_schedule_status(states),
+        dags=states,
+        live_version=live.version,
+        published_at=live.published_at,
+        versions=live.versions,
+        metrics=live.metrics or {},
+        store_error=live.error,
+    )
 
 
 def _invalid(catalog: Catalog, definitions: _Definitions) -> list[InvalidFile]:
@@ -463,9 +463,9 @@ def _invalid(catalog: Catalog, definitions: _Definitions) -> list[InvalidFile]:
     return invalid
 
 
-def _detail(spec: ModelSpec, summary: dict[str, Any], card: str | None) -> ModelDetail:
+def _detail(spec: ModelSpec, summary: ModelSummary, card: str | None) -> ModelDetail:
     return ModelDetail(
-        **summary,
+        **dict(summary),
         comments=[
             CommentOut(date=c.date.isoformat(), author=c.author, text=c.text) for c in spec.comments
         ],
@@ -628,7 +628,7 @@ def list_models(definitions: DefinitionsDep, session: SessionDep) -> ModelList:
     lives = _live_all(specs, definitions.settings)
     return ModelList(
         models=[
-            ModelSummary(**_summary(model, definitions, dags, live))
+            _summary(model, definitions, dags, live)
             for model, live in zip(catalog.models, lives, strict=True)
         ],
         invalid=_invalid(catalog, definitions),
