@@ -418,6 +418,20 @@ def test_the_app_root_opens_the_models_page(admin: httpx.Client) -> None:
     assert response.headers["location"] == f"{PREFIX}/ui/"
 
 
+def test_the_models_page_is_served_to_a_logged_in_browser(airflow_api: Any) -> None:
+    cookies = {"_token": airflow_api.token("viewer")}
+    with httpx.Client(base_url=airflow_api.base_url, cookies=cookies) as browser:
+        response = browser.get(f"{PREFIX}/ui/")
+    assert response.status_code == 200
+    assert response.headers["content-type"].startswith("text/html")
+
+
+def test_the_page_folder_serves_nothing_outside_it(admin: httpx.Client) -> None:
+    response = admin.get(f"{PREFIX}/ui/%2e%2e/api.py")
+    assert response.status_code == 404
+    assert "create_app" not in response.text
+
+
 def test_airflow_lists_the_api_and_the_models_entry_of_its_navigation(
     admin: httpx.Client,
 ) -> None:
