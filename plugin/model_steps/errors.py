@@ -175,8 +175,14 @@ class InvalidInputError(ModelStepsError):
     """Records a model cannot predict on: empty, missing or unknown columns, wrong types."""
 
 
-class UnknownModelError(ModelStepsError, LookupError):
-    """A handler set was asked for a model it does not serve."""
+class UnknownModelError(ModelStepsError, KeyError):
+    """A handler set was asked for a model it does not serve.
+
+    A ``KeyError``, so ``name in handlers`` and ``handlers.get(name)`` work as for any mapping.
+    """
+
+    def __str__(self) -> str:
+        return str(self.args[0]) if self.args else ""  # KeyError would quote the message
 
 
 class PointerMissingError(ModelStepsError):

@@ -22,7 +22,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from types import TracebackType
@@ -40,59 +40,35 @@ from model_steps.errors import (
     UnknownModelError,
     did_you_mean,
 )
+from model_steps.handler_io import (
+    HandlerStatus,
+    InputSchema,
+    Prediction,
+    Records,
+    input_frame,
+    metrics_text,
+)
 from model_steps.imports import allowed_imports as folder_imports
 from model_steps.loader import load_and_validate
 from model_steps.manifest import Manifest, Pointer
-from model_steps.records import InputSchema, Prediction, Records, input_frame
 from model_steps.settings import load_settings
 from model_steps.spec import ModelSpec, Step
 from model_steps.store import ModelStore, PointerRead, open_store
 from model_steps.tasks import Environment, ReadyStep, environment, infer_frame, ready_step
 
-__all__ = ["HandlerSet", "HandlerStatus", "ModelHandler", "Prediction", "metrics_text"]
+__all__ = [
+    "HandlerSet",
+    "HandlerStatus",
+    "ModelHandler",
+    "Prediction",
+    "metrics_text",
+    "poll_wait",
+]
 
 log = logging.getLogger(__name__)
 
 ReloadHook = Callable[[int | None, int], None]
 ErrorHook = Callable[[Exception], None]
-
-
-@dataclass(frozen=True)
-class HandlerStatus:
-    """A snapshot of what a handler serves and how its polling and reloads went."""
-
-    model: str
-    ready: bool
-    version: int | None
-    pinned: int | None
-    loaded_at: datetime | None
-    last_poll_at: datetime | None
-    last_poll_ok_at: datetime | None
-    polls: int
-    poll_failures: int
-    reloads: int
-    reload_failures: int
-    last_error: str | None
-    last_reload_seconds: float | None
-    """Load, verify and warm-up time of the last version swapped in."""
-    last_publish_to_serving_seconds: float | None
-    """From the pointer's ``published_at`` to the swap (not measured for rollbacks)."""
-    unavailable_seconds: float
-    """Time spent between versions in unload-first mode, when predict answers NotReadyError."""
-    versions_in_memory: int
-    loaded_bytes: int
-    """Asset bytes of the versions held (two while a new one loads beside the old)."""
-    poll_requests: int = 0
-    """Storage requests made by polls: one per poll, one more when the pointer changed."""
-    poll_bytes: int = 0
-    """Pointer bytes read by polls: none unless the pointer changed."""
-
-    def as_dict(self) -> dict[str, Any]:
-        """JSON-ready: timestamps as ISO 8601 strings."""
-        return {
-            key: value.isoformat() if isinstance(value, datetime) else value
-            for key, value in asdict(self).items()
-        }
 
 
 @dataclass
@@ -112,6 +88,7 @@ class _Stats:
     last_reload_seconds: float | None = None
     last_publish_to_serving_seconds: float | None = None
     unavailable_seconds: float = 0.0
+    loading: bool = False
     loading_bytes: int = 0
 
 
@@ -291,30 +268,32 @@ class ModelHandler:
 
     @property
     def status(self) -> HandlerStatus:
-        """A consistent snapshot of the handler's state and counters."""
-        with self._lock:
-            stats, loaded = self._stats, self._loaded
-            return HandlerStatus(
-                model=self.name,
-                ready=loaded is not None,
-                version=loaded.number if loaded else None,
-                pinned=self._pinned,
-                loaded_at=stats.loaded_at,
-                last_poll_at=stats.last_poll_at,
-                last_poll_ok_at=stats.last_poll_ok_at,
-                polls=stats.polls,
-                poll_failures=stats.poll_failures,
-                reloads=stats.reloads,
-                reload_failures=stats.reload_failures,
-                last_error=stats.last_error,
-                last_reload_seconds=stats.last_reload_seconds,
-                last_publish_to_serving_seconds=stats.last_publish_to_serving_seconds,
-                unavailable_seconds=round(stats.unavailable_seconds, 6),
-                versions_in_memory=(loaded is not None) + (stats.loading_bytes > 0),
-                loaded_bytes=(loaded.size if loaded else 0) + stats.loading_bytes,
-                poll_requests=stats.poll_requests,
-                poll_bytes=stats.poll_bytes,
-            )
+        """A snapshot of the handler's state and counters.
+
+        Read without the handler's lock, so health checks answer while a version loads.
+        """
+        stats, loaded = self._stats, self._loaded
+        return HandlerStatus(
+            model=self.name,
+            ready=loaded is not None,
+            version=loaded.number if loaded else None,
+            pinned=self._pinned,
+            loaded_at=stats.loaded_at,
+            last_poll_at=stats.last_poll_at,
+            last_poll_ok_at=stats.last_poll_ok_at,
+            polls=stats.polls,
+            poll_failures=stats.poll_failures,
+            reloads=stats.reloads,
+            reload_failures=stats.reload_failures,
+            last_error=stats.last_error,
+            last_reload_seconds=stats.last_reload_seconds,
+            last_publish_to_serving_seconds=stats.last_publish_to_serving_seconds,
+            unavailable_seconds=round(stats.unavailable_seconds, 6),
+            versions_in_memory=(loaded is not None) + stats.loading,
+            loaded_bytes=(loaded.size if loaded else 0) + stats.loading_bytes,
+            poll_requests=stats.poll_requests,
+            poll_bytes=stats.poll_bytes,
+        )
 
     def metrics_text(self) -> str:
         """The status in Prometheus' text format, labelled ``model="<name>"``."""
@@ -334,9 +313,13 @@ class ModelHandler:
             if self._pinned is not None:
                 self._install(self._pinned, None)
                 return self._pinned
-            pointer = self._read_pointer(since=None)
-            if pointer is None:
-                raise NotReadyError(self._nothing_published())
+            try:
+                pointer = self._read_pointer(since=None)
+                if pointer is None:
+                    raise NotReadyError(self._nothing_published())
+            except Exception as error:
+                self._record(error, "load")
+                raise
             self._install(pointer.version, pointer)
             return pointer.version
 
@@ -416,14 +399,9 @@ class ModelHandler:
             self.poll_once()
 
     def _next_wait(self) -> float:
-        """The poll interval, doubled per consecutive failure up to the cap, then jittered."""
-        return self._backoff(self._failures) * self._random.uniform(
-            1 - self.jitter, 1 + self.jitter
+        return poll_wait(
+            self.poll_interval, self.max_backoff, self._failures, self.jitter, self._random
         )
-
-    def _backoff(self, failures: int) -> float:
-        """``poll_interval * 2**failures``, capped at ``max_backoff``."""
-        return min(self.poll_interval * 2.0 ** min(failures, 32), self.max_backoff)
 
     def _follow(self) -> bool:
         """Load the version the pin or the pointer names, unless served or waiting to retry."""
@@ -450,7 +428,8 @@ class ModelHandler:
             self._install(wanted, pointer)
         except Exception:  # recorded by _install; retried with backoff, not at every poll
             attempts = retry.attempts + 1 if retry and retry.version == wanted else 1
-            self._retry = _Retry(wanted, attempts, time.monotonic() + self._backoff(attempts))
+            wait = poll_wait(self.poll_interval, self.max_backoff, attempts)
+            self._retry = _Retry(wanted, attempts, time.monotonic() + wait)
             return False
         return True
 
@@ -511,7 +490,7 @@ class ModelHandler:
         manifest = manifest or self.store.manifest(version)
         steps = _steps_of(manifest, self.spec)
         size = sum(s.asset.size for s in manifest.steps if s.asset)
-        self._stats.loading_bytes = size
+        self._stats.loading, self._stats.loading_bytes = True, size
         try:
             last = len(steps) - 1
             pipeline = tuple(
@@ -523,7 +502,7 @@ class ModelHandler:
                 _predict(loaded, self.name, manifest.sample_records)
             return loaded
         finally:
-            self._stats.loading_bytes = 0
+            self._stats.loading, self._stats.loading_bytes = False, 0
 
     def _check_deployed(self, pin: int | None) -> None:
         if self.spec is not None and self.spec.status != "deployed" and pin is None:
@@ -560,6 +539,22 @@ class ModelHandler:
             )
         error = self._stats.last_error
         return f"{self.name} has no version loaded yet" + (f": {error}" if error else "")
+
+
+def poll_wait(
+    interval: float,
+    max_backoff: float,
+    failures: int,
+    jitter: float = 0.0,
+    rng: random.Random | None = None,
+) -> float:
+    """Seconds before the next poll: doubled per consecutive failure, capped, then jittered.
+
+    The jitter (``uniform(1 - jitter, 1 + jitter)``) keeps a fleet from polling in step. The
+    same doubling spaces the retries of a version that failed to load.
+    """
+    base = min(interval * 2.0 ** min(failures, 32), max_backoff)
+    return base * (rng or random.Random()).uniform(1 - jitter, 1 + jitter) if jitter else base
 
 
 def _predict(loaded: _Version, name: str, records: Records) -> Prediction:
@@ -684,60 +679,3 @@ class HandlerSet(Mapping[str, ModelHandler]):
     def metrics_text(self) -> str:
         """Every model's metrics, one block per metric name."""
         return metrics_text([handler.status for handler in self.values()])
-
-
-# -- Prometheus text format ------------------------------------------------------------------
-
-PREFIX = "model_steps_handler_"
-_METRICS: tuple[tuple[str, str, str, Callable[[HandlerStatus], float | None]], ...] = (
-    ("ready", "gauge", "1 when a version is loaded and answering.", lambda s: s.ready),
-    ("version", "gauge", "Version being served.", lambda s: s.version),
-    ("pinned_version", "gauge", "Version pinned, whatever the pointer says.", lambda s: s.pinned),
-    ("loaded_timestamp_seconds", "gauge", "When the served version was swapped in.",
-     lambda s: _epoch(s.loaded_at)),
-    ("last_poll_success_timestamp_seconds", "gauge", "When the store last answered a poll.",
-     lambda s: _epoch(s.last_poll_ok_at)),
-    ("polls_total", "counter", "Polls of the pointer.", lambda s: s.polls),
-    ("poll_failures_total", "counter", "Polls that failed.", lambda s: s.poll_failures),
-    ("poll_requests_total", "counter", "Storage requests made by polls.",
-     lambda s: s.poll_requests),
-    ("poll_bytes_total", "counter", "Pointer bytes read by polls.", lambda s: s.poll_bytes),
-    ("reloads_total", "counter", "Versions swapped in.", lambda s: s.reloads),
-    ("reload_failures_total", "counter", "Versions that failed to load.",
-     lambda s: s.reload_failures),
-    ("reload_seconds", "gauge", "Load, verify and warm-up time of the last version.",
-     lambda s: s.last_reload_seconds),
-    ("publish_to_serving_seconds", "gauge", "From publish to serving, for the last version.",
-     lambda s: s.last_publish_to_serving_seconds),
-    ("unavailable_seconds_total", "counter", "Time between versions in unload-first mode.",
-     lambda s: s.unavailable_seconds),
-    ("versions_in_memory", "gauge", "Versions held (two while one loads).",
-     lambda s: s.versions_in_memory),
-    ("loaded_bytes", "gauge", "Asset bytes of the versions held.", lambda s: s.loaded_bytes),
-)  # fmt: skip
-
-
-def metrics_text(statuses: Iterable[HandlerStatus]) -> str:
-    """Prometheus text exposition of handlers' statuses; unknown values are left out."""
-    statuses = list(statuses)
-    lines = []
-    for name, kind, help_text, value_of in _METRICS:
-        lines += [f"# HELP {PREFIX}{name} {help_text}", f"# TYPE {PREFIX}{name} {kind}"]
-        for status in statuses:
-            value = value_of(status)
-            if value is not None:
-                sample = f'{PREFIX}{name}{{model="{_label(status.model)}"}}'
-                lines.append(f"{sample} {_number(float(value))}")
-    return "\n".join(lines) + "\n"
-
-
-def _number(value: float) -> str:
-    return str(int(value)) if value.is_integer() else repr(value)
-
-
-def _epoch(moment: datetime | None) -> float | None:
-    return moment.timestamp() if moment else None
-
-
-def _label(value: str) -> str:
-    return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")

@@ -1,0 +1,643 @@
+"""Real-time handlers on a local store: what they serve, what they refuse, how they follow.
+
+Versions are trained and published for real, with the same task functions the train DAG runs
+(:func:`model_steps.tasks.train_step` and :func:`~model_steps.tasks.publish`), on iris. The
+helpers at the top are shared with ``tests/integration/test_handler_faults.py``, which runs the
+fault scenarios against local disk and the S3 test server.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import random
+import sys
+import textwrap
+import threading
+import time
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import pytest
+
+from model_steps.errors import (
+    DefinitionError,
+    InvalidInputError,
+    NotDeployedError,
+    NotReadyError,
+    PermanentError,
+    UnknownModelError,
+)
+from model_steps.handler import HandlerSet, ModelHandler, poll_wait
+from model_steps.loader import load_and_validate
+from model_steps.rendered import Rendered
+from model_steps.settings import load_settings
+from model_steps.spec import ModelSpec
+from model_steps.store import ModelStore
+from model_steps.imports import allowed_imports
+from model_steps.tasks import Environment, RunInfo, environment, publish, train_step
+
+FEATURES = ["sepal_length", "sepal_width", "petal_length", "petal_width"]
+IRIS = """\
+apiVersion: model-steps/v1
+kind: Model
+name: {name}
+status: {status}
+assets: {{root: "{root}"}}
+steps:
+  - id: scale
+    has_assets: true
+    assets_identifier: scaler.joblib
+    parameters:
+      package: sklearn.preprocessing
+      class: StandardScaler
+      input:
+        train: {{url: "{data}"}}
+      training: {{target: species}}
+{middle}  - id: classify
+    has_assets: true
+    assets_identifier: model.joblib
+    parameters:
+      package: sklearn.linear_model
+      class: LogisticRegression
+      init: {{C: 1.0, max_iter: 500}}
+      methods: {{predict: {predict}}}
+"""
+PAUSE = """\
+  - id: pause
+    parameters:
+      callable: "{module}:pause"
+      init: {{seconds: 0.0}}
+"""
+PAUSE_CODE = '''\
+import time
+
+
+def pause(data, seconds):
+    """Slow inference down, to observe what a handler does while a version loads."""
+    time.sleep(seconds)
+    return data
+'''
+
+
+# -- helpers shared with the integration fault tests ----------------------------------------
+
+
+def write_iris(folder: Path) -> Path:
+    """Iris with its species, from scikit-learn's bundled copy (no download)."""
+    from sklearn.datasets import load_iris
+
+    iris = load_iris(as_frame=True)
+    frame = iris.frame
+    frame.columns = [*FEATURES, "species"]
+    frame["species"] = frame["species"].map(dict(enumerate(iris.target_names)))
+    path = folder / "iris.csv"
+    frame.to_csv(path, index=False)
+    return path
+
+
+@dataclass
+class Lab:
+    """A model definition on a store, and training runs that publish its versions."""
+
+    definition: Path
+    spec: ModelSpec
+    storage_options: dict[str, Any] = field(default_factory=dict)
+    runs: int = 0
+
+    @property
+    def store(self) -> ModelStore:
+        """The model's store, as the train DAG opens it."""
+        return self._env().store
+
+    def train(self, C: float = 1.0, pause: float | None = None, with_std: bool = True) -> int:
+        """Train every step and publish; returns the new version.
+
+        ``C`` (the logistic regression's) and ``with_std`` (the scaler's) make versions predict
+        differently; ``pause`` sets the pause step's seconds (recorded rendered in the
+        manifest, as Airflow renders init).
+        """
+        self.runs += 1
+        run = RunInfo(f"{self.spec.name}__train", f"manual__{self.runs}")
+        env = self._env()
+        for step in self.spec.steps:
+            rendered = Rendered.templates(step, "train")
+            init = dict(rendered.init)
+            if step.id == "classify":
+                init["C"] = C
+            if step.id == "scale":
+                init["with_std"] = with_std
+            if step.id == "pause" and pause is not None:
+                init["seconds"] = pause
+            train_step(self.spec, step.id, run, env, Rendered(init, rendered.inputs))
+        version: int = publish(self.spec, run, env)["version"]
+        return version
+
+    def handler(self, **options: Any) -> ModelHandler:
+        """A handler built from the definition file, with short test-friendly waits."""
+        options.setdefault("poll_interval", 0.05)
+        options.setdefault("max_backoff", 0.4)
+        return ModelHandler.from_definition(
+            self.definition, storage_options=self.storage_options, **options
+        )
+
+    def _env(self) -> Environment:
+        """The train DAG's environment; the definition's folder is importable, as in Airflow."""
+        env = environment(self.spec, load_settings(), self.storage_options)
+        folder = self.definition.parent
+        if str(folder) not in sys.path:
+            sys.path.append(str(folder))
+        allowed = (*env.allowed, *allowed_imports({}, folder))
+        return Environment(env.store, env.storage_options, allowed)
+
+
+def make_lab(
+    folder: Path,
+    data: Path,
+    root: str,
+    *,
+    name: str = "iris",
+    status: str = "deployed",
+    predict: str = "predict",
+    pause_module: str | None = None,
+    storage_options: Mapping[str, Any] | None = None,
+) -> Lab:
+    """Write a definition (optionally with a pause step from ``pause_module``) and load it."""
+    folder.mkdir(parents=True, exist_ok=True)
+    middle = ""
+    if pause_module:
+        (folder / f"{pause_module}.py").write_text(PAUSE_CODE)
+        middle = PAUSE.format(module=pause_module)
+    path = folder / f"{name}.yaml"
+    path.write_text(
+        IRIS.format(
+            name=name, status=status, root=root, data=data, predict=predict, middle=middle
+        )
+    )
+    (loaded,) = load_and_validate([path], load_settings().environ).models
+    return Lab(path, loaded.spec, dict(storage_options or {}))
+
+
+def scores(data: Path) -> pd.DataFrame:
+    """Rows to predict: iris without its species, in a mixed order."""
+    return pd.read_csv(data).drop(columns="species").sample(30, random_state=3)
+
+
+def expected_labels(
+    data: Path, rows: pd.DataFrame, C: float = 1.0, with_std: bool = True
+) -> list[str]:
+    """What a plain scikit-learn pipeline trained the same way predicts."""
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    frame = pd.read_csv(data)
+    model = make_pipeline(StandardScaler(with_std=with_std), LogisticRegression(C=C, max_iter=500))
+    model.fit(frame[FEATURES], frame["species"])
+    return list(model.predict(rows))
+
+
+def wait_for(condition: Callable[[], bool], timeout: float = 10.0) -> None:
+    """Poll ``condition`` every few milliseconds until it holds; fail after ``timeout``."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "condition not met in time"
+        time.sleep(0.01)
+
+
+# -- fixtures ----------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return write_iris(tmp_path_factory.mktemp("data"))
+
+
+@pytest.fixture
+def lab(tmp_path: Path, data: Path) -> Lab:
+    return make_lab(tmp_path / "dags", data, str(tmp_path / "assets"))
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory: pytest.TempPathFactory, data: Path) -> Iterator[ModelHandler]:
+    """One published version and a handler serving it, shared by the read-only tests."""
+    folder = tmp_path_factory.mktemp("served")
+    lab = make_lab(folder / "dags", data, str(folder / "assets"))
+    lab.train()
+    handler = lab.handler()
+    handler.load()
+    yield handler
+
+
+# -- predict -----------------------------------------------------------------------------------
+
+
+def test_predicts_what_the_plain_scikit_learn_pipeline_predicts(
+    served: ModelHandler, data: Path
+) -> None:
+    rows = scores(data)
+    prediction = served.predict(rows)
+    assert (prediction.model, prediction.version) == ("iris", 1)
+    assert prediction.values() == expected_labels(data, rows)
+
+
+def test_a_list_of_records_and_one_record_predict_like_the_frame(
+    served: ModelHandler, data: Path
+) -> None:
+    rows = scores(data)
+    records = rows.to_dict(orient="records")
+    expected = served.predict(rows).values()
+    assert served.predict(records).values() == expected
+    assert served.predict(records[4]).values() == expected[4:5]
+
+
+def test_records_may_keep_the_target_column_and_any_column_order(
+    served: ModelHandler, data: Path
+) -> None:
+    frame = pd.read_csv(data).head(5)
+    shuffled = frame[["species", *reversed(FEATURES)]]
+    assert served.predict(shuffled).values() == served.predict(frame[FEATURES]).values()
+
+
+def test_numbers_sent_as_text_are_converted(served: ModelHandler, data: Path) -> None:
+    record = scores(data).iloc[0].to_dict()
+    as_text = {column: str(value) for column, value in record.items()}
+    assert served.predict(as_text).values() == served.predict(record).values()
+
+
+def test_probabilities_come_back_as_one_json_ready_dict_per_row(
+    tmp_path: Path, data: Path
+) -> None:
+    lab = make_lab(tmp_path / "dags", data, str(tmp_path / "assets"), predict="predict_proba")
+    lab.train()
+    handler = lab.handler()
+    handler.load()
+    values = handler.predict(scores(data).head(3)).values()
+    assert json.loads(json.dumps(values)) == values
+    assert [sorted(row) for row in values] == [["setosa", "versicolor", "virginica"]] * 3
+    assert all(math.isclose(sum(row.values()), 1.0) for row in values)
+
+
+@pytest.mark.parametrize(
+    ("records", "message"),
+    [
+        ([], "no records to predict"),
+        (pd.DataFrame(columns=FEATURES), "no records to predict"),
+        ("sepal_length=5", "records must be a list of mappings"),
+        ([[5.1, 3.5, 1.4, 0.2]], "record 0 is list, not a mapping"),
+        (
+            [{"sepal_length": 5.1, "sepal_width": 3.5, "petal_length": 1.4}],
+            "missing column(s) 'petal_width'",
+        ),
+        (
+            [{"sepal_length": 5.1, "sepal_width": 3.5, "petal_length": 1.4, "petal_widht": 0.2}],
+            "unknown column 'petal_widht' (did you mean 'petal_width'",
+        ),
+        (
+            [{"sepal_length": "tall", "sepal_width": 3.5, "petal_length": 1.4, "petal_width": 2}],
+            "column 'sepal_length' takes numbers; record 0 has 'tall'",
+        ),
+        (
+            [{"sepal_length": None, "sepal_width": 3.5, "petal_length": 1.4, "petal_width": 2}],
+            "cannot predict these records: Input X contains NaN",
+        ),
+    ],
+    ids=[
+        "empty-list",
+        "empty-frame",
+        "text",
+        "not-a-mapping",
+        "missing-column",
+        "misspelt-column",
+        "not-a-number",
+        "missing-value",
+    ],
+)
+def test_bad_records_are_refused_with_what_is_wrong(
+    served: ModelHandler, records: Any, message: str
+) -> None:
+    with pytest.raises(InvalidInputError) as refused:
+        served.predict(records)
+    assert message in str(refused.value)
+
+
+def test_column_errors_name_the_columns_the_version_reads(served: ModelHandler) -> None:
+    with pytest.raises(InvalidInputError, match="version 1 of iris reads sepal_length, sepal"):
+        served.predict({"colour": "blue"})
+
+
+# -- what is served ----------------------------------------------------------------------------
+
+
+def test_an_undeployed_model_is_refused_with_what_to_change(tmp_path: Path, data: Path) -> None:
+    lab = make_lab(tmp_path / "dags", data, str(tmp_path / "assets"), status="undeployed")
+    with pytest.raises(NotDeployedError) as refused:
+        lab.handler()
+    assert "status 'undeployed'" in str(refused.value)
+    assert "set 'status: deployed'" in str(refused.value)
+    assert "pin a version" in str(refused.value)
+
+
+def test_an_undeployed_model_serves_a_pinned_version(tmp_path: Path, data: Path) -> None:
+    lab = make_lab(tmp_path / "dags", data, str(tmp_path / "assets"), status="undeployed")
+    lab.train()
+    lab.train(C=0.01)
+    handler = lab.handler(pin=1)
+    assert handler.load() == 1
+    assert not handler.poll_once()
+    assert handler.predict(scores(data)).version == 1
+    with pytest.raises(NotDeployedError):
+        handler.pin(None)
+
+
+def test_a_store_url_alone_serves_its_published_model(lab: Lab, data: Path) -> None:
+    lab.train()
+    handler = ModelHandler.from_store(lab.store.url())
+    assert handler.load() == 1
+    assert handler.name == "iris"
+    rows = scores(data)
+    assert handler.predict(rows).values() == expected_labels(data, rows)
+
+
+def test_a_model_with_an_airflow_connection_needs_storage_options(
+    tmp_path: Path, data: Path
+) -> None:
+    path = tmp_path / "conn.yaml"
+    path.write_text(
+        IRIS.format(
+            name="conn", status="deployed", root=tmp_path, data=data, predict="predict", middle=""
+        ).replace("assets: {", "assets: {conn_id: aws_models, ")
+    )
+    with pytest.raises(PermanentError, match="Airflow connection 'aws_models'.*storage_options"):
+        ModelHandler.from_definition(path)
+
+
+def test_an_invalid_definition_reports_its_problems(tmp_path: Path) -> None:
+    path = tmp_path / "broken.yaml"
+    path.write_text("apiVersion: model-steps/v1\nkind: Model\nname: broken\nstepz: []\n")
+    with pytest.raises(DefinitionError, match="unknown field 'stepz'"):
+        ModelHandler.from_definition(path)
+
+
+def test_nothing_published_yet_is_not_ready_until_training_publishes(lab: Lab) -> None:
+    handler = lab.handler()
+    with pytest.raises(NotReadyError, match="nothing is published for iris"):
+        handler.load()
+    with pytest.raises(NotReadyError, match="no version loaded yet: .*nothing is published"):
+        handler.predict({"sepal_length": 1})
+    assert not handler.poll_once()
+    assert handler.status.poll_failures == 0, "an untrained model is not a failing store"
+    lab.train()
+    assert handler.poll_once()
+    assert handler.ready and handler.version == 1
+
+
+# -- following the pointer ---------------------------------------------------------------------
+
+
+def test_a_new_version_is_swapped_in_and_reported(lab: Lab, data: Path) -> None:
+    reloads: list[tuple[int | None, int]] = []
+    lab.train()
+    handler = lab.handler(on_reload=lambda old, new: reloads.append((old, new)))
+    handler.load()
+    lab.train(C=0.01)
+    assert handler.poll_once()
+    rows = scores(data)
+    assert handler.predict(rows).values() == expected_labels(data, rows, C=0.01)
+    status = handler.status
+    assert (status.version, status.reloads, status.versions_in_memory) == (2, 2, 1)
+    assert status.last_publish_to_serving_seconds is not None
+    assert 0 < status.last_publish_to_serving_seconds < 60
+    assert status.last_reload_seconds is not None and status.last_reload_seconds > 0
+    assert status.loaded_bytes == sum(
+        s.asset.size for s in lab.store.manifest(2).steps if s.asset
+    )
+    assert reloads == [(None, 1), (1, 2)]
+
+
+def test_an_unchanged_pointer_costs_one_request_and_no_bytes(lab: Lab) -> None:
+    lab.train()
+    handler = lab.handler()
+    handler.load()
+    before = handler.status
+    for _ in range(5):
+        assert not handler.poll_once()
+    after = handler.status
+    assert after.poll_requests - before.poll_requests == 5
+    assert after.poll_bytes == before.poll_bytes
+    assert (after.polls, after.poll_failures, after.reloads) == (5, 0, 1)
+    assert after.last_poll_ok_at is not None
+
+
+def test_the_handler_follows_a_rollback(lab: Lab) -> None:
+    lab.train()
+    lab.train(C=0.01)
+    handler = lab.handler()
+    assert handler.load() == 2
+    lab.store.rollback(1)
+    assert handler.poll_once()
+    assert handler.version == 1
+
+
+def test_pinning_serves_a_version_whatever_the_pointer_says(lab: Lab) -> None:
+    lab.train()
+    lab.train(C=0.01)
+    handler = lab.handler()
+    handler.load()
+    handler.pin(1)
+    assert (handler.version, handler.status.pinned) == (1, 1)
+    assert not handler.poll_once()
+    assert handler.version == 1
+    handler.pin(None)
+    assert (handler.version, handler.status.pinned) == (2, None)
+
+
+def test_pinning_a_version_that_does_not_exist_keeps_the_served_one(lab: Lab) -> None:
+    lab.train()
+    handler = lab.handler()
+    handler.load()
+    with pytest.raises(Exception, match="version 7 has no manifest"):
+        handler.pin(7)
+    assert handler.version == 1 and handler.ready
+
+
+def test_the_poll_thread_picks_up_new_versions_by_itself(lab: Lab) -> None:
+    lab.train()
+    with lab.handler() as handler:
+        assert handler.version == 1
+        lab.train(C=0.01)
+        wait_for(lambda: handler.version == 2)
+    assert handler.status.polls >= 1
+
+
+def test_loading_beside_the_old_version_keeps_answering_during_the_reload(
+    tmp_path: Path, data: Path
+) -> None:
+    lab = make_lab(tmp_path / "dags", data, str(tmp_path / "assets"), pause_module="slow_a")
+    lab.train(pause=0.0)
+    handler = lab.handler()
+    handler.load()
+    lab.train(pause=0.5)  # the warm-up of version 2 takes half a second
+    polling = threading.Thread(target=handler.poll_once)
+    polling.start()
+    wait_for(lambda: handler.status.versions_in_memory == 2)
+    assert handler.predict(scores(data)).version == 1
+    polling.join()
+    assert handler.version == 2
+    assert handler.status.versions_in_memory == 1
+    assert handler.status.unavailable_seconds == 0
+
+
+def test_unload_first_mode_reports_the_gap_it_causes(tmp_path: Path, data: Path) -> None:
+    lab = make_lab(tmp_path / "dags", data, str(tmp_path / "assets"), pause_module="slow_b")
+    lab.train(pause=0.0)
+    handler = lab.handler(unload_first=True)
+    handler.load()
+    lab.train(pause=0.5)
+    polling = threading.Thread(target=handler.poll_once)
+    polling.start()
+    wait_for(lambda: not handler.ready)
+    with pytest.raises(NotReadyError, match="switching from version 1 to 2"):
+        handler.predict(scores(data))
+    assert handler.status.versions_in_memory == 1
+    polling.join()
+    assert handler.version == 2
+    assert handler.status.unavailable_seconds >= 0.5
+    assert "model_steps_handler_unavailable_seconds_total" in handler.metrics_text()
+
+
+def test_concurrent_requests_see_one_whole_version_each(lab: Lab, data: Path) -> None:
+    """Predictions during reloads always match exactly one version's own predictions.
+
+    Every version differs in both steps, so a request mixing two versions' steps would
+    match neither.
+    """
+    rows = scores(data)
+    lab.train(C=1.0)
+    handler = lab.handler()
+    handler.load()
+    per_version = {1: expected_labels(data, rows, C=1.0)}
+    answers: list[tuple[int, list[Any]]] = []
+    stop = threading.Event()
+
+    def client() -> None:
+        while not stop.is_set():
+            prediction = handler.predict(rows)
+            answers.append((prediction.version, prediction.values()))
+
+    clients = [threading.Thread(target=client) for _ in range(3)]
+    for thread in clients:
+        thread.start()
+    for version, C, with_std in ((2, 0.01, False), (3, 1.0, True), (4, 0.01, False)):
+        assert lab.train(C=C, with_std=with_std) == version
+        per_version[version] = expected_labels(data, rows, C=C, with_std=with_std)
+        assert handler.poll_once()
+    wait_for(lambda: any(version == 4 for version, _ in answers))
+    stop.set()
+    for thread in clients:
+        thread.join()
+    assert per_version[1] != per_version[2]
+    assert all(values == per_version[version] for version, values in answers)
+
+
+# -- hooks, status and metrics -----------------------------------------------------------------
+
+
+def test_a_failing_hook_never_stops_serving(lab: Lab) -> None:
+    def broken(*args: Any) -> None:
+        raise RuntimeError("the alerting system is down")
+
+    lab.train()
+    handler = lab.handler(on_reload=broken, on_error=broken)
+    assert handler.load() == 1
+    lab.train(C=0.01)
+    assert handler.poll_once()
+    assert handler.version == 2
+
+
+def test_status_is_json_ready(served: ModelHandler) -> None:
+    status = served.status.as_dict()
+    assert json.loads(json.dumps(status)) == status
+    assert status["model"] == "iris" and status["ready"] is True
+    assert isinstance(status["loaded_at"], str)
+
+
+def test_metrics_are_prometheus_text_labelled_with_the_model(served: ModelHandler) -> None:
+    text = served.metrics_text()
+    samples = {}
+    for line in text.splitlines():
+        if not line.startswith("#"):
+            name, value = line.rsplit(" ", 1)
+            samples[name] = float(value)
+    assert all(name.startswith("model_steps_handler_") for name in samples)
+    assert all(name.endswith('{model="iris"}') for name in samples)
+    assert samples['model_steps_handler_version{model="iris"}'] == 1
+    assert samples['model_steps_handler_ready{model="iris"}'] == 1
+    assert 'model_steps_handler_poll_requests_total{model="iris"}' in samples
+    assert 'model_steps_handler_poll_bytes_total{model="iris"}' in samples
+    assert "# TYPE model_steps_handler_reloads_total counter" in text
+
+
+def test_waits_double_per_failure_up_to_the_cap_and_spread_by_the_jitter() -> None:
+    assert [poll_wait(1.0, 10.0, failures) for failures in range(6)] == [1, 2, 4, 8, 10, 10]
+    assert poll_wait(1.0, 300.0, 10_000) == 300.0
+    rng = random.Random(7)
+    waits = [poll_wait(10.0, 300.0, 0, 0.1, rng) for _ in range(1000)]
+    assert 9.0 <= min(waits) < 9.1 and 10.9 < max(waits) <= 11.0
+
+
+def test_invalid_poll_settings_are_refused(lab: Lab) -> None:
+    with pytest.raises(ValueError, match="0 <= jitter < 1"):
+        lab.handler(jitter=1.5)
+
+
+# -- several models ----------------------------------------------------------------------------
+
+
+def test_a_handler_set_serves_several_models_by_name(tmp_path: Path, data: Path) -> None:
+    labs = [
+        make_lab(tmp_path / "dags", data, str(tmp_path / "assets"), name=name)
+        for name in ("iris", "lilac")
+    ]
+    for lab in labs:
+        lab.train()
+    handlers = HandlerSet.from_definitions(
+        [lab.definition for lab in labs], poll_interval=0.05, max_backoff=0.4
+    )
+    with handlers:
+        assert sorted(handlers) == ["iris", "lilac"]
+        assert handlers.predict("lilac", scores(data)).model == "lilac"
+        with pytest.raises(UnknownModelError, match="no model 'iriss'.*did you mean 'iris'"):
+            handlers.predict("iriss", scores(data))
+        assert "iriss" not in handlers
+        text = handlers.metrics_text()
+    assert text.count("# TYPE model_steps_handler_version gauge") == 1
+    assert 'model_steps_handler_version{model="iris"} 1' in text
+    assert 'model_steps_handler_version{model="lilac"} 1' in text
+
+
+def test_a_handler_set_refuses_two_handlers_for_one_model(lab: Lab) -> None:
+    with pytest.raises(ValueError, match="two handlers serve model 'iris'"):
+        HandlerSet([lab.handler(), lab.handler()])
+
+
+def test_the_module_imports_without_airflow_configured(tmp_path: Path) -> None:
+    import subprocess
+
+    code = textwrap.dedent(
+        """
+        import sys, model_steps.handler
+        print(sorted(m for m in sys.modules if m.split('.')[0] == 'airflow'))
+        """
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        check=True,
+        env={"PATH": "/usr/bin", "HOME": str(tmp_path)},
+    )
+    assert result.stdout.strip() == "[]"
