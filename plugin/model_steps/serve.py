@@ -30,7 +30,7 @@ from fastapi.responses import JSONResponse, PlainTextResponse
 from pydantic import BaseModel
 from starlette.concurrency import run_in_threadpool
 
-from model_steps.errors import InvalidInputError, NotReadyError
+from model_steps.errors import InvalidInputError, NotReadyError, UnknownModelError
 from model_steps.handler import HandlerSet, ModelHandler
 
 __all__ = [
@@ -178,8 +178,8 @@ def create_app(
         lifespan=lifespan,
     )
     app.add_middleware(_CountRequests, counter=counter)
-    app.add_exception_handler(InvalidInputError, _unprocessable)
-    app.add_exception_handler(NotReadyError, _not_ready)
+    for error, status in ERROR_STATUS.items():
+        app.add_exception_handler(error, _answer(status))
     app.add_exception_handler(Exception, _internal)
     _routes(app, served, counter, max_body_bytes, max_rows)
     return app
@@ -189,12 +189,12 @@ def _routes(
     app: FastAPI, served: HandlerSet, counter: _RequestCounter, max_body_bytes: int, max_rows: int
 ) -> None:
     async def predict_named(name: str, request: Request) -> PredictResponse:
-        handler = _handler(served, name)
+        handler = served[name]
         body = await _read_body(request, max_body_bytes)
         return await run_in_threadpool(_predict, handler, body, max_rows)
 
     def version_named(name: str) -> VersionResponse:
-        return _version(_handler(served, name))
+        return _version(served[name])
 
     def models() -> list[VersionResponse]:
         return [_version(handler) for handler in served.values()]
@@ -230,14 +230,6 @@ def _routes(
 
         app.post("/predict", **predict_options)(predict)
         app.get("/version")(version)
-
-
-def _handler(served: HandlerSet, name: str) -> ModelHandler:
-    try:
-        return served[name]
-    except LookupError:
-        names = ", ".join(sorted(served))
-        raise HTTPException(404, f"no model {name!r} is served here; models: {names}") from None
 
 
 def _version(handler: ModelHandler) -> VersionResponse:
@@ -338,13 +330,22 @@ def _kind(value: Any) -> str:
     return names.get(type(value), "an array" if isinstance(value, list) else "an object")
 
 
-async def _unprocessable(request: Request, error: Exception) -> JSONResponse:
-    return JSONResponse({"detail": str(error)}, status_code=422)
+ERROR_STATUS: dict[type[Exception], int] = {
+    InvalidInputError: 422,
+    UnknownModelError: 404,
+    NotReadyError: 503,
+}
+"""The package's errors a client causes or must wait out, and the status that says so."""
 
 
-async def _not_ready(request: Request, error: Exception) -> JSONResponse:
-    headers = {"Retry-After": str(RETRY_AFTER_SECONDS)}
-    return JSONResponse({"detail": str(error)}, status_code=503, headers=headers)
+def _answer(status: int) -> Callable[[Request, Exception], Awaitable[JSONResponse]]:
+    """An exception handler answering ``status`` with the error's own message."""
+    headers = {"Retry-After": str(RETRY_AFTER_SECONDS)} if status == 503 else None
+
+    async def answer(request: Request, error: Exception) -> JSONResponse:
+        return JSONResponse({"detail": str(error)}, status_code=status, headers=headers)
+
+    return answer
 
 
 async def _internal(request: Request, error: Exception) -> JSONResponse:
