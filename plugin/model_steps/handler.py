@@ -431,6 +431,7 @@ class ModelHandler:
             wait = poll_wait(self.poll_interval, self.max_backoff, attempts)
             self._retry = _Retry(wanted, attempts, time.monotonic() + wait)
             return False
+        self._retry = None
         return True
 
     def _read_pointer(self, since: str | None) -> Pointer | None:
