@@ -21,7 +21,7 @@ from airflow.api_fastapi.app import get_auth_manager
 from airflow.api_fastapi.auth.managers.models.base_user import BaseUser
 from airflow.api_fastapi.auth.managers.models.resource_details import DagDetails
 from airflow.api_fastapi.common.db.common import SessionDep
-from airflow.api_fastapi.core_api.security import GetUserDep, get_user
+from airflow.api_fastapi.core_api.security import GetUserDep, bearer_scheme, get_user
 from airflow.api_fastapi.logging.decorators import action_logging
 from airflow.models.dag import DagModel
 from airflow.models.dagrun import DagRun
@@ -561,8 +561,17 @@ def _store_error(request: Request, error: Exception) -> JSONResponse:
     return JSONResponse({"detail": str(error)}, status_code=status.HTTP_503_SERVICE_UNAVAILABLE)
 
 
-def _validation_error(request: Request, error: Exception) -> JSONResponse:
+async def _validation_error(request: Request, error: Exception) -> JSONResponse:
+    """Say what is wrong with the request, but only to an authenticated caller.
+
+    FastAPI reads the body before it runs the authentication dependency, so without this
+    check a malformed body would earn an anonymous caller a 422 instead of a 401.
+    """
     assert isinstance(error, RequestValidationError)
+    try:
+        await get_user(request, None, await bearer_scheme(request))
+    except HTTPException as refused:
+        return JSONResponse({"detail": refused.detail}, status_code=refused.status_code)
     messages = [f"{'.'.join(str(part) for part in e['loc'])}: {e['msg']}" for e in error.errors()]
     return JSONResponse(
         {"detail": "; ".join(messages)}, status_code=status.HTTP_422_UNPROCESSABLE_CONTENT

@@ -121,6 +121,18 @@ def test_every_endpoint_refuses_a_request_without_credentials(
     assert response.json() == {"detail": "Not authenticated"}
 
 
+def test_an_anonymous_malformed_body_is_refused_before_it_is_read(
+    anonymous: httpx.Client,
+) -> None:
+    response = anonymous.post(
+        f"{PREFIX}/models/{MODEL}/rollback",
+        content=b"{version: 1",
+        headers={"Content-Type": "application/json"},
+    )
+    assert response.status_code == 401
+    assert response.json() == {"detail": "Not authenticated"}
+
+
 def test_a_forged_token_is_refused(anonymous: httpx.Client) -> None:
     response = anonymous.get(f"{PREFIX}/models", headers={"Authorization": "Bearer not.a.token"})
     assert response.status_code == 403
@@ -336,6 +348,16 @@ def test_a_bad_rollback_request_says_what_is_wrong(
     response = admin.post(f"{PREFIX}/models/{MODEL}/rollback", json=body)
     assert response.status_code == 422
     assert response.json()["detail"].startswith(message)
+
+
+def test_a_rollback_body_that_is_not_json_says_so(admin: httpx.Client) -> None:
+    response = admin.post(
+        f"{PREFIX}/models/{MODEL}/rollback",
+        content=b"{version: 1",
+        headers={"Content-Type": "application/json"},
+    )
+    assert response.status_code == 422
+    assert "JSON decode error" in response.json()["detail"]
 
 
 # -- pause and resume ---------------------------------------------------------------------------
