@@ -260,10 +260,18 @@ class _Definitions:
             return self._catalog
 
     def model(self, name: str) -> LoadedModel:
-        found = self.catalog().find(name)
-        if found is None:
+        catalog = self.catalog()
+        found = catalog.find(name)
+        if found is not None:
+            return found
+        broken = next((b for b in catalog.broken if b.name == name), None)
+        if broken is None:
             raise HTTPException(status.HTTP_404_NOT_FOUND, f"no model named {name!r}")
-        return found
+        raise HTTPException(
+            status.HTTP_404_NOT_FOUND,
+            f"model {name!r} does not load: {self.relative(broken.path)} has "
+            f"{len(broken.problems)} problem(s), listed under 'invalid' in GET /models",
+        )
 
     def _fingerprint(self) -> tuple[tuple[str, int, int], ...]:
         stats = []

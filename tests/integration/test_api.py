@@ -274,6 +274,14 @@ def test_unknown_model_is_404_with_its_name(admin: httpx.Client) -> None:
         assert response.json() == {"detail": "no model named 'nope'"}
 
 
+def test_a_model_whose_file_is_broken_is_404_pointing_at_the_file(admin: httpx.Client) -> None:
+    response = admin.get(f"{PREFIX}/models/iris_broken")
+    assert response.status_code == 404
+    assert response.json()["detail"].startswith(
+        "model 'iris_broken' does not load: broken/iris_typo.yaml has "
+    )
+
+
 # -- versions and rollback ----------------------------------------------------------------------
 
 
