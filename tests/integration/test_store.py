@@ -475,6 +475,29 @@ class TestStoreContract:
         assert third not in (None, first, second)
         assert store.pointer_tag() == third
 
+    def test_read_pointer_reads_the_body_only_when_the_tag_moved(self, backend: Backend) -> None:
+        store = backend.store()
+        empty = store.read_pointer()
+        assert empty is not None
+        assert (empty.pointer, empty.tag, empty.size, empty.requests) == (None, None, 0, 1)
+        _, pointer = publish(store)
+        first = store.read_pointer()
+        assert first is not None
+        assert (first.pointer, first.tag, first.requests) == (pointer, store.pointer_tag(), 2)
+        assert first.size == len(read(store.url("current.json"), backend.options))
+        assert store.read_pointer(since=first.tag) is None
+        _, pointer = publish(store)
+        second = store.read_pointer(since=first.tag)
+        assert second is not None
+        assert second.pointer == pointer and second.tag not in (None, first.tag)
+
+    def test_read_pointer_reports_a_malformed_pointer_as_corrupt(self, backend: Backend) -> None:
+        store = backend.store()
+        publish(store)
+        write(store.url("current.json"), b"{not json", backend.options)
+        with pytest.raises(CorruptDocumentError, match="not a valid pointer"):
+            store.read_pointer()
+
     def test_asset_under_another_root_is_published_there(self, backend: Backend) -> None:
         store = backend.store()
         elsewhere = backend.url("shared-assets", MODEL)
