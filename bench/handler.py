@@ -230,7 +230,9 @@ def server(
     args = [str(CLI), "serve", str(work.definition), "--port", str(port)]
     args += ["--poll-interval", str(poll)]
     if work.storage_options:
-        args += ["--storage-options", json.dumps(work.storage_options)]
+        options = work.root / "storage_options.json"
+        options.write_text(json.dumps(work.storage_options))
+        args += ["--storage-options", f"@{options}"]
     with log.open("ab") as output:
         process = subprocess.Popen(
             args, stdout=output, stderr=subprocess.STDOUT, start_new_session=True

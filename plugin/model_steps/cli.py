@@ -209,6 +209,12 @@ def _connection_options(spec: ModelSpec) -> dict[str, Any]:
 
 
 def _json_object(text: str) -> dict[str, Any]:
+    """A JSON object, given inline or as ``@FILE`` (which keeps secrets out of ``ps``)."""
+    if text.startswith("@"):
+        try:
+            text = Path(text[1:]).read_text()
+        except OSError as error:
+            raise argparse.ArgumentTypeError(f"cannot read {text[1:]}: {error.strerror}") from None
     try:
         value = json.loads(text)
     except ValueError as error:
@@ -323,7 +329,8 @@ def _serve_parser(commands: Any) -> None:
         "--storage-options",
         type=_json_object,
         metavar="JSON",
-        help="fsspec options for the stores (default: the model's Airflow connection, if any)",
+        help="fsspec options for the stores, as JSON or @FILE holding it (default: the "
+        "model's Airflow connection, if it names one)",
     )
     serve.add_argument("--access-log", action="store_true", help="log every request")
     serve.set_defaults(run=_serve)

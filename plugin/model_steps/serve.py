@@ -237,12 +237,12 @@ def _version(handler: ModelHandler) -> VersionResponse:
 
 
 def _health(served: HandlerSet) -> HealthResponse:
-    """Readiness without waiting on a reload: the status snapshot is read only when not ready."""
     models = {}
     for name, handler in served.items():
-        version = handler.version
-        error = None if version is not None else handler.status.last_error
-        models[name] = ModelHealth(ready=version is not None, version=version, last_error=error)
+        status = handler.status
+        models[name] = ModelHealth(
+            ready=status.ready, version=status.version, last_error=status.last_error
+        )
     ready = all(model.ready for model in models.values())
     return HealthResponse(status="ready" if ready else "not ready", models=models)
 

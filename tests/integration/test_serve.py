@@ -68,20 +68,22 @@ steps:
 """
 
 
-def write_model(folder: Path, name: str, data: Path, status: str = "deployed") -> Path:
-    """A small iris model whose versions live in ``folder/assets``."""
+def write_model(
+    folder: Path, name: str, data: Path, status: str = "deployed", assets: str | None = None
+) -> Path:
+    """A small iris model whose versions live in ``assets`` (default: ``folder/assets``)."""
     path = folder / f"{name}.yaml"
-    assets = folder / "assets"
-    path.write_text(DEFINITION.format(name=name, status=status, assets=assets, data=data))
+    root = assets or folder / "assets"
+    path.write_text(DEFINITION.format(name=name, status=status, assets=root, data=data))
     return path
 
 
-def publish_version(path: Path) -> int:
+def publish_version(path: Path, storage_options: dict[str, Any] | None = None) -> int:
     """Train every step and publish, as the train DAG's tasks do; returns the new version."""
     settings = load_settings()
     (model,) = load_and_validate([path], settings.environ).models
     spec = model.spec
-    env = environment(spec, settings, {})
+    env = environment(spec, settings, storage_options or {})
     run = RunInfo(dag_id=f"{spec.name}__train", run_id=uuid.uuid4().hex)
     for step in spec.steps:
         train_step(spec, step.id, run, env, Rendered.templates(step, "train"))
@@ -388,6 +390,33 @@ def test_several_models_are_served_each_under_its_name(example_data: Path, tmp_p
         assert [s["model"] for s in server.client().get("/models").json()] == ["north", "south"]
         assert server.client().get("/models/south/version").json()["version"] == 1
         assert predict(server, [FLOWER]).status_code == 404  # no unnamed route with two models
+
+
+def test_a_model_on_s3_is_served_with_storage_options_that_never_reach_the_log(
+    example_data: Path, tmp_path: Path, s3_bucket: str, s3_storage_options: dict[str, Any]
+) -> None:
+    secret = "serve-secret-never-logged-5b1e"
+    options = {**s3_storage_options, "secret": secret}
+    path = write_model(tmp_path, "remote", example_data, assets=f"s3://{s3_bucket}/models")
+    publish_version(path, options)
+    options_file = tmp_path / "storage.json"
+    options_file.write_text(json.dumps(options))
+    with serving(
+        str(path),
+        "--poll-interval",
+        POLL,
+        "--storage-options",
+        f"@{options_file}",
+        "--access-log",
+        log=tmp_path / "server.log",
+    ) as server:
+        eventually(lambda: server.client().get("/health").status_code == 200)
+        response = predict(server, [FLOWER])
+        assert response.status_code == 200, response.text
+        assert (response.json()["model"], response.json()["version"]) == ("remote", 1)
+        assert predict(server, [{"colour": "blue"}]).status_code == 422
+        assert secret not in server.output()
+        assert "POST /predict" in server.output()  # the access log was on: requests are logged
 
 
 # -- shutdown --------------------------------------------------------------------------------

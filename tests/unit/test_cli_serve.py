@@ -48,6 +48,7 @@ def test_serve_pins_only_a_single_model(dags: Path, capsys: pytest.CaptureFixtur
     [
         (["--storage-options", "{key: 1}"], "--storage-options: not valid JSON"),
         (["--storage-options", "[1]"], "--storage-options: expected a JSON object"),
+        (["--storage-options", "@/no/such/file.json"], "cannot read /no/such/file.json"),
         (["--poll-interval", "0"], "--poll-interval: must be greater than 0, got 0"),
         (["--poll-interval", "soon"], "--poll-interval: expected a number, got 'soon'"),
         (["--max-body-bytes", "-1"], "--max-body-bytes: must be greater than 0, got -1"),
