@@ -20,7 +20,7 @@ HEAVY = ("airflow", "sklearn", "pandas", "boto3", "botocore", "s3fs", "numpy")
         "model_steps.tasks",
         "model_steps.store",
         "model_steps.handler",
-        "model_steps.records",
+        "model_steps.handler_io",
     ],
 )
 def test_module_imports_neither_airflow_nor_scientific_libraries(module: str) -> None:
