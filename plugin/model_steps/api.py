@@ -15,7 +15,7 @@ from collections.abc import Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
 from airflow.api_fastapi.app import get_auth_manager
 from airflow.api_fastapi.auth.managers.models.base_user import BaseUser
@@ -29,10 +29,31 @@ from fastapi import APIRouter, Depends, FastAPI, HTTPException, Request, status
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
-from pydantic import BaseModel, Field
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from model_steps.api_models import (
+    DAG_KINDS,
+    ERROR_RESPONSES,
+    CommentOut,
+    DagKind,
+    DagState,
+    ErrorBody,
+    InvalidFile,
+    LastRun,
+    ModelDetail,
+    ModelList,
+    ModelSummary,
+    PauseResult,
+    ProblemOut,
+    RollbackRequest,
+    RollbackResult,
+    ScheduleStatus,
+    ScheduleText,
+    StepOut,
+    VersionList,
+    VersionSummary,
+)
 from model_steps.credentials import model_storage_options
 from model_steps.errors import (
     CorruptDocumentError,
@@ -61,177 +82,6 @@ ICON = (
 STORE_TIMEOUT_SECONDS = 10.0
 """How long a listing waits for the stores; a slower one shows as unavailable, not as a hang."""
 _STORE_THREADS = 8
-
-
-# -- response models (the contract the UI builds against) -------------------------------------
-
-
-class ErrorBody(BaseModel):
-    """Every error: a message that says what went wrong."""
-
-    detail: str
-
-
-_ERRORS: dict[int | str, dict[str, Any]] = {
-    code: {"description": text, "model": ErrorBody}
-    for code, text in (
-        (401, "Not authenticated"),
-        (403, "Invalid token, or no permission to change the model's DAGs"),
-        (404, "Unknown model or version"),
-        (503, "The model's store is unavailable"),
-    )
-}
-
-
-DagKind = Literal["train", "infer"]
-_KINDS: tuple[DagKind, DagKind] = ("train", "infer")
-"""The kinds of :func:`model_steps.plan.dag_ids`, in its order (train always, infer maybe)."""
-
-
-class LastRun(BaseModel):
-    """The newest run of one DAG."""
-
-    run_id: str
-    state: str | None
-    run_after: str | None
-    start_date: str | None
-    end_date: str | None
-
-
-class DagState(BaseModel):
-    """One of the model's DAGs as Airflow sees it right now."""
-
-    dag_id: str
-    kind: DagKind
-    paused: bool | None = Field(description="null when Airflow has not parsed the DAG yet")
-    url: str = Field(description="The DAG's page in the Airflow UI")
-    last_run: LastRun | None
-
-
-class ScheduleText(BaseModel):
-    """The schedules as written: cron, preset, interval, "on new version", or null (manual)."""
-
-    train: str | None
-    infer: str | None
-
-
-ScheduleStatus = Literal["active", "paused", "partly paused", "not in Airflow yet"]
-
-
-class ModelSummary(BaseModel):
-    """One model in the listing."""
-
-    name: str
-    description: str
-    tags: list[str]
-    domain: str | None
-    status: Literal["deployed", "undeployed"]
-    definition_version: str | None
-    file: str = Field(description="Path relative to the DAGs folder")
-    schedule: ScheduleText
-    schedule_status: ScheduleStatus
-    dags: list[DagState] = Field(description="Train first, then infer if the model has one")
-    live_version: int | None
-    published_at: str | None
-    versions: int = Field(description="How many complete versions the store holds")
-    metrics: dict[str, dict[str, float]] = Field(description="The live version's, by split")
-    store_error: str | None = Field(description="Why this model's store could not be read")
-
-
-class ProblemOut(BaseModel):
-    """One problem of a broken definition file, located."""
-
-    line: int | None
-    column: int | None
-    field: str | None
-    message: str
-    text: str = Field(description='The whole formatted "path:line:col: field: message"')
-
-
-class InvalidFile(BaseModel):
-    """A definition file that does not load, and the placeholder DAG showing it in Airflow."""
-
-    file: str
-    dag_id: str
-    problems: list[ProblemOut]
-
-
-class ModelList(BaseModel):
-    """Every model in the DAGs folder and every file that failed to load."""
-
-    models: list[ModelSummary]
-    invalid: list[InvalidFile]
-
-
-class CommentOut(BaseModel):
-    """One entry of a model's change history."""
-
-    date: str
-    author: str
-    text: str
-
-
-class StepOut(BaseModel):
-    """One ordered step of a model."""
-
-    id: str
-    name: str
-    description: str
-
-
-class ModelDetail(ModelSummary):
-    """One model with its documentation, parameters, steps and the live version's card."""
-
-    comments: list[CommentOut]
-    intended_use: str | None
-    limitations: str | None
-    license: str | None
-    metadata: dict[str, Any]
-    parameters: dict[str, Any]
-    steps: list[StepOut]
-    card: str | None = Field(description="MODEL_CARD.md of the live version")
-
-
-class VersionSummary(BaseModel):
-    """One published version."""
-
-    version: int
-    published_at: str
-    run_id: str
-    definition_version: str | None
-    spec_hash: str
-    metrics: dict[str, dict[str, float]]
-    comments: list[dict[str, str]]
-    is_current: bool
-
-
-class VersionList(BaseModel):
-    """A model's versions, newest first."""
-
-    model: str
-    current: int | None
-    versions: list[VersionSummary]
-
-
-class RollbackRequest(BaseModel):
-    """Which complete version handlers should serve again."""
-
-    version: int = Field(ge=1)
-
-
-class RollbackResult(BaseModel):
-    """Where the pointer moved."""
-
-    model: str
-    version: int
-    previous: int | None
-
-
-class PauseResult(BaseModel):
-    """Both of the model's DAGs after a pause or resume."""
-
-    model: str
-    dags: list[DagState]
 
 
 # -- definitions: parsed again only when a file changes ----------------------------------------
@@ -314,7 +164,9 @@ def _last_runs(session: Session, ids: Sequence[str]) -> dict[str, LastRun]:
 def _dag_states(session: Session, specs: Iterable[ModelSpec]) -> dict[str, DagState]:
     """Every model DAG's state, in two queries for the whole listing."""
     kinds: dict[str, DagKind] = {
-        dag_id: kind for spec in specs for dag_id, kind in zip(dag_ids(spec), _KINDS, strict=False)
+        dag_id: kind
+        for spec in specs
+        for dag_id, kind in zip(dag_ids(spec), DAG_KINDS, strict=False)
     }
     ids = list(kinds)
     rows = session.execute(
@@ -611,7 +463,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         "errors, rollback and schedules. Authenticate as for Airflow's own API (a JWT from "
         "POST /auth/token as a bearer token, or the Airflow UI's session cookie).",
         dependencies=[Depends(get_user)],
-        responses=_ERRORS,
+        responses=ERROR_RESPONSES,
     )
     app.state.definitions = _Definitions(settings or load_settings())
     app.add_exception_handler(StoreUnavailableError, _store_error)

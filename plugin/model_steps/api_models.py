@@ -1,0 +1,179 @@
+"""The Models API's response models: the contract the Models page and API clients build on.
+
+Kept apart from the routes (``api``) so the shapes can be read, imported and documented without
+Airflow: the routes need Airflow's API server, the shapes do not.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field
+
+
+class ErrorBody(BaseModel):
+    """Every error: a message that says what went wrong."""
+
+    detail: str
+
+
+ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
+    code: {"description": text, "model": ErrorBody}
+    for code, text in (
+        (401, "Not authenticated"),
+        (403, "Invalid token, or no permission to change the model's DAGs"),
+        (404, "Unknown model or version"),
+        (503, "The model's store is unavailable"),
+    )
+}
+
+
+DagKind = Literal["train", "infer"]
+DAG_KINDS: tuple[DagKind, DagKind] = ("train", "infer")
+"""The kinds of :func:`model_steps.plan.dag_ids`, in its order (train always, infer maybe)."""
+
+
+class LastRun(BaseModel):
+    """The newest run of one DAG."""
+
+    run_id: str
+    state: str | None
+    run_after: str | None
+    start_date: str | None
+    end_date: str | None
+
+
+class DagState(BaseModel):
+    """One of the model's DAGs as Airflow sees it right now."""
+
+    dag_id: str
+    kind: DagKind
+    paused: bool | None = Field(description="null when Airflow has not parsed the DAG yet")
+    url: str = Field(description="The DAG's page in the Airflow UI")
+    last_run: LastRun | None
+
+
+class ScheduleText(BaseModel):
+    """The schedules as written: cron, preset, interval, "on new version", or null (manual)."""
+
+    train: str | None
+    infer: str | None
+
+
+ScheduleStatus = Literal["active", "paused", "partly paused", "not in Airflow yet"]
+
+
+class ModelSummary(BaseModel):
+    """One model in the listing."""
+
+    name: str
+    description: str
+    tags: list[str]
+    domain: str | None
+    status: Literal["deployed", "undeployed"]
+    definition_version: str | None
+    file: str = Field(description="Path relative to the DAGs folder")
+    schedule: ScheduleText
+    schedule_status: ScheduleStatus
+    dags: list[DagState] = Field(description="Train first, then infer if the model has one")
+    live_version: int | None
+    published_at: str | None
+    versions: int = Field(description="How many complete versions the store holds")
+    metrics: dict[str, dict[str, float]] = Field(description="The live version's, by split")
+    store_error: str | None = Field(description="Why this model's store could not be read")
+
+
+class ProblemOut(BaseModel):
+    """One problem of a broken definition file, located."""
+
+    line: int | None
+    column: int | None
+    field: str | None
+    message: str
+    text: str = Field(description='The whole formatted "path:line:col: field: message"')
+
+
+class InvalidFile(BaseModel):
+    """A definition file that does not load, and the placeholder DAG showing it in Airflow."""
+
+    file: str
+    dag_id: str
+    problems: list[ProblemOut]
+
+
+class ModelList(BaseModel):
+    """Every model in the DAGs folder and every file that failed to load."""
+
+    models: list[ModelSummary]
+    invalid: list[InvalidFile]
+
+
+class CommentOut(BaseModel):
+    """One entry of a model's change history."""
+
+    date: str
+    author: str
+    text: str
+
+
+class StepOut(BaseModel):
+    """One ordered step of a model."""
+
+    id: str
+    name: str
+    description: str
+
+
+class ModelDetail(ModelSummary):
+    """One model with its documentation, parameters, steps and the live version's card."""
+
+    comments: list[CommentOut]
+    intended_use: str | None
+    limitations: str | None
+    license: str | None
+    metadata: dict[str, Any]
+    parameters: dict[str, Any]
+    steps: list[StepOut]
+    card: str | None = Field(description="MODEL_CARD.md of the live version")
+
+
+class VersionSummary(BaseModel):
+    """One published version."""
+
+    version: int
+    published_at: str
+    run_id: str
+    definition_version: str | None
+    spec_hash: str
+    metrics: dict[str, dict[str, float]]
+    comments: list[dict[str, str]]
+    is_current: bool
+
+
+class VersionList(BaseModel):
+    """A model's versions, newest first."""
+
+    model: str
+    current: int | None
+    versions: list[VersionSummary]
+
+
+class RollbackRequest(BaseModel):
+    """Which complete version handlers should serve again."""
+
+    version: int = Field(ge=1)
+
+
+class RollbackResult(BaseModel):
+    """Where the pointer moved."""
+
+    model: str
+    version: int
+    previous: int | None
+
+
+class PauseResult(BaseModel):
+    """Both of the model's DAGs after a pause or resume."""
+
+    model: str
+    dags: list[DagState]
