@@ -15,7 +15,6 @@ needs its ``storage_options`` passed explicitly (``{}`` for fsspec's default cre
 
 from __future__ import annotations
 
-import json
 import logging
 import random
 import sys
@@ -36,7 +35,6 @@ from model_steps.errors import (
     PermanentError,
     PointerMissingError,
     Problem,
-    StepError,
     UnknownModelError,
     did_you_mean,
 )
@@ -52,9 +50,9 @@ from model_steps.imports import allowed_imports as folder_imports
 from model_steps.loader import load_and_validate
 from model_steps.manifest import Manifest, Pointer
 from model_steps.settings import load_settings
-from model_steps.spec import ModelSpec, Step
+from model_steps.spec import ModelSpec
 from model_steps.store import ModelStore, PointerRead, open_store
-from model_steps.tasks import Environment, ReadyStep, environment, infer_frame, ready_step
+from model_steps.tasks import Environment, ReadyStep, environment, infer_frame, version_pipeline
 
 __all__ = [
     "HandlerSet",
@@ -163,7 +161,6 @@ class ModelHandler:
         self.on_reload, self.on_error = on_reload, on_error
         allowed = allowed_imports or load_settings().allowed_imports
         self._env = Environment(store, store.storage_options, allowed)
-        self._pinned: int | None = None
         self._check_deployed(pin)
         self._pinned = pin
         self._loaded: _Version | None = None
@@ -489,16 +486,12 @@ class ModelHandler:
     def _build(self, version: int, manifest: Manifest | None = None) -> _Version:
         """Load, verify and (optionally) warm up a version beside the one being served."""
         manifest = manifest or self.store.manifest(version)
-        steps = _steps_of(manifest, self.spec)
         size = sum(s.asset.size for s in manifest.steps if s.asset)
         self._stats.loading, self._stats.loading_bytes = True, size
         try:
-            last = len(steps) - 1
-            pipeline = tuple(
-                ready_step(step, manifest, self._env, init, last=index == last)
-                for index, (step, init) in enumerate(steps)
-            )
-            loaded = _Version(version, pipeline, InputSchema.of(manifest, steps[0][0]), size)
+            pipeline = version_pipeline(manifest, self._env, self.spec)
+            schema = InputSchema.of(manifest, pipeline[0].step)
+            loaded = _Version(version, pipeline, schema, size)
             if self.warm_up and manifest.sample_records:
                 _predict(loaded, self.name, manifest.sample_records)
             return loaded
@@ -568,30 +561,6 @@ def _predict(loaded: _Version, name: str, records: Records) -> Prediction:
             f"version {loaded.number} of {name} cannot predict these records: {error}"
         ) from error
     return Prediction(name, loaded.number, output)
-
-
-def _steps_of(manifest: Manifest, spec: ModelSpec | None) -> list[tuple[Step, Mapping[str, Any]]]:
-    """The version's steps with their init arguments: as trained, from its manifest.
-
-    Manifests written before they recorded steps fall back on the definition, whose init
-    arguments must then hold no Airflow template (only Airflow renders those).
-    """
-    records = manifest.steps
-    if records and all(record.definition is not None for record in records):
-        steps = [Step.model_validate(record.definition) for record in records]
-        return [(step, step.parameters.init) for step in steps]
-    if spec is None:
-        raise PermanentError(
-            f"version {manifest.version} of {manifest.model} does not record its steps "
-            "(published by an older release): serve it with ModelHandler.from_definition"
-        )
-    for step in spec.steps:
-        if "{{" in json.dumps(step.parameters.init, default=str):
-            raise StepError(
-                f"step {step.id!r} has Airflow templates in its init arguments, and version "
-                f"{manifest.version} does not record them rendered: train a new version"
-            )
-    return [(step, step.parameters.init) for step in spec.steps]
 
 
 def _published_name(store: ModelStore) -> str:

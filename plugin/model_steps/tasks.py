@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 from model_steps.cards import model_card
 from model_steps.data import frame_from_bytes, frame_to_bytes, read_table, write_table
-from model_steps.errors import PermanentError
+from model_steps.errors import PermanentError, StepError
 from model_steps.manifest import AssetRecord, Manifest, StepRecord
 from model_steps.rendered import Rendered
 from model_steps.settings import Settings
@@ -52,6 +52,7 @@ __all__ = [
     "publish",
     "ready_step",
     "train_step",
+    "version_pipeline",
 ]
 
 log = logging.getLogger(__name__)
@@ -499,6 +500,42 @@ def infer_frame(pipeline: Sequence[ReadyStep], features: pd.DataFrame) -> pd.Dat
     for ready in pipeline:
         features = ready.run(features)
     return features
+
+
+def version_pipeline(
+    manifest: Manifest, env: Environment, spec: ModelSpec | None = None
+) -> tuple[ReadyStep, ...]:
+    """Every step of a published version, loaded: what a real-time handler runs.
+
+    The steps are the version's own, as trained (its manifest records them with their init
+    rendered), so a definition edited since cannot mix into it. Manifests written before they
+    recorded steps fall back on ``spec``, whose init must then hold no Airflow template (only
+    Airflow renders those).
+    """
+    steps = _published_steps(manifest, spec)
+    last = len(steps) - 1
+    return tuple(
+        ready_step(step, manifest, env, step.parameters.init, last=index == last)
+        for index, step in enumerate(steps)
+    )
+
+
+def _published_steps(manifest: Manifest, spec: ModelSpec | None) -> list[Step]:
+    records = manifest.steps
+    if records and all(record.definition is not None for record in records):
+        return [Step.model_validate(record.definition) for record in records]
+    if spec is None:
+        raise PermanentError(
+            f"version {manifest.version} of {manifest.model} does not record its steps "
+            "(published by an older release): serve it with its definition"
+        )
+    for step in spec.steps:
+        if "{{" in json.dumps(step.parameters.init, default=str):
+            raise StepError(
+                f"step {step.id!r} has Airflow templates in its init arguments, and version "
+                f"{manifest.version} does not record them rendered: train a new version"
+            )
+    return list(spec.steps)
 
 
 def load_step(step: Step, manifest: Manifest, env: Environment) -> Any:

@@ -30,6 +30,7 @@ from model_steps.errors import (
     NotDeployedError,
     NotReadyError,
     PermanentError,
+    StepError,
     UnknownModelError,
 )
 from model_steps.handler import HandlerSet, ModelHandler, poll_wait
@@ -178,6 +179,20 @@ def make_lab(
     )
     (loaded,) = load_and_validate([path], load_settings().environ).models
     return Lab(path, loaded.spec, dict(storage_options or {}))
+
+
+def rewrite_manifest(lab: Lab, version: int, change: Callable[[dict[str, Any]], None]) -> None:
+    """Edit a published manifest behind the store's back (an older release, vanished code)."""
+    store = lab.store
+    path = store.path("versions", str(version), "manifest.json")
+    document = json.loads(store.fs.cat_file(path))
+    change(document)
+    store.fs.pipe_file(path, json.dumps(document).encode())
+
+
+def as_an_older_release_wrote_it(document: dict[str, Any]) -> None:
+    for step in document["steps"]:
+        del step["definition"], step["dtypes_in"]
 
 
 def scores(data: Path) -> pd.DataFrame:
@@ -390,6 +405,55 @@ def test_nothing_published_yet_is_not_ready_until_training_publishes(lab: Lab) -
     lab.train()
     assert handler.poll_once()
     assert handler.ready and handler.version == 1
+
+
+def test_a_version_from_an_older_release_is_served_with_its_definition(
+    lab: Lab, data: Path
+) -> None:
+    lab.train()
+    rewrite_manifest(lab, 1, as_an_older_release_wrote_it)
+    handler = lab.handler()
+    assert handler.load() == 1
+    rows = scores(data)
+    assert handler.predict(rows).values() == expected_labels(data, rows)
+    with pytest.raises(PermanentError, match="does not record its steps"):
+        ModelHandler.from_store(lab.store.url()).load()
+
+
+def test_an_older_version_whose_init_needs_airflow_to_render_is_refused(
+    tmp_path: Path, data: Path
+) -> None:
+    lab = make_lab(tmp_path / "dags", data, str(tmp_path / "assets"), pause_module="slow_c")
+    lab.train()
+    rewrite_manifest(lab, 1, as_an_older_release_wrote_it)
+    templated = lab.definition.read_text().replace(
+        "init: {seconds: 0.0}", 'init: {seconds: "{{ params.pause }}"}'
+    )
+    lab.definition.write_text(templated + "parameters:\n  pause: {default: 0.0}\n")
+    with pytest.raises(StepError, match="step 'pause' has Airflow templates in its init"):
+        lab.handler().load()
+
+
+def test_a_version_whose_step_code_is_missing_here_is_refused_at_warm_up(
+    tmp_path: Path, data: Path
+) -> None:
+    lab = make_lab(tmp_path / "dags", data, str(tmp_path / "assets"), pause_module="slow_d")
+    lab.train()
+    vanishing = lab.definition.parent / "vanished_code.py"
+    vanishing.write_text(PAUSE_CODE)
+    handler = lab.handler()  # the allow-list names the folder's modules, as Airflow's does
+    handler.load()
+    lab.train()
+    vanishing.unlink()
+
+    def renamed(document: dict[str, Any]) -> None:
+        document["steps"][1]["definition"]["parameters"]["callable"] = "vanished_code:pause"
+
+    rewrite_manifest(lab, 2, renamed)
+    assert not handler.poll_once()
+    status = handler.status
+    assert (status.version, status.reload_failures) == (1, 1)
+    assert status.last_error and "cannot import 'vanished_code'" in status.last_error
 
 
 # -- following the pointer ---------------------------------------------------------------------
