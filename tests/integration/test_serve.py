@@ -28,6 +28,7 @@ from model_steps.loader import load_and_validate
 from model_steps.rendered import Rendered
 from model_steps.settings import load_settings
 from model_steps.tasks import RunInfo, environment, publish, train_step
+from tests.integration.conftest import S3_SECRET
 from tests.s3 import free_port
 
 pytestmark = pytest.mark.integration
@@ -417,6 +418,36 @@ def test_a_model_on_s3_is_served_with_storage_options_that_never_reach_the_log(
         assert predict(server, [{"colour": "blue"}]).status_code == 422
         assert secret not in server.output()
         assert "POST /predict" in server.output()  # the access log was on: requests are logged
+
+
+def test_a_model_naming_an_airflow_connection_is_served_with_its_credentials(
+    example_data: Path, tmp_path: Path, s3_models: dict[str, Any]
+) -> None:
+    path = write_model(tmp_path, "connected", example_data, assets=s3_models["root"])
+    text = path.read_text().replace("assets:\n", "assets:\n  conn_id: model_steps_s3\n")
+    path.write_text(text)
+    version = publish_version(path, s3_models["storage_options"])
+    with serving(str(path), "--poll-interval", POLL, log=tmp_path / "server.log") as server:
+        eventually(lambda: server.client().get("/health").status_code == 200)
+        response = predict(server, [FLOWER])
+        assert response.status_code == 200, response.text
+        assert response.json()["version"] == version
+        assert S3_SECRET not in server.output()
+
+
+def test_a_pinned_version_is_served_after_newer_ones_are_published(
+    example_data: Path, tmp_path: Path
+) -> None:
+    path = write_model(tmp_path, "steady", example_data, status="undeployed")
+    publish_version(path)
+    with serving(
+        str(path), "--pin", "1", "--poll-interval", POLL, log=tmp_path / "server.log"
+    ) as server:
+        eventually(lambda: server.client().get("/health").status_code == 200)
+        assert publish_version(path) == 2
+        eventually(lambda: server.client().get("/version").json()["polls"] >= 3)
+        assert predict(server, [FLOWER]).json()["version"] == 1
+        assert server.client().get("/version").json()["pinned"] == 1
 
 
 # -- shutdown --------------------------------------------------------------------------------
