@@ -204,7 +204,7 @@ def test_an_s3_outage_is_ridden_out_with_backoff_and_recovered_from(
         private_server.stop()
         outage = time.monotonic()
         wait_for(lambda: handler.status.poll_failures >= 3)
-        time.sleep(2.0)
+        time.sleep(1.5)
         during = handler.status
         assert handler.predict(rows).values() == expected_labels(data, rows)
         seconds = time.monotonic() - outage
