@@ -1,0 +1,50 @@
+// The Models API, called with the user's Airflow session cookie (same origin: no second login).
+
+const API = new URL("../", document.baseURI);
+
+class ApiError extends Error {
+  constructor(status, detail) {
+    super(detail);
+    this.status = status;
+  }
+}
+
+/** JSON from the Models API; an error carries the API's own message ({"detail": ...}). */
+export async function api(path, { method = "GET", body } = {}) {
+  let response;
+  try {
+    response = await fetch(new URL(path, API), {
+      method,
+      credentials: "same-origin",
+      headers:
+        body === undefined
+          ? { Accept: "application/json" }
+          : { Accept: "application/json", "Content-Type": "application/json" },
+      body: body === undefined ? undefined : JSON.stringify(body),
+    });
+  } catch (error) {
+    throw new ApiError(0, `cannot reach Airflow's API server (${error.message})`);
+  }
+  const payload = await response.json().catch(() => ({}));
+  if (!response.ok)
+    throw new ApiError(response.status, detailText(payload.detail) ?? response.statusText);
+  return payload;
+}
+
+function detailText(detail) {
+  if (detail === undefined || detail === null) return null;
+  return typeof detail === "string" ? detail : JSON.stringify(detail);
+}
+
+/** What the user should read for a failed request, and what they can do about it. */
+export function describe(error) {
+  if (!(error instanceof ApiError)) return String(error);
+  switch (error.status) {
+    case 401:
+      return `Your Airflow session has ended (${error.message}): reload the page to sign in again.`;
+    case 403:
+      return `You need edit permission on both of the model's DAGs to do this: ${error.message}`;
+    default:
+      return error.message;
+  }
+}

@@ -1,0 +1,46 @@
+// The Models page: every model of the DAGs folder (#/) and one model's versions (#/models/<name>).
+//
+// Airflow's UI shows this page in an iframe of the same origin, so every request carries the
+// user's Airflow session cookie: no second login, and the page can follow Airflow's colour mode
+// and hand DAG links to Airflow's own router. Plain ES modules, no build step, nothing loaded
+// from elsewhere (Airflow may run without internet access).
+
+import { followColorMode } from "./airflow.js";
+import { CHANGED } from "./changes.js";
+import { h } from "./dom.js";
+import { listPage } from "./list.js";
+import { modelPage } from "./model.js";
+import { alertBox } from "./parts.js";
+
+/** Counts navigations, so a slow answer for a page the user already left is dropped. */
+let navigation = 0;
+
+async function route() {
+  const ticket = ++navigation;
+  const match = /^#\/models\/([^/]+)$/.exec(location.hash);
+  const name = match ? decodeURIComponent(match[1]) : null;
+  const app = document.getElementById("app");
+  app.setAttribute("aria-busy", "true");
+  let page;
+  try {
+    page = await (name === null ? listPage() : modelPage(name));
+  } catch (error) {
+    const back = name === null ? null : h("p", {}, h("a", { href: "#/" }, "Back to the models"));
+    page = h(
+      "div",
+      { class: "stack" },
+      h("header", { class: "page-header" }, h("h1", {}, name ?? "Models")),
+      alertBox(error),
+      back,
+    );
+  }
+  if (ticket !== navigation) return;
+  app.replaceChildren(page);
+  app.removeAttribute("aria-busy");
+  window.scrollTo(0, 0);
+}
+
+followColorMode();
+window.addEventListener("hashchange", route);
+window.addEventListener(CHANGED, route);
+route();

@@ -1,0 +1,161 @@
+// Pieces both pages show: badges, run states, DAG links, tags, metrics, labelled fields.
+
+import { describe } from "./api.js";
+import { formatTime, openInAirflow } from "./airflow.js";
+import { h } from "./dom.js";
+
+export function alertBox(error) {
+  return h("div", { class: "alert", role: "alert" }, describe(error));
+}
+
+const TONES = {
+  deployed: "green",
+  active: "green",
+  "partly paused": "amber",
+  paused: "gray",
+  undeployed: "gray",
+  "not in Airflow yet": "blue",
+};
+
+export function badge(text, tone = TONES[text] ?? "gray") {
+  return h("span", { class: `badge ${tone}` }, text);
+}
+
+function runState(run) {
+  if (!run) return h("span", { class: "muted" }, "no runs yet");
+  const state = run.state ?? "none";
+  return h(
+    "span",
+    { class: "row", title: run.run_id },
+    h("span", { class: `state ${state}` }, state),
+    h("span", { class: "muted" }, formatTime(run.start_date ?? run.run_after)),
+  );
+}
+
+export function dagLink(dag) {
+  return h("a", { href: dag.url, target: "_top", onClick: openInAirflow }, dag.dag_id);
+}
+
+/** The model's train or infer DAG, if it has one. */
+export function dagOf(model, kind) {
+  return model.dags.find((dag) => dag.kind === kind);
+}
+
+function dagState(dag) {
+  const paused =
+    dag.paused === null ? badge("not in Airflow yet") : badge(dag.paused ? "paused" : "active");
+  return h(
+    "div",
+    { class: "stack", style: "gap: 2px" },
+    h("span", { class: "row" }, dagLink(dag), paused),
+    runState(dag.last_run),
+  );
+}
+
+const TAG_ICON =
+  '<svg viewBox="0 0 24 24" fill="none" stroke="currentColor" stroke-width="2" aria-hidden="true"><path d="M12.6 2.6A2 2 0 0 0 11.2 2H4a2 2 0 0 0-2 2v7.2a2 2 0 0 0 .6 1.4l8.7 8.7a2.4 2.4 0 0 0 3.4 0l6.6-6.6a2.4 2.4 0 0 0 0-3.4z"/><circle cx="7.5" cy="7.5" r=".5" fill="currentColor"/></svg>';
+
+export function tagList(tags) {
+  if (!tags.length) return null;
+  const list = h("span", { class: "tags", "aria-label": "tags" }, tags.join(", "));
+  list.insertAdjacentHTML("afterbegin", TAG_ICON);
+  return list;
+}
+
+export function formatMetric(value) {
+  return typeof value === "number" ? value.toFixed(4) : "—";
+}
+
+/** "test.accuracy"-style names of every metric in some versions, test split first. */
+export function metricNames(metricsList) {
+  const names = new Set();
+  for (const metrics of metricsList) {
+    for (const [split, values] of Object.entries(metrics))
+      for (const name of Object.keys(values)) names.add(`${split}.${name}`);
+  }
+  const rank = (name) => (name.startsWith("test.") ? 0 : name.startsWith("train.") ? 1 : 2);
+  return [...names].sort((a, b) => rank(a) - rank(b) || a.localeCompare(b));
+}
+
+export function metricValue(metrics, name) {
+  const [split, ...rest] = name.split(".");
+  return metrics[split]?.[rest.join(".")];
+}
+
+/** The live version's metrics as a small table: one row per metric, one column per split. */
+export function metricsTable(metrics) {
+  const splits = Object.keys(metrics).sort((a, b) =>
+    a === "test" ? -1 : b === "test" ? 1 : a.localeCompare(b),
+  );
+  const names = [...new Set(splits.flatMap((split) => Object.keys(metrics[split])))].sort();
+  if (!names.length) return h("span", { class: "muted" }, "—");
+  return h(
+    "table",
+    { class: "mini", "aria-label": "metrics" },
+    h(
+      "thead",
+      {},
+      h(
+        "tr",
+        {},
+        h("th", { scope: "col" }, "metric"),
+        splits.map((split) => h("th", { scope: "col", class: "number" }, split)),
+      ),
+    ),
+    h(
+      "tbody",
+      {},
+      names.map((name) =>
+        h(
+          "tr",
+          {},
+          h("th", { scope: "row" }, name),
+          splits.map((split) => h("td", { class: "number" }, formatMetric(metrics[split][name]))),
+        ),
+      ),
+    ),
+  );
+}
+
+export function field(label, ...value) {
+  return h("div", {}, h("dt", {}, label), h("dd", {}, ...value));
+}
+
+/** Both DAGs as fields: link, pause state and last run. */
+export function dagFields(model) {
+  const [train, infer] = [dagOf(model, "train"), dagOf(model, "infer")];
+  return [
+    field("Train DAG", train ? dagState(train) : "—"),
+    field("Infer DAG", infer ? dagState(infer) : h("span", { class: "muted" }, "no infer DAG")),
+  ];
+}
+
+/** Why the model's versions cannot be shown right now (its store alone is down). */
+export function storeAlert(model) {
+  if (!model.store_error) return null;
+  return h("p", { class: "alert", role: "alert" }, `Store unavailable: ${model.store_error}`);
+}
+
+export function scheduleText(schedule) {
+  return [`train: ${schedule.train ?? "manual"}`, h("br"), `infer: ${schedule.infer ?? "manual"}`];
+}
+
+export function liveVersion(model) {
+  if (model.store_error) return h("span", { class: "badge red" }, "store unavailable");
+  if (model.live_version === null) return h("span", { class: "muted" }, "none published yet");
+  return [
+    h("strong", {}, `v${model.live_version}`),
+    ` of ${model.versions}`,
+    h("br"),
+    h("span", { class: "muted" }, formatTime(model.published_at)),
+  ];
+}
+
+export function section(id, title, ...content) {
+  return h(
+    "section",
+    { class: "stack", style: "gap: 8px", "aria-labelledby": id },
+    h("div", { class: "section-title" }, h("h2", { id }, title)),
+    ...content,
+  );
+}
