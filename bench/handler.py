@@ -455,7 +455,7 @@ def loading_windows(scenario: Scenario) -> list[tuple[int, float, float, float]]
     return windows
 
 
-def report_scenario(scenario: Scenario, loaded_bytes: int) -> list[str]:
+def report_scenario(scenario: Scenario, loaded_bytes: int, version_memory: int) -> list[str]:
     requests = scenario.requests
     failed = [r for r in requests if r[3] != 200]
     windows = loading_windows(scenario)
@@ -525,8 +525,10 @@ def report_scenario(scenario: Scenario, loaded_bytes: int) -> list[str]:
         "",
         f"server RSS: steady (1 version) {scenario.steady_rss / 2**20:.1f} MiB, peak "
         f"{peak / 2**20:.1f} MiB, extra at peak {extra / 2**20:.1f} MiB",
-        f"one version's assets: {loaded_bytes / 2**20:.1f} MiB; extra at peak = "
-        f"{extra / max(loaded_bytes, 1):.2f} versions; most versions in memory seen: {in_memory}",
+        f"one version: assets {loaded_bytes / 2**20:.1f} MiB, in memory "
+        f"{version_memory / 2**20:.1f} MiB; extra at peak = "
+        f"{extra / max(version_memory, 1):.2f} versions in memory (target <= 1: two held at "
+        f"most); most versions in memory seen: {in_memory}",
         "RSS MiB before each training and after the last swap: "
         + " ".join(f"{rss / 2**20:.0f}" for rss in scenario.rss_between),
         f"server exit status after SIGTERM: {scenario.exit_code}",
@@ -539,16 +541,19 @@ def report_scenario(scenario: Scenario, loaded_bytes: int) -> list[str]:
 # --------------------------------------------------------------------------------------------
 
 
-def throughput(work: Workspace, frame: Any, repeat: int) -> list[str]:
+def throughput(work: Workspace, frame: Any, repeat: int) -> tuple[list[str], int]:
     """Handler predict vs the same fitted objects as a scikit-learn Pipeline, alternating.
 
     The Pipeline hands pandas frames between its steps (``set_output``), as the steps were
     fitted on frames; for records the baseline also builds the frame, as a caller must.
+    Loading those objects beside the handler's copy also gives one version's size in memory
+    (its RSS cost, libraries already imported), the unit the memory target is counted in.
     """
     import pandas as pd
+    import psutil
     from sklearn.pipeline import Pipeline
 
-    from model_steps.handler import ModelHandler
+    from model_steps.handler import ModelHandler, release_freed_memory
     from model_steps.loader import load_and_validate
     from model_steps.settings import load_settings
     from model_steps.store import open_store
@@ -561,7 +566,10 @@ def throughput(work: Workspace, frame: Any, repeat: int) -> list[str]:
     store = open_store(f"{work.assets}/{MODEL}", work.storage_options)
     env = Environment(store, work.storage_options, settings.allowed_imports)
     manifest = store.manifest(version)
+    release_freed_memory()
+    before = psutil.Process().memory_info().rss
     fitted = [(step.id, load_step(step, manifest, env)) for step in model.spec.steps]
+    version_memory = psutil.Process().memory_info().rss - before
     pipeline = Pipeline(fitted).set_output(transform="pandas")
     batch = frame.drop(columns=TARGET).head(BATCH_ROWS).reset_index(drop=True)
     records = batch.to_dict(orient="records")
@@ -582,7 +590,7 @@ def throughput(work: Workspace, frame: Any, repeat: int) -> list[str]:
         f"ratio = Pipeline time / handler time (the handler's throughput relative to the "
         f"Pipeline), median of {repeat} rounds; target >= {TARGET_RATIO} (DataFrame in)"
     )
-    return lines
+    return lines, version_memory
 
 
 def alternate(
@@ -660,7 +668,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         body = json.dumps(frame.drop(columns=TARGET).head(1).to_dict(orient="records")).encode()
         scenario = run_scenario(work, args, body)
         progress(f"predict throughput, {args.repeat} alternating rounds")
-        speed = throughput(work, frame, args.repeat)
+        speed, version_memory = throughput(work, frame, args.repeat)
     backend = "s3 (moto)" if args.s3 else "local disk"
     print(
         f"store: {backend}; {args.versions} versions published under {args.rate:g} req/s "
@@ -670,7 +678,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     loaded = int(scenario.status.get("loaded_bytes") or 0) // max(
         int(scenario.status.get("versions_in_memory") or 1), 1
     )
-    print("\n".join(report_scenario(scenario, loaded)))
+    print("\n".join(report_scenario(scenario, loaded, version_memory)))
     print()
     print("\n".join(speed))
     return 0

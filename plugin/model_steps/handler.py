@@ -15,6 +15,9 @@ needs its ``storage_options`` passed explicitly (``{}`` for fsspec's default cre
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
+import gc
 import logging
 import random
 import sys
@@ -455,6 +458,8 @@ class ModelHandler:
             self._stats.reload_failures += 1
             self._record(error, f"load version {version}")
             raise
+        finally:
+            release_freed_memory()
         stats = self._stats
         stats.reloads += 1
         stats.loaded_at = _now()
@@ -533,6 +538,29 @@ class ModelHandler:
             )
         error = self._stats.last_error
         return f"{self.name} has no version loaded yet" + (f": {error}" if error else "")
+
+
+def _malloc_trim() -> Callable[[int], int] | None:
+    """Glibc's ``malloc_trim``, where the C library has it (Linux/glibc, not musl or macOS)."""
+    name = ctypes.util.find_library("c")
+    function = getattr(ctypes.CDLL(name), "malloc_trim", None) if name else None
+    return function
+
+
+_TRIM = _malloc_trim()
+
+
+def release_freed_memory() -> None:
+    """Give the heap a dropped version leaves behind back to the OS.
+
+    Unpickling a version allocates from the poll thread's own malloc arena; freed, that memory
+    stays mapped, so without a trim each reload ratchets the process up by a few versions' worth
+    and a host sized for two versions runs out. Python's cycle collector runs first so the old
+    version's objects are really gone.
+    """
+    gc.collect()
+    if _TRIM is not None:
+        _TRIM(0)
 
 
 def poll_wait(

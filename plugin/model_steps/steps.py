@@ -12,7 +12,7 @@ from __future__ import annotations
 import io
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import IO, TYPE_CHECKING, Any, Protocol
 
 from model_steps.errors import (
     MissingColumnsError,
@@ -216,8 +216,8 @@ class Serializer(Protocol):
     def save(self, fitted: Any) -> bytes:
         """The bytes stored as the step's asset."""
 
-    def load(self, data: bytes) -> Any:
-        """The fitted object again."""
+    def load(self, stream: IO[bytes]) -> Any:
+        """The fitted object again, read from a verified local file (never whole in memory)."""
 
 
 class JoblibSerializer:
@@ -229,9 +229,9 @@ class JoblibSerializer:
         library("joblib").dump(fitted, buffer)
         return buffer.getvalue()
 
-    def load(self, data: bytes) -> Any:
+    def load(self, stream: IO[bytes]) -> Any:
         """The unpickled object."""
-        return library("joblib").load(io.BytesIO(data))
+        return library("joblib").load(stream)
 
 
 @dataclass(frozen=True)
@@ -245,14 +245,14 @@ class SkopsSerializer:
         data: bytes = library("skops.io").dumps(fitted)
         return data
 
-    def load(self, data: bytes) -> Any:
+    def load(self, stream: IO[bytes]) -> Any:
         """The object, refusing types from modules outside the allow-list.
 
         Raises:
             UntrustedTypeError: the archive names types from modules that are not allowed.
         """
         sio = library("skops.io")
-        unknown = list(sio.get_untrusted_types(data=data))
+        unknown = list(sio.get_untrusted_types(file=stream))
         refused = [name for name in unknown if not is_allowed(name, self.allowed)]
         if refused:
             raise UntrustedTypeError(
@@ -261,7 +261,8 @@ class SkopsSerializer:
                 "if you trust them",
                 types=refused,
             )
-        return sio.loads(data, trusted=unknown)
+        stream.seek(0)
+        return sio.load(stream, trusted=unknown)
 
 
 @dataclass(frozen=True)
@@ -279,9 +280,9 @@ class CustomSerializer:
             raise StepError(f"{self.save_ref!r} returned {type(data).__name__}, not bytes")
         return data
 
-    def load(self, data: bytes) -> Any:
+    def load(self, stream: IO[bytes]) -> Any:
         """What ``load`` makes of the bytes."""
-        return import_object(self.load_ref, self.allowed)(data)
+        return import_object(self.load_ref, self.allowed)(stream.read())
 
 
 SERIALIZERS: Mapping[str, Callable[[Sequence[str]], Serializer]] = {
@@ -303,9 +304,9 @@ def save_fitted(fitted: Any, step: Step, allowed: Sequence[str]) -> bytes:
     return _serializer(step, allowed).save(fitted)
 
 
-def load_fitted(data: bytes, step: Step, allowed: Sequence[str]) -> Any:
-    """The fitted object from the asset bytes :func:`save_fitted` wrote."""
-    return _serializer(step, allowed).load(data)
+def load_fitted(stream: IO[bytes], step: Step, allowed: Sequence[str]) -> Any:
+    """The fitted object from the asset file :func:`save_fitted`'s bytes were stored in."""
+    return _serializer(step, allowed).load(stream)
 
 
 Metric = Callable[[Any, Any, Any], Any]

@@ -22,10 +22,12 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import hashlib
+import io
 import json
 import os
 import re
 import shutil
+import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
@@ -192,15 +194,32 @@ class ModelStore:
             raise StoreUnavailableError(f"cannot list {self.url('versions')}: {error}") from error
         return sorted(int(n) for n in _version_numbers(found))
 
-    def read_asset(self, record: AssetRecord) -> bytes:
-        """An asset's bytes, verified against the manifest's size and sha256."""
+    @contextlib.contextmanager
+    def open_asset(self, record: AssetRecord) -> Iterator[IO[bytes]]:
+        """An asset as a local binary file, verified against the manifest before it is read.
+
+        Loaders stream from the file rather than holding the asset's bytes beside the object
+        they build: a serving process already holds two versions during a reload, and a third
+        copy as raw bytes would not fit. A local asset is hashed through the very handle
+        handed out, so what was verified is what is read; a remote one is downloaded to a
+        temporary file first, and only a verified download is opened.
+        """
         fs, path = self._fs_for(record.url)
+        if not _is_local(fs):
+            with tempfile.TemporaryDirectory(prefix="model-steps-asset-") as folder:
+                local = os.path.join(folder, "asset")
+                self.download_asset(record, local)
+                with open(local, "rb") as handle:
+                    yield handle
+            return
         try:
-            data: bytes = fs.cat_file(path)
-        except Exception as error:
+            handle = open(path, "rb")  # noqa: SIM115 (closed below, after the caller's reads)
+        except OSError as error:
             raise StoreUnavailableError(f"cannot read {record.url}: {error}") from error
-        _verify(record, len(data), hashlib.sha256(data).hexdigest())
-        return data
+        with handle:
+            _verify(record, *_handle_digest(handle))
+            handle.seek(0)
+            yield handle
 
     def download_asset(self, record: AssetRecord, local_path: str) -> None:
         """Copy a large asset to a local file; only a verified file appears at ``local_path``.
@@ -509,8 +528,12 @@ def _copy(source: IO[bytes], target: IO[bytes]) -> tuple[int, str]:
 
 def _file_digest(path: str) -> tuple[int, str]:
     with open(path, "rb") as handle:
-        digest = hashlib.file_digest(handle, "sha256")
-        return os.fstat(handle.fileno()).st_size, digest.hexdigest()
+        return _handle_digest(handle)
+
+
+def _handle_digest(handle: io.BufferedReader) -> tuple[int, str]:
+    digest = hashlib.file_digest(handle, "sha256")
+    return os.fstat(handle.fileno()).st_size, digest.hexdigest()
 
 
 def _is_local(fs: Any) -> bool:

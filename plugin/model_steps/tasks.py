@@ -545,7 +545,8 @@ def load_step(step: Step, manifest: Manifest, env: Environment) -> Any:
         raise PermanentError(
             f"version {manifest.version} of {manifest.model} has no asset for step {step.id!r}"
         )
-    return load_fitted(env.store.read_asset(record), step, env.allowed)
+    with env.store.open_asset(record) as stream:
+        return load_fitted(stream, step, env.allowed)
 
 
 def _infer_input(

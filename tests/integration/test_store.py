@@ -25,6 +25,7 @@ import pytest
 from model_steps.errors import ChecksumMismatchError, CorruptDocumentError
 from model_steps.manifest import AssetRecord, Manifest, Pointer, StepRecord
 from model_steps.store import ModelStore, StagedAsset, open_store, utc_now
+from tests.assets import asset_bytes
 
 MODEL = "churn"
 IDENTIFIER = "model.bin"
@@ -235,24 +236,24 @@ class TestStoreContract:
             assert "://" in record.url
             assert record.size == len(data)
             assert record.sha256 == hashlib.sha256(data).hexdigest()
-            assert store.read_asset(record) == data
+            assert asset_bytes(store, record) == data
             target = tmp_path / f"downloaded-{step_id}"
             store.download_asset(record, str(target))
             assert target.read_bytes() == data
         card = read(store.url("versions", str(version), "MODEL_CARD.md"), backend.options)
         assert card.decode() == card_for(manifest)
 
-    def test_corrupted_asset_is_refused_by_read_asset(self, backend: Backend) -> None:
+    def test_corrupted_asset_is_refused_when_opened(self, backend: Backend) -> None:
         store = backend.store()
         version, _ = publish(store, {"scaler": b"the fitted scaler"})
         record = store.manifest(version).asset("scaler")
         assert record is not None
         write(record.url, b"the fitted scalar", backend.options)  # same size, other bytes
         with pytest.raises(ChecksumMismatchError):
-            store.read_asset(record)
+            asset_bytes(store, record)
         write(record.url, b"truncated", backend.options)
         with pytest.raises(ChecksumMismatchError):
-            store.read_asset(record)
+            asset_bytes(store, record)
 
     def test_corrupted_asset_is_refused_by_download_asset(
         self, backend: Backend, tmp_path: Path
@@ -291,7 +292,7 @@ class TestStoreContract:
         def card(manifest: Manifest) -> str:
             for step in manifest.steps:
                 assert step.asset is not None
-                assert store.read_asset(step.asset) == b"final bytes"
+                assert asset_bytes(store, step.asset) == b"final bytes"
             assert store.versions() == [1]
             assert store.pointer() == before
             observed.append(manifest.version)
@@ -386,7 +387,7 @@ class TestStoreContract:
         for kept in (1, 5, 6):
             record = store.manifest(kept).asset("scaler")
             assert record is not None
-            assert store.read_asset(record) == f"v{kept}".encode()
+            assert asset_bytes(store, record) == f"v{kept}".encode()
 
     def test_prune_never_deletes_current_after_rollback(self, backend: Backend) -> None:
         store = backend.store()
@@ -400,7 +401,7 @@ class TestStoreContract:
         assert pointer.version == 2
         record = store.manifest(2).asset("scaler")
         assert record is not None
-        assert store.read_asset(record) == b"v2"
+        assert asset_bytes(store, record) == b"v2"
 
     def test_prune_removes_claims_abandoned_for_a_day_but_not_fresh_ones(
         self, backend: Backend
@@ -441,7 +442,7 @@ class TestStoreContract:
         assert exists(store.scratch_url(other, "data", "part-0.parquet"), backend.options)
         record = store.manifest(version).asset("scaler")
         assert record is not None
-        assert store.read_asset(record) == b"fitted"
+        assert asset_bytes(store, record) == b"fitted"
         store.clean_run(run)  # cleaning twice (a retried task) is harmless
 
     @pytest.mark.parametrize(
@@ -513,7 +514,7 @@ class TestStoreContract:
         expected = f"{elsewhere}/versions/{pointer.version}/embedding/{IDENTIFIER}"
         assert same_location(record.url, expected, backend.options), record.url
         assert read(expected, backend.options) == b"kept elsewhere"
-        assert store.read_asset(record) == b"kept elsewhere"
+        assert asset_bytes(store, record) == b"kept elsewhere"
         own = store.url("versions", str(pointer.version), "embedding", IDENTIFIER)
         assert not exists(own, backend.options)
         scaler = manifest.asset("scaler")

@@ -25,6 +25,7 @@ from model_steps.errors import StoreUnavailableError
 from model_steps.manifest import AssetRecord, Manifest
 from model_steps.store import ModelStore, StagedAsset, open_store
 from tests import s3 as s3_helpers
+from tests.assets import asset_bytes
 from tests.integration.test_store import (
     IDENTIFIER,
     MODEL,
@@ -187,7 +188,7 @@ def test_concurrent_publishers_get_distinct_complete_versions(
         assert manifest.run_id == run
         record = manifest.asset("model")
         assert record is not None
-        assert store.read_asset(record).startswith(run.encode())
+        assert asset_bytes(store, record).startswith(run.encode())
 
 
 # -- killed publishers ------------------------------------------------------------------------
@@ -229,7 +230,7 @@ def test_killed_publisher_leaves_the_pointer_as_it_was(
     assert pointer.version == 1
     record = store.manifest(1).asset("model")
     assert record is not None
-    assert store.read_asset(record) == b"version one"
+    assert asset_bytes(store, record) == b"version one"
     version, pointer = publish(store, {"model": b"version three"})
     assert version == pointer.version == 3  # the killed claim (2) is never reused
     assert store.pointer() == pointer
@@ -249,7 +250,7 @@ def test_killed_publisher_leaves_no_partial_version_listed(
         manifest = store.manifest(version)  # every listed version has a valid manifest
         for step in manifest.steps:
             assert step.asset is not None
-            store.read_asset(step.asset)
+            asset_bytes(store, step.asset)
     publish(store, {"model": b"version three"})
     store.prune(keep=1)
     assert store.versions() == [3]
@@ -277,7 +278,7 @@ def test_publish_retried_with_the_same_staged_assets_succeeds(shared: Backend) -
     assert pointer.version == attempts[-1] == 3
     record = store.manifest(3).asset("model")
     assert record is not None
-    assert store.read_asset(record) == b"fitted once"
+    assert asset_bytes(store, record) == b"fitted once"
 
 
 # -- storage outages --------------------------------------------------------------------------

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 from typing import Any
 
 import numpy as np
@@ -104,7 +105,7 @@ def test_serializer_round_trips_a_fitted_estimator(serializer: str) -> None:
         package="sklearn.preprocessing", serializer=serializer, **{"class": "StandardScaler"}
     )
     fitted = StandardScaler().fit(X)
-    loaded = load_fitted(save_fitted(fitted, scaler, ALLOWED), scaler, ALLOWED)
+    loaded = load_fitted(io.BytesIO(save_fitted(fitted, scaler, ALLOWED)), scaler, ALLOWED)
     np.testing.assert_array_equal(loaded.transform(X), fitted.transform(X))
 
 
@@ -114,7 +115,7 @@ def test_skops_refuses_a_type_from_a_module_not_allowed() -> None:
     shift = step(package="tests.step_code", serializer="skops", **{"class": "Shift"})
     data = save_fitted(Shift().fit(X), shift, ALLOWED)
     with pytest.raises(UntrustedTypeError, match=r"tests\.step_code\.Shift"):
-        load_fitted(data, shift, DEFAULT_ALLOWED)
+        load_fitted(io.BytesIO(data), shift, DEFAULT_ALLOWED)
 
 
 def test_custom_save_and_load_round_trip() -> None:
@@ -128,7 +129,7 @@ def test_custom_save_and_load_round_trip() -> None:
     )
     data = save_fitted(Shift().fit(X), shift, ALLOWED)
     assert data.startswith(b"[")
-    np.testing.assert_allclose(load_fitted(data, shift, ALLOWED).means_, X.mean())
+    np.testing.assert_allclose(load_fitted(io.BytesIO(data), shift, ALLOWED).means_, X.mean())
 
 
 def classification(binary: bool) -> tuple[pd.Series, np.ndarray, np.ndarray]:
