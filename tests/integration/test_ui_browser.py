@@ -60,7 +60,8 @@ def trained_iris(run_dag: Any, example_data: Path, rest: httpx.Client) -> Iterat
     live = versions(rest)["current"]
     yield
     if versions(rest)["current"] != live:
-        rest.post(f"/model-steps/models/{MODEL}/rollback", json={"version": live})
+        restored = rest.post(f"/model-steps/models/{MODEL}/rollback", json={"version": live})
+        assert restored.status_code == 200, restored.text
 
 
 @pytest.fixture(scope="module")
@@ -246,6 +247,31 @@ def test_page_follows_airflow_colour_mode_as_the_user_toggles_it(
         set_colour_mode(admin, "Light Mode")
     expect(frame.locator("html")).not_to_have_class("dark")
     assert background(frame) == light
+
+
+def test_an_unknown_model_shows_the_api_message(admin: Page, airflow_api: Any) -> None:
+    frame = open_models(admin, airflow_api)
+
+    frame.locator("body").evaluate("() => { location.hash = '#/models/no_such_model'; }")
+
+    expect(frame.get_by_role("alert")).to_have_text("no model named 'no_such_model'")
+    expect(frame.get_by_role("link", name="Back to the models")).to_be_visible()
+
+
+def test_an_ended_session_tells_the_user_to_sign_in_again(
+    browser: Browser, airflow_api: Any
+) -> None:
+    context = browser.new_context(viewport=VIEWPORT)
+    try:
+        page = sign_in(context.new_page(), airflow_api, "admin")
+        frame = open_models(page, airflow_api)
+        context.clear_cookies()  # the session ends (expired or signed out elsewhere)
+        frame.get_by_role("link", name=MODEL, exact=True).click()
+        expect(frame.get_by_role("alert")).to_contain_text(
+            "Your Airflow session has ended (Not authenticated): reload the page to sign in again."
+        )
+    finally:
+        context.close()
 
 
 def test_a_viewer_sees_why_a_change_is_refused(

@@ -81,10 +81,8 @@ export function openInAirflow(event) {
   const { history } = host;
   const index = history.state?.idx ?? 0;
   const state = { usr: null, key: Math.random().toString(36).slice(2, 10), idx: index + 1 };
-  history.pushState(
-    state,
-    "",
-    new URL(event.currentTarget.getAttribute("href"), host.location.href),
-  );
+  // Airflow's own <base href> holds the path it is served under ("/" or e.g. "/airflow/").
+  const path = event.currentTarget.getAttribute("href").replace(/^\//, "");
+  history.pushState(state, "", new URL(path, host.document.baseURI));
   host.dispatchEvent(new PopStateEvent("popstate", { state }));
 }

@@ -84,8 +84,12 @@ function invalidCard(file) {
       { class: "card-header" },
       h("span", { class: "name mono" }, file.file),
       h("span", { class: "spacer" }),
-      h("span", { class: "muted" }, "placeholder DAG "),
-      dagLink({ dag_id: file.dag_id, url: `/dags/${file.dag_id}` }),
+      h(
+        "span",
+        { class: "muted" },
+        "placeholder DAG ",
+        dagLink({ dag_id: file.dag_id, url: `/dags/${file.dag_id}` }),
+      ),
     ),
     h(
       "div",
