@@ -21,6 +21,8 @@ HEAVY = ("airflow", "sklearn", "pandas", "boto3", "botocore", "s3fs", "numpy")
         "model_steps.store",
         "model_steps.handler",
         "model_steps.handler_io",
+        "model_steps.serve",
+        "model_steps.api_models",
     ],
 )
 def test_module_imports_neither_airflow_nor_scientific_libraries(module: str) -> None:
