@@ -23,12 +23,13 @@ import random
 import sys
 import threading
 import time
+from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from types import TracebackType
-from typing import Any
+from typing import Any, Self
 
 from model_steps.errors import (
     DefinitionError,
@@ -112,7 +113,30 @@ class _Retry:
     due: float = field(default_factory=time.monotonic)
 
 
-class ModelHandler:
+class _Serving(ABC):
+    """``with`` starts polling and stops it, for a handler and a handler set alike."""
+
+    @abstractmethod
+    def start(self) -> Self:
+        """Load and begin polling."""
+
+    @abstractmethod
+    def stop(self, timeout: float = 5.0) -> None:
+        """Stop polling."""
+
+    def __enter__(self) -> Self:
+        return self.start()
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        error: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+
+class ModelHandler(_Serving):
     """Serves one model: loads its current (or pinned) version and follows the pointer.
 
     Args:
@@ -357,7 +381,7 @@ class ModelHandler:
             elif self.version != version:
                 self._install(version, None)
 
-    def start(self) -> ModelHandler:
+    def start(self) -> Self:
         """Load (failures are recorded, and retried by polling) and start the poll thread."""
         with self._lock:
             if self._thread is not None:
@@ -380,17 +404,6 @@ class ModelHandler:
         thread, self._thread = self._thread, None
         if thread is not None:
             thread.join(timeout)
-
-    def __enter__(self) -> ModelHandler:
-        return self.start()
-
-    def __exit__(
-        self,
-        kind: type[BaseException] | None,
-        error: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        self.stop()
 
     # -- internals ---------------------------------------------------------------------------
 
@@ -617,7 +630,7 @@ def _now() -> datetime:
 # -- several models in one process -------------------------------------------------------------
 
 
-class HandlerSet(Mapping[str, ModelHandler]):
+class HandlerSet(_Serving, Mapping[str, ModelHandler]):
     """Handlers for several models in one process, by model name."""
 
     def __init__(self, handlers: Iterable[ModelHandler]) -> None:
@@ -652,7 +665,7 @@ class HandlerSet(Mapping[str, ModelHandler]):
         """Predict with the named model."""
         return self[name].predict(records)
 
-    def start(self) -> HandlerSet:
+    def start(self) -> Self:
         """Start every handler."""
         for handler in self.values():
             handler.start()
@@ -662,17 +675,6 @@ class HandlerSet(Mapping[str, ModelHandler]):
         """Stop every handler."""
         for handler in self.values():
             handler.stop(timeout)
-
-    def __enter__(self) -> HandlerSet:
-        return self.start()
-
-    def __exit__(
-        self,
-        kind: type[BaseException] | None,
-        error: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        self.stop()
 
     def metrics_text(self) -> str:
         """Every model's metrics, one block per metric name."""

@@ -149,6 +149,8 @@ import time  # noqa: E402
 import urllib.error  # noqa: E402
 import urllib.request  # noqa: E402
 
+import httpx  # noqa: E402
+
 from tests.s3 import free_port  # noqa: E402
 
 API_USERS = {"admin": "admin", "viewer": "viewer"}
@@ -181,6 +183,11 @@ class AirflowApi:
         with urllib.request.urlopen(request, timeout=30) as response:
             token: str = json.loads(response.read())["access_token"]
             return token
+
+    def client(self, user: str | None = None) -> httpx.Client:
+        """A client for the server, signed in as ``user`` with a bearer token, or anonymous."""
+        headers = {"Authorization": f"Bearer {self.token(user)}"} if user else {}
+        return httpx.Client(base_url=self.base_url, headers=headers, timeout=60)
 
     def ready(self) -> bool:
         """Whether the server answers its health check right now."""

@@ -48,21 +48,19 @@ CHANGES = [
 
 @pytest.fixture(scope="module")
 def anonymous(airflow_api: Any) -> Iterator[httpx.Client]:
-    with httpx.Client(base_url=airflow_api.base_url, timeout=60) as client:
+    with airflow_api.client() as client:
         yield client
 
 
 @pytest.fixture(scope="module")
 def admin(airflow_api: Any) -> Iterator[httpx.Client]:
-    headers = {"Authorization": f"Bearer {airflow_api.token('admin')}"}
-    with httpx.Client(base_url=airflow_api.base_url, headers=headers, timeout=60) as client:
+    with airflow_api.client("admin") as client:
         yield client
 
 
 @pytest.fixture(scope="module")
 def viewer(airflow_api: Any) -> Iterator[httpx.Client]:
-    headers = {"Authorization": f"Bearer {airflow_api.token('viewer')}"}
-    with httpx.Client(base_url=airflow_api.base_url, headers=headers, timeout=60) as client:
+    with airflow_api.client("viewer") as client:
         yield client
 
 

@@ -46,8 +46,7 @@ def artifacts() -> Path:
 @pytest.fixture(scope="module")
 def rest(airflow_api: Any) -> Iterator[httpx.Client]:
     """Airflow's REST API as the admin: the independent witness of what the page changed."""
-    headers = {"Authorization": f"Bearer {airflow_api.token('admin')}"}
-    with httpx.Client(base_url=airflow_api.base_url, headers=headers, timeout=60) as client:
+    with airflow_api.client("admin") as client:
         yield client
 
 
