@@ -553,8 +553,9 @@ def throughput(work: Workspace, frame: Any, repeat: int) -> tuple[list[str], int
     import psutil
     from sklearn.pipeline import Pipeline
 
-    from model_steps.handler import ModelHandler, release_freed_memory
+    from model_steps.handler import ModelHandler
     from model_steps.loader import load_and_validate
+    from model_steps.memory import release_freed_memory
     from model_steps.settings import load_settings
     from model_steps.store import open_store
     from model_steps.tasks import Environment, load_step

@@ -15,9 +15,6 @@ needs its ``storage_options`` passed explicitly (``{}`` for fsspec's default cre
 
 from __future__ import annotations
 
-import ctypes
-import ctypes.util
-import gc
 import logging
 import random
 import sys
@@ -53,6 +50,7 @@ from model_steps.handler_io import (
 from model_steps.imports import allowed_imports as folder_imports
 from model_steps.loader import load_and_validate
 from model_steps.manifest import Manifest, Pointer
+from model_steps.memory import release_freed_memory
 from model_steps.settings import load_settings
 from model_steps.spec import ModelSpec
 from model_steps.store import ModelStore, PointerRead, open_store
@@ -551,29 +549,6 @@ class ModelHandler(_Serving):
             )
         error = self._stats.last_error
         return f"{self.name} has no version loaded yet" + (f": {error}" if error else "")
-
-
-def _malloc_trim() -> Callable[[int], int] | None:
-    """Glibc's ``malloc_trim``, where the C library has it (Linux/glibc, not musl or macOS)."""
-    name = ctypes.util.find_library("c")
-    function = getattr(ctypes.CDLL(name), "malloc_trim", None) if name else None
-    return function
-
-
-_TRIM = _malloc_trim()
-
-
-def release_freed_memory() -> None:
-    """Give the heap a dropped version leaves behind back to the OS.
-
-    Unpickling a version allocates from the poll thread's own malloc arena; freed, that memory
-    stays mapped, so without a trim each reload ratchets the process up by a few versions' worth
-    and a host sized for two versions runs out. Python's cycle collector runs first so the old
-    version's objects are really gone.
-    """
-    gc.collect()
-    if _TRIM is not None:
-        _TRIM(0)
 
 
 def poll_wait(

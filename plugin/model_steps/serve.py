@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import signal
 import threading
 from collections import Counter
@@ -32,6 +33,7 @@ from starlette.concurrency import run_in_threadpool
 
 from model_steps.errors import InvalidInputError, NotReadyError, UnknownModelError
 from model_steps.handler import HandlerSet, ModelHandler
+from model_steps.memory import limit_malloc_arenas
 
 __all__ = [
     "DEFAULT_MAX_BODY_BYTES",
@@ -421,6 +423,8 @@ def run(
     """
     import uvicorn
 
+    if "MALLOC_ARENA_MAX" not in os.environ:
+        limit_malloc_arenas()
     app = create_app(handlers, max_body_bytes=max_body_bytes, max_rows=max_rows)
     config = uvicorn.Config(
         app,

@@ -23,6 +23,7 @@ HEAVY = ("airflow", "sklearn", "pandas", "boto3", "botocore", "s3fs", "numpy")
         "model_steps.handler_io",
         "model_steps.serve",
         "model_steps.api_models",
+        "model_steps.memory",
     ],
 )
 def test_module_imports_neither_airflow_nor_scientific_libraries(module: str) -> None:

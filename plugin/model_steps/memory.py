@@ -1,0 +1,50 @@
+"""Keeping a serving process's memory to what its loaded versions need (glibc's malloc knobs).
+
+A handler holds at most two versions, but the C allocator keeps what they freed: unpickling a
+version allocates from the loading thread's own arena, and freed pages stay mapped. Without
+these, each reload ratchets the process up by a few versions' worth. Where the C library is not
+glibc (musl, macOS) both are no-ops.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import ctypes.util
+import gc
+from typing import Any
+
+__all__ = ["limit_malloc_arenas", "release_freed_memory"]
+
+M_ARENA_MAX = -8
+"""``mallopt``'s parameter number for the arena limit (glibc's malloc.h)."""
+
+
+def _glibc(name: str) -> Any:
+    library = ctypes.util.find_library("c")
+    return getattr(ctypes.CDLL(library), name, None) if library else None
+
+
+_TRIM = _glibc("malloc_trim")
+_MALLOPT = _glibc("mallopt")
+
+
+def release_freed_memory() -> None:
+    """Give the heap a dropped version leaves behind back to the OS.
+
+    Python's cycle collector runs first, so the old version's objects are really gone.
+    """
+    gc.collect()
+    if _TRIM is not None:
+        _TRIM(0)
+
+
+def limit_malloc_arenas(arenas: int = 2) -> None:
+    """Share a few malloc arenas between threads, as ``MALLOC_ARENA_MAX`` would.
+
+    glibc gives busy threads arenas of their own (up to eight per core), so the poll thread's
+    loads and the request threads' predictions each keep their own high-water mark. Called once
+    by ``model-steps serve`` before it starts any thread; an explicit ``MALLOC_ARENA_MAX`` in the
+    environment wins, since glibc read it at start-up and this is only called without it.
+    """
+    if _MALLOPT is not None:
+        _MALLOPT(M_ARENA_MAX, arenas)
