@@ -21,7 +21,7 @@ import pytest
 from model_steps.errors import ChecksumMismatchError, ModelStepsError
 from model_steps.handler import ModelHandler
 from tests import s3 as s3_helpers
-from tests.unit.test_handler import Lab, expected_labels, make_lab, scores, wait_for, write_iris
+from tests.lab import Lab, expected_labels, make_lab, scores, wait_for, write_iris
 
 pytestmark = pytest.mark.integration
 
@@ -45,10 +45,10 @@ def data(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def lab(request: pytest.FixtureRequest, tmp_path: Path, data: Path) -> Lab:
     """A model whose store is on local disk, or in a fresh bucket on the session's S3 server."""
     if request.param == "local":
-        return make_lab(tmp_path / "dags", data, str(tmp_path / "assets"))
+        return make_lab(tmp_path, data)
     bucket = request.getfixturevalue("s3_bucket")
     options = request.getfixturevalue("s3_storage_options")
-    return make_lab(tmp_path / "dags", data, f"s3://{bucket}/models", storage_options=options)
+    return make_lab(tmp_path, data, f"s3://{bucket}/models", storage_options=options)
 
 
 def behind_the_store(lab: Lab, url: str) -> tuple[Any, str]:
@@ -192,7 +192,7 @@ def test_an_s3_outage_is_ridden_out_with_backoff_and_recovered_from(
 ) -> None:
     bucket = s3_helpers.create_bucket(private_server.endpoint)
     options = s3_helpers.storage_options(private_server.endpoint)
-    lab = make_lab(tmp_path / "dags", data, f"s3://{bucket}/models", storage_options=options)
+    lab = make_lab(tmp_path, data, f"s3://{bucket}/models", storage_options=options)
     lab.train()
     fs, _ = behind_the_store(lab, f"s3://{bucket}")
     files = snapshot(fs, bucket)

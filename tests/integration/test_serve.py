@@ -15,7 +15,6 @@ import socket
 import subprocess
 import sys
 import time
-import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,11 +23,8 @@ from typing import Any
 import httpx
 import pytest
 
-from model_steps.loader import load_and_validate
-from model_steps.rendered import Rendered
-from model_steps.settings import load_settings
-from model_steps.tasks import RunInfo, environment, publish, train_step
 from tests.integration.conftest import S3_SECRET
+from tests.lab import Lab, make_lab, wait_for
 from tests.s3 import free_port
 
 pytestmark = pytest.mark.integration
@@ -37,58 +33,8 @@ CLI = Path(sys.executable).with_name("model-steps")
 STARTUP_SECONDS = 60.0
 RELOAD_SECONDS = 15.0
 POLL = "0.2"
-SPECIES = {"setosa", "versicolor", "virginica"}
 FLOWER = {"sepal_length": 5.1, "sepal_width": 3.5, "petal_length": 1.4, "petal_width": 0.2}
 OTHER_FLOWER = {"sepal_length": 6.7, "sepal_width": 3.0, "petal_length": 5.2, "petal_width": 2.3}
-
-DEFINITION = """\
-apiVersion: model-steps/v1
-kind: Model
-name: {name}
-status: {status}
-assets:
-  root: {assets}
-steps:
-  - id: scale
-    has_assets: true
-    assets_identifier: scaler.joblib
-    parameters:
-      package: sklearn.preprocessing
-      class: StandardScaler
-      input:
-        train: {{url: {data}/iris/train.csv}}
-      training:
-        target: species
-  - id: classify
-    has_assets: true
-    assets_identifier: model.joblib
-    parameters:
-      package: sklearn.linear_model
-      class: LogisticRegression
-      init: {{max_iter: 500}}
-"""
-
-
-def write_model(
-    folder: Path, name: str, data: Path, status: str = "deployed", assets: str | None = None
-) -> Path:
-    """A small iris model whose versions live in ``assets`` (default: ``folder/assets``)."""
-    path = folder / f"{name}.yaml"
-    root = assets or folder / "assets"
-    path.write_text(DEFINITION.format(name=name, status=status, assets=root, data=data))
-    return path
-
-
-def publish_version(path: Path, storage_options: dict[str, Any] | None = None) -> int:
-    """Train every step and publish, as the train DAG's tasks do; returns the new version."""
-    settings = load_settings()
-    (model,) = load_and_validate([path], settings.environ).models
-    spec = model.spec
-    env = environment(spec, settings, storage_options or {})
-    run = RunInfo(dag_id=f"{spec.name}__train", run_id=uuid.uuid4().hex)
-    for step in spec.steps:
-        train_step(spec, step.id, run, env, Rendered.templates(step, "train"))
-    return int(publish(spec, run, env)["version"])
 
 
 @dataclass
@@ -136,6 +82,11 @@ def serving(*args: str, log: Path, environ: dict[str, str] | None = None) -> Ite
         server.stop()
 
 
+def wait_ready(server: Server) -> None:
+    """Until the server has loaded a version of every model (its health is 200)."""
+    wait_for(lambda: server.client().get("/health").status_code == 200, RELOAD_SECONDS)
+
+
 def wait_until_listening(server: Server) -> None:
     deadline = time.monotonic() + STARTUP_SECONDS
     while time.monotonic() < deadline:
@@ -148,23 +99,24 @@ def wait_until_listening(server: Server) -> None:
     pytest.fail(f"the server did not listen within {STARTUP_SECONDS}s:\n{server.output()}")
 
 
-def eventually(check: Any, seconds: float = RELOAD_SECONDS) -> Any:
-    """The first truthy result of ``check()`` within ``seconds``; fails the test otherwise."""
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        result = check()
-        if result:
-            return result
-        time.sleep(0.05)
-    pytest.fail(f"not true within {seconds}s")
+@pytest.fixture(scope="module")
+def iris(example_data: Path) -> Path:
+    """The example models' iris training table."""
+    return example_data / "iris" / "train.csv"
 
 
 @pytest.fixture(scope="module")
-def flowers_folder(example_data: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+def flowers_lab(iris: Path, tmp_path_factory: pytest.TempPathFactory) -> Lab:
     """A DAGs folder with one deployed model, ``flowers``, that has one published version."""
-    folder = tmp_path_factory.mktemp("serve-dags")
-    publish_version(write_model(folder, "flowers", example_data))
-    return folder
+    lab = make_lab(tmp_path_factory.mktemp("serve-dags"), iris, name="flowers")
+    lab.train()
+    return lab
+
+
+@pytest.fixture(scope="module")
+def flowers_folder(flowers_lab: Lab) -> Path:
+    """The DAGs folder the server finds ``flowers`` in, by name."""
+    return flowers_lab.definition.parent
 
 
 @pytest.fixture(scope="module")
@@ -181,7 +133,7 @@ def flowers(flowers_folder: Path) -> Iterator[Server]:
         log=flowers_folder / "server.log",
         environ={"MODEL_STEPS_DAGS_FOLDER": str(flowers_folder)},
     ) as server:
-        eventually(lambda: server.client().get("/health").status_code == 200)
+        wait_ready(server)
         yield server
 
 
@@ -236,7 +188,7 @@ def test_health_is_ready_with_the_loaded_version(flowers: Server, flowers_folder
 
 
 def test_version_reports_the_handler_status(flowers: Server, flowers_folder: Path) -> None:
-    eventually(lambda: flowers.client().get("/version").json()["polls"] >= 2)
+    wait_for(lambda: flowers.client().get("/version").json()["polls"] >= 2, RELOAD_SECONDS)
     status = flowers.client().get("/version").json()
     assert (status["model"], status["ready"], status["pinned"]) == ("flowers", True, None)
     assert status["version"] == current_version(flowers_folder)
@@ -343,10 +295,10 @@ def test_an_unknown_model_is_404_naming_the_models_served(flowers: Server) -> No
 
 
 def test_a_new_version_is_served_without_a_restart_or_a_failed_request(
-    flowers: Server, flowers_folder: Path
+    flowers: Server, flowers_lab: Lab
 ) -> None:
     before = predict(flowers, [FLOWER]).json()["version"]
-    new = publish_version(flowers_folder / "flowers.yaml")
+    new = flowers_lab.train()
     assert new > before
     statuses, versions = [], set()
     with flowers.client() as client:
@@ -360,11 +312,11 @@ def test_a_new_version_is_served_without_a_restart_or_a_failed_request(
     assert flowers.client().get("/version").json()["reloads"] >= 1
 
 
-def test_health_is_503_until_a_first_version_is_published(
-    example_data: Path, tmp_path: Path
-) -> None:
-    path = write_model(tmp_path, "fresh", example_data)
-    with serving(str(path), "--poll-interval", POLL, log=tmp_path / "server.log") as server:
+def test_health_is_503_until_a_first_version_is_published(iris: Path, tmp_path: Path) -> None:
+    lab = make_lab(tmp_path, iris, name="fresh")
+    with serving(
+        str(lab.definition), "--poll-interval", POLL, log=tmp_path / "server.log"
+    ) as server:
         health = server.client().get("/health")
         assert health.status_code == 503
         assert health.json()["status"] == "not ready"
@@ -372,17 +324,19 @@ def test_health_is_503_until_a_first_version_is_published(
         refused = predict(server, [FLOWER])
         assert refused.status_code == 503 and refused.json()["detail"]
         assert refused.headers["retry-after"] == "1"
-        publish_version(path)
-        eventually(lambda: server.client().get("/health").status_code == 200)
+        lab.train()
+        wait_ready(server)
         assert predict(server, [FLOWER]).json()["version"] == 1
 
 
-def test_several_models_are_served_each_under_its_name(example_data: Path, tmp_path: Path) -> None:
-    paths = [write_model(tmp_path, name, example_data) for name in ("north", "south")]
-    for path in paths:
-        publish_version(path)
-    with serving(*map(str, paths), "--poll-interval", POLL, log=tmp_path / "server.log") as server:
-        eventually(lambda: server.client().get("/health").status_code == 200)
+def test_several_models_are_served_each_under_its_name(iris: Path, tmp_path: Path) -> None:
+    labs = [make_lab(tmp_path, iris, name=name) for name in ("north", "south")]
+    for lab in labs:
+        lab.train()
+    with serving(
+        *(str(lab.definition) for lab in labs), "--poll-interval", POLL, log=tmp_path / "server.log"
+    ) as server:
+        wait_ready(server)
         for name in ("north", "south"):
             response = predict(server, [FLOWER], path=f"/models/{name}/predict")
             assert response.status_code == 200, response.text
@@ -394,16 +348,18 @@ def test_several_models_are_served_each_under_its_name(example_data: Path, tmp_p
 
 
 def test_a_model_on_s3_is_served_with_storage_options_that_never_reach_the_log(
-    example_data: Path, tmp_path: Path, s3_bucket: str, s3_storage_options: dict[str, Any]
+    iris: Path, tmp_path: Path, s3_bucket: str, s3_storage_options: dict[str, Any]
 ) -> None:
     secret = "serve-secret-never-logged-5b1e"
     options = {**s3_storage_options, "secret": secret}
-    path = write_model(tmp_path, "remote", example_data, assets=f"s3://{s3_bucket}/models")
-    publish_version(path, options)
+    lab = make_lab(
+        tmp_path, iris, f"s3://{s3_bucket}/models", name="remote", storage_options=options
+    )
+    lab.train()
     options_file = tmp_path / "storage.json"
     options_file.write_text(json.dumps(options))
     with serving(
-        str(path),
+        str(lab.definition),
         "--poll-interval",
         POLL,
         "--storage-options",
@@ -411,7 +367,7 @@ def test_a_model_on_s3_is_served_with_storage_options_that_never_reach_the_log(
         "--access-log",
         log=tmp_path / "server.log",
     ) as server:
-        eventually(lambda: server.client().get("/health").status_code == 200)
+        wait_ready(server)
         response = predict(server, [FLOWER])
         assert response.status_code == 200, response.text
         assert (response.json()["model"], response.json()["version"]) == ("remote", 1)
@@ -421,14 +377,21 @@ def test_a_model_on_s3_is_served_with_storage_options_that_never_reach_the_log(
 
 
 def test_a_model_naming_an_airflow_connection_is_served_with_its_credentials(
-    example_data: Path, tmp_path: Path, s3_models: dict[str, Any]
+    iris: Path, tmp_path: Path, s3_models: dict[str, Any]
 ) -> None:
-    path = write_model(tmp_path, "connected", example_data, assets=s3_models["root"])
-    text = path.read_text().replace("assets:\n", "assets:\n  conn_id: model_steps_s3\n")
-    path.write_text(text)
-    version = publish_version(path, s3_models["storage_options"])
-    with serving(str(path), "--poll-interval", POLL, log=tmp_path / "server.log") as server:
-        eventually(lambda: server.client().get("/health").status_code == 200)
+    lab = make_lab(
+        tmp_path,
+        iris,
+        s3_models["root"],
+        name="connected",
+        conn_id="model_steps_s3",
+        storage_options=s3_models["storage_options"],
+    )
+    version = lab.train()
+    with serving(
+        str(lab.definition), "--poll-interval", POLL, log=tmp_path / "server.log"
+    ) as server:
+        wait_ready(server)
         response = predict(server, [FLOWER])
         assert response.status_code == 200, response.text
         assert response.json()["version"] == version
@@ -436,16 +399,16 @@ def test_a_model_naming_an_airflow_connection_is_served_with_its_credentials(
 
 
 def test_a_pinned_version_is_served_after_newer_ones_are_published(
-    example_data: Path, tmp_path: Path
+    iris: Path, tmp_path: Path
 ) -> None:
-    path = write_model(tmp_path, "steady", example_data, status="undeployed")
-    publish_version(path)
+    lab = make_lab(tmp_path, iris, name="steady", status="undeployed")
+    lab.train()
     with serving(
-        str(path), "--pin", "1", "--poll-interval", POLL, log=tmp_path / "server.log"
+        str(lab.definition), "--pin", "1", "--poll-interval", POLL, log=tmp_path / "server.log"
     ) as server:
-        eventually(lambda: server.client().get("/health").status_code == 200)
-        assert publish_version(path) == 2
-        eventually(lambda: server.client().get("/version").json()["polls"] >= 3)
+        wait_ready(server)
+        assert lab.train() == 2
+        wait_for(lambda: server.client().get("/version").json()["polls"] >= 3, RELOAD_SECONDS)
         assert predict(server, [FLOWER]).json()["version"] == 1
         assert server.client().get("/version").json()["pinned"] == 1
 
@@ -453,13 +416,13 @@ def test_a_pinned_version_is_served_after_newer_ones_are_published(
 # -- shutdown --------------------------------------------------------------------------------
 
 
-def test_sigterm_finishes_the_request_in_flight_then_exits_0(
-    example_data: Path, tmp_path: Path
-) -> None:
-    path = write_model(tmp_path, "leaving", example_data)
-    publish_version(path)
-    with serving(str(path), "--poll-interval", POLL, log=tmp_path / "server.log") as server:
-        eventually(lambda: server.client().get("/health").status_code == 200)
+def test_sigterm_finishes_the_request_in_flight_then_exits_0(iris: Path, tmp_path: Path) -> None:
+    lab = make_lab(tmp_path, iris, name="leaving")
+    lab.train()
+    with serving(
+        str(lab.definition), "--poll-interval", POLL, log=tmp_path / "server.log"
+    ) as server:
+        wait_ready(server)
         body = json.dumps([FLOWER]).encode()
         with socket.create_connection(("127.0.0.1", server.port), timeout=10) as conn:
             head = (

@@ -1,9 +1,8 @@
 """Real-time handlers on a local store: what they serve, what they refuse, how they follow.
 
-Versions are trained and published for real, with the same task functions the train DAG runs
-(:func:`model_steps.tasks.train_step` and :func:`~model_steps.tasks.publish`), on iris. The
-helpers at the top are shared with ``tests/integration/test_handler_faults.py``, which runs the
-fault scenarios against local disk and the S3 test server.
+Versions are trained and published for real, with the same task functions the train DAG runs,
+on iris (see :mod:`tests.lab`, shared with ``tests/integration/test_handler_faults.py``, which
+runs the fault scenarios against local disk and the S3 test server).
 """
 
 from __future__ import annotations
@@ -14,9 +13,7 @@ import random
 import sys
 import textwrap
 import threading
-import time
-from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -34,46 +31,17 @@ from model_steps.errors import (
     UnknownModelError,
 )
 from model_steps.handler import HandlerSet, ModelHandler, poll_wait
-from model_steps.imports import allowed_imports
-from model_steps.loader import load_and_validate
-from model_steps.rendered import Rendered
-from model_steps.settings import load_settings
-from model_steps.spec import ModelSpec
-from model_steps.store import ModelStore
-from model_steps.tasks import Environment, RunInfo, environment, publish, train_step
+from tests.lab import (
+    FEATURES,
+    CodeStep,
+    Lab,
+    expected_labels,
+    make_lab,
+    scores,
+    wait_for,
+    write_iris,
+)
 
-FEATURES = ["sepal_length", "sepal_width", "petal_length", "petal_width"]
-IRIS = """\
-apiVersion: model-steps/v1
-kind: Model
-name: {name}
-status: {status}
-assets: {{root: "{root}"}}
-steps:
-  - id: scale
-    has_assets: true
-    assets_identifier: scaler.joblib
-    parameters:
-      package: sklearn.preprocessing
-      class: StandardScaler
-      input:
-        train: {{url: "{data}"}}
-      training: {{target: species}}
-{middle}  - id: classify
-    has_assets: true
-    assets_identifier: model.joblib
-    parameters:
-      package: sklearn.linear_model
-      class: LogisticRegression
-      init: {{C: 1.0, max_iter: 500}}
-      methods: {{predict: {predict}}}
-"""
-PAUSE = """\
-  - id: pause
-    parameters:
-      callable: "{module}:pause"
-      init: {{seconds: 0.0}}
-"""
 PAUSE_CODE = '''\
 import time
 
@@ -85,100 +53,9 @@ def pause(data, seconds):
 '''
 
 
-# -- helpers shared with the integration fault tests ----------------------------------------
-
-
-def write_iris(folder: Path) -> Path:
-    """Iris with its species, from scikit-learn's bundled copy (no download)."""
-    from sklearn.datasets import load_iris
-
-    iris = load_iris(as_frame=True)
-    frame = iris.frame
-    frame.columns = [*FEATURES, "species"]
-    frame["species"] = frame["species"].map(dict(enumerate(iris.target_names)))
-    path = folder / "iris.csv"
-    frame.to_csv(path, index=False)
-    return path
-
-
-@dataclass
-class Lab:
-    """A model definition on a store, and training runs that publish its versions."""
-
-    definition: Path
-    spec: ModelSpec
-    storage_options: dict[str, Any] = field(default_factory=dict)
-    runs: int = 0
-
-    @property
-    def store(self) -> ModelStore:
-        """The model's store, as the train DAG opens it."""
-        return self._env().store
-
-    def train(self, C: float = 1.0, pause: float | None = None, with_std: bool = True) -> int:
-        """Train every step and publish; returns the new version.
-
-        ``C`` (the logistic regression's) and ``with_std`` (the scaler's) make versions predict
-        differently; ``pause`` sets the pause step's seconds (recorded rendered in the
-        manifest, as Airflow renders init).
-        """
-        self.runs += 1
-        run = RunInfo(f"{self.spec.name}__train", f"manual__{self.runs}")
-        env = self._env()
-        for step in self.spec.steps:
-            rendered = Rendered.templates(step, "train")
-            init = dict(rendered.init)
-            if step.id == "classify":
-                init["C"] = C
-            if step.id == "scale":
-                init["with_std"] = with_std
-            if step.id == "pause" and pause is not None:
-                init["seconds"] = pause
-            train_step(self.spec, step.id, run, env, Rendered(init, rendered.inputs))
-        version: int = publish(self.spec, run, env)["version"]
-        return version
-
-    def handler(self, **options: Any) -> ModelHandler:
-        """A handler built from the definition file, with short test-friendly waits."""
-        options.setdefault("poll_interval", 0.05)
-        options.setdefault("max_backoff", 0.4)
-        return ModelHandler.from_definition(
-            self.definition, storage_options=self.storage_options, **options
-        )
-
-    def _env(self) -> Environment:
-        """The train DAG's environment; the definition's folder is importable, as in Airflow."""
-        env = environment(self.spec, load_settings(), self.storage_options)
-        folder = self.definition.parent
-        if str(folder) not in sys.path:
-            sys.path.append(str(folder))
-        allowed = (*env.allowed, *allowed_imports({}, folder))
-        return Environment(env.store, env.storage_options, allowed)
-
-
-def make_lab(
-    folder: Path,
-    data: Path,
-    root: str,
-    *,
-    name: str = "iris",
-    status: str = "deployed",
-    predict: str = "predict",
-    pause_module: str | None = None,
-    storage_options: Mapping[str, Any] | None = None,
-) -> Lab:
-    """Write a definition (optionally with a pause step from ``pause_module``) and load it."""
-    folder.mkdir(parents=True, exist_ok=True)
-    middle = ""
-    if pause_module:
-        (folder / f"{pause_module}.py").write_text(PAUSE_CODE)
-        middle = PAUSE.format(module=pause_module)
-    path = folder / f"{name}.yaml"
-    path.write_text(
-        IRIS.format(name=name, status=status, root=root, data=data, predict=predict, middle=middle)
-    )
-    (loaded,) = load_and_validate([path], load_settings().environ).models
-    return Lab(path, loaded.spec, dict(storage_options or {}))
+def pause_step(module: str) -> CodeStep:
+    """A step that sleeps ``seconds`` (none unless training says), written to ``module``."""
+    return CodeStep("pause", module, PAUSE_CODE, "{seconds: 0.0}")
 
 
 def rewrite_manifest(lab: Lab, version: int, change: Callable[[dict[str, Any]], None]) -> None:
@@ -195,33 +72,6 @@ def as_an_older_release_wrote_it(document: dict[str, Any]) -> None:
         del step["definition"], step["dtypes_in"]
 
 
-def scores(data: Path) -> pd.DataFrame:
-    """Rows to predict: iris without its species, in a mixed order."""
-    return pd.read_csv(data).drop(columns="species").sample(30, random_state=3)
-
-
-def expected_labels(
-    data: Path, rows: pd.DataFrame, C: float = 1.0, with_std: bool = True
-) -> list[str]:
-    """What a plain scikit-learn pipeline trained the same way predicts."""
-    from sklearn.linear_model import LogisticRegression
-    from sklearn.pipeline import make_pipeline
-    from sklearn.preprocessing import StandardScaler
-
-    frame = pd.read_csv(data)
-    model = make_pipeline(StandardScaler(with_std=with_std), LogisticRegression(C=C, max_iter=500))
-    model.fit(frame[FEATURES], frame["species"])
-    return list(model.predict(rows))
-
-
-def wait_for(condition: Callable[[], bool], timeout: float = 10.0) -> None:
-    """Poll ``condition`` every few milliseconds until it holds; fail after ``timeout``."""
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, "condition not met in time"
-        time.sleep(0.01)
-
-
 # -- fixtures ----------------------------------------------------------------------------------
 
 
@@ -232,14 +82,14 @@ def data(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture
 def lab(tmp_path: Path, data: Path) -> Lab:
-    return make_lab(tmp_path / "dags", data, str(tmp_path / "assets"))
+    return make_lab(tmp_path, data)
 
 
 @pytest.fixture(scope="module")
 def served(tmp_path_factory: pytest.TempPathFactory, data: Path) -> Iterator[ModelHandler]:
     """One published version and a handler serving it, shared by the read-only tests."""
     folder = tmp_path_factory.mktemp("served")
-    lab = make_lab(folder / "dags", data, str(folder / "assets"))
+    lab = make_lab(folder, data)
     lab.train()
     handler = lab.handler()
     handler.load()
@@ -283,7 +133,7 @@ def test_numbers_sent_as_text_are_converted(served: ModelHandler, data: Path) ->
 
 
 def test_probabilities_come_back_as_one_json_ready_dict_per_row(tmp_path: Path, data: Path) -> None:
-    lab = make_lab(tmp_path / "dags", data, str(tmp_path / "assets"), predict="predict_proba")
+    lab = make_lab(tmp_path, data, predict="predict_proba")
     lab.train()
     handler = lab.handler()
     handler.load()
@@ -345,7 +195,7 @@ def test_column_errors_name_the_columns_the_version_reads(served: ModelHandler) 
 
 
 def test_an_undeployed_model_is_refused_with_what_to_change(tmp_path: Path, data: Path) -> None:
-    lab = make_lab(tmp_path / "dags", data, str(tmp_path / "assets"), status="undeployed")
+    lab = make_lab(tmp_path, data, status="undeployed")
     with pytest.raises(NotDeployedError) as refused:
         lab.handler()
     assert "status 'undeployed'" in str(refused.value)
@@ -354,7 +204,7 @@ def test_an_undeployed_model_is_refused_with_what_to_change(tmp_path: Path, data
 
 
 def test_an_undeployed_model_serves_a_pinned_version(tmp_path: Path, data: Path) -> None:
-    lab = make_lab(tmp_path / "dags", data, str(tmp_path / "assets"), status="undeployed")
+    lab = make_lab(tmp_path, data, status="undeployed")
     lab.train()
     lab.train(C=0.01)
     handler = lab.handler(pin=1)
@@ -377,14 +227,9 @@ def test_a_store_url_alone_serves_its_published_model(lab: Lab, data: Path) -> N
 def test_a_model_with_an_airflow_connection_needs_storage_options(
     tmp_path: Path, data: Path
 ) -> None:
-    path = tmp_path / "conn.yaml"
-    path.write_text(
-        IRIS.format(
-            name="conn", status="deployed", root=tmp_path, data=data, predict="predict", middle=""
-        ).replace("assets: {", "assets: {conn_id: aws_models, ")
-    )
+    lab = make_lab(tmp_path, data, name="conn", conn_id="aws_models")
     with pytest.raises(PermanentError, match=r"Airflow connection 'aws_models'.*storage_options"):
-        ModelHandler.from_definition(path)
+        ModelHandler.from_definition(lab.definition)
 
 
 def test_an_invalid_definition_reports_its_problems(tmp_path: Path) -> None:
@@ -423,7 +268,7 @@ def test_a_version_from_an_older_release_is_served_with_its_definition(
 def test_an_older_version_whose_init_needs_airflow_to_render_is_refused(
     tmp_path: Path, data: Path
 ) -> None:
-    lab = make_lab(tmp_path / "dags", data, str(tmp_path / "assets"), pause_module="slow_c")
+    lab = make_lab(tmp_path, data, step=pause_step("slow_c"))
     lab.train()
     rewrite_manifest(lab, 1, as_an_older_release_wrote_it)
     templated = lab.definition.read_text().replace(
@@ -437,7 +282,7 @@ def test_an_older_version_whose_init_needs_airflow_to_render_is_refused(
 def test_a_version_whose_step_code_is_missing_here_is_refused_at_warm_up(
     tmp_path: Path, data: Path
 ) -> None:
-    lab = make_lab(tmp_path / "dags", data, str(tmp_path / "assets"), pause_module="slow_d")
+    lab = make_lab(tmp_path, data, step=pause_step("slow_d"))
     lab.train()
     vanishing = lab.definition.parent / "vanished_code.py"
     vanishing.write_text(PAUSE_CODE)
@@ -525,11 +370,11 @@ def test_the_poll_thread_picks_up_new_versions_by_itself(lab: Lab) -> None:
 def test_loading_beside_the_old_version_keeps_answering_during_the_reload(
     tmp_path: Path, data: Path
 ) -> None:
-    lab = make_lab(tmp_path / "dags", data, str(tmp_path / "assets"), pause_module="slow_a")
-    lab.train(pause=0.0)
+    lab = make_lab(tmp_path, data, step=pause_step("slow_a"))
+    lab.train(pause={"seconds": 0.0})
     handler = lab.handler()
     handler.load()
-    lab.train(pause=0.5)  # the warm-up of version 2 takes half a second
+    lab.train(pause={"seconds": 0.5})  # the warm-up of version 2 takes half a second
     polling = threading.Thread(target=handler.poll_once)
     polling.start()
     wait_for(lambda: handler.status.versions_in_memory == 2)
@@ -541,11 +386,11 @@ def test_loading_beside_the_old_version_keeps_answering_during_the_reload(
 
 
 def test_unload_first_mode_reports_the_gap_it_causes(tmp_path: Path, data: Path) -> None:
-    lab = make_lab(tmp_path / "dags", data, str(tmp_path / "assets"), pause_module="slow_b")
-    lab.train(pause=0.0)
+    lab = make_lab(tmp_path, data, step=pause_step("slow_b"))
+    lab.train(pause={"seconds": 0.0})
     handler = lab.handler(unload_first=True)
     handler.load()
-    lab.train(pause=0.5)
+    lab.train(pause={"seconds": 0.5})
     polling = threading.Thread(target=handler.poll_once)
     polling.start()
     wait_for(lambda: not handler.ready)
@@ -647,10 +492,7 @@ def test_invalid_poll_settings_are_refused(lab: Lab) -> None:
 
 
 def test_a_handler_set_serves_several_models_by_name(tmp_path: Path, data: Path) -> None:
-    labs = [
-        make_lab(tmp_path / "dags", data, str(tmp_path / "assets"), name=name)
-        for name in ("iris", "lilac")
-    ]
+    labs = [make_lab(tmp_path, data, name=name) for name in ("iris", "lilac")]
     for lab in labs:
         lab.train()
     handlers = HandlerSet.from_definitions(

@@ -1,0 +1,199 @@
+"""A model definition on a store, trained and published like the train DAG's tasks, without Airflow.
+
+One model serves the handler and server tests: a scaler and a logistic regression on iris,
+trained with :func:`model_steps.tasks.train_step` and published with
+:func:`~model_steps.tasks.publish`, as the train DAG runs them. Tests vary it through
+:func:`make_lab`'s parameters (name, status, store, a step of their own code) rather than with
+templates of their own, so each shows only what it changes.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from model_steps.examples import write_example_data
+from model_steps.handler import ModelHandler
+from model_steps.imports import allowed_imports
+from model_steps.loader import load_and_validate
+from model_steps.rendered import Rendered
+from model_steps.settings import load_settings
+from model_steps.spec import ModelSpec
+from model_steps.store import ModelStore
+from model_steps.tasks import Environment, RunInfo, environment, publish, train_step
+
+FEATURES = ["sepal_length", "sepal_width", "petal_length", "petal_width"]
+IRIS = """\
+apiVersion: model-steps/v1
+kind: Model
+name: {name}
+status: {status}
+assets: {{{conn_id}root: "{root}"}}
+steps:
+  - id: scale
+    has_assets: true
+    assets_identifier: scaler.joblib
+    parameters:
+      package: sklearn.preprocessing
+      class: StandardScaler
+      input:
+        train: {{url: "{data}"}}
+      training: {{target: species}}
+{middle}  - id: classify
+    has_assets: true
+    assets_identifier: model.joblib
+    parameters:
+      package: sklearn.linear_model
+      class: LogisticRegression
+      init: {{C: 1.0, max_iter: 500}}
+      methods: {{predict: {predict}}}
+"""
+CODE_STEP = """\
+  - id: {id}
+    parameters:
+      callable: "{module}:{id}"
+      init: {init}
+"""
+
+
+@dataclass(frozen=True)
+class CodeStep:
+    """A step between the scaler and the classifier that calls a function of the test's own.
+
+    The function, named like the step, is written to ``module``.py beside the definition, where
+    Airflow's DAGs folder would hold it. Python caches a module by its name for the whole
+    session, so every test that writes code names its own module.
+    """
+
+    id: str
+    module: str
+    code: str
+    init: str
+    """The step's ``init``, as a YAML flow mapping."""
+
+
+def write_iris(folder: Path) -> Path:
+    """Iris with its species, written as the example models read it; returns its CSV."""
+    write_example_data(folder)
+    return folder / "iris" / "train.csv"
+
+
+@dataclass
+class Lab:
+    """A model definition on a store, and training runs that publish its versions."""
+
+    definition: Path
+    spec: ModelSpec
+    storage_options: dict[str, Any] = field(default_factory=dict)
+    runs: int = 0
+
+    @property
+    def store(self) -> ModelStore:
+        """The model's store, as the train DAG opens it."""
+        return self._env().store
+
+    def train(self, C: float = 1.0, with_std: bool = True, **steps_init: Mapping[str, Any]) -> int:
+        """Train every step and publish; returns the new version.
+
+        ``C`` (the logistic regression's) and ``with_std`` (the scaler's) make versions predict
+        differently; ``steps_init`` changes other steps' init by step id (recorded rendered in
+        the manifest, as Airflow renders init).
+        """
+        self.runs += 1
+        run = RunInfo(f"{self.spec.name}__train", f"manual__{self.runs}")
+        env = self._env()
+        changes = {**steps_init, "classify": {"C": C}, "scale": {"with_std": with_std}}
+        for step in self.spec.steps:
+            rendered = Rendered.templates(step, "train")
+            init = {**rendered.init, **changes.get(step.id, {})}
+            train_step(self.spec, step.id, run, env, Rendered(init, rendered.inputs))
+        version: int = publish(self.spec, run, env)["version"]
+        return version
+
+    def handler(self, **options: Any) -> ModelHandler:
+        """A handler built from the definition file, with short test-friendly waits."""
+        options.setdefault("poll_interval", 0.05)
+        options.setdefault("max_backoff", 0.4)
+        return ModelHandler.from_definition(
+            self.definition, storage_options=self.storage_options, **options
+        )
+
+    def _env(self) -> Environment:
+        """The train DAG's environment; the definition's folder is importable, as in Airflow."""
+        env = environment(self.spec, load_settings(), self.storage_options)
+        folder = self.definition.parent
+        if str(folder) not in sys.path:
+            sys.path.append(str(folder))
+        allowed = (*env.allowed, *allowed_imports({}, folder))
+        return Environment(env.store, env.storage_options, allowed)
+
+
+def make_lab(
+    folder: Path,
+    data: Path,
+    root: str | None = None,
+    *,
+    name: str = "iris",
+    status: str = "deployed",
+    predict: str = "predict",
+    conn_id: str | None = None,
+    step: CodeStep | None = None,
+    storage_options: Mapping[str, Any] | None = None,
+) -> Lab:
+    """Write ``folder/<name>.yaml`` training on the CSV ``data`` and load it.
+
+    Versions go to ``root`` (``folder/assets`` unless given); ``conn_id`` names an Airflow
+    connection for that store and ``storage_options`` are what the tasks open it with here;
+    ``step`` adds a step of the test's own code.
+    """
+    folder.mkdir(parents=True, exist_ok=True)
+    middle = ""
+    if step:
+        (folder / f"{step.module}.py").write_text(step.code)
+        middle = CODE_STEP.format(id=step.id, module=step.module, init=step.init)
+    path = folder / f"{name}.yaml"
+    text = IRIS.format(
+        name=name,
+        status=status,
+        conn_id=f"conn_id: {conn_id}, " if conn_id else "",
+        root=root or folder / "assets",
+        data=data,
+        predict=predict,
+        middle=middle,
+    )
+    path.write_text(text)
+    (loaded,) = load_and_validate([path], load_settings().environ).models
+    return Lab(path, loaded.spec, dict(storage_options or {}))
+
+
+def scores(data: Path) -> pd.DataFrame:
+    """Rows to predict: iris without its species, in a mixed order."""
+    return pd.read_csv(data).drop(columns="species").sample(30, random_state=3)
+
+
+def expected_labels(
+    data: Path, rows: pd.DataFrame, C: float = 1.0, with_std: bool = True
+) -> list[str]:
+    """What a plain scikit-learn pipeline trained the same way predicts."""
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    frame = pd.read_csv(data)
+    model = make_pipeline(StandardScaler(with_std=with_std), LogisticRegression(C=C, max_iter=500))
+    model.fit(frame[FEATURES], frame["species"])
+    return list(model.predict(rows))
+
+
+def wait_for(condition: Callable[[], bool], timeout: float = 10.0) -> None:
+    """Poll ``condition`` every few milliseconds until it holds; fail after ``timeout``."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, f"condition not met within {timeout}s"
+        time.sleep(0.01)
