@@ -22,7 +22,6 @@ import threading
 from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
 from contextlib import asynccontextmanager
-from datetime import datetime
 from types import FrameType
 from typing import Any, Literal
 
@@ -32,7 +31,7 @@ from pydantic import BaseModel
 from starlette.concurrency import run_in_threadpool
 
 from model_steps.errors import InvalidInputError, NotReadyError, UnknownModelError
-from model_steps.handler import HandlerSet, ModelHandler
+from model_steps.handler import HandlerSet, HandlerStatus, ModelHandler
 from model_steps.memory import limit_malloc_arenas
 
 __all__ = [
@@ -42,7 +41,6 @@ __all__ = [
     "HealthResponse",
     "ModelHealth",
     "PredictResponse",
-    "VersionResponse",
     "create_app",
     "run",
 ]
@@ -72,28 +70,6 @@ class PredictResponse(BaseModel):
     rows: int
     predictions: list[Any]
     """One value per record: a scalar for a one-column output, else an object per record."""
-
-
-class VersionResponse(BaseModel):
-    """What a handler serves and how its polling and reloads went (the handler's status)."""
-
-    model: str
-    ready: bool
-    version: int | None
-    pinned: int | None
-    loaded_at: datetime | None
-    last_poll_at: datetime | None
-    last_poll_ok_at: datetime | None
-    polls: int
-    poll_failures: int
-    reloads: int
-    reload_failures: int
-    last_error: str | None
-    last_reload_seconds: float | None
-    last_publish_to_serving_seconds: float | None
-    unavailable_seconds: float
-    versions_in_memory: int
-    loaded_bytes: int
 
 
 class ModelHealth(BaseModel):
@@ -195,11 +171,11 @@ def _routes(
         body = await _read_body(request, max_body_bytes)
         return await run_in_threadpool(_predict, handler, body, max_rows)
 
-    def version_named(name: str) -> VersionResponse:
-        return _version(served[name])
+    def version_named(name: str) -> HandlerStatus:
+        return served[name].status
 
-    def models() -> list[VersionResponse]:
-        return [_version(handler) for handler in served.values()]
+    def models() -> list[HandlerStatus]:
+        return [handler.status for handler in served.values()]
 
     def health() -> JSONResponse:
         answer = _health(served)
@@ -227,15 +203,11 @@ def _routes(
         async def predict(request: Request) -> PredictResponse:
             return await predict_named(only, request)
 
-        def version() -> VersionResponse:
+        def version() -> HandlerStatus:
             return version_named(only)
 
         app.post("/predict", **predict_options)(predict)
         app.get("/version")(version)
-
-
-def _version(handler: ModelHandler) -> VersionResponse:
-    return VersionResponse.model_validate(handler.status.as_dict())
 
 
 def _health(served: HandlerSet) -> HealthResponse:

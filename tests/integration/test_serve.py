@@ -213,7 +213,7 @@ def test_metrics_are_prometheus_text_labelled_with_the_model(flowers: Server) ->
 
 def test_openapi_documents_the_typed_responses(flowers: Server) -> None:
     schema = flowers.client().get("/openapi.json").json()
-    assert {"PredictResponse", "VersionResponse", "HealthResponse", "ErrorResponse"} <= set(
+    assert {"PredictResponse", "HandlerStatus", "HealthResponse", "ErrorResponse"} <= set(
         schema["components"]["schemas"]
     )
     predict_doc = schema["paths"]["/predict"]["post"]
