@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
-import gc
 from typing import Any
 
 __all__ = ["limit_malloc_arenas", "release_freed_memory"]
@@ -29,11 +28,7 @@ _MALLOPT = _glibc("mallopt")
 
 
 def release_freed_memory() -> None:
-    """Give the heap a dropped version leaves behind back to the OS.
-
-    Python's cycle collector runs first, so the old version's objects are really gone.
-    """
-    gc.collect()
+    """Give the heap a dropped version leaves behind back to the OS."""
     if _TRIM is not None:
         _TRIM(0)
 
