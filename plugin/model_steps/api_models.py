@@ -49,7 +49,7 @@ class DagState(BaseModel):
     dag_id: str
     kind: DagKind
     paused: bool | None = Field(description="null when Airflow has not parsed the DAG yet")
-    url: str = Field(description="The DAG's page in the Airflow UI")
+    url: str = Field(description="The DAG's page in the Airflow UI, as a path under its base URL")
     last_run: LastRun | None
 
 
