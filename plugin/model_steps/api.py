@@ -26,6 +26,7 @@ from airflow.api_fastapi.logging.decorators import action_logging
 from airflow.models.dag import DagModel
 from airflow.models.dagrun import DagRun
 from fastapi import APIRouter, Depends, FastAPI, HTTPException, Request, status
+from fastapi.exception_handlers import http_exception_handler
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
@@ -79,6 +80,8 @@ ICON = (
     '<path d="m7 14 4-4 4 4 5-6"/></svg>'
 )
 """The "Models" entry's icon in Airflow's navigation (served here: nothing loads from elsewhere)."""
+LOGIN_LANDING = "/plugin/models"
+"""Where a browser lands after signing in: the Models page inside Airflow's UI (its url_route)."""
 STORE_TIMEOUT_SECONDS = 10.0
 """How long a listing waits for the stores; a slower one shows as unavailable, not as a hang."""
 _STORE_THREADS = 8
@@ -438,6 +441,19 @@ async def _validation_error(request: Request, error: Exception) -> JSONResponse:
     )
 
 
+async def _refused(request: Request, error: Exception) -> Response:
+    """Send a browser that is not signed in to Airflow's login, and back to the page after.
+
+    Someone who bookmarked the Models page gets Airflow's login form instead of a JSON 401;
+    API clients (which do not ask for HTML) still get the 401.
+    """
+    assert isinstance(error, HTTPException)
+    wants_page = request.method == "GET" and "text/html" in request.headers.get("accept", "")
+    if error.status_code == status.HTTP_401_UNAUTHORIZED and wants_page:
+        return RedirectResponse(get_auth_manager().get_url_login(next_url=LOGIN_LANDING))
+    return await http_exception_handler(request, error)
+
+
 def _unexpected_error(request: Request, error: Exception) -> JSONResponse:
     return JSONResponse(
         {"detail": f"internal error: {_describe(error)}"},
@@ -469,6 +485,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_exception_handler(StoreUnavailableError, _store_error)
     app.add_exception_handler(CorruptDocumentError, _store_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
+    app.add_exception_handler(HTTPException, _refused)
     app.add_exception_handler(Exception, _unexpected_error)
     app.include_router(router)
     return app

@@ -119,6 +119,16 @@ def test_every_endpoint_refuses_a_request_without_credentials(
     assert response.json() == {"detail": "Not authenticated"}
 
 
+def test_a_browser_without_a_session_is_sent_to_airflows_login_and_back(
+    anonymous: httpx.Client,
+) -> None:
+    response = anonymous.get(f"{PREFIX}/ui/", headers={"Accept": "text/html,*/*;q=0.8"})
+    assert response.status_code == 307
+    location = httpx.URL(response.headers["location"])
+    assert location.path.endswith("/auth/login")
+    assert location.params["next"] == "/plugin/models"
+
+
 def test_an_anonymous_malformed_body_is_refused_before_it_is_read(
     anonymous: httpx.Client,
 ) -> None:
