@@ -23,6 +23,10 @@ from airflow.api_fastapi.auth.managers.models.resource_details import DagDetails
 from airflow.api_fastapi.common.db.common import SessionDep
 from airflow.api_fastapi.core_api.security import GetUserDep, bearer_scheme, get_user
 from airflow.api_fastapi.logging.decorators import action_logging
+
+# The metadata DB's ORM models, read and written through the API server's own session exactly as
+# Airflow's public routes do (routes/public/dags.py). They are server-side models, not the
+# deprecated DAG-authoring imports: DAGs themselves are built with airflow.sdk (dags.py).
 from airflow.models.dag import DagModel
 from airflow.models.dagrun import DagRun
 from fastapi import APIRouter, Depends, FastAPI, HTTPException, Request, status
