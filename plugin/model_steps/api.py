@@ -10,6 +10,7 @@ guard plugin apps by itself; changes also need edit permission on both of the mo
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections.abc import Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor, wait
@@ -17,7 +18,9 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Annotated, Any
 
+from airflow._shared.secrets_masker import redact
 from airflow.api_fastapi.app import get_auth_manager
+from airflow.api_fastapi.auth.managers.base_auth_manager import ResourceMethod
 from airflow.api_fastapi.auth.managers.models.base_user import BaseUser
 from airflow.api_fastapi.auth.managers.models.resource_details import DagDetails
 from airflow.api_fastapi.common.db.common import SessionDep
@@ -76,6 +79,8 @@ from model_steps.store import CARD, ModelStore
 from model_steps.tasks import environment
 
 __all__ = ["create_app"]
+
+log = logging.getLogger(__name__)
 
 UI_FOLDER = Path(__file__).with_name("ui")
 ICON = (
@@ -367,18 +372,20 @@ def _version_summary(manifest: Manifest, current: int | None) -> VersionSummary:
 # -- permissions and changes -----------------------------------------------------------------------
 
 
-def _require_edit(spec: ModelSpec, user: BaseUser) -> None:
-    """Changing a model changes what both of its DAGs do, so both must be editable."""
-    manager = get_auth_manager()
-    refused = [
-        dag_id
-        for dag_id in dag_ids(spec)
-        if not manager.is_authorized_dag(method="PUT", details=DagDetails(id=dag_id), user=user)
-    ]
+def _may(method: ResourceMethod, dag_id: str, user: BaseUser) -> bool:
+    return get_auth_manager().is_authorized_dag(
+        method=method, details=DagDetails(id=dag_id), user=user
+    )
+
+
+def _require(spec: ModelSpec, user: BaseUser, method: ResourceMethod) -> None:
+    """A model is its DAGs: seeing it needs read access to both, changing it edit access."""
+    refused = [dag_id for dag_id in dag_ids(spec) if not _may(method, dag_id, user)]
     if refused:
+        verb = "edit" if method == "PUT" else "read"
         raise HTTPException(
             status.HTTP_403_FORBIDDEN,
-            f"user {user.get_name()!r} may not edit DAG(s) {', '.join(refused)} of model "
+            f"user {user.get_name()!r} may not {verb} DAG(s) {', '.join(refused)} of model "
             f"{spec.name!r}",
         )
 
@@ -459,8 +466,10 @@ async def _refused(request: Request, error: Exception) -> Response:
 
 
 def _unexpected_error(request: Request, error: Exception) -> JSONResponse:
+    """Details go to the API server's log, not to the caller."""
+    log.exception("model-steps API: %s %s failed", request.method, request.url.path)
     return JSONResponse(
-        {"detail": f"internal error: {_describe(error)}"},
+        {"detail": "internal error in the model-steps API; the API server's log has the details"},
         status_code=status.HTTP_500_INTERNAL_SERVER_ERROR,
     )
 
@@ -484,6 +493,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         "POST /auth/token as a bearer token, or the Airflow UI's session cookie).",
         dependencies=[Depends(get_user)],
         responses=ERROR_RESPONSES,
+        docs_url=None,  # Swagger and ReDoc pages would skip the app's authentication
+        redoc_url=None,
     )
     app.state.definitions = _Definitions(settings or load_settings())
     app.add_exception_handler(StoreUnavailableError, _store_error)
@@ -500,8 +511,10 @@ def _definitions(request: Request) -> _Definitions:
     return definitions
 
 
-def _model(name: str, definitions: DefinitionsDep) -> LoadedModel:
-    return definitions.model(name)
+def _model(name: str, definitions: DefinitionsDep, user: GetUserDep) -> LoadedModel:
+    model = definitions.model(name)
+    _require(model.spec, user, "GET")
+    return model
 
 
 DefinitionsDep = Annotated[_Definitions, Depends(_definitions)]
@@ -510,18 +523,22 @@ router = APIRouter()
 
 
 @router.get("/models", summary="Every model and every definition file that failed")
-def list_models(definitions: DefinitionsDep, session: SessionDep) -> ModelList:
-    """Models with live pause state, last runs and store facts; broken files with problems."""
+def list_models(definitions: DefinitionsDep, session: SessionDep, user: GetUserDep) -> ModelList:
+    """Models with live pause state, last runs and store facts; broken files with problems.
+
+    Only what the user may read, as Airflow's own DAG listing filters by permission.
+    """
     catalog = definitions.catalog()
-    specs = [m.spec for m in catalog.models]
+    models = [m for m in catalog.models if all(_may("GET", d, user) for d in dag_ids(m.spec))]
+    specs = [m.spec for m in models]
     dags = _dag_states(session, specs)
     lives = _live_all(specs, definitions.settings)
     return ModelList(
         models=[
             _summary(model, definitions, dags, live)
-            for model, live in zip(catalog.models, lives, strict=True)
+            for model, live in zip(models, lives, strict=True)
         ],
-        invalid=_invalid(catalog, definitions),
+        invalid=[f for f in _invalid(catalog, definitions) if _may("GET", f.dag_id, user)],
     )
 
 
@@ -558,7 +575,16 @@ def get_version(model: ModelDep, version: int, definitions: DefinitionsDep) -> M
             status.HTTP_404_NOT_FOUND,
             f"model {model.spec.name!r} has no complete version {version}",
         )
-    return store.manifest(version)
+    return _redacted(store.manifest(version))
+
+
+def _redacted(manifest: Manifest) -> Manifest:
+    """The manifest with values under sensitive names masked, as Airflow's API masks them.
+
+    A version records each step's rendered init and the run's parameters; a key named like a
+    secret (``api_key``, ``password``, ``token``...) must not reach every viewer.
+    """
+    return Manifest.model_validate(redact(manifest.model_dump(mode="json")))
 
 
 @router.post(
@@ -571,7 +597,7 @@ def rollback(
     model: ModelDep, body: RollbackRequest, user: GetUserDep, definitions: DefinitionsDep
 ) -> RollbackResult:
     """Moves the model's pointer back; nothing is rewritten, handlers reload on their next poll."""
-    _require_edit(model.spec, user)
+    _require(model.spec, user, "PUT")
     store = _open_store(model.spec, definitions.settings)
     return _rollback(store, model.spec.name, body.version)
 
@@ -599,7 +625,7 @@ def resume(model: ModelDep, user: GetUserDep, session: SessionDep) -> PauseResul
 def _pause_or_resume(
     spec: ModelSpec, user: BaseUser, session: Session, paused: bool
 ) -> PauseResult:
-    _require_edit(spec, user)
+    _require(spec, user, "PUT")
     _set_paused(session, spec, paused)
     return PauseResult(model=spec.name, dags=list(_dag_states(session, [spec]).values()))
 

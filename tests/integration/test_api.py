@@ -316,6 +316,20 @@ def test_a_version_is_its_manifest(admin: httpx.Client, trained: list[str]) -> N
     assert manifest["steps"][1]["asset"]["url"].endswith("/versions/1/classify/model.joblib")
 
 
+def test_a_served_manifest_masks_values_named_like_secrets(
+    viewer: httpx.Client, trained: list[str]
+) -> None:
+    manifest = viewer.get(f"{PREFIX}/models/{MODEL}/versions/1").json()
+    assert manifest["parameters"]["feature_store_token"] == "***"
+    assert "not-a-real-secret" not in json.dumps(manifest)
+
+
+def test_swagger_and_redoc_pages_are_not_served(anonymous: httpx.Client) -> None:
+    """They would skip the app's authentication; /openapi.json documents the API instead."""
+    for page in ("/docs", "/redoc"):
+        assert anonymous.get(PREFIX + page).status_code == 404
+
+
 def test_an_unknown_version_is_404(admin: httpx.Client, trained: list[str]) -> None:
     response = admin.get(f"{PREFIX}/models/{MODEL}/versions/99")
     assert response.status_code == 404
