@@ -475,7 +475,8 @@ class ModelHandler(_Serving):
         stats.reloads += 1
         stats.loaded_at = _now()
         stats.last_reload_seconds = round(time.perf_counter() - started, 6)
-        if pointer is not None and pointer.rolled_back_from is None:
+        if old is not None and pointer is not None and pointer.rolled_back_from is None:
+            # Only a swap measures publish -> serving; at start-up it would be the version's age.
             published = datetime.fromisoformat(pointer.published_at)
             stats.last_publish_to_serving_seconds = (_now() - published).total_seconds()
         log.info("%s: serving version %d (was %s)", self.name, version, old)

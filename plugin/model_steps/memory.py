@@ -9,7 +9,7 @@ glibc (musl, macOS) both are no-ops.
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
+from functools import cache
 from typing import Any
 
 __all__ = ["limit_malloc_arenas", "release_freed_memory"]
@@ -18,19 +18,17 @@ M_ARENA_MAX = -8
 """``mallopt``'s parameter number for the arena limit (glibc's malloc.h)."""
 
 
+@cache
 def _glibc(name: str) -> Any:
-    library = ctypes.util.find_library("c")
-    return getattr(ctypes.CDLL(library), name, None) if library else None
-
-
-_TRIM = _glibc("malloc_trim")
-_MALLOPT = _glibc("mallopt")
+    """A function of the C library the process already runs on (looked up on first use)."""
+    return getattr(ctypes.CDLL(None), name, None)
 
 
 def release_freed_memory() -> None:
     """Give the heap a dropped version leaves behind back to the OS."""
-    if _TRIM is not None:
-        _TRIM(0)
+    trim = _glibc("malloc_trim")
+    if trim is not None:
+        trim(0)
 
 
 def limit_malloc_arenas(arenas: int = 2) -> None:
@@ -41,5 +39,6 @@ def limit_malloc_arenas(arenas: int = 2) -> None:
     by ``model-steps serve`` before it starts any thread; an explicit ``MALLOC_ARENA_MAX`` in the
     environment wins, since glibc read it at start-up and this is only called without it.
     """
-    if _MALLOPT is not None:
-        _MALLOPT(M_ARENA_MAX, arenas)
+    mallopt = _glibc("mallopt")
+    if mallopt is not None:
+        mallopt(M_ARENA_MAX, arenas)

@@ -45,7 +45,6 @@ __all__ = [
     "ReadyStep",
     "RunInfo",
     "environment",
-    "features_of",
     "infer_frame",
     "infer_step",
     "load_step",
