@@ -389,15 +389,23 @@ class ModelHandler(_Serving):
                     self.load()
                 except Exception as error:
                     log.warning("%s: not serving yet: %s", self.name, error)
-            self._stopping.clear()
+            # Each thread gets its own stop signal: one that outlives a timed-out stop() must
+            # still end, not resume beside its successor.
+            self._stopping = threading.Event()
             self._thread = threading.Thread(
-                target=self._poll_forever, name=f"model-steps-poll-{self.name}", daemon=True
+                target=self._poll_forever,
+                args=(self._stopping,),
+                name=f"model-steps-poll-{self.name}",
+                daemon=True,
             )
             self._thread.start()
         return self
 
     def stop(self, timeout: float = 5.0) -> None:
-        """Stop polling (the loaded version keeps answering predict)."""
+        """Stop polling (the loaded version keeps answering predict).
+
+        Takes no lock, so a stop (on SIGTERM, say) never waits for a version still loading.
+        """
         self._stopping.set()
         thread, self._thread = self._thread, None
         if thread is not None:
@@ -405,8 +413,8 @@ class ModelHandler(_Serving):
 
     # -- internals ---------------------------------------------------------------------------
 
-    def _poll_forever(self) -> None:
-        while not self._stopping.wait(self._next_wait()):
+    def _poll_forever(self, stopping: threading.Event) -> None:
+        while not stopping.wait(self._next_wait()):
             self.poll_once()
 
     def _next_wait(self) -> float:
