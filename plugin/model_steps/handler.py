@@ -493,10 +493,14 @@ class ModelHandler(_Serving):
     def _load_unloading_first(self, version: int, old: int) -> None:
         """Free the old version before loading the new; the gap is counted, not hidden.
 
-        The manifest is checked first, so a pointer to nothing never empties the handler; if
+        The manifest and every asset's checksum are checked first, so a pointer to nothing or
+        a corrupt or missing asset never empties the handler (nor does each retry of one); if
         the new version still fails, the old one is loaded back.
         """
         manifest = self.store.manifest(version)
+        for step in manifest.steps:
+            if step.asset is not None:
+                self.store.verify_asset(step.asset)
         gap = time.monotonic()
         self._switching, self._loaded = (old, version), None
         try:

@@ -221,6 +221,20 @@ class ModelStore:
             handle.seek(0)
             yield handle
 
+    def verify_asset(self, record: AssetRecord) -> None:
+        """Check an asset against its manifest, streaming it once and keeping nothing.
+
+        For a reader that must know a version is whole before it gives something up: a
+        handler in unload-first mode checks every asset before it drops the version it serves.
+        """
+        fs, path = self._fs_for(record.url)
+        try:
+            with fs.open(path, "rb") as handle:
+                size, digest = _copy(handle, None)
+        except Exception as error:
+            raise StoreUnavailableError(f"cannot read {record.url}: {error}") from error
+        _verify(record, size, digest)
+
     def download_asset(self, record: AssetRecord, local_path: str) -> None:
         """Copy a large asset to a local file; only a verified file appears at ``local_path``.
 
@@ -516,12 +530,14 @@ def _parse(kind: type[_Document], data: bytes, where: str) -> _Document:
         ) from error
 
 
-def _copy(source: IO[bytes], target: IO[bytes]) -> tuple[int, str]:
+def _copy(source: IO[bytes], target: IO[bytes] | None) -> tuple[int, str]:
+    """Size and sha256 of ``source``, read once in chunks (and written to ``target``, if any)."""
     digest = hashlib.sha256()
     size = 0
     while chunk := source.read(CHUNK):
         digest.update(chunk)
-        target.write(chunk)
+        if target is not None:
+            target.write(chunk)
         size += len(chunk)
     return size, digest.hexdigest()
 

@@ -98,6 +98,24 @@ def test_a_corrupt_new_version_is_refused_and_retried_with_backoff(lab: Lab, dat
     assert handler.version == 3 and handler.status.last_error is None
 
 
+def test_unload_first_refuses_a_corrupt_version_before_it_drops_the_served_one(
+    lab: Lab, data: Path
+) -> None:
+    handler = serving(lab, unload_first=True, poll_interval=0.2, max_backoff=2.0)
+    assert lab.train(C=0.01) == 2
+    fs, path = behind_the_store(lab, asset_url(lab, 2))
+    original = fs.cat_file(path)
+    fs.pipe_file(path, original[:-1] + bytes([original[-1] ^ 1]))
+
+    assert not handler.poll_once()
+    status = handler.status
+    assert status.version == 1
+    assert status.unavailable_seconds == 0, "the served version was dropped for a corrupt one"
+    assert status.last_error and "does not match its manifest" in status.last_error
+    rows = scores(data)
+    assert handler.predict(rows).values() == expected_labels(data, rows)
+
+
 def test_a_version_with_a_missing_asset_is_refused(lab: Lab) -> None:
     handler = serving(lab)
     lab.train(C=0.01)

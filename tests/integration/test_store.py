@@ -243,6 +243,18 @@ class TestStoreContract:
         card = read(store.url("versions", str(version), "MODEL_CARD.md"), backend.options)
         assert card.decode() == card_for(manifest)
 
+    def test_verify_asset_passes_a_whole_asset_and_refuses_changed_bytes(
+        self, backend: Backend
+    ) -> None:
+        store = backend.store()
+        version, _ = publish(store, {"scaler": b"the fitted scaler"})
+        record = store.manifest(version).asset("scaler")
+        assert record is not None
+        store.verify_asset(record)
+        write(record.url, b"the fitted scalar", backend.options)
+        with pytest.raises(ChecksumMismatchError):
+            store.verify_asset(record)
+
     def test_corrupted_asset_is_refused_when_opened(self, backend: Backend) -> None:
         store = backend.store()
         version, _ = publish(store, {"scaler": b"the fitted scaler"})
