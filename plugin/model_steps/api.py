@@ -108,6 +108,8 @@ class _Definitions:
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
+        self.stores = ThreadPoolExecutor(_STORE_THREADS, thread_name_prefix="model-store")
+        """One bounded pool for every listing: a hung store holds a thread, never more."""
         self._lock = threading.Lock()
         self._key: tuple[tuple[str, int, int], ...] | None = None
         self._catalog = Catalog((), ())
@@ -232,8 +234,7 @@ class _Live:
     error: str | None = None
 
 
-def _live(spec: ModelSpec, settings: Settings) -> _Live:
-    store = _open_store(spec, settings)
+def _live(store: ModelStore) -> _Live:
     pointer = store.pointer()
     versions = store.versions()
     if pointer is None:
@@ -244,10 +245,17 @@ def _live(spec: ModelSpec, settings: Settings) -> _Live:
 
 def _live_or_error(spec: ModelSpec, settings: Settings) -> _Live:
     """Never raises: one model's broken store must not hide the others."""
+    return _live_and_card(spec, settings, card=False)[0]
+
+
+def _live_and_card(spec: ModelSpec, settings: Settings, card: bool) -> tuple[_Live, str | None]:
+    """The store's facts and (if asked) the live card, from one opened store; never raises."""
     try:
-        return _live(spec, settings)
+        store = _open_store(spec, settings)
+        live = _live(store)
+        return live, _card(store, live.version) if card else None
     except Exception as error:
-        return _Live(error=_describe(error))
+        return _Live(error=_describe(error)), None
 
 
 def _describe(error: BaseException) -> str:
@@ -255,13 +263,12 @@ def _describe(error: BaseException) -> str:
     return str(error) if isinstance(error, known) else f"{type(error).__name__}: {error}"
 
 
-def _live_all(specs: Sequence[ModelSpec], settings: Settings) -> list[_Live]:
+def _live_all(specs: Sequence[ModelSpec], definitions: _Definitions) -> list[_Live]:
     """Ask every store at once; a store that does not answer in time is shown as such."""
     if not specs:
         return []
-    pool = ThreadPoolExecutor(min(_STORE_THREADS, len(specs)), thread_name_prefix="model-store")
-    futures = [pool.submit(_live_or_error, spec, settings) for spec in specs]
-    pool.shutdown(wait=False)  # a hung store keeps its thread, not the response
+    settings = definitions.settings
+    futures = [definitions.stores.submit(_live_or_error, spec, settings) for spec in specs]
     done, _ = wait(futures, timeout=STORE_TIMEOUT_SECONDS)
     late = _Live(error=f"the store did not answer within {STORE_TIMEOUT_SECONDS:g}s")
     return [future.result() if future in done else late for future in futures]
@@ -532,7 +539,7 @@ def list_models(definitions: DefinitionsDep, session: SessionDep, user: GetUserD
     models = [m for m in catalog.models if all(_may("GET", d, user) for d in dag_ids(m.spec))]
     specs = [m.spec for m in models]
     dags = _dag_states(session, specs)
-    lives = _live_all(specs, definitions.settings)
+    lives = _live_all(specs, definitions)
     return ModelList(
         models=[
             _summary(model, definitions, dags, live)
@@ -547,8 +554,7 @@ def get_model(model: ModelDep, definitions: DefinitionsDep, session: SessionDep)
     """The listing's facts plus documentation, parameters, steps and the model card."""
     settings = definitions.settings
     dags = _dag_states(session, [model.spec])
-    live = _live_or_error(model.spec, settings)
-    card = None if live.error else _card(_open_store(model.spec, settings), live.version)
+    live, card = _live_and_card(model.spec, settings, card=True)
     return _detail(model.spec, _summary(model, definitions, dags, live), card)
 
 
