@@ -13,6 +13,7 @@ import random
 import sys
 import textwrap
 import threading
+import weakref
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -44,6 +45,7 @@ from tests.lab import (
 
 PAUSE_CODE = '''\
 import time
+import weakref
 
 
 def pause(data, seconds):
@@ -302,6 +304,17 @@ def test_a_version_whose_step_code_is_missing_here_is_refused_at_warm_up(
 
 
 # -- following the pointer ---------------------------------------------------------------------
+
+
+def test_a_replaced_version_is_freed_from_memory_at_the_swap(lab: Lab) -> None:
+    """Two versions at most: nothing keeps the old pipeline alive once the new one serves."""
+    lab.train()
+    handler = lab.handler()
+    handler.load()
+    served = weakref.ref(handler._loaded)  # the one object predict reads; no public handle
+    lab.train(C=0.01)
+    assert handler.poll_once()
+    assert served() is None
 
 
 def test_a_new_version_is_swapped_in_and_reported(lab: Lab, data: Path) -> None:
