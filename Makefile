@@ -43,7 +43,7 @@ test: lint types
 	$(BIN)/pytest
 
 docs: setup
-	$(BIN)/python -m model_steps.reference README.md
+	$(BIN)/python -m model_steps.definition.reference README.md
 
 clean:
 	rm -rf $(VENV) $(AIRFLOW_HOME) .data .mypy_cache .ruff_cache .pytest_cache

@@ -34,8 +34,8 @@ if str(REPO) not in sys.path:
 
 from tests.s3 import MotoServer, create_bucket, storage_options  # noqa: E402
 
-from model_steps.manifest import AssetRecord  # noqa: E402
-from model_steps.store import ModelStore, open_store  # noqa: E402
+from model_steps.store.manifest import AssetRecord  # noqa: E402
+from model_steps.store.model_store import ModelStore, open_store  # noqa: E402
 
 TARGET_OVERHEAD = 0.10
 WRITE_CHUNK = 8 * 2**20

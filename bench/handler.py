@@ -3,7 +3,7 @@
 The scenario of issue #4. ``model-steps serve`` runs as its own process on loopback; a second
 process (the load generator, this file with ``--load``) sends ``POST /predict`` at a steady rate
 over one keep-alive connection; meanwhile this process trains the model for real with
-``model_steps.tasks`` (no Airflow) and publishes a new version, ``--versions`` times. It reports:
+``model_steps.runtime`` (no Airflow) and publishes a new version, ``--versions`` times. It reports:
 
 * requests sent and failed (target: 0 failed);
 * latency p50 / p99 while a version loads vs outside reloads; latency is measured both from the
@@ -183,10 +183,12 @@ def write_inputs(work: Workspace, rows: int, features: int, trees: int) -> Any:
 
 def train_and_publish(work: Workspace) -> tuple[int, float]:
     """One real training run through the task functions; the version and when it was live."""
-    from model_steps.loader import load_and_validate
-    from model_steps.rendered import Rendered
+    from model_steps.definition.loader import load_and_validate
+    from model_steps.runtime.context import RunInfo, environment
+    from model_steps.runtime.publish import publish
+    from model_steps.runtime.rendered import Rendered
+    from model_steps.runtime.train import train_step
     from model_steps.settings import load_settings
-    from model_steps.tasks import RunInfo, environment, publish, train_step
 
     settings = load_settings()
     (model,) = load_and_validate([work.definition], settings.environ).models
@@ -553,12 +555,13 @@ def throughput(work: Workspace, frame: Any, repeat: int) -> tuple[list[str], int
     import psutil
     from sklearn.pipeline import Pipeline
 
-    from model_steps.handler import ModelHandler
-    from model_steps.loader import load_and_validate
-    from model_steps.memory import release_freed_memory
+    from model_steps.definition.loader import load_and_validate
+    from model_steps.runtime.context import Environment
+    from model_steps.runtime.infer import load_step
+    from model_steps.serving.handler import ModelHandler
+    from model_steps.serving.memory import release_freed_memory
     from model_steps.settings import load_settings
-    from model_steps.store import open_store
-    from model_steps.tasks import Environment, load_step
+    from model_steps.store.model_store import open_store
 
     handler = ModelHandler.from_definition(work.definition, storage_options=work.storage_options)
     version = handler.load()

@@ -329,26 +329,23 @@ def install_probes() -> Probe:
     import airflow.sdk.definitions.dag as sdk_dag
     import airflow.sdk.execution_time.supervisor as supervisor
 
-    from model_steps import dags, tasks
+    from model_steps.airflow import operators
+    from model_steps.runtime import publish, scratch, train
 
     probe = Probe()
     probe.wrap(dagbag.BundleDagBag, "__init__", "bundle parse")
     probe.wrap(dagbag, "sync_bag_to_db", "bag sync")
     probe.wrap(sdk_dag, "_run_task", "_run_task", sets_task=True)
     probe.wrap(supervisor, "run_task_in_process", "in-process runner")
-    probe.wrap(dags.ModelStepOperator, "execute", "execute")
-    probe.wrap(tasks, "train_step", "step")
-    probe.wrap(tasks, "publish", "step")
-    probe.wrap(tasks, "read_table", "read input")
-    probe.wrap(tasks, "train_test", "split")
-    scratch = getattr(tasks, "_Scratch", None)
-    if scratch is not None:
-        probe.wrap(scratch, "write_frame", "scratch write", sized=True)
-        probe.wrap(scratch, "read_frame", "scratch read")
-    else:
-        probe.missing.append("tasks._Scratch")
-    probe.wrap(tasks, "_stage", "asset")
-    probe.wrap(tasks, "_metrics", "metrics")
+    probe.wrap(operators.ModelStepOperator, "execute", "execute")
+    probe.wrap(train, "train_step", "step")
+    probe.wrap(publish, "publish", "step")
+    probe.wrap(train, "read_table", "read input")
+    probe.wrap(train, "train_test", "split")
+    probe.wrap(scratch.Scratch, "write_frame", "scratch write", sized=True)
+    probe.wrap(scratch.Scratch, "read_frame", "scratch read")
+    probe.wrap(train, "_stage", "asset")
+    probe.wrap(train, "_metrics", "metrics")
     return probe
 
 
@@ -373,7 +370,7 @@ def run_dag(dag: Any, probe: Probe, layout: Layout) -> AirflowRun:
     """dag.test() once; fails loudly if the run did not succeed."""
     from airflow.utils.session import create_session
 
-    from model_steps.store import open_store
+    from model_steps.store.model_store import open_store
 
     probe.reset()
     start = time.perf_counter()

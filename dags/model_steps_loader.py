@@ -8,6 +8,6 @@ from pathlib import Path
 
 from airflow.sdk import get_parsing_context
 
-from model_steps.dags import build_dags
+from model_steps.airflow.dags import build_dags
 
 globals().update(build_dags(Path(__file__).parent, os.environ, get_parsing_context().dag_id))

@@ -1,8 +1,8 @@
 """A model definition on a store, trained and published like the train DAG's tasks, without Airflow.
 
 One model serves the handler and server tests: a scaler and a logistic regression on iris,
-trained with :func:`model_steps.tasks.train_step` and published with
-:func:`~model_steps.tasks.publish`, as the train DAG runs them. Tests vary it through
+trained with :func:`model_steps.runtime.train.train_step` and published with
+:func:`~model_steps.runtime.publish.publish`, as the train DAG runs them. Tests vary it through
 :func:`make_lab`'s parameters (name, status, store, a step of their own code) rather than with
 templates of their own, so each shows only what it changes.
 """
@@ -18,15 +18,16 @@ from typing import Any
 
 import pandas as pd
 
+from model_steps.definition.loader import load_and_validate
+from model_steps.definition.schema import ModelSpec
 from model_steps.examples import write_example_data
-from model_steps.handler import ModelHandler
-from model_steps.imports import allowed_imports
-from model_steps.loader import load_and_validate
-from model_steps.rendered import Rendered
-from model_steps.settings import load_settings
-from model_steps.spec import ModelSpec
-from model_steps.store import ModelStore
-from model_steps.tasks import Environment, RunInfo, environment, publish, train_step
+from model_steps.runtime.context import Environment, RunInfo, environment
+from model_steps.runtime.publish import publish
+from model_steps.runtime.rendered import Rendered
+from model_steps.runtime.train import train_step
+from model_steps.serving.handler import ModelHandler
+from model_steps.settings import allowed_imports, load_settings
+from model_steps.store.model_store import ModelStore
 
 FEATURES = ["sepal_length", "sepal_width", "petal_length", "petal_width"]
 IRIS = """\

@@ -14,15 +14,15 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from model_steps.credentials import model_storage_options
+from model_steps.airflow.connections import model_storage_options
+from model_steps.airflow.plan import dag_ids
+from model_steps.definition.loader import LoadedModel, load_and_validate
+from model_steps.definition.reference import markdown_reference
+from model_steps.definition.schema import ModelSpec, json_schema
 from model_steps.errors import ModelStepsError, format_problem
 from model_steps.examples import write_example_data
-from model_steps.loader import LoadedModel, load_and_validate
-from model_steps.plan import dag_ids
-from model_steps.reference import markdown_reference
+from model_steps.runtime.context import Environment, environment
 from model_steps.settings import Settings, load_settings
-from model_steps.spec import ModelSpec, json_schema
-from model_steps.tasks import Environment, environment
 
 __all__ = ["main"]
 
@@ -156,8 +156,8 @@ def _example_data(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _serve(args: argparse.Namespace, settings: Settings) -> int:
-    from model_steps.handler import HandlerSet, ModelHandler
-    from model_steps.serve import run
+    from model_steps.serving.handler import HandlerSet, ModelHandler
+    from model_steps.serving.server import run
 
     if args.pin is not None and len(args.models) > 1:
         print("error: --pin needs exactly one MODEL (versions differ per model)", file=sys.stderr)

@@ -8,7 +8,40 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-__all__ = ["Settings", "load_settings"]
+__all__ = ["DEFAULT_ALLOWED", "ENV_VARS", "Settings", "allowed_imports", "load_settings"]
+
+DEFAULT_ALLOWED = ("sklearn", "xgboost", "lightgbm", "numpy", "pandas", "scipy")
+ENV_VARS = ("MODEL_STEPS_ALLOWED_IMPORTS", "AIRFLOW__MODEL_STEPS__ALLOWED_IMPORTS")
+"""Comma-separated module prefixes that extend :data:`DEFAULT_ALLOWED` (both are read)."""
+LOADER_FILE = "model_steps_loader.py"
+
+
+def allowed_imports(environ: Mapping[str, str], dags_folder: Path | None) -> tuple[str, ...]:
+    """The defaults, the prefixes the deployment adds and the DAGs folder's top-level modules.
+
+    Only file names are read: the folder's code is never imported here.
+    """
+    extra = (
+        prefix.strip()
+        for name in ENV_VARS
+        for prefix in environ.get(name, "").split(",")
+        if prefix.strip()
+    )
+    return tuple(dict.fromkeys((*DEFAULT_ALLOWED, *extra, *_dags_folder_modules(dags_folder))))
+
+
+def _dags_folder_modules(folder: Path | None) -> list[str]:
+    """Packages (with ``__init__.py``) and ``*.py`` modules directly in the DAGs folder."""
+    if folder is None or not folder.is_dir():
+        return []
+    names = []
+    with os.scandir(folder) as entries:  # names and types only: this runs at every task start
+        for entry in entries:
+            if entry.name.endswith(".py") and entry.name != LOADER_FILE:
+                names.append(entry.name[:-3])
+            elif entry.is_dir() and (Path(entry.path) / "__init__.py").is_file():
+                names.append(entry.name)
+    return sorted(name for name in names if name.isidentifier())
 
 
 @dataclass(frozen=True)
@@ -22,8 +55,6 @@ class Settings:
     @property
     def allowed_imports(self) -> tuple[str, ...]:
         """Module prefixes a definition may name (the scientific stack and the DAGs folder's)."""
-        from model_steps.imports import allowed_imports
-
         return allowed_imports(self.environ, self.dags_folder)
 
 

@@ -9,8 +9,8 @@ from typing import Any
 import pandas as pd
 import pytest
 
-from model_steps.handler import ModelHandler
-from model_steps.store import open_store
+from model_steps.serving.handler import ModelHandler
+from model_steps.store.model_store import open_store
 from tests.integration.test_train_infer import latest_predictions
 
 pytestmark = pytest.mark.integration

@@ -19,7 +19,7 @@ import fsspec
 import pytest
 
 from model_steps.errors import ChecksumMismatchError, ModelStepsError
-from model_steps.handler import ModelHandler
+from model_steps.serving.handler import ModelHandler
 from tests import s3 as s3_helpers
 from tests.lab import Lab, expected_labels, make_lab, scores, wait_for, write_iris
 

@@ -1,6 +1,6 @@
 """``model-steps serve`` as a user runs it: a real server process on loopback, a real store.
 
-Versions are trained and published with ``model_steps.tasks`` (no Airflow), the way a training
+Versions are trained and published with ``model_steps.runtime`` (no Airflow), the way a training
 run publishes them; the server is the console script in its own process group, killed as a
 group at teardown.
 """

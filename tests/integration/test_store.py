@@ -23,8 +23,8 @@ import fsspec
 import pytest
 
 from model_steps.errors import ChecksumMismatchError, CorruptDocumentError
-from model_steps.manifest import AssetRecord, Manifest, Pointer, StepRecord
-from model_steps.store import ModelStore, StagedAsset, open_store, utc_now
+from model_steps.store.manifest import AssetRecord, Manifest, Pointer, StepRecord
+from model_steps.store.model_store import ModelStore, StagedAsset, open_store, utc_now
 from tests.assets import asset_bytes
 
 MODEL = "churn"

@@ -22,8 +22,8 @@ from typing import Any
 import pytest
 
 from model_steps.errors import StoreUnavailableError
-from model_steps.manifest import AssetRecord, Manifest
-from model_steps.store import ModelStore, StagedAsset, open_store
+from model_steps.store.manifest import AssetRecord, Manifest
+from model_steps.store.model_store import ModelStore, StagedAsset, open_store
 from tests import s3 as s3_helpers
 from tests.assets import asset_bytes
 from tests.integration.test_store import (

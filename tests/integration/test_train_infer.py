@@ -11,7 +11,7 @@ from typing import Any
 import pandas as pd
 import pytest
 
-from model_steps.store import ModelStore, open_store
+from model_steps.store.model_store import ModelStore, open_store
 from tests.integration.conftest import S3_SECRET
 
 pytestmark = pytest.mark.integration

@@ -5,7 +5,12 @@ from __future__ import annotations
 import subprocess
 import sys
 
-LAZY = ("model_steps.api", "model_steps.loader", "model_steps.tasks", "fastapi")
+LAZY = (
+    "model_steps.airflow.api",
+    "model_steps.definition.loader",
+    "model_steps.runtime",
+    "fastapi",
+)
 
 
 def test_loading_the_plugin_builds_no_app_and_parses_nothing() -> None:
@@ -13,7 +18,7 @@ def test_loading_the_plugin_builds_no_app_and_parses_nothing() -> None:
     code = (
         "import sys\n"
         "from airflow.plugins_manager import is_valid_plugin\n"
-        "from model_steps.plugin import ModelStepsPlugin\n"
+        "from model_steps.airflow.plugin import ModelStepsPlugin\n"
         "assert is_valid_plugin(ModelStepsPlugin)\n"
         "ModelStepsPlugin.validate(); ModelStepsPlugin().external_views\n"
         f"print(sorted(m for m in {LAZY!r} if m in sys.modules))\n"

@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 
 from model_steps.cli import main
-from model_steps.manifest import Manifest
-from model_steps.store import StagedAsset, open_store, utc_now
+from model_steps.store.manifest import Manifest
+from model_steps.store.model_store import StagedAsset, open_store, utc_now
 from tests.definitions import definition
 
 

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
+from model_steps.definition.loader import load_and_validate
 from model_steps.errors import format_problem
-from model_steps.loader import load_and_validate
 
 SPECS = Path(__file__).resolve().parents[1] / "data" / "specs"
 INVALID = SPECS / "invalid"

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from model_steps.credentials import storage_options
+from model_steps.airflow.connections import storage_options
 
 
 def test_an_aws_connection_maps_to_s3fs_options_with_its_endpoint() -> None:

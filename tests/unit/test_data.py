@@ -8,8 +8,8 @@ import pandas as pd
 import pytest
 from pandas.testing import assert_frame_equal
 
-from model_steps.data import frame_from_bytes, frame_to_bytes, read_table, write_table
 from model_steps.errors import PermanentError
+from model_steps.runtime.tables import frame_from_bytes, frame_to_bytes, read_table, write_table
 
 TABLE = pd.DataFrame({"height": [1.5, 2.0, 3.25], "count": [1, 2, 3], "name": ["a", "b", "c"]})
 

@@ -31,7 +31,7 @@ from model_steps.errors import (
     StepError,
     UnknownModelError,
 )
-from model_steps.handler import HandlerSet, ModelHandler, poll_wait
+from model_steps.serving.handler import HandlerSet, ModelHandler, poll_wait
 from tests.lab import (
     FEATURES,
     CodeStep,
@@ -533,7 +533,7 @@ def test_the_module_imports_without_airflow_configured(tmp_path: Path) -> None:
 
     code = textwrap.dedent(
         """
-        import sys, model_steps.handler
+        import sys, model_steps.serving.handler
         print(sorted(m for m in sys.modules if m.split('.')[0] == 'airflow'))
         """
     )

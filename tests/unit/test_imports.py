@@ -7,15 +7,10 @@ from typing import Any
 
 import pytest
 
+from model_steps.definition.allowlist import import_object, is_allowed, refused_references
+from model_steps.definition.schema import ModelSpec
 from model_steps.errors import ImportRefusedError, MissingAttributeError, MissingModuleError
-from model_steps.imports import (
-    DEFAULT_ALLOWED,
-    allowed_imports,
-    import_object,
-    is_allowed,
-    refused_references,
-)
-from model_steps.spec import ModelSpec
+from model_steps.settings import DEFAULT_ALLOWED, allowed_imports
 
 
 def model(**parameters: Any) -> ModelSpec:

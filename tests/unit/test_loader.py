@@ -5,8 +5,8 @@ from __future__ import annotations
 import copy
 from pathlib import Path
 
+from model_steps.definition.loader import load_and_validate
 from model_steps.errors import format_problem
-from model_steps.loader import load_and_validate
 from tests.definitions import definition
 
 

@@ -5,8 +5,7 @@ from __future__ import annotations
 from datetime import timedelta
 from pathlib import Path
 
-from model_steps.loader import load_and_validate
-from model_steps.plan import (
+from model_steps.airflow.plan import (
     AssetRef,
     DagPlan,
     invalid_dag_id,
@@ -14,6 +13,7 @@ from model_steps.plan import (
     model_name_of,
     plan_catalog,
 )
+from model_steps.definition.loader import load_and_validate
 from tests.conftest import EXAMPLES
 from tests.definitions import definition
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from model_steps.reference import splice
+from model_steps.definition.reference import splice
 from tests.conftest import REPO
 
 

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 
-from model_steps.serve import create_app
+from model_steps.serving.server import create_app
 from tests.lab import CodeStep, Lab, make_lab, wait_for, write_iris
 
 GUARD_CODE = '''\

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
-from model_steps.spec import ModelSpec, json_schema, parse_duration, schedule_kind
+from model_steps.definition.schema import ModelSpec, json_schema, parse_duration, schedule_kind
 
 
 def model(**fields: Any) -> ModelSpec:

@@ -13,22 +13,18 @@ from sklearn.datasets import load_diabetes, load_iris
 from sklearn.linear_model import LogisticRegression
 from sklearn.preprocessing import StandardScaler
 
+from model_steps.definition.schema import Split, Step, Training
 from model_steps.errors import (
     MissingColumnsError,
     StepError,
     UnknownMetricError,
     UntrustedTypeError,
 )
-from model_steps.imports import DEFAULT_ALLOWED
-from model_steps.spec import Split, Step, Training
-from model_steps.steps import (
-    compute_metrics,
-    load_fitted,
-    save_fitted,
-    split_xy,
-    step_kind,
-    train_test,
-)
+from model_steps.runtime.metrics import compute_metrics
+from model_steps.runtime.serializers import load_fitted, save_fitted
+from model_steps.runtime.splits import split_xy, train_test
+from model_steps.runtime.steps import step_kind
+from model_steps.settings import DEFAULT_ALLOWED
 
 ALLOWED = (*DEFAULT_ALLOWED, "tests.step_code")
 IRIS = load_iris(as_frame=True)

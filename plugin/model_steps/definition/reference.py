@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from model_steps.spec import json_schema
+from model_steps.definition.schema import json_schema
 
 __all__ = ["BEGIN", "END", "markdown_reference", "splice"]
 

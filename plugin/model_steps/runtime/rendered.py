@@ -10,7 +10,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from model_steps.spec import Step
+from model_steps.definition.schema import Step
 
 __all__ = ["Rendered"]
 

@@ -31,8 +31,9 @@ from pydantic import BaseModel
 from starlette.concurrency import run_in_threadpool
 
 from model_steps.errors import InvalidInputError, NotReadyError, UnknownModelError
-from model_steps.handler import HandlerSet, HandlerStatus, ModelHandler
-from model_steps.memory import limit_malloc_arenas
+from model_steps.serving.handler import HandlerSet, ModelHandler
+from model_steps.serving.memory import limit_malloc_arenas
+from model_steps.serving.status import HandlerStatus
 
 __all__ = [
     "DEFAULT_MAX_BODY_BYTES",

@@ -28,7 +28,7 @@ class _BuiltOnFirstUse:
 
 
 def _fastapi_apps() -> list[dict[str, Any]]:
-    from model_steps.api import create_app
+    from model_steps.airflow.api import create_app
 
     return [{"app": create_app(), "url_prefix": URL_PREFIX, "name": "Model steps"}]
 

@@ -1,38 +1,20 @@
-"""Human-readable summaries of a model: DAG documentation and the model card of each version.
+"""Model cards: the ``MODEL_CARD.md`` published with every version, for the reviewer who signs.
 
-Kept apart from the plan so the wording can evolve (and grow into full model cards) without
-touching how tasks are laid out. Output is deterministic: no times, no randomness, so a DAG
-re-parsed from an unchanged file serialises identically.
+Output is deterministic for a given definition and manifest: no clock, no randomness. The
+helpers that describe a definition (its facts, sections, history) are shared with the DAG
+documentation in :mod:`model_steps.airflow.docs`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from model_steps.definition.schema import ModelSpec, Step
+from model_steps.store.manifest import Manifest
 
-from model_steps.errors import Problem, format_problem
-from model_steps.manifest import Manifest
-from model_steps.spec import ModelSpec, Step
-
-__all__ = ["dag_doc", "invalid_doc", "model_card"]
+__all__ = ["history", "model_card", "model_facts", "section"]
 
 
-def dag_doc(spec: ModelSpec, source: str, purpose: str) -> str:
-    """Markdown for a model DAG's ``doc_md``: what it is, its steps, its card summary, history."""
-    sections = [
-        f"# {spec.name} — {purpose}",
-        spec.description.strip(),
-        _facts(spec),
-        "## Steps\n\n| # | id | name | runs | assets |\n|---|---|---|---|---|\n"
-        + "\n".join(_step_row(index, step) for index, step in enumerate(spec.steps, 1)),
-        _section("Intended use", spec.intended_use),
-        _section("Limitations", spec.limitations),
-        _comments(spec),
-        f"_Defined in `{source}`._",
-    ]
-    return "\n\n".join(s for s in sections if s)
-
-
-def _facts(spec: ModelSpec) -> str:
+def model_facts(spec: ModelSpec) -> str:
+    """The definition's key facts as a Markdown list (status, version, owner, schedules)."""
     facts = {
         "Status": spec.status,
         "Definition version": spec.version,
@@ -45,33 +27,17 @@ def _facts(spec: ModelSpec) -> str:
     return "\n".join(f"- **{key}**: {value}" for key, value in facts.items() if value)
 
 
-def _step_row(index: int, step: Step) -> str:
-    params = step.parameters
-    runs = params.callable or f"{params.package}.{params.class_}"
-    assets = step.assets_identifier or "—"
-    return f"| {index} | `{step.id}` | {step.title} | `{runs}` | {assets} |"
-
-
-def _section(title: str, text: str | None) -> str:
+def section(title: str, text: str | None) -> str:
+    """A Markdown section, or nothing when there is no text to show."""
     return f"## {title}\n\n{text.strip()}" if text and text.strip() else ""
 
 
-def _comments(spec: ModelSpec) -> str:
+def history(spec: ModelSpec) -> str:
+    """The dated comment history as a Markdown section (empty without comments)."""
     if not spec.comments:
         return ""
     lines = [f"- {c.date.isoformat()} — {c.author}: {c.text.strip()}" for c in spec.comments]
     return "## History\n\n" + "\n".join(lines)
-
-
-def invalid_doc(source: str, problems: Sequence[Problem]) -> str:
-    """Markdown listing every problem of a broken definition, as ``model-steps validate`` does."""
-    listing = "\n".join(format_problem(p) for p in problems)
-    return (
-        f"# Invalid model definition `{source}`\n\n"
-        "This placeholder stands in for the model's DAGs until the file is fixed; the other "
-        "models are unaffected. Run `model-steps validate` to check a fix before saving.\n\n"
-        f"```\n{listing}\n```"
-    )
 
 
 def model_card(spec: ModelSpec, manifest: Manifest) -> str:
@@ -79,17 +45,17 @@ def model_card(spec: ModelSpec, manifest: Manifest) -> str:
     sections = [
         f"# Model card: {spec.name}, version {manifest.version}",
         spec.description.strip(),
-        _facts(spec),
+        model_facts(spec),
         f"- **Published**: {manifest.published_at} by run `{manifest.run_id}` of "
         f"`{manifest.dag_id}`\n- **Spec hash**: `{manifest.spec_hash}`",
-        _section("Intended use", spec.intended_use),
-        _section("Limitations", spec.limitations),
+        section("Intended use", spec.intended_use),
+        section("Limitations", spec.limitations),
         _metrics_table(manifest),
         "## Steps\n\n| # | id | runs | asset | sha256 |\n|---|---|---|---|---|\n"
         + "\n".join(_asset_row(i, step, manifest) for i, step in enumerate(spec.steps, 1)),
-        _section("Data", str(spec.metadata.get("dataset") or "")),
+        section("Data", str(spec.metadata.get("dataset") or "")),
         "## Environment\n\n" + ", ".join(f"{k} {v}" for k, v in manifest.environment.items()),
-        _comments(spec),
+        history(spec),
     ]
     return "\n\n".join(s for s in sections if s) + "\n"
 

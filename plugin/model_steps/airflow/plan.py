@@ -2,7 +2,7 @@
 
 The plan decides everything about the generated DAGs (ids, order, schedules, params, tags,
 documentation, pass-through arguments) as plain frozen data, so it is tested in milliseconds
-without a DagBag; :mod:`model_steps.dags` only turns it into Airflow objects.
+without a DagBag; :mod:`model_steps.airflow.dags` only turns it into Airflow objects.
 """
 
 from __future__ import annotations
@@ -14,10 +14,10 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, Literal
 
-from model_steps.cards import dag_doc, invalid_doc
+from model_steps.airflow.docs import dag_doc, invalid_doc
+from model_steps.definition.loader import BrokenDefinition, Catalog, LoadedModel
+from model_steps.definition.schema import ModelSpec, parse_duration, schedule_kind
 from model_steps.errors import Problem
-from model_steps.loader import BrokenDefinition, Catalog, LoadedModel
-from model_steps.spec import ModelSpec, parse_duration, schedule_kind
 
 __all__ = [
     "INVALID_PREFIX",

@@ -40,7 +40,7 @@ from fastapi.staticfiles import StaticFiles
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from model_steps.api_models import (
+from model_steps.airflow.api_models import (
     DAG_KINDS,
     ERROR_RESPONSES,
     CommentOut,
@@ -62,7 +62,15 @@ from model_steps.api_models import (
     VersionList,
     VersionSummary,
 )
-from model_steps.credentials import model_storage_options
+from model_steps.airflow.connections import model_storage_options
+from model_steps.airflow.plan import dag_ids, invalid_dag_id
+from model_steps.definition.loader import (
+    Catalog,
+    LoadedModel,
+    find_definition_files,
+    load_and_validate,
+)
+from model_steps.definition.schema import ModelSpec, schedule_kind
 from model_steps.errors import (
     CorruptDocumentError,
     ModelStepsError,
@@ -70,13 +78,10 @@ from model_steps.errors import (
     StoreUnavailableError,
     format_problem,
 )
-from model_steps.loader import Catalog, LoadedModel, find_definition_files, load_and_validate
-from model_steps.manifest import Manifest
-from model_steps.plan import dag_ids, invalid_dag_id
+from model_steps.runtime.context import environment
 from model_steps.settings import Settings, load_settings
-from model_steps.spec import ModelSpec, schedule_kind
-from model_steps.store import CARD, ModelStore
-from model_steps.tasks import environment
+from model_steps.store.manifest import Manifest
+from model_steps.store.model_store import CARD, ModelStore
 
 __all__ = ["create_app"]
 

@@ -18,10 +18,10 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
-from model_steps.errors import Problem, did_you_mean
-from model_steps.imports import allowed_imports, refused_references
-from model_steps.interpolation import interpolate
-from model_steps.source import (
+from model_steps.definition.allowlist import refused_references
+from model_steps.definition.interpolation import interpolate
+from model_steps.definition.schema import KIND, SEMANTIC, ModelSpec, structural_issues
+from model_steps.definition.source import (
     NeedsPositions,
     Position,
     SourceError,
@@ -31,7 +31,8 @@ from model_steps.source import (
     read_plain,
     read_yaml,
 )
-from model_steps.spec import KIND, SEMANTIC, ModelSpec, structural_issues
+from model_steps.errors import Problem, did_you_mean
+from model_steps.settings import allowed_imports
 
 __all__ = [
     "BrokenDefinition",

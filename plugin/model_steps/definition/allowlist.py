@@ -13,9 +13,7 @@ References are written ``package.module:attribute`` (the ``callable`` form) or
 from __future__ import annotations
 
 import importlib
-import os
-from collections.abc import Iterator, Mapping, Sequence
-from pathlib import Path
+from collections.abc import Iterator, Sequence
 from types import ModuleType
 from typing import TYPE_CHECKING, Any, TypeAlias
 
@@ -25,58 +23,17 @@ from model_steps.errors import (
     MissingModuleError,
     did_you_mean,
 )
+from model_steps.libraries import install_hint
 
 if TYPE_CHECKING:
-    from model_steps.spec import ModelSpec, StepParameters
+    from model_steps.definition.schema import ModelSpec, StepParameters
 
 __all__ = [
-    "DEFAULT_ALLOWED",
-    "ENV_VARS",
-    "allowed_imports",
     "import_object",
     "is_allowed",
-    "library",
     "refused_references",
 ]
-
-DEFAULT_ALLOWED = ("sklearn", "xgboost", "lightgbm", "numpy", "pandas", "scipy")
-ENV_VARS = ("MODEL_STEPS_ALLOWED_IMPORTS", "AIRFLOW__MODEL_STEPS__ALLOWED_IMPORTS")
-"""Comma-separated module prefixes that extend :data:`DEFAULT_ALLOWED` (both are read)."""
-LOADER_FILE = "model_steps_loader.py"
-ML_LIBRARIES = frozenset({"pandas", "sklearn", "pyarrow", "joblib", "skops"})
-"""Libraries the package's ``ml`` extra installs, so their hint names the extra."""
-PIP_NAMES = {"sklearn": "scikit-learn", "yaml": "PyYAML", "skimage": "scikit-image"}
-"""Import names whose distribution on PyPI is called something else."""
-
 Location: TypeAlias = tuple[str | int, ...]
-
-
-def allowed_imports(environ: Mapping[str, str], dags_folder: Path | None) -> tuple[str, ...]:
-    """The defaults, the prefixes the deployment adds and the DAGs folder's top-level modules.
-
-    Only file names are read: the folder's code is never imported here.
-    """
-    extra = (
-        prefix.strip()
-        for name in ENV_VARS
-        for prefix in environ.get(name, "").split(",")
-        if prefix.strip()
-    )
-    return tuple(dict.fromkeys((*DEFAULT_ALLOWED, *extra, *_dags_folder_modules(dags_folder))))
-
-
-def _dags_folder_modules(folder: Path | None) -> list[str]:
-    """Packages (with ``__init__.py``) and ``*.py`` modules directly in the DAGs folder."""
-    if folder is None or not folder.is_dir():
-        return []
-    names = []
-    with os.scandir(folder) as entries:  # names and types only: this runs at every task start
-        for entry in entries:
-            if entry.name.endswith(".py") and entry.name != LOADER_FILE:
-                names.append(entry.name[:-3])
-            elif entry.is_dir() and (Path(entry.path) / "__init__.py").is_file():
-                names.append(entry.name)
-    return sorted(name for name in names if name.isidentifier())
 
 
 def is_allowed(module: str, allowed: Sequence[str]) -> bool:
@@ -166,30 +123,8 @@ def _import_module(module: str, reference: str) -> ModuleType:
         missing = error.name or module
         raise MissingModuleError(
             f"{reference!r}: cannot import {module!r}, no module named {missing!r}; "
-            f"install it where the tasks run ({_install_hint(missing)})",
+            f"install it where the tasks run ({install_hint(missing)})",
             module=missing,
-        ) from error
-
-
-def _install_hint(module: str) -> str:
-    """The pip command that provides ``module``."""
-    top = module.partition(".")[0]
-    if top in ML_LIBRARIES:
-        return "pip install 'airflow-model-steps[ml]'"
-    return f"pip install {PIP_NAMES.get(top, top)}"
-
-
-def library(name: str) -> ModuleType:
-    """Import one of the package's own optional libraries, with an install hint when missing.
-
-    Heavy libraries are imported where they are used, so parsing DAGs never pays for them.
-    """
-    try:
-        return importlib.import_module(name)
-    except ModuleNotFoundError as error:
-        raise MissingModuleError(
-            f"{name} is needed to train and infer models: {_install_hint(name)}",
-            module=name,
         ) from error
 
 

@@ -20,23 +20,18 @@ nothing of Airflow.
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import hashlib
-import io
 import json
 import os
 import re
-import shutil
 import tempfile
-import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import IO, Any, Protocol, TypeVar
+from typing import IO, Any, TypeVar
 
-import fsspec
 from pydantic import ValidationError
 
 from model_steps.errors import (
@@ -45,11 +40,19 @@ from model_steps.errors import (
     PublishConflictError,
     StoreUnavailableError,
 )
-from model_steps.manifest import AssetRecord, Manifest, Pointer
+from model_steps.store.backends import (
+    Conflict,
+    conditional_writes,
+    filesystem,
+    is_local,
+    protocols,
+    takes_refresh,
+)
+from model_steps.store.checksums import copy_digest, file_digest, handle_digest, verify
+from model_steps.store.manifest import AssetRecord, Manifest, Pointer
 
-__all__ = ["CHUNK", "ModelStore", "PointerRead", "StagedAsset", "open_store", "utc_now"]
+__all__ = ["ModelStore", "PointerRead", "StagedAsset", "open_store", "utc_now"]
 
-CHUNK = 8 * 2**20
 POINTER = "current.json"
 MANIFEST = "manifest.json"
 CARD = "MODEL_CARD.md"
@@ -66,15 +69,8 @@ def utc_now() -> str:
 def open_store(url: str, storage_options: Mapping[str, Any] | None = None) -> ModelStore:
     """The store of one model at ``url`` (``<assets.root>/<assets.directory>``)."""
     options = dict(storage_options or {})
-    fs, path = _filesystem(url, options)
+    fs, path = filesystem(url, options)
     return ModelStore(fs, path, options)
-
-
-def _filesystem(url: str, options: Mapping[str, Any]) -> tuple[Any, str]:
-    """The filesystem for ``url``; local folders are created on write, as they are on S3."""
-    if fsspec.utils.get_protocol(url) in ("file", "local"):
-        options = {**options, "auto_mkdir": True}  # its own cached instance, not the shared one
-    return fsspec.core.url_to_fs(url, **options)  # type: ignore[no-any-return]
 
 
 @dataclass(frozen=True)
@@ -112,7 +108,7 @@ class ModelStore:
         self.fs = fs
         self.root = root.rstrip("/")
         self.storage_options = dict(storage_options or {})
-        self._conditional = _conditional_writes(fs)
+        self._conditional = conditional_writes(fs)
 
     # -- paths -------------------------------------------------------------------------------
 
@@ -185,7 +181,7 @@ class ModelStore:
         try:
             found = (
                 self.fs.glob(pattern, refresh=True)
-                if _takes_refresh(self.fs)
+                if takes_refresh(self.fs)
                 else (self.fs.glob(pattern))
             )
         except FileNotFoundError:
@@ -205,7 +201,7 @@ class ModelStore:
         temporary file first, and only a verified download is opened.
         """
         fs, path = self._fs_for(record.url)
-        if not _is_local(fs):
+        if not is_local(fs):
             with tempfile.TemporaryDirectory(prefix="model-steps-asset-") as folder:
                 local = os.path.join(folder, "asset")
                 self.download_asset(record, local)
@@ -217,7 +213,7 @@ class ModelStore:
         except OSError as error:
             raise StoreUnavailableError(f"cannot read {record.url}: {error}") from error
         with handle:
-            _verify(record, *_handle_digest(handle))
+            verify(record, *handle_digest(handle))
             handle.seek(0)
             yield handle
 
@@ -230,10 +226,10 @@ class ModelStore:
         fs, path = self._fs_for(record.url)
         try:
             with fs.open(path, "rb") as handle:
-                size, digest = _copy(handle, None)
+                size, digest = copy_digest(handle, None)
         except Exception as error:
             raise StoreUnavailableError(f"cannot read {record.url}: {error}") from error
-        _verify(record, size, digest)
+        verify(record, size, digest)
 
     def download_asset(self, record: AssetRecord, local_path: str) -> None:
         """Copy a large asset to a local file; only a verified file appears at ``local_path``.
@@ -245,13 +241,13 @@ class ModelStore:
         partial = f"{local_path}.partial"
         try:
             with ThreadPoolExecutor(max_workers=1) as pool:
-                early = pool.submit(_file_digest, path) if _is_local(fs) else None
+                early = pool.submit(file_digest, path) if is_local(fs) else None
                 try:
                     fs.get_file(path, partial)
                 except Exception as error:
                     raise StoreUnavailableError(f"cannot read {record.url}: {error}") from error
-                size, digest = early.result() if early else _file_digest(partial)
-            _verify(record, min(size, os.path.getsize(partial)), digest)
+                size, digest = early.result() if early else file_digest(partial)
+            verify(record, min(size, os.path.getsize(partial)), digest)
             os.replace(partial, local_path)
         finally:
             with contextlib.suppress(FileNotFoundError):
@@ -276,7 +272,7 @@ class ModelStore:
         """
         fs, path = self._fs_for(url)
         with ThreadPoolExecutor(max_workers=1) as pool:
-            digest = pool.submit(_file_digest, local_path)
+            digest = pool.submit(file_digest, local_path)
             try:
                 fs.put_file(local_path, path)
             except Exception as error:
@@ -377,9 +373,9 @@ class ModelStore:
     def _fs_for(self, url: str) -> tuple[Any, str]:
         """The filesystem and path for a URL, which may lie under another root (assets_root)."""
         protocol = url.split("://", 1)[0] if "://" in url else "file"
-        if protocol in _protocols(self.fs):
+        if protocol in protocols(self.fs):
             return self.fs, self.fs._strip_protocol(url)
-        return _filesystem(url, self.storage_options)
+        return filesystem(url, self.storage_options)
 
     def _claim(self) -> int:
         """Take the next version number; a lost race moves on to the next number."""
@@ -411,14 +407,14 @@ class ModelStore:
         source_fs, source = self._fs_for(asset.url)
         target_fs, target_path = self._fs_for(target)
         if source_fs is target_fs:
-            _conditional_writes(target_fs).duplicate(source, target_path)
+            conditional_writes(target_fs).duplicate(source, target_path)
         else:
             with source_fs.open(source, "rb") as src, target_fs.open(target_path, "wb") as dst:
-                _, digest = _copy(src, dst)  # bytes cross machines here: check them all
+                _, digest = copy_digest(src, dst)  # bytes cross machines here: check them all
             if digest != asset.sha256:
                 raise ChecksumMismatchError(f"{target} changed in transit from {asset.url}")
         info = target_fs.info(
-            target_path, **({"refresh": True} if _takes_refresh(target_fs) else {})
+            target_path, **({"refresh": True} if takes_refresh(target_fs) else {})
         )
         if info["size"] != asset.size:
             raise ChecksumMismatchError(
@@ -443,7 +439,7 @@ class ModelStore:
             try:
                 self._conditional.swap(self.path(POINTER), body, current[1] if current else None)
                 return pointer
-            except _Conflict:
+            except Conflict:
                 time.sleep(min(0.05 * 2**attempt, 1.0))
         raise PublishConflictError(
             f"{self.url(POINTER)} kept changing during {_CAS_ATTEMPTS} attempts to move it"
@@ -508,14 +504,6 @@ def _version_numbers(paths: Iterable[str]) -> Iterator[str]:
             yield number
 
 
-def _protocols(fs: Any) -> tuple[str, ...]:
-    return tuple(fs.protocol) if isinstance(fs.protocol, tuple | list) else (fs.protocol,)
-
-
-def _takes_refresh(fs: Any) -> bool:
-    return "s3" in _protocols(fs)
-
-
 _Document = TypeVar("_Document", Pointer, Manifest)
 
 
@@ -528,228 +516,3 @@ def _parse(kind: type[_Document], data: bytes, where: str) -> _Document:
         raise CorruptDocumentError(
             f"{where} is not a valid {kind.__name__.lower()}: {field}: {first['msg']}"
         ) from error
-
-
-def _copy(source: IO[bytes], target: IO[bytes] | None) -> tuple[int, str]:
-    """Size and sha256 of ``source``, read once in chunks (and written to ``target``, if any)."""
-    digest = hashlib.sha256()
-    size = 0
-    while chunk := source.read(CHUNK):
-        digest.update(chunk)
-        if target is not None:
-            target.write(chunk)
-        size += len(chunk)
-    return size, digest.hexdigest()
-
-
-def _file_digest(path: str) -> tuple[int, str]:
-    with open(path, "rb") as handle:
-        return _handle_digest(handle)
-
-
-def _handle_digest(handle: io.BufferedReader) -> tuple[int, str]:
-    digest = hashlib.file_digest(handle, "sha256")
-    return os.fstat(handle.fileno()).st_size, digest.hexdigest()
-
-
-def _is_local(fs: Any) -> bool:
-    return bool({"file", "local"} & set(_protocols(fs)))
-
-
-def _verify(record: AssetRecord, size: int, sha256: str) -> None:
-    if size != record.size or sha256 != record.sha256:
-        raise ChecksumMismatchError(
-            f"{record.url} does not match its manifest: {size} bytes with sha256 {sha256[:12]}…, "
-            f"expected {record.size} bytes with sha256 {record.sha256[:12]}…"
-        )
-
-
-# -- conditional writes, one per backend ------------------------------------------------------
-
-
-class _Conflict(Exception):
-    """The document changed since it was read."""
-
-
-class _ConditionalWrites(Protocol):
-    def create(self, path: str, data: bytes) -> None: ...
-    def read(self, path: str) -> tuple[bytes, str] | None: ...
-    def tag(self, path: str) -> str: ...
-    def swap(self, path: str, data: bytes, tag: str | None) -> None: ...
-    def duplicate(self, source: str, target: str) -> None: ...
-
-
-def _digest(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()
-
-
-class _S3Writes:
-    """S3 preconditions: ``If-None-Match: *`` to create once, ``If-Match: <etag>`` to swap."""
-
-    def __init__(self, fs: Any) -> None:
-        self.fs = fs
-
-    def create(self, path: str, data: bytes) -> None:
-        self.fs.pipe_file(path, data, mode="create")
-
-    def read(self, path: str) -> tuple[bytes, str] | None:
-        try:
-            tag = self.tag(path)
-            return self.fs.cat_file(path), tag
-        except FileNotFoundError:
-            return None
-
-    def tag(self, path: str) -> str:
-        return str(self.fs.info(path, refresh=True)["ETag"])
-
-    def duplicate(self, source: str, target: str) -> None:
-        self.fs.copy(source, target)  # server-side copy
-
-    def swap(self, path: str, data: bytes, tag: str | None) -> None:
-        try:
-            if tag is None:
-                self.fs.pipe_file(path, data, mode="create")
-            else:
-                self.fs.pipe_file(path, data, IfMatch=tag)
-        except FileExistsError as error:
-            raise _Conflict from error
-        except OSError as error:
-            if "pre-condition" in str(error) or "PreconditionFailed" in str(error):
-                raise _Conflict from error
-            raise
-
-
-class _LocalWrites:
-    """Local disk: ``os.link`` of a complete temporary file to create once; ``flock`` + replace.
-
-    ``os.link`` fails if the name exists, so a document is created exactly once. A crash never
-    leaves a half-written document under its final name, and the lock dies with its process,
-    so a killed publisher never leaves the pointer locked.
-    """
-
-    def __init__(self, fs: Any) -> None:
-        self.fs = fs
-
-    def create(self, path: str, data: bytes) -> None:
-        temporary = self._write_temporary(path, data)
-        try:
-            os.link(temporary, path)
-        finally:
-            os.remove(temporary)
-
-    def read(self, path: str) -> tuple[bytes, str] | None:
-        try:
-            with open(path, "rb") as handle:
-                data = handle.read()
-        except FileNotFoundError:
-            return None
-        return data, _digest(data)
-
-    def tag(self, path: str) -> str:
-        """Inode, modification time and size: a pointer move replaces the file, so all change."""
-        stat = os.stat(path)
-        return f"{stat.st_ino}-{stat.st_mtime_ns}-{stat.st_size}"
-
-    def swap(self, path: str, data: bytes, tag: str | None) -> None:
-        os.makedirs(os.path.dirname(path), exist_ok=True)
-        with open(path + ".lock", "a") as lock:
-            fcntl.flock(lock, fcntl.LOCK_EX)
-            current = self.read(path)
-            if (current[1] if current else None) != tag:
-                raise _Conflict
-            os.replace(self._write_temporary(path, data), path)
-
-    def duplicate(self, source: str, target: str) -> None:
-        """A hard link: instant, and the staged file stays for a retried publish."""
-        os.makedirs(os.path.dirname(target), exist_ok=True)
-        with contextlib.suppress(FileNotFoundError):
-            os.remove(target)  # left by an earlier, interrupted attempt
-        try:
-            os.link(source, target)
-        except OSError:  # another filesystem, or links not supported
-            shutil.copyfile(source, target)
-
-    @staticmethod
-    def _write_temporary(path: str, data: bytes) -> str:
-        os.makedirs(os.path.dirname(path), exist_ok=True)
-        temporary = f"{path}.{os.getpid()}.{threading.get_ident()}.tmp"
-        with open(temporary, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        return temporary
-
-
-class _MemoryWrites:
-    """fsspec's in-memory filesystem (tests): one process, so a lock is enough."""
-
-    _lock = threading.Lock()
-
-    def __init__(self, fs: Any) -> None:
-        self.fs = fs
-
-    def create(self, path: str, data: bytes) -> None:
-        with self._lock:
-            if self.fs.exists(path):
-                raise FileExistsError(path)
-            self.fs.pipe_file(path, data)
-
-    def read(self, path: str) -> tuple[bytes, str] | None:
-        with self._lock:
-            if not self.fs.exists(path):
-                return None
-            data: bytes = self.fs.cat_file(path)
-            return data, _digest(data)
-
-    def tag(self, path: str) -> str:
-        return _digest(self.fs.cat_file(path))
-
-    def duplicate(self, source: str, target: str) -> None:
-        self.fs.copy(source, target)
-
-    def swap(self, path: str, data: bytes, tag: str | None) -> None:
-        with self._lock:
-            exists = self.fs.exists(path)
-            current = hashlib.sha256(self.fs.cat_file(path)).hexdigest() if exists else None
-            if current != tag:
-                raise _Conflict
-            self.fs.pipe_file(path, data)
-
-
-_BACKENDS: dict[str, Callable[[Any], _ConditionalWrites]] = {
-    "s3": _S3Writes,
-    "s3a": _S3Writes,
-    "file": _LocalWrites,
-    "local": _LocalWrites,
-    "memory": _MemoryWrites,
-}
-
-
-class _ReadOnly:
-    """A backend without conditional writes can be read (served) but not published to."""
-
-    def __init__(self, fs: Any) -> None:
-        self.fs = fs
-        self.protocol = fs.protocol
-
-    def _refuse(self, *args: Any) -> Any:
-        raise StoreUnavailableError(
-            f"publishing needs conditional writes, which this release supports on "
-            f"{', '.join(sorted(_BACKENDS))}; {self.protocol} can only be read"
-        )
-
-    create = read = swap = _refuse
-
-    def tag(self, path: str) -> str:
-        info = self.fs.info(path)
-        return str(info.get("ETag") or f"{info.get('mtime')}:{info['size']}")
-
-    def duplicate(self, source: str, target: str) -> None:
-        self.fs.copy(source, target)
-
-
-def _conditional_writes(fs: Any) -> _ConditionalWrites:
-    for protocol in _protocols(fs):
-        if protocol in _BACKENDS:
-            return _BACKENDS[protocol](fs)
-    return _ReadOnly(fs)

@@ -30,7 +30,7 @@ ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
 
 DagKind = Literal["train", "infer"]
 DAG_KINDS: tuple[DagKind, DagKind] = ("train", "infer")
-"""The kinds of :func:`model_steps.plan.dag_ids`, in its order (train always, infer maybe)."""
+"""The kinds of :func:`~model_steps.airflow.plan.dag_ids`, in order (train always, infer maybe)."""
 
 
 class LastRun(BaseModel):

@@ -1,0 +1,114 @@
+"""DAG plans to Airflow DAGs: the only module that creates Airflow DAGs.
+
+Uses the Airflow 3 authoring interface (``airflow.sdk``) only. Building is defensive per DAG: if
+Airflow rejects one model's DAG, that model gets an invalid-definition placeholder carrying
+Airflow's message, and every other model's DAGs still load.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from airflow.sdk import DAG, BaseOperator, Param
+
+from model_steps.airflow.operators import (
+    InvalidDefinitionOperator,
+    ModelStepOperator,
+    airflow_asset,
+)
+from model_steps.airflow.plan import (
+    AssetRef,
+    DagPlan,
+    TaskPlan,
+    model_name_of,
+    plan_catalog,
+    plan_invalid,
+)
+from model_steps.definition.loader import BrokenDefinition, load_and_validate
+from model_steps.errors import Problem
+
+__all__ = ["build_dag", "build_dags"]
+
+log = logging.getLogger(__name__)
+
+
+def _operator(plan: DagPlan, task: TaskPlan) -> BaseOperator:
+    common: dict[str, Any] = {
+        "task_id": task.task_id,
+        "doc_md": task.doc_md or None,
+        **task.options,
+    }
+    if task.outlets:
+        common["outlets"] = [airflow_asset(ref) for ref in task.outlets]
+    if task.action == "report":
+        return InvalidDefinitionOperator(problems=plan.problems, **common)
+    assert plan.spec is not None, "model tasks are planned from a valid spec"
+    return ModelStepOperator(action=task.action, spec=plan.spec, step_id=task.step_id, **common)
+
+
+def _schedule(plan: DagPlan) -> Any:
+    return airflow_asset(plan.schedule) if isinstance(plan.schedule, AssetRef) else plan.schedule
+
+
+def build_dag(plan: DagPlan) -> DAG:
+    """One DAG from its plan; not auto-registered, the caller decides where it goes."""
+    with DAG(
+        dag_id=plan.dag_id,
+        schedule=_schedule(plan),
+        description=plan.description,
+        doc_md=plan.doc_md,
+        tags=set(plan.tags),
+        is_paused_upon_creation=plan.paused,
+        start_date=plan.start_date,
+        catchup=plan.catchup,
+        dagrun_timeout=plan.dagrun_timeout,
+        max_active_runs=plan.max_active_runs,
+        default_args=dict(plan.default_args),
+        params={
+            name: Param(p.default, description=p.description, **p.schema)
+            for name, p in plan.params.items()
+        },
+        render_template_as_native_obj=True,
+        auto_register=False,
+    ) as dag:
+        operators = {task.task_id: _operator(plan, task) for task in plan.tasks}
+        for task in plan.tasks:
+            for upstream in task.upstream:
+                operators[upstream] >> operators[task.task_id]
+    return dag
+
+
+def _build_or_placeholder(plan: DagPlan, root: Path) -> DAG:
+    """Build ``plan``; if Airflow rejects it, build a placeholder carrying Airflow's reason."""
+    try:
+        return build_dag(plan)
+    except Exception as error:  # one model's rejection must not hide the others' DAGs
+        log.exception("Airflow rejected DAG %s from %s", plan.dag_id, plan.source)
+        problem = Problem(
+            str(plan.source),
+            1,
+            1,
+            "",
+            "airflow_rejected",
+            f"Airflow rejected DAG {plan.dag_id!r}: {error}",
+        )
+        return build_dag(plan_invalid(BrokenDefinition(plan.source, (problem,)), root))
+
+
+def build_dags(
+    folder: Path, environ: Mapping[str, str], dag_id: str | None = None
+) -> dict[str, DAG]:
+    """Every DAG the definitions under ``folder`` produce, keyed by DAG id.
+
+    With ``dag_id`` (a task start's parsing context) only that DAG is built, and for a model's
+    DAG only the model's own file is read when it is named after the model.
+    """
+    catalog = load_and_validate([folder], environ, only=model_name_of(dag_id or ""))
+    plans = plan_catalog(catalog, folder)
+    if dag_id is not None:
+        plans = [plan for plan in plans if plan.dag_id == dag_id]
+    dags = (_build_or_placeholder(plan, folder) for plan in plans)
+    return {dag.dag_id: dag for dag in dags}

@@ -1,0 +1,92 @@
+"""What a task knows about its run: ids and parameters, its model's store, where data goes.
+
+The operators in :mod:`model_steps.airflow.operators` translate Airflow's run context into a
+:class:`RunInfo`; everything below them reads only these plain values, so the runtime can be
+called (and tested) without Airflow.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+from model_steps.errors import PermanentError
+from model_steps.runtime.rendered import Rendered
+from model_steps.runtime.tables import write_table
+from model_steps.settings import Settings
+from model_steps.store.model_store import ModelStore, open_store
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from model_steps.definition.schema import DataRef, ModelSpec, Step
+
+__all__ = ["Environment", "RunInfo", "data_ref", "environment", "step_index", "write_output"]
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class RunInfo:
+    """The facts about the current run that a task needs (ids, dates, resolved parameters)."""
+
+    dag_id: str
+    run_id: str
+    logical_date: datetime | None = None
+    params: Mapping[str, Any] = field(default_factory=dict)
+    try_number: int = 1
+
+
+@dataclass(frozen=True)
+class Environment:
+    """How a task reaches storage: the model's store, credentials and the import allow-list."""
+
+    store: ModelStore
+    storage_options: Mapping[str, Any]
+    allowed: tuple[str, ...]
+
+
+def environment(
+    spec: ModelSpec, settings: Settings, storage_options: Mapping[str, Any]
+) -> Environment:
+    """The store of ``spec`` (its ``assets.root`` or the deployment's default root)."""
+    root = (spec.assets.root or settings.assets_root).rstrip("/")
+    store = open_store(f"{root}/{spec.directory}", storage_options)
+    return Environment(store, dict(storage_options), settings.allowed_imports)
+
+
+def data_ref(step: Step, direction: str, phase: str) -> DataRef:
+    """The table a step reads (``input``) or writes (``output``) in ``phase``; it must exist."""
+    io = getattr(step.parameters, direction)
+    ref: DataRef | None = getattr(io, phase) if io is not None else None
+    if ref is None:
+        raise PermanentError(f"step {step.id!r} has no {direction}.{phase}")
+    return ref
+
+
+def step_index(spec: ModelSpec, step_id: str) -> int:
+    """Where ``step_id`` sits in the model's order: a task knows its step only by id."""
+    for index, step in enumerate(spec.steps):
+        if step.id == step_id:
+            return index
+    raise PermanentError(f"model {spec.name!r} has no step {step_id!r}")
+
+
+def write_output(
+    step: Step, phase: str, frame: pd.DataFrame, rendered: Rendered, env: Environment
+) -> int:
+    """Write a step's output table for ``phase`` where the rendered URL says."""
+    ref = data_ref(step, "output", phase)
+    url = rendered.outputs[phase]
+    size = write_table(
+        frame,
+        url,
+        str(ref.inferred_format()),
+        storage_options=env.storage_options,
+        options=ref.options,
+    )
+    log.info("wrote %d rows (%d bytes) to %s", len(frame), size, url)
+    return size

@@ -1,0 +1,193 @@
+"""Inference with a published version: one step per infer task, or the whole pipeline.
+
+The infer DAG runs one :class:`ReadyStep` per task and real-time handlers chain them all
+(:func:`infer_frame`), so both compute predictions with the same code.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from model_steps.definition.schema import Step
+from model_steps.errors import PermanentError, StepError
+from model_steps.runtime.context import Environment, RunInfo, data_ref, step_index, write_output
+from model_steps.runtime.rendered import Rendered
+from model_steps.runtime.scratch import Scratch
+from model_steps.runtime.serializers import load_fitted
+from model_steps.runtime.steps import StepKind, prediction_frame, step_kind
+from model_steps.runtime.tables import read_table
+from model_steps.store.manifest import Manifest
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from model_steps.definition.schema import ModelSpec
+
+__all__ = [
+    "ReadyStep",
+    "features_of",
+    "infer_frame",
+    "infer_step",
+    "load_step",
+    "ready_step",
+    "version_pipeline",
+]
+
+log = logging.getLogger(__name__)
+
+
+def infer_step(
+    spec: ModelSpec, step_id: str, run: RunInfo, env: Environment, rendered: Rendered
+) -> dict[str, Any]:
+    """Transform or predict with one step of the version the run started on."""
+    index = step_index(spec, step_id)
+    step = spec.steps[index]
+    scratch = Scratch(env, run)
+    version, features = _infer_input(spec, index, rendered, scratch, env)
+    last = index == len(spec.steps) - 1
+    ready = ready_step(step, env.store.manifest(version), env, rendered.init, last=last)
+    log.info(
+        "inferring step %s of %s with version %d: %d rows, %d columns",
+        step.id,
+        spec.name,
+        version,
+        len(features),
+        len(features.columns),
+    )
+    output = ready.run(features)
+    if not last:
+        written = scratch.write_frame(step.id, "infer", output, None)
+        return {
+            "step": step.id,
+            "version": version,
+            "rows": len(features),
+            "bytes_written": written,
+        }
+    written = write_output(step, "infer", output, rendered, env)
+    scratch.clean()
+    return {"step": step.id, "version": version, "rows": len(features), "bytes_written": written}
+
+
+@dataclass(frozen=True)
+class ReadyStep:
+    """One step of a published version, loaded and ready to infer.
+
+    The infer DAG runs one per task and real-time handlers chain them all
+    (:func:`infer_frame`), so both compute predictions with the same code.
+    """
+
+    step: Step
+    kind: StepKind
+    fitted: Any
+    last: bool
+
+    def run(self, features: pd.DataFrame) -> pd.DataFrame:
+        """The next step's input, or for the last step the predictions as a frame."""
+        if self.last:
+            return prediction_frame(self.kind.predict(self.fitted, features))
+        return self.kind.transform(self.fitted, features)
+
+
+def ready_step(
+    step: Step, manifest: Manifest, env: Environment, init: Mapping[str, Any], *, last: bool
+) -> ReadyStep:
+    """A step of ``manifest``'s version with its fitted object loaded (checksum verified)."""
+    fitted = load_step(step, manifest, env) if step.has_assets else None
+    return ReadyStep(step, step_kind(step, init, env.allowed), fitted, last)
+
+
+def infer_frame(pipeline: Sequence[ReadyStep], features: pd.DataFrame) -> pd.DataFrame:
+    """Each step's output feeds the next; the last one's is the prediction."""
+    for ready in pipeline:
+        features = ready.run(features)
+    return features
+
+
+def version_pipeline(
+    manifest: Manifest, env: Environment, spec: ModelSpec | None = None
+) -> tuple[ReadyStep, ...]:
+    """Every step of a published version, loaded: what a real-time handler runs.
+
+    The steps are the version's own, as trained (its manifest records them with their init
+    rendered), so a definition edited since cannot mix into it. Manifests written before they
+    recorded steps fall back on ``spec``, whose init must then hold no Airflow template (only
+    Airflow renders those).
+    """
+    steps = _published_steps(manifest, spec)
+    last = len(steps) - 1
+    return tuple(
+        ready_step(step, manifest, env, step.parameters.init, last=index == last)
+        for index, step in enumerate(steps)
+    )
+
+
+def _published_steps(manifest: Manifest, spec: ModelSpec | None) -> list[Step]:
+    records = manifest.steps
+    if records and all(record.definition is not None for record in records):
+        return [Step.model_validate(record.definition) for record in records]
+    if spec is None:
+        raise PermanentError(
+            f"version {manifest.version} of {manifest.model} does not record its steps "
+            "(published by an older release): serve it with its definition"
+        )
+    for step in spec.steps:
+        if "{{" in json.dumps(step.parameters.init, default=str):
+            raise StepError(
+                f"step {step.id!r} has Airflow templates in its init arguments, and version "
+                f"{manifest.version} does not record them rendered: train a new version"
+            )
+    return list(spec.steps)
+
+
+def load_step(step: Step, manifest: Manifest, env: Environment) -> Any:
+    """A step's fitted object from a published version, verified against its checksum."""
+    record = manifest.asset(step.id)
+    if record is None:
+        raise PermanentError(
+            f"version {manifest.version} of {manifest.model} has no asset for step {step.id!r}"
+        )
+    with env.store.open_asset(record) as stream:
+        return load_fitted(stream, step, env.allowed)
+
+
+def _infer_input(
+    spec: ModelSpec, index: int, rendered: Rendered, scratch: Scratch, env: Environment
+) -> tuple[int, pd.DataFrame]:
+    """The version this run serves (fixed at its first step) and this step's input."""
+    if index == 0:
+        pointer = env.store.pointer()
+        if pointer is None:
+            raise PermanentError(
+                f"model {spec.name!r} has no published version in "
+                f"{env.store.url()}: run {spec.name}__train first"
+            )
+        scratch.write_json("version.json", {"version": pointer.version})
+        step = spec.steps[0]
+        ref = data_ref(step, "input", "infer")
+        frame = read_table(
+            rendered.inputs["infer"],
+            str(ref.inferred_format()),
+            storage_options=env.storage_options,
+            options=ref.options,
+        )
+        return pointer.version, features_of(frame, step)
+    version = int(scratch.read_json("version.json")["version"])
+    previous = spec.steps[index - 1].id
+    found = scratch.read_frame(previous, "infer")
+    if found is None:
+        raise PermanentError(f"no output of step {previous!r} in this run's scratch")
+    return version, found[0]
+
+
+def features_of(frame: pd.DataFrame, step: Step) -> pd.DataFrame:
+    """The columns a model reads from new data: ``features``, else all but the target."""
+    training = step.parameters.training
+    if training and training.features:
+        return frame[training.features]
+    if training and training.target and training.target in frame.columns:
+        return frame.drop(columns=training.target)
+    return frame

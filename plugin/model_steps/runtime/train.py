@@ -1,0 +1,215 @@
+"""Training one step: fit it on the output of the steps before it, stage its fitted asset.
+
+Each step is fitted on its own data (the first step's input, split into train and test) or on
+the previous step's output from the run's scratch; the last step's metrics are computed on
+both parts. The asset waits in the scratch until :func:`model_steps.runtime.publish.publish`.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import resource
+import time
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+from model_steps.errors import PermanentError
+from model_steps.runtime.context import Environment, RunInfo, step_index, write_output
+from model_steps.runtime.metrics import compute_metrics
+from model_steps.runtime.rendered import Rendered
+from model_steps.runtime.scratch import Scratch
+from model_steps.runtime.serializers import save_fitted
+from model_steps.runtime.splits import split_xy, train_test
+from model_steps.runtime.steps import StepKind, prediction_frame, step_kind
+from model_steps.runtime.tables import read_table
+from model_steps.store.manifest import StepRecord
+from model_steps.store.model_store import StagedAsset, utc_now
+
+if TYPE_CHECKING:
+    from model_steps.definition.schema import ModelSpec, Step
+
+__all__ = ["train_step"]
+
+log = logging.getLogger(__name__)
+
+
+def train_step(
+    spec: ModelSpec, step_id: str, run: RunInfo, env: Environment, rendered: Rendered
+) -> dict[str, Any]:
+    """Fit one step on the output of the steps before it; stage its asset in the run scratch."""
+    index = step_index(spec, step_id)
+    step = spec.steps[index]
+    started, clock, cpu = utc_now(), time.perf_counter(), time.process_time()
+    scratch = Scratch(env, run)
+    parts, samples = _training_data(spec, index, rendered, scratch, env)
+    x_train, y_train = parts["train"]
+    kind = step_kind(step, rendered.init, env.allowed)
+    fit_clock = time.perf_counter()
+    fitted = kind.fit(x_train, y_train)
+    fit_seconds = time.perf_counter() - fit_clock
+    last = index == len(spec.steps) - 1
+    metrics, written = _outputs(step, kind, fitted, parts, last, scratch, rendered, env)
+    staged = _stage(spec, step, fitted, scratch, env) if step.has_assets else None
+    rows = len(x_train) + (len(parts["test"][0]) if "test" in parts else 0)  # one out per in
+    record = StepRecord(
+        step_id=step.id,
+        started_at=started,
+        ended_at=utc_now(),
+        rows_in=rows,
+        rows_out=rows,
+        columns_in=[str(c) for c in x_train.columns],
+        fit_seconds=round(fit_seconds, 6),
+        cpu_seconds=round(time.process_time() - cpu, 6),
+        peak_memory_bytes=_peak_memory(),
+        metrics=metrics,
+        dtypes_in={str(c): str(t) for c, t in x_train.dtypes.items()},
+        definition=_trained_definition(step, rendered.init),
+    )
+    scratch.write_json(
+        f"steps/{step.id}.json",
+        {
+            "record": record.model_dump(mode="json"),
+            "staged": staged.__dict__ if staged else None,
+            "samples": samples,
+        },
+    )
+    written += staged.size if staged else 0
+    log.info(
+        "trained step %s of %s: %d rows, %d columns, fit %.3fs, wall %.3fs, %d bytes "
+        "written, metrics %s",
+        step.id,
+        spec.name,
+        rows,
+        len(x_train.columns),
+        fit_seconds,
+        time.perf_counter() - clock,
+        written,
+        metrics or "-",
+    )
+    return {
+        "step": step.id,
+        "rows": rows,
+        "fit_seconds": record.fit_seconds,
+        "bytes_written": written,
+        "metrics": metrics,
+    }
+
+
+def _trained_definition(step: Step, init: Mapping[str, Any]) -> dict[str, Any]:
+    """The step as JSON with ``init`` as this run rendered it (templates filled in)."""
+    definition = step.model_dump(mode="json", by_alias=True, exclude_none=True)
+    definition["parameters"]["init"] = json.loads(json.dumps(dict(init), default=str))
+    return definition
+
+
+def _outputs(
+    step: Step,
+    kind: StepKind,
+    fitted: Any,
+    parts: Mapping[str, tuple[Any, Any]],
+    last: bool,
+    scratch: Scratch,
+    rendered: Rendered,
+    env: Environment,
+) -> tuple[dict[str, dict[str, float]], int]:
+    """What a fitted step hands on: metrics if it is the last, else its transformed data."""
+    written = 0
+    metrics: dict[str, dict[str, float]] = {}
+    if last:
+        metrics = _metrics(step, kind, fitted, parts, env)
+    else:
+        for split, (features, target) in parts.items():
+            written += scratch.write_frame(step.id, split, kind.transform(fitted, features), target)
+    if "train" in rendered.outputs:
+        x_train = parts["train"][0]
+        output = kind.predict(fitted, x_train) if last else kind.transform(fitted, x_train)
+        written += write_output(step, "train", prediction_frame(output), rendered, env)
+    return metrics, written
+
+
+def _training_data(
+    spec: ModelSpec, index: int, rendered: Rendered, scratch: Scratch, env: Environment
+) -> tuple[dict[str, tuple[Any, Any]], list[dict[str, Any]]]:
+    """This step's train (and test) parts.
+
+    A step with its own input reads and splits it; any other takes the previous step's output
+    from the run scratch.
+    """
+    step = spec.steps[index]
+    params = step.parameters
+    if params.input is not None and params.input.train is not None:
+        frame = read_table(
+            rendered.inputs["train"],
+            str(params.input.train.inferred_format()),
+            storage_options=env.storage_options,
+            options=params.input.train.options,
+        )
+        features, target = split_xy(frame, params.training)
+        split = params.training.split if params.training else None
+        x_train, x_test, y_train, y_test = train_test(features, target, split)
+        parts = {"train": (x_train, y_train)}
+        if x_test is not None:
+            parts["test"] = (x_test, y_test)
+        samples = json.loads(x_train.head(5).to_json(orient="records")) if index == 0 else []
+        log.info(
+            "read %d rows, %d columns from %s",
+            len(frame),
+            len(frame.columns),
+            rendered.inputs["train"],
+        )
+        return parts, samples
+    previous = spec.steps[index - 1].id
+    parts = {
+        split: found
+        for split in ("train", "test")
+        if (found := scratch.read_frame(previous, split)) is not None
+    }
+    if "train" not in parts:
+        raise PermanentError(
+            f"step {step.id!r} found no output of step {previous!r} in "
+            f"{scratch.url('data', previous)}: did it run in this run?"
+        )
+    return parts, []
+
+
+def _metrics(
+    step: Step, kind: Any, fitted: Any, parts: Mapping[str, tuple[Any, Any]], env: Environment
+) -> dict[str, dict[str, float]]:
+    names = step.parameters.metrics
+    if not names:
+        return {}
+    results = {}
+    for split, (features, target) in parts.items():
+        if target is None:
+            continue
+        # Metrics compare labels, even when the step's predict method is predict_proba.
+        labels = (
+            fitted.predict(features)
+            if hasattr(fitted, "predict")
+            else kind.predict(fitted, features)
+        )
+        needs_scores = any(name.startswith("roc_auc") for name in names)
+        scores = kind.scores(fitted, features) if needs_scores else None
+        results[split] = compute_metrics(names, target, labels, scores, env.allowed)
+    return results
+
+
+def _stage(
+    spec: ModelSpec, step: Step, fitted: Any, scratch: Scratch, env: Environment
+) -> StagedAsset:
+    identifier = str(step.assets_identifier)
+    url = scratch.url("assets", step.id, identifier)
+    size, sha256 = env.store.write_bytes(url, save_fitted(fitted, step, env.allowed))
+    root = (
+        f"{step.assets_root.rstrip('/')}/{spec.directory}"
+        if step.assets_root
+        else (env.store.url())
+    )
+    serializer = "custom" if step.parameters.save else step.parameters.serializer
+    return StagedAsset(step.id, url, size, sha256, serializer, identifier, root)
+
+
+def _peak_memory() -> int:
+    """Peak resident memory of this task's process (Linux reports KiB)."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
