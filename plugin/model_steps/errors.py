@@ -15,6 +15,7 @@ from dataclasses import dataclass
 __all__ = [
     "ChecksumMismatchError",
     "CorruptDocumentError",
+    "DecisionConflictError",
     "DefinitionError",
     "ImportRefusedError",
     "InvalidInputError",
@@ -24,6 +25,7 @@ __all__ = [
     "ModelStepsError",
     "NotDeployedError",
     "NotReadyError",
+    "NotServableError",
     "PermanentError",
     "PointerMissingError",
     "Problem",
@@ -187,3 +189,11 @@ class UnknownModelError(ModelStepsError, KeyError):
 
 class PointerMissingError(ModelStepsError):
     """``current.json`` disappeared from a store that had published versions."""
+
+
+class NotServableError(PermanentError):
+    """A version the gate refused, or one waiting for or denied approval, cannot be served."""
+
+
+class DecisionConflictError(ModelStepsError):
+    """A person's decision on a candidate was already recorded (by someone else, or earlier)."""

@@ -32,11 +32,13 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import IO, Any, TypeVar
 
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
 from model_steps.errors import (
     ChecksumMismatchError,
     CorruptDocumentError,
+    DecisionConflictError,
+    NotServableError,
     PublishConflictError,
     StoreUnavailableError,
 )
@@ -49,7 +51,15 @@ from model_steps.store.backends import (
     takes_refresh,
 )
 from model_steps.store.checksums import copy_digest, file_digest, handle_digest, verify
-from model_steps.store.manifest import AssetRecord, Manifest, Pointer
+from model_steps.store.manifest import (
+    AssetRecord,
+    Decision,
+    EvaluationRecord,
+    Manifest,
+    Pointer,
+    VersionStatus,
+    version_status,
+)
 
 __all__ = ["ModelStore", "PointerRead", "StagedAsset", "open_store", "utc_now"]
 
@@ -57,6 +67,8 @@ POINTER = "current.json"
 MANIFEST = "manifest.json"
 CARD = "MODEL_CARD.md"
 CLAIM = "claim.json"
+DECISION = "decision.json"
+EVALUATIONS = "evaluations"
 ABANDONED_CLAIM_SECONDS = 24 * 3600
 _CAS_ATTEMPTS = 20
 
@@ -325,9 +337,19 @@ class ModelStore:
         return pointer
 
     def rollback(self, version: int) -> Pointer:
-        """Point handlers back at an older complete version; nothing is rewritten."""
+        """Point handlers back at an older complete version; nothing is rewritten.
+
+        Raises:
+            NotServableError: the gate refused the version, or it waits for or was denied a
+                person's approval: it never went live and is not fit to.
+        """
         manifest = self.manifest(version)
         current = self.pointer()
+        status = version_status(manifest, self.decision(version), None)
+        if status != "published":
+            raise NotServableError(
+                f"version {version} is {status}, not published: {_status_reason(manifest, status)}"
+            )
         pointer = Pointer(
             version=version,
             manifest=self.url("versions", str(version), MANIFEST),
@@ -356,6 +378,98 @@ class ModelStore:
         for run in self._stale_runs():
             self.fs.rm(run, recursive=True)
         return doomed
+
+    # -- people's decisions and evaluations ---------------------------------------------------
+
+    def decision(self, version: int) -> Decision | None:
+        """A person's decision on a candidate version, if one was recorded."""
+        location = self.path("versions", str(version), DECISION)
+        data = self._read(location)
+        return None if data is None else _parse(Decision, data, self.fs.unstrip_protocol(location))
+
+    def status(self, version: int, live: int | None) -> VersionStatus:
+        """Where a complete version stands (live, published, pending, refused, rejected)."""
+        return version_status(self.manifest(version), self.decision(version), live)
+
+    def approve(self, version: int, by: str, reason: str | None = None) -> Pointer:
+        """Record a person's approval of a waiting candidate, then make it the live version.
+
+        The decision is written once, before the pointer moves: a crash in between leaves an
+        approved version that a rollback can serve. If a newer version went live meanwhile,
+        the pointer stays on it and this one stays available for rollback.
+
+        Raises:
+            NotServableError: the version is not waiting for approval.
+            DecisionConflictError: someone decided on it first.
+        """
+        self._waiting(version)
+        self._decide(version, Decision(action="approved", by=by, at=utc_now(), reason=reason))
+        pointer = Pointer(
+            version=version,
+            manifest=self.url("versions", str(version), MANIFEST),
+            published_at=utc_now(),
+        )
+        return self._move_pointer(pointer, forward_only=True)
+
+    def reject(self, version: int, by: str, reason: str) -> Decision:
+        """Record that a person turned a waiting candidate down, and why; it is never served.
+
+        Raises:
+            NotServableError: the version is not waiting for approval.
+            DecisionConflictError: someone decided on it first.
+        """
+        self._waiting(version)
+        decision = Decision(action="rejected", by=by, at=utc_now(), reason=reason)
+        self._decide(version, decision)
+        return decision
+
+    def write_evaluation(self, record: EvaluationRecord) -> str:
+        """Keep an evaluation beside the version it scored; a retried run replaces its own."""
+        name = f"{_safe(record.run_id)}.json"
+        location = self.path("versions", str(record.version), EVALUATIONS, name)
+        try:
+            self.fs.pipe_file(location, record.model_dump_json(indent=2).encode())
+        except Exception as error:
+            raise StoreUnavailableError(
+                f"cannot write {self.fs.unstrip_protocol(location)}: {error}"
+            ) from error
+        return str(self.fs.unstrip_protocol(location))
+
+    def evaluations(self, version: int) -> list[EvaluationRecord]:
+        """A version's evaluations, oldest first."""
+        pattern = self.path("versions", str(version), EVALUATIONS, "*.json")
+        try:
+            found = self.fs.glob(pattern, **({"refresh": True} if takes_refresh(self.fs) else {}))
+        except FileNotFoundError:
+            return []
+        except Exception as error:
+            raise StoreUnavailableError(f"cannot list {pattern}: {error}") from error
+        records = []
+        for path in found:
+            data = self._read(path)
+            if data is not None:
+                records.append(_parse(EvaluationRecord, data, self.fs.unstrip_protocol(path)))
+        return sorted(records, key=lambda r: r.start_date_time)
+
+    def _waiting(self, version: int) -> Manifest:
+        manifest = self.manifest(version)
+        status = version_status(manifest, self.decision(version), None)
+        if status != "pending":
+            raise NotServableError(
+                f"version {version} is {status}, not waiting for approval: "
+                f"{_status_reason(manifest, status)}"
+            )
+        return manifest
+
+    def _decide(self, version: int, decision: Decision) -> None:
+        location = self.path("versions", str(version), DECISION)
+        try:
+            self._conditional.create(location, decision.model_dump_json(indent=2).encode())
+        except FileExistsError as error:
+            earlier = self.decision(version)
+            who = f" by {earlier.by} at {earlier.at}" if earlier else ""
+            action = earlier.action if earlier else "decided"
+            raise DecisionConflictError(f"version {version} was already {action}{who}") from error
 
     # -- internals ---------------------------------------------------------------------------
 
@@ -484,6 +598,17 @@ class ModelStore:
                 yield version
 
 
+def _status_reason(manifest: Manifest, status: VersionStatus) -> str:
+    """Why a version stands where it does, in words for an error."""
+    if status in ("refused", "pending") and manifest.gate is not None:
+        return manifest.gate.reason
+    return {
+        "live": "it is the live version",
+        "published": "it was published",
+        "rejected": "a person rejected it",
+    }.get(status, status)
+
+
 def _age_seconds(info: Mapping[str, Any]) -> float:
     """Seconds since a file changed, from whichever timestamp the backend reports."""
     stamp = info.get("LastModified") or info.get("mtime") or info.get("created")
@@ -504,7 +629,7 @@ def _version_numbers(paths: Iterable[str]) -> Iterator[str]:
             yield number
 
 
-_Document = TypeVar("_Document", Pointer, Manifest)
+_Document = TypeVar("_Document", bound=BaseModel)
 
 
 def _parse(kind: type[_Document], data: bytes, where: str) -> _Document:
