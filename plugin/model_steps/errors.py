@@ -13,6 +13,8 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 __all__ = [
+    "AwaitingApprovalError",
+    "CandidateRefusedError",
     "ChecksumMismatchError",
     "CorruptDocumentError",
     "DecisionConflictError",
@@ -197,3 +199,11 @@ class NotServableError(PermanentError):
 
 class DecisionConflictError(ModelStepsError):
     """A person's decision on a candidate was already recorded (by someone else, or earlier)."""
+
+
+class CandidateRefusedError(PermanentError):
+    """The gate refused a trained candidate: it is kept, with the reason, and never served."""
+
+
+class AwaitingApprovalError(ModelStepsError):
+    """A candidate passed the gate's rules and waits for a person to approve it."""

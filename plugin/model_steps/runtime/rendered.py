@@ -10,9 +10,12 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from model_steps.definition.schema import Step
+from model_steps.definition.schema import ModelSpec, Step
 
-__all__ = ["Rendered"]
+__all__ = ["EVALUATE", "Rendered"]
+
+EVALUATE = "evaluate"
+"""The key of an evaluation's labelled data among the rendered inputs."""
 
 
 @dataclass(frozen=True)
@@ -36,6 +39,12 @@ class Rendered:
             inputs=_urls(params.input, phase),
             outputs=_urls(params.output, phase),
         )
+
+    @classmethod
+    def evaluation(cls, spec: ModelSpec) -> Rendered:
+        """The evaluation's labelled-data URL as written, before rendering."""
+        evaluation = spec.evaluation
+        return cls(init={}, inputs={EVALUATE: evaluation.input.url} if evaluation else {})
 
 
 def _urls(io: Any, phase: str) -> dict[str, str]:

@@ -57,14 +57,21 @@ class Scratch:
         """Leave a small record for a later task of the run."""
         self.env.store.write_bytes(self.url(name), json.dumps(value).encode())
 
-    def read_json(self, name: str) -> Any:
-        """A record an earlier task left; its absence means that task did not finish."""
+    def read_json_if_present(self, name: str) -> Any:
+        """A record an earlier task or try may have left; None when there is none."""
         try:
             return json.loads(self.env.store.read_bytes(self.url(name)))
-        except FileNotFoundError as error:
+        except FileNotFoundError:
+            return None
+
+    def read_json(self, name: str) -> Any:
+        """A record an earlier task left; its absence means that task did not finish."""
+        found = self.read_json_if_present(name)
+        if found is None:
             raise PermanentError(
                 f"{self.url(name)} is missing: an earlier task of this run did not finish"
-            ) from error
+            )
+        return found
 
     def clean(self) -> None:
         """Remove the run's folder once nothing will read it again."""

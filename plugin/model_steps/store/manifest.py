@@ -121,6 +121,8 @@ class GateRecord(_Document):
     live_version: int | None = None
     live_metrics: dict[str, float] = {}
     """The live version scored on this run's test split with the same metrics."""
+    live_error: str | None = None
+    """Why the live version could not be scored (its relative rules then did not apply)."""
     candidate_metrics: dict[str, float] = {}
     decided_at: str
     seconds: float = 0.0

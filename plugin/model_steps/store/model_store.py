@@ -322,16 +322,35 @@ class ModelStore:
         anywhere before the pointer write leaves ``current.json`` as it was; the claimed
         number then stays unused (numbers only grow) and retention removes it.
         """
+        manifest = self.stage(staged, manifest_for, card_for)
+        return self.go_live(manifest.version, manifest.published_at)
+
+    def stage(
+        self,
+        staged: Sequence[StagedAsset],
+        manifest_for: Callable[[int, Mapping[str, AssetRecord]], Manifest],
+        card_for: Callable[[Manifest], str],
+    ) -> Manifest:
+        """Make staged assets a complete version, with its card and manifest, not yet live.
+
+        The version's number is claimed, its assets are copied and checked, and the manifest
+        is written last: from then on it can be read, rolled back to or approved, but handlers
+        only serve it once :meth:`go_live` moves the pointer.
+        """
         version = self._claim()
         records = {asset.step_id: self._promote(asset, version) for asset in staged}
         manifest = manifest_for(version, records)
         self.fs.pipe_file(self.path("versions", str(version), CARD), card_for(manifest).encode())
         manifest_path = self.path("versions", str(version), MANIFEST)
         self._conditional.create(manifest_path, manifest.model_dump_json(indent=2).encode())
+        return manifest
+
+    def go_live(self, version: int, published_at: str) -> Pointer:
+        """Point handlers at a complete version, forward only: a newer live version stays."""
         pointer = Pointer(
             version=version,
             manifest=self.url("versions", str(version), MANIFEST),
-            published_at=manifest.published_at,
+            published_at=published_at,
         )
         self._move_pointer(pointer, forward_only=True)
         return pointer
@@ -403,13 +422,9 @@ class ModelStore:
             DecisionConflictError: someone decided on it first.
         """
         self._waiting(version)
-        self._decide(version, Decision(action="approved", by=by, at=utc_now(), reason=reason))
-        pointer = Pointer(
-            version=version,
-            manifest=self.url("versions", str(version), MANIFEST),
-            published_at=utc_now(),
-        )
-        return self._move_pointer(pointer, forward_only=True)
+        decision = Decision(action="approved", by=by, at=utc_now(), reason=reason)
+        self._decide(version, decision)
+        return self.go_live(version, decision.at)
 
     def reject(self, version: int, by: str, reason: str) -> Decision:
         """Record that a person turned a waiting candidate down, and why; it is never served.
