@@ -7,20 +7,21 @@ at once.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import asdict
 from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import Asset, BaseOperator
 
-from model_steps.airflow.plan import AssetRef, model_asset
-from model_steps.errors import DefinitionError, PermanentError, Problem
+from model_steps.airflow.plan import AssetRef, degraded_asset, model_asset
+from model_steps.errors import AwaitingApprovalError, DefinitionError, PermanentError, Problem
 from model_steps.runtime.rendered import Rendered
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
 
     from model_steps.definition.schema import ModelSpec
-    from model_steps.runtime.context import RunInfo
+    from model_steps.runtime.context import Environment, RunInfo
 
 __all__ = ["ASSET_GROUP", "InvalidDefinitionOperator", "ModelStepOperator", "airflow_asset"]
 
@@ -46,7 +47,7 @@ def _run_info(context: Context) -> RunInfo:
 
 
 class ModelStepOperator(BaseOperator):
-    """Runs one train, infer or publish action of a model definition.
+    """Runs one action of a model definition: train, infer, gate, publish, evaluate, degraded.
 
     ``rendered`` (the step's init arguments and data URLs) is a template field: Airflow renders
     ``{{ params.C }}`` or ``{{ dag_run.run_after | ds }}`` in it before the task runs, as native
@@ -64,7 +65,10 @@ class ModelStepOperator(BaseOperator):
         self.spec = spec
         self.step_id = step_id
         step = next((s for s in spec.steps if s.id == step_id), None)
-        self.rendered = asdict(Rendered.templates(step, action)) if step else {}
+        if action == "evaluate":
+            self.rendered = asdict(Rendered.evaluation(spec))
+        else:
+            self.rendered = asdict(Rendered.templates(step, action)) if step else {}
 
     def execute(self, context: Context) -> Any:
         """Hand the run's facts to the Airflow-free task function.
@@ -76,29 +80,91 @@ class ModelStepOperator(BaseOperator):
 
         from model_steps.airflow.connections import model_storage_options
         from model_steps.runtime.context import environment
-        from model_steps.runtime.infer import infer_step
-        from model_steps.runtime.publish import publish
-        from model_steps.runtime.train import train_step
         from model_steps.settings import load_settings
 
         env = environment(
             self.spec, load_settings(), model_storage_options(self.spec.assets.conn_id)
         )
-        run = _run_info(context)
         try:
-            if self.action == "publish":
-                result = publish(self.spec, run, env)
-                outlet = airflow_asset(model_asset(self.spec.name))
-                context["outlet_events"][outlet].extra = {
-                    "model": self.spec.name,
-                    "version": result["version"],
-                    "manifest": result["manifest"],
-                }
-                return result
-            step = train_step if self.action == "train" else infer_step
-            return step(self.spec, str(self.step_id), run, env, Rendered(**self.rendered))
+            return ACTIONS[self.action](self, context, _run_info(context), env)
         except PermanentError as error:
             raise AirflowFailException(str(error)) from error
+
+
+Action = Callable[[ModelStepOperator, "Context", "RunInfo", "Environment"], Any]
+
+
+def _train(op: ModelStepOperator, context: Context, run: RunInfo, env: Environment) -> Any:
+    from model_steps.runtime.train import train_step
+
+    return train_step(op.spec, str(op.step_id), run, env, Rendered(**op.rendered))
+
+
+def _infer(op: ModelStepOperator, context: Context, run: RunInfo, env: Environment) -> Any:
+    from model_steps.runtime.infer import infer_step
+
+    return infer_step(op.spec, str(op.step_id), run, env, Rendered(**op.rendered))
+
+
+def _gate(op: ModelStepOperator, context: Context, run: RunInfo, env: Environment) -> Any:
+    from model_steps.runtime.gate import gate
+
+    return gate(op.spec, run, env)
+
+
+def _publish(op: ModelStepOperator, context: Context, run: RunInfo, env: Environment) -> Any:
+    """Publish, and tell Airflow which version went live (the Asset event's extra)."""
+    from airflow.sdk.exceptions import AirflowSkipException
+
+    from model_steps.runtime.publish import publish
+
+    try:
+        result = publish(op.spec, run, env)
+    except AwaitingApprovalError as waiting:  # nothing went live: no Asset event
+        raise AirflowSkipException(str(waiting)) from waiting
+    outlet = airflow_asset(model_asset(op.spec.name))
+    context["outlet_events"][outlet].extra = {
+        "model": op.spec.name,
+        "version": result["version"],
+        "manifest": result["manifest"],
+    }
+    return result
+
+
+def _evaluate(op: ModelStepOperator, context: Context, run: RunInfo, env: Environment) -> Any:
+    from model_steps.runtime.evaluate import evaluate
+
+    return evaluate(op.spec, run, env, Rendered(**op.rendered))
+
+
+def _degraded(op: ModelStepOperator, context: Context, run: RunInfo, env: Environment) -> Any:
+    """Update the degraded Asset when the evaluation found the version degraded, else skip."""
+    from airflow.sdk.exceptions import AirflowSkipException
+
+    from model_steps.runtime.evaluate import read_evaluation
+
+    record = read_evaluation(op.spec, run, env)
+    if not record.degraded:
+        raise AirflowSkipException(f"version {record.version} of {op.spec.name} is not degraded")
+    outlet = airflow_asset(degraded_asset(op.spec.name))
+    reasons: list[Any] = list(record.reasons)
+    context["outlet_events"][outlet].extra = {
+        "model": op.spec.name,
+        "version": record.version,
+        "reasons": reasons,
+    }
+    return {"version": record.version, "reasons": record.reasons}
+
+
+ACTIONS: dict[str, Action] = {
+    "train": _train,
+    "infer": _infer,
+    "gate": _gate,
+    "publish": _publish,
+    "evaluate": _evaluate,
+    "degraded": _degraded,
+}
+"""What each planned task action runs (the plan's ``TaskPlan.action``)."""
 
 
 class InvalidDefinitionOperator(BaseOperator):

@@ -10,27 +10,21 @@ rules fail. Like the rest of the schema, this module validates and nothing else.
 from __future__ import annotations
 
 import re
-from typing import Any, ClassVar, Literal
+from dataclasses import dataclass
+from typing import Annotated, Any, Literal
 
-from pydantic import (
-    BaseModel,
-    ConfigDict,
-    Field,
-    GetJsonSchemaHandler,
-    model_serializer,
-    model_validator,
-)
-from pydantic.json_schema import JsonSchemaValue
-from pydantic_core import PydanticCustomError, core_schema
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, WithJsonSchema
+from pydantic_core import PydanticCustomError
 
 __all__ = [
     "COMPARISONS",
     "Card",
     "Drift",
-    "EvaluationRule",
+    "EvaluationRuleText",
     "Gate",
-    "GateRule",
+    "GateRuleText",
     "Rule",
+    "parse_rule",
 ]
 
 _NUMBER = r"[0-9]+(?:\.[0-9]*)?(?:[eE][+-]?[0-9]+)?"
@@ -49,71 +43,21 @@ COMPARISONS: dict[str, Any] = {
 """Each comparison a rule may use, as the test it runs on (observed, threshold)."""
 
 
-class Rule(BaseModel):
+@dataclass(frozen=True)
+class Rule:
     """``metric OP threshold``: ``accuracy >= 0.9``, or against a reference, ``f1 >= live - 0.01``.
 
     Written as one string in YAML; the parts are kept so a decision can say which rule failed,
     with the numbers on both sides.
     """
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-    references: ClassVar[tuple[str, ...]] = ()
-    """Reference names this kind of rule may compare against (``live``, ``trained``)."""
-    example: ClassVar[str] = "accuracy >= 0.9"
-
     metric: str
     op: Literal[">=", ">", "<=", "<"]
     value: float | None = None
     reference: str | None = None
+    """``live`` (the live version on the same data) or ``trained`` (the version's own test
+    metric); None for an absolute rule."""
     offset: float = 0.0
-
-    @model_validator(mode="before")
-    @classmethod
-    def _parse(cls, data: Any) -> Any:
-        if not isinstance(data, str):
-            raise PydanticCustomError("rule", f"expected a rule as text, e.g. {cls.example!r}")
-        match = re.fullmatch(RULE_PATTERN, data)
-        if match is None:
-            raise PydanticCustomError(
-                "rule",
-                f"{data!r} is not a rule: expected 'metric OP number'{cls._reference_hint()} "
-                f"with OP one of >=, >, <=, <, e.g. {cls.example!r}",
-            )
-        reference = match["reference"]
-        if reference is not None and reference not in cls.references:
-            raise PydanticCustomError(
-                "rule",
-                f"{data!r} compares with {reference!r}, which this rule cannot: expected "
-                f"'metric OP number'{cls._reference_hint()}",
-            )
-        offset = float(match["offset"] or 0.0) * (-1 if match["sign"] == "-" else 1)
-        value = float(match["value"]) if match["value"] is not None else None
-        return {
-            "metric": match["metric"],
-            "op": match["op"],
-            "value": value,
-            "reference": reference,
-            "offset": offset,
-        }
-
-    @classmethod
-    def _reference_hint(cls) -> str:
-        if not cls.references:
-            return ""
-        names = " or ".join(f"'metric OP {name} +/- number'" for name in cls.references)
-        return f" or {names}"
-
-    @classmethod
-    def __get_pydantic_json_schema__(
-        cls, schema: core_schema.CoreSchema, handler: GetJsonSchemaHandler
-    ) -> JsonSchemaValue:
-        """A rule is a string in YAML, so editors check it against the grammar's pattern."""
-        return {"type": "string", "pattern": RULE_PATTERN, "examples": [cls.example]}
-
-    @model_serializer
-    def _as_text(self) -> str:
-        return self.text
 
     @property
     def text(self) -> str:
@@ -140,18 +84,50 @@ class Rule(BaseModel):
         return bool(test(float(observed), float(threshold)))
 
 
-class GateRule(Rule):
-    """A rule on a candidate's test metrics; ``live`` is the live version on the same data."""
+def parse_rule(text: str, references: tuple[str, ...] = ()) -> Rule:
+    """A rule from its text; ``references`` are the names it may compare against.
 
-    references: ClassVar[tuple[str, ...]] = ("live",)
-    example: ClassVar[str] = "f1_macro >= live - 0.01"
+    Raises:
+        PydanticCustomError: the text is not a rule, or names a reference it may not.
+    """
+    hint = "".join(f" or 'metric OP {name} +/- number'" for name in references)
+    match = re.fullmatch(RULE_PATTERN, text)
+    if match is None:
+        raise PydanticCustomError(
+            "rule",
+            f"{text!r} is not a rule: expected 'metric OP number'{hint} with OP one of "
+            ">=, >, <=, <, e.g. 'accuracy >= 0.9'",
+        )
+    reference = match["reference"]
+    if reference is not None and reference not in references:
+        raise PydanticCustomError(
+            "rule",
+            f"{text!r} compares with {reference!r}, which this rule cannot: expected "
+            f"'metric OP number'{hint}",
+        )
+    offset = float(match["offset"] or 0.0) * (-1 if match["sign"] == "-" else 1)
+    op: Any = match["op"]
+    value = float(match["value"]) if match["value"] is not None else None
+    return Rule(match["metric"], op, value, reference, offset)
 
 
-class EvaluationRule(Rule):
-    """A rule on fresh labelled data; ``trained`` is the version's own test metric."""
+def _schema(example: str) -> WithJsonSchema:
+    """A rule is a string in YAML, so editors check it against the grammar's pattern."""
+    return WithJsonSchema({"type": "string", "pattern": RULE_PATTERN, "examples": [example]})
 
-    references: ClassVar[tuple[str, ...]] = ("trained",)
-    example: ClassVar[str] = "accuracy >= trained - 0.05"
+
+GateRuleText = Annotated[
+    str,
+    AfterValidator(lambda value: parse_rule(value, ("live",)).text),
+    _schema("f1_macro >= live - 0.01"),
+]
+"""A gate rule: absolute, or against ``live`` (the live version on the same test data)."""
+EvaluationRuleText = Annotated[
+    str,
+    AfterValidator(lambda value: parse_rule(value, ("trained",)).text),
+    _schema("accuracy >= trained - 0.05"),
+]
+"""An evaluation rule: absolute, or against ``trained`` (the version's own test metric)."""
 
 
 class _Block(BaseModel):
@@ -163,7 +139,7 @@ class _Block(BaseModel):
 class Gate(_Block):
     """What a trained candidate must pass before handlers serve it."""
 
-    rules: list[GateRule] = []
+    rules: list[GateRuleText] = []
     """Rules on the candidate's test metrics, all of which must hold: absolute
     (``accuracy >= 0.9``, ``mean_absolute_error <= 40``) or against the live version scored on
     this run's test split (``f1_macro >= live - 0.01``). A relative rule passes when nothing
@@ -173,9 +149,14 @@ class Gate(_Block):
     (``model-steps promote`` or the Models page) instead of going live."""
 
     @property
+    def parsed(self) -> list[Rule]:
+        """The rules, parsed."""
+        return [parse_rule(text, ("live",)) for text in self.rules]
+
+    @property
     def relative(self) -> bool:
         """Whether any rule needs the live version scored beside the candidate."""
-        return any(rule.reference == "live" for rule in self.rules)
+        return any(rule.reference == "live" for rule in self.parsed)
 
 
 class Drift(_Block):

@@ -44,7 +44,14 @@ from pydantic.json_schema import JsonSchemaValue
 from pydantic_core import PydanticCustomError, core_schema
 
 from model_steps.definition import governance
-from model_steps.definition.governance import Card, Drift, EvaluationRule, Gate
+from model_steps.definition.governance import (
+    Card,
+    Drift,
+    EvaluationRuleText,
+    Gate,
+    Rule,
+    parse_rule,
+)
 
 __all__ = [
     "API_VERSION",
@@ -79,7 +86,7 @@ KIND = "Model"
 ON_NEW_VERSION = "on new version"
 ON_DEGRADATION = "on degradation"
 SEMANTIC = "semantic"
-RESERVED_TASK_IDS = frozenset({"publish"})
+RESERVED_TASK_IDS = frozenset({"publish", "gate"})
 AIRFLOW_PRESETS = frozenset(
     {"@once", "@continuous", "@hourly", "@daily", "@weekly", "@monthly", "@quarterly", "@yearly"}
 )
@@ -630,12 +637,17 @@ class Evaluation(Strict):
     """Metrics to compute; the last step's ``metrics`` when left out."""
     schedule: ScheduleValue = None
     """When to evaluate: cron string, preset, interval or null for manual runs only."""
-    rules: list[EvaluationRule] = []
+    rules: list[EvaluationRuleText] = []
     """Rules on the evaluation's metrics; when one fails, the live version is degraded
     (``accuracy >= 0.85``, or against its own test metric: ``accuracy >= trained - 0.05``)."""
     drift: Drift | None = None
     """Also compare each feature's distribution with the training data's; a feature beyond
     the threshold marks the version degraded too."""
+
+    @property
+    def parsed(self) -> list[Rule]:
+        """The rules, parsed."""
+        return [parse_rule(text, ("trained",)) for text in self.rules]
 
 
 class ModelSpec(Strict):
@@ -766,7 +778,7 @@ def _gate_issues(model: ModelSpec) -> list[Issue]:
     """Gate rules judge the last step's test metrics, so both must exist."""
     computed = model.steps[-1].parameters.metrics
     issues: list[Issue] = []
-    for index, rule in enumerate(model.gate.rules):
+    for index, rule in enumerate(model.gate.parsed):
         if rule.metric not in computed:
             message = _unknown_metric(rule.metric, computed, "the last step")
             issues.append(
@@ -820,7 +832,7 @@ def _evaluation_issues(model: ModelSpec) -> list[Issue]:
         return issues
     computed = evaluation.metrics or model.steps[-1].parameters.metrics
     trained = model.steps[-1].parameters.metrics if _has_split(model) else []
-    for index, rule in enumerate(evaluation.rules):
+    for index, rule in enumerate(evaluation.parsed):
         where = ("evaluation", "rules", index)
         if rule.metric not in computed:
             issues.append(
@@ -959,6 +971,8 @@ def json_schema() -> dict[str, Any]:
     for module in (sys.modules[__name__], governance):
         for name, descriptions in _field_docstrings(module).items():
             model = getattr(module, name)
+            if not (isinstance(model, type) and issubclass(model, BaseModel)):
+                continue
             properties = documents.get(name, {}).get("properties", {})
             for field, info in model.model_fields.items():
                 if (info.alias or field) in properties and field in descriptions:

@@ -119,7 +119,7 @@ def _record(
     names = evaluation.metrics or spec.steps[-1].parameters.metrics
     pipeline = version_pipeline(manifest, env, spec)
     metrics = score(pipeline, features, labels, names, env.allowed)
-    results = judge(evaluation.rules, metrics, manifest.metrics.get("test", {}))
+    results = judge(evaluation.parsed, metrics, manifest.metrics.get("test", {}))
     reasons = failures(results)
     drift: dict[str, float] = {}
     if evaluation.drift is not None:

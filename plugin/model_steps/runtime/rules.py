@@ -76,7 +76,7 @@ def decide(
     seconds: float,
 ) -> GateRecord:
     """The gate's decision: refused when a rule fails, else pending (manual) or accepted."""
-    results = judge(gate.rules, candidate, live)
+    results = judge(gate.parsed, candidate, live)
     failed = failures(results)
     outcome: Literal["accepted", "refused", "pending"] = "accepted"
     reason = "passed the gate's rules" if gate.rules else "no rules to pass"
