@@ -406,6 +406,14 @@ class ModelStore:
         data = self._read(location)
         return None if data is None else _parse(Decision, data, self.fs.unstrip_protocol(location))
 
+    def card(self, version: int) -> str:
+        """A version's ``MODEL_CARD.md``."""
+        self.manifest(version)  # only complete versions have a card to show
+        data = self._read(self.path("versions", str(version), CARD))
+        if data is None:
+            raise CorruptDocumentError(f"version {version} has no model card at {self.url()}")
+        return data.decode()
+
     def status(self, version: int, live: int | None) -> VersionStatus:
         """Where a complete version stands (live, published, pending, refused, rejected)."""
         return version_status(self.manifest(version), self.decision(version), live)
