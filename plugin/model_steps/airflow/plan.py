@@ -28,6 +28,7 @@ __all__ = [
     "ParamPlan",
     "TaskPlan",
     "dag_ids",
+    "dag_kinds",
     "degraded_asset",
     "invalid_dag_id",
     "model_asset",
@@ -110,6 +111,11 @@ def dag_ids(spec: ModelSpec) -> tuple[str, ...]:
         + ((spec.name + INFER_SUFFIX,) if spec.has_infer else ())
         + ((spec.name + EVALUATE_SUFFIX,) if spec.evaluation else ())
     )
+
+
+def dag_kinds(spec: ModelSpec) -> dict[str, str]:
+    """Each of the model's DAG ids, with what it does (train, infer, evaluate)."""
+    return {dag_id: dag_id.rsplit("__", 1)[-1] for dag_id in dag_ids(spec)}
 
 
 def model_name_of(dag_id: str) -> str | None:
