@@ -18,7 +18,7 @@ INVALID = SPECS / "invalid"
 VALID = SPECS / "valid"
 # The corpus stands in for a DAGs folder whose own code lives in `model_code`.
 ENVIRON = {"ASSETS_ROOT": "s3://bucket/models", "MODEL_STEPS_ALLOWED_IMPORTS": "model_code"}
-KINDS = {"syntax", "schema", "semantic", "env", "security"}
+KINDS = {"syntax", "schema", "semantic", "env", "security", "governance"}
 
 INVALID_CASES = sorted(INVALID.rglob("*.yaml"))
 VALID_CASES = sorted(VALID.glob("*.yaml"))
