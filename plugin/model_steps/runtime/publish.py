@@ -44,7 +44,7 @@ LIBRARIES = (
 def publish(spec: ModelSpec, run: RunInfo, env: Environment) -> dict[str, Any]:
     """Publish the run's staged assets as the model's next version (the pointer moves last)."""
     scratch = Scratch(env, run)
-    entries = [scratch.read_json(f"steps/{step.id}.json") for step in spec.steps]
+    entries = [scratch.record(step.id) for step in spec.steps]  # each step's successful try
     staged = [StagedAsset(**entry["staged"]) for entry in entries if entry["staged"]]
     records = [StepRecord.model_validate(entry["record"]) for entry in entries]
 
