@@ -258,3 +258,45 @@ def airflow_api(synced_bag: Any, tmp_path_factory: pytest.TempPathFactory) -> It
 
 
 # ---- END Airflow API server fixture ------------------------------------------------------------
+
+
+# ---- BEGIN cluster fixture (tests/cluster.py) --------------------------------------------------
+# PostgreSQL, Redis, Airflow's servers and two Celery workers, on the session's S3 server.
+
+from tests.cluster import Cluster, start_cluster  # noqa: E402
+
+CLUSTER_BUCKET = "model-steps-cluster"
+CLUSTER_QUEUES = (("default", "first"), ("default", "second"))
+"""Each worker's queues: the cluster model puts one step on each worker's own queue."""
+
+
+@pytest.fixture(scope="session")
+def cluster(s3_server: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
+    """A running cluster whose DAGs folder holds the loader and the S3-backed iris model."""
+    from model_steps.examples import write_example_data
+    from tests.s3 import create_bucket
+    from tests.s3 import storage_options as s3_options
+
+    root = tmp_path_factory.mktemp("cluster")
+    bucket = create_bucket(s3_server, CLUSTER_BUCKET)
+    s3 = {
+        "endpoint": s3_server,
+        "key": "testing",
+        "secret": "testing",
+        "assets_root": f"s3://{bucket}/models",
+        "data_root": f"s3://{bucket}/data",
+    }
+    write_example_data(s3["data_root"], s3_options(s3_server))
+    dags = root / "dags"
+    dags.mkdir()
+    for name in ("model_steps_loader.py", ".airflowignore"):
+        shutil.copy(EXAMPLES / name, dags / name)
+    shutil.copy(DATA / "cluster" / "iris.yaml", dags / "iris.yaml")
+    running = start_cluster(root, dags, s3, workers=CLUSTER_QUEUES)
+    try:
+        yield running
+    finally:
+        running.stop()
+
+
+# ---- END cluster fixture -----------------------------------------------------------------------

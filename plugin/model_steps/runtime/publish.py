@@ -14,12 +14,12 @@ from model_steps.runtime.context import Environment, RunInfo
 from model_steps.runtime.scratch import Scratch
 from model_steps.store.cards import model_card
 from model_steps.store.manifest import AssetRecord, Manifest, StepRecord
-from model_steps.store.model_store import StagedAsset, utc_now
+from model_steps.store.model_store import CLAIM_GRACE_SECONDS, StagedAsset, utc_now
 
 if TYPE_CHECKING:
     from model_steps.definition.schema import ModelSpec
 
-__all__ = ["LIBRARIES", "publish"]
+__all__ = ["LIBRARIES", "claim_grace", "publish"]
 
 log = logging.getLogger(__name__)
 
@@ -66,7 +66,9 @@ def publish(spec: ModelSpec, run: RunInfo, env: Environment) -> dict[str, Any]:
             sample_records=entries[0]["samples"],
         )
 
-    pointer = env.store.publish(staged, manifest_for, lambda manifest: model_card(spec, manifest))
+    pointer = env.store.publish(
+        staged, manifest_for, lambda manifest: model_card(spec, manifest), claim_grace(spec)
+    )
     scratch.clean()
     pruned = (
         env.store.prune(spec.assets.keep_versions, spec.assets.pinned_versions)
@@ -86,6 +88,16 @@ def publish(spec: ModelSpec, run: RunInfo, env: Environment) -> dict[str, Any]:
         "metrics": records[-1].metrics,
         "pruned": pruned,
     }
+
+
+def claim_grace(spec: ModelSpec) -> float:
+    """Seconds before a claim without a manifest counts as abandoned, for this model.
+
+    Airflow stops a task at its ``execution_timeout``, even a try whose worker died, so a
+    grace that long plus :data:`CLAIM_GRACE_SECONDS` outlives every try of the publish.
+    """
+    timeout = spec.airflow.task_defaults.execution_timeout
+    return CLAIM_GRACE_SECONDS + (timeout.total_seconds() if timeout else 0.0)
 
 
 def _versions() -> dict[str, str]:
