@@ -14,7 +14,6 @@ a training run under Celery.
 from __future__ import annotations
 
 import contextlib
-import glob
 import json
 import os
 import pwd
@@ -27,7 +26,7 @@ import tempfile
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
@@ -59,14 +58,14 @@ def postgres_bin() -> Path:
     found = shutil.which("initdb")
     if found:
         return Path(found).resolve().parent
-    versions = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"), key=_version_key)
+    versions = sorted(Path("/usr/lib/postgresql").glob("*/bin/initdb"), key=_version_key)
     if not versions:
         raise RuntimeError("PostgreSQL is not installed: apt-get install postgresql")
-    return Path(versions[-1]).parent
+    return versions[-1].parent
 
 
-def _version_key(path: str) -> int:
-    number = Path(path).parts[-3]
+def _version_key(path: Path) -> int:
+    number = path.parts[-3]
     return int(number) if number.isdigit() else 0
 
 
@@ -183,7 +182,9 @@ def _spawn(
     return Service(name, process, log)
 
 
-def _wait(what: str, ready: Callable[[], bool], services: Sequence[Service], timeout: float) -> None:
+def _wait(
+    what: str, ready: Callable[[], bool], services: Sequence[Service], timeout: float
+) -> None:
     deadline = time.monotonic() + timeout
     while not ready():
         for service in services:
@@ -273,7 +274,16 @@ def _start_postgres(logs: Path) -> tuple[Service, int]:
     ready = [str(binaries / "pg_isready"), "-q", "-h", "127.0.0.1", "-p", str(port)]
     _wait("PostgreSQL", lambda: subprocess.run(ready).returncode == 0, [server], 30)
     subprocess.run(
-        [str(binaries / "createdb"), "-h", "127.0.0.1", "-p", str(port), "-U", "airflow", "airflow"],
+        [
+            str(binaries / "createdb"),
+            "-h",
+            "127.0.0.1",
+            "-p",
+            str(port),
+            "-U",
+            "airflow",
+            "airflow",
+        ],
         check=True,
         capture_output=True,
     )
@@ -386,8 +396,11 @@ def start_cluster(
         cluster.services = services
         control = _home(root / "control", env)
         migrate = subprocess.run(
-            [str(AIRFLOW), "db", "migrate"], env=control, cwd=root / "control" / "work",
-            capture_output=True, text=True
+            [str(AIRFLOW), "db", "migrate"],
+            env=control,
+            cwd=root / "control" / "work",
+            capture_output=True,
+            text=True,
         )
         if migrate.returncode != 0:
             raise RuntimeError(f"airflow db migrate failed:\n{migrate.stdout}{migrate.stderr}")
@@ -411,7 +424,10 @@ def _start_airflow(
         "AIRFLOW__SCHEDULER__SCHEDULER_HEALTH_CHECK_SERVER_PORT": str(health),
     }
     commands = {
-        "api-server": ([str(AIRFLOW), "api-server", "--host", "127.0.0.1", "--port", str(api)], control),
+        "api-server": (
+            [str(AIRFLOW), "api-server", "--host", "127.0.0.1", "--port", str(api)],
+            control,
+        ),
         "scheduler": ([str(AIRFLOW), "scheduler"], scheduler_env),
         "dag-processor": ([str(AIRFLOW), "dag-processor"], control),
         "triggerer": (
@@ -433,16 +449,25 @@ def _start_airflow(
             },
         )
         command = [
-            str(AIRFLOW), "celery", "worker", "--concurrency", "1",
-            "--queues", ",".join(queues), "--celery-hostname", f"{name}@%h",
+            str(AIRFLOW),
+            "celery",
+            "worker",
+            "--concurrency",
+            "1",
+            "--queues",
+            ",".join(queues),
+            "--celery-hostname",
+            f"{name}@%h",
         ]
         cluster.services.append(_spawn(name, command, env, logs, cwd=folder / "work"))
         cluster.workers[name] = folder
     _wait(
         "the api-server and the scheduler answering",
-        lambda: _answers(f"{cluster.api_url}/api/v2/monitor/health")
-        and _answers(f"http://127.0.0.1:{health}/health")
-        and cluster.passwords_file.exists(),
+        lambda: (
+            _answers(f"{cluster.api_url}/api/v2/monitor/health")
+            and _answers(f"http://127.0.0.1:{health}/health")
+            and cluster.passwords_file.exists()
+        ),
         cluster.services,
         STARTUP_SECONDS,
     )

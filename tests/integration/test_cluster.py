@@ -7,7 +7,6 @@ the deployment's default connection, and the published version's Asset event sta
 
 from __future__ import annotations
 
-import os
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -16,7 +15,7 @@ from typing import Any
 import pandas as pd
 import pytest
 
-from model_steps.store.model_store import ModelStore, open_store
+from model_steps.store.model_store import open_store
 from tests.cluster import Cluster
 from tests.s3 import storage_options
 
@@ -69,12 +68,22 @@ def test_training_crosses_workers_publishes_on_s3_and_its_asset_event_starts_inf
     cluster: Cluster, s3_server: str
 ) -> None:
     token = cluster.token()
-    wait(cluster, "the iris DAGs parsed", lambda: dag_ids(cluster, token) >= {"iris__train", "iris__infer"}, 90)
+    wait(
+        cluster,
+        "the iris DAGs parsed",
+        lambda: dag_ids(cluster, token) >= {"iris__train", "iris__infer"},
+        90,
+    )
     started = time.monotonic()
     run_id = cluster.api("POST", "/dags/iris__train/dagRuns", {"logical_date": None}, token)[
         "dag_run_id"
     ]
-    wait(cluster, "the training run", lambda: finished_run(cluster, token, "iris__train", run_id), RUN_SECONDS)
+    wait(
+        cluster,
+        "the training run",
+        lambda: finished_run(cluster, token, "iris__train", run_id),
+        RUN_SECONDS,
+    )
     print(f"\ntrigger to published under Celery: {time.monotonic() - started:.1f}s")
 
     assert hosts(cluster, token, "iris__train", run_id) | {"publish": "either"} == {
@@ -90,7 +99,12 @@ def test_training_crosses_workers_publishes_on_s3_and_its_asset_event_starts_inf
     assert manifest.run_id == run_id
     assert all(step.asset and step.asset.url.startswith("s3://") for step in manifest.steps)
 
-    infer = wait(cluster, "the asset-triggered infer run", lambda: finished_run(cluster, token, "iris__infer"), RUN_SECONDS)
+    infer = wait(
+        cluster,
+        "the asset-triggered infer run",
+        lambda: finished_run(cluster, token, "iris__infer"),
+        RUN_SECONDS,
+    )
     assert infer["run_type"] == "asset_triggered"
     record = store.inference(infer["dag_run_id"])
     assert record is not None
