@@ -23,11 +23,10 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from tests.cluster import REPO, Cluster, start_cluster
-from tests.s3 import MotoServer, create_bucket, storage_options
+from tests.cluster import REPO, Cluster, prepare, start_cluster
+from tests.s3 import MotoServer, storage_options
 
 from model_steps.definition.loader import load_and_validate
-from model_steps.examples import write_example_data
 from model_steps.runtime.context import RunInfo, environment
 from model_steps.runtime.publish import publish
 from model_steps.runtime.rendered import Rendered
@@ -66,7 +65,8 @@ def celery_runs(cluster: Cluster, runs: int) -> tuple[list[float], list[float]]:
     for _ in range(runs):
         start = time.monotonic()
         run = cluster.api("POST", "/dags/iris__train/dagRuns", {"logical_date": None}, token)
-        wait(cluster, lambda: finished(cluster, token, "iris__train", run["dag_run_id"]))
+        run_id = run["dag_run_id"]
+        wait(cluster, lambda: finished(cluster, token, "iris__train", run_id))  # noqa: B023
         published.append(time.monotonic() - start)
 
         def new_inference() -> Any:
@@ -97,26 +97,17 @@ def in_process(s3: dict[str, str], endpoint: str, runs: int) -> list[float]:
     return times
 
 
+def rounded(times: list[float]) -> list[float]:
+    return [round(t, 2) for t in times]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=5)
     args = parser.parse_args()
     root = Path(tempfile.mkdtemp(prefix="model-steps-bench-cluster-"))
     with MotoServer(root / "moto.log").start() as moto:
-        bucket = create_bucket(moto.endpoint)
-        s3 = {
-            "endpoint": moto.endpoint,
-            "key": "testing",
-            "secret": "testing",
-            "assets_root": f"s3://{bucket}/models",
-            "data_root": f"s3://{bucket}/data",
-        }
-        write_example_data(s3["data_root"], storage_options(moto.endpoint))
-        dags = root / "dags"
-        dags.mkdir()
-        for name in ("model_steps_loader.py", ".airflowignore"):
-            (dags / name).write_bytes((REPO / "dags" / name).read_bytes())
-        (dags / "iris.yaml").write_bytes(MODEL.read_bytes())
+        dags, s3 = prepare(root, moto.endpoint, "bench-cluster", MODEL)
         started = time.monotonic()
         cluster = start_cluster(root, dags, s3, workers=QUEUES)
         print(f"cluster up in {time.monotonic() - started:.1f}s (logs under {root})")
@@ -128,11 +119,9 @@ def main() -> None:
     median = statistics.median
     print(f"runs: {args.runs}")
     print(
-        f"trigger -> published (Celery): median {median(published):.2f}s, all {[round(t, 2) for t in published]}"
+        f"trigger -> published (Celery): median {median(published):.2f}s, all {rounded(published)}"
     )
-    print(
-        f"trigger -> inferred (Celery):  median {median(inferred):.2f}s, all {[round(t, 2) for t in inferred]}"
-    )
+    print(f"trigger -> inferred (Celery):  median {median(inferred):.2f}s, all {rounded(inferred)}")
     print(f"same tasks in-process:         median {median(baseline):.2f}s")
     print(f"ratio Celery / in-process:     {median(published) / median(baseline):.1f}x")
 

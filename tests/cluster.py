@@ -118,17 +118,7 @@ class Cluster:
 
     def token(self, user: str = "admin") -> str:
         """A JWT from Airflow's own login endpoint."""
-        password = json.loads(self.passwords_file.read_text())[user]
-        body = json.dumps({"username": user, "password": password}).encode()
-        request = urllib.request.Request(
-            f"{self.api_url}/auth/token",
-            data=body,
-            headers={"Content-Type": "application/json"},
-            method="POST",
-        )
-        with urllib.request.urlopen(request, timeout=30) as response:
-            token: str = json.loads(response.read())["access_token"]
-            return token
+        return login(self.api_url, user, json.loads(self.passwords_file.read_text())[user])
 
     def api(self, method: str, path: str, body: Any = None, token: str | None = None) -> Any:
         """Call Airflow's REST API (``/api/v2``) as the admin; the decoded JSON answer."""
@@ -155,6 +145,48 @@ class Cluster:
         """Stop every service, newest first."""
         for service in reversed(self.services):
             service.stop()
+
+
+def login(base_url: str, user: str, password: str) -> str:
+    """A fresh JWT for ``user`` from Airflow's own login endpoint (``POST /auth/token``)."""
+    body = json.dumps({"username": user, "password": password}).encode()
+    request = urllib.request.Request(
+        f"{base_url}/auth/token",
+        data=body,
+        headers={"Content-Type": "application/json"},
+        method="POST",
+    )
+    with urllib.request.urlopen(request, timeout=30) as response:
+        token: str = json.loads(response.read())["access_token"]
+        return token
+
+
+def prepare(
+    root: Path, endpoint: str, bucket: str, model: Path | None = None
+) -> tuple[Path, dict[str, str]]:
+    """A bucket with the example data, and a DAGs folder: the loader and ``model``, else all
+    of ``dags/``. Returns the folder and the ``s3`` settings :func:`start_cluster` takes."""
+    from model_steps.examples import write_example_data
+    from tests.s3 import create_bucket, storage_options
+
+    create_bucket(endpoint, bucket)
+    s3 = {
+        "endpoint": endpoint,
+        "key": "testing",
+        "secret": "testing",
+        "assets_root": f"s3://{bucket}/models",
+        "data_root": f"s3://{bucket}/data",
+    }
+    write_example_data(s3["data_root"], storage_options(endpoint))
+    dags = root / "dags"
+    if model is None:
+        shutil.copytree(REPO / "dags", dags)
+        return dags, s3
+    dags.mkdir()
+    for name in ("model_steps_loader.py", ".airflowignore"):
+        shutil.copy(REPO / "dags" / name, dags / name)
+    shutil.copy(model, dags / model.name)
+    return dags, s3
 
 
 def _spawn(
@@ -475,27 +507,16 @@ def _start_airflow(
 
 def _main() -> int:
     """``make run-cluster``: the example models on a cluster with a moto S3, until Ctrl-C."""
-    from model_steps.examples import write_example_data
-    from tests.s3 import MotoServer, create_bucket, storage_options
+    from tests.s3 import MotoServer
 
     root = Path(tempfile.mkdtemp(prefix="model-steps-cluster-"))
     with MotoServer(root / "moto.log").start() as moto:
-        bucket = create_bucket(moto.endpoint, "model-steps")
-        s3 = {
-            "endpoint": moto.endpoint,
-            "key": "testing",
-            "secret": "testing",
-            "assets_root": f"s3://{bucket}/models",
-            "data_root": f"s3://{bucket}/data",
-        }
-        write_example_data(s3["data_root"], storage_options(moto.endpoint))
-        dags = root / "dags"
-        shutil.copytree(REPO / "dags", dags)
+        dags, s3 = prepare(root, moto.endpoint, "model-steps")
         port = int(os.environ.get("CLUSTER_API_PORT", "8080"))
         cluster = start_cluster(root, dags, s3, api_port=port)
         try:
             print(f"Airflow UI: {cluster.api_url}  (admin, password in {cluster.passwords_file})")
-            print(f"S3 (moto): {moto.endpoint}, bucket {bucket}; logs and homes under {root}")
+            print(f"S3 (moto): {moto.endpoint}, bucket model-steps; logs and homes under {root}")
             with contextlib.suppress(KeyboardInterrupt):
                 while True:
                     cluster.check()
