@@ -33,7 +33,7 @@ def airflow_asset(ref: AssetRef) -> Asset:
     return Asset(name=ref.name, uri=ref.uri, group=ASSET_GROUP)
 
 
-def _run_info(context: Context) -> RunInfo:
+def _run_info(context: Context, model: str) -> RunInfo:
     from model_steps.runtime.context import RunInfo
 
     dag_run = context["dag_run"]
@@ -43,7 +43,24 @@ def _run_info(context: Context) -> RunInfo:
         logical_date=dag_run.logical_date,
         params=dict(context["params"]),
         try_number=context["ti"].try_number,
+        version=_event_version(context, model),
     )
+
+
+def _event_version(context: Context, model: str) -> int | None:
+    """The newest version among the model's Asset events that triggered this run, if any.
+
+    An infer run scheduled "on new version" then infers with the version that triggered it,
+    even if the pointer moved on (or was rolled back) before the run started.
+    """
+    events = context.get("triggering_asset_events") or {}
+    asset = airflow_asset(model_asset(model))
+    versions = [
+        int(version)
+        for event in events.get(asset, [])
+        if type(version := (event.extra or {}).get("version")) is int
+    ]
+    return max(versions, default=None)
 
 
 class ModelStepOperator(BaseOperator):
@@ -82,11 +99,12 @@ class ModelStepOperator(BaseOperator):
         from model_steps.runtime.context import environment
         from model_steps.settings import load_settings
 
-        env = environment(
-            self.spec, load_settings(), model_storage_options(self.spec.assets.conn_id)
-        )
+        settings = load_settings()
+        conn_id = settings.connection(self.spec.assets.conn_id)
+        env = environment(self.spec, settings, model_storage_options(conn_id))
+        run = _run_info(context, self.spec.name)
         try:
-            return ACTIONS[self.action](self, context, _run_info(context), env)
+            return ACTIONS[self.action](self, context, run, env)
         except PermanentError as error:
             raise AirflowFailException(str(error)) from error
 

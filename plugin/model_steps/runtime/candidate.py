@@ -2,8 +2,8 @@
 
 Staging happens once per run: the gate task stages the candidate it decided on (refused ones
 too, so a reviewer can see what was turned away and why), or the publish task stages it when
-the model has no gate. ``candidate.json`` in the run's scratch remembers the version and the
-decision, so a retried task never claims a second number nor decides again.
+the model has no gate. The staging task's record in the run's scratch remembers the version
+and the decision, so a retried task never claims a second number nor decides again.
 """
 
 from __future__ import annotations
@@ -33,9 +33,19 @@ from model_steps.store.model_store import StagedAsset, utc_now
 if TYPE_CHECKING:
     from model_steps.definition.schema import ModelSpec
 
-__all__ = ["LIBRARIES", "Candidate", "read_candidate", "stage_candidate"]
+__all__ = [
+    "GATE_TASK",
+    "LIBRARIES",
+    "PUBLISH_TASK",
+    "Candidate",
+    "read_candidate",
+    "stage_candidate",
+]
 
-CANDIDATE = "candidate.json"
+GATE_TASK = "gate"
+"""The task that stages (and decides on) a gated model's candidate."""
+PUBLISH_TASK = "publish"
+"""The task that stages an ungated model's candidate, then makes it live."""
 LIBRARIES = (
     "airflow-model-steps",
     "apache-airflow",
@@ -67,18 +77,24 @@ class Candidate:
         return {"version": self.version, "outcome": self.outcome, "reason": self.reason}
 
 
-def read_candidate(scratch: Scratch) -> Candidate | None:
-    """The candidate this run already staged, if an earlier try got that far."""
-    found = scratch.read_json_if_present(CANDIDATE)
-    return Candidate(**found) if found else None
+def read_candidate(scratch: Scratch, task: str) -> Candidate | None:
+    """The candidate ``task`` staged in this run, if one of its tries got that far."""
+    if scratch.finished_try(task) is None:
+        return None
+    found = scratch.record(task)
+    return Candidate(**found["candidate"]) if "candidate" in found else None
 
 
 def stage_candidate(
     spec: ModelSpec, run: RunInfo, env: Environment, gate: GateRecord | None
 ) -> Candidate:
-    """Stage the run's assets as the model's next version, recording the gate's decision."""
+    """Stage the run's assets as the model's next version, recording the gate's decision.
+
+    The record is the staging task's own (the gate's, or publish's without a gate): its next
+    try reads it back instead of staging again.
+    """
     scratch = Scratch(env, run)
-    entries = [scratch.read_json(f"steps/{step.id}.json") for step in spec.steps]
+    entries = [scratch.record(step.id) for step in spec.steps]  # each step's successful try
     staged = [StagedAsset(**entry["staged"]) for entry in entries if entry["staged"]]
     records = [StepRecord.model_validate(entry["record"]) for entry in entries]
     load_seconds, per_record = _serving_cost(spec, entries, env)
@@ -117,7 +133,7 @@ def stage_candidate(
         gate.outcome if gate else "accepted",
         gate.reason if gate else "no gate",
     )
-    scratch.write_json(CANDIDATE, candidate.as_dict())
+    scratch.finish(GATE_TASK if gate else PUBLISH_TASK, {"candidate": candidate.as_dict()})
     return candidate
 
 

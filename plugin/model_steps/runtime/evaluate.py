@@ -32,12 +32,12 @@ if TYPE_CHECKING:
     from model_steps.definition.schema import Evaluation, ModelSpec
     from model_steps.store.manifest import Manifest
 
-__all__ = ["EVALUATION", "evaluate", "read_evaluation"]
+__all__ = ["EVALUATE_TASK", "evaluate", "read_evaluation"]
 
 log = logging.getLogger(__name__)
 
-EVALUATION = "evaluation.json"
-"""The scratch record the evaluate task leaves for the task that signals degradation."""
+EVALUATE_TASK = "evaluate"
+"""The task whose scratch record tells the degraded task which evaluation to read."""
 
 
 def evaluate(spec: ModelSpec, run: RunInfo, env: Environment, rendered: Rendered) -> dict[str, Any]:
@@ -71,7 +71,7 @@ def evaluate(spec: ModelSpec, run: RunInfo, env: Environment, rendered: Rendered
         }
     )
     location = env.store.write_evaluation(record)
-    Scratch(env, run).write_json(EVALUATION, {"version": record.version, "record": location})
+    Scratch(env, run).finish(EVALUATE_TASK, {"version": record.version, "record": location})
     log.info(
         "evaluated %s version %d on %d rows from %s: %s",
         spec.name,
@@ -90,10 +90,15 @@ def evaluate(spec: ModelSpec, run: RunInfo, env: Environment, rendered: Rendered
 
 
 def read_evaluation(spec: ModelSpec, run: RunInfo, env: Environment) -> EvaluationRecord:
-    """The record this run's evaluate task kept, for the task that signals degradation."""
-    found = Scratch(env, run).read_json(EVALUATION)
+    """The record this run's evaluate task kept, for the task that signals degradation.
+
+    That task is the run's last, so the run's scratch is removed once the record is read.
+    """
+    scratch = Scratch(env, run)
+    found = scratch.record(EVALUATE_TASK)
     for record in env.store.evaluations(int(found["version"])):
         if record.run_id == run.run_id:
+            scratch.clean()
             return record
     raise PermanentError(f"the evaluation of run {run.run_id} is missing from {found['record']}")
 

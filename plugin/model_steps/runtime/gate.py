@@ -3,7 +3,8 @@
 The candidate's test metrics were computed by its last step's task. For rules relative to the
 live version, the live version is loaded and scored on this run's own test part with the same
 metrics, so both sides of ``f1_macro >= live - 0.01`` come from the same rows. The decision is
-made once per run: a retry finds ``candidate.json`` and repeats the outcome, never the decision.
+made once per run: a retry finds the earlier try's record and repeats the outcome, never the
+decision.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from model_steps.errors import CandidateRefusedError, StepError
-from model_steps.runtime.candidate import Candidate, read_candidate, stage_candidate
+from model_steps.runtime.candidate import GATE_TASK, Candidate, read_candidate, stage_candidate
 from model_steps.runtime.context import Environment, RunInfo
 from model_steps.runtime.infer import version_pipeline
 from model_steps.runtime.rules import decide
@@ -38,7 +39,7 @@ def gate(spec: ModelSpec, run: RunInfo, env: Environment) -> dict[str, Any]:
             run fails here, before publish (a retry repeats this outcome, not the decision).
     """
     scratch = Scratch(env, run)
-    candidate = read_candidate(scratch)
+    candidate = read_candidate(scratch, GATE_TASK)
     if candidate is None:
         candidate = _decide_and_stage(spec, run, env, scratch)
     log.info("gate on %s version %d: %s", spec.name, candidate.version, candidate.reason)
@@ -50,7 +51,7 @@ def gate(spec: ModelSpec, run: RunInfo, env: Environment) -> dict[str, Any]:
 def _decide_and_stage(
     spec: ModelSpec, run: RunInfo, env: Environment, scratch: Scratch
 ) -> Candidate:
-    last = scratch.read_json(f"steps/{spec.steps[-1].id}.json")
+    last = scratch.record(spec.steps[-1].id)
     candidate_metrics = last["record"]["metrics"].get("test", {})
     clock = time.perf_counter()
     live = _live_metrics(spec, env, scratch) if spec.gate.relative else _Live(None, {}, None)
@@ -77,7 +78,7 @@ def _live_metrics(spec: ModelSpec, env: Environment, scratch: Scratch) -> _Live:
     pointer = env.store.pointer()
     if pointer is None:
         return _Live(None, {}, None)
-    held_out = scratch.read_frame(TEST_INPUT, "test")
+    held_out = scratch.read_frame(spec.steps[0].id, TEST_INPUT)
     if held_out is None:
         return _Live(pointer.version, {}, "this run kept no test part to score it on")
     features, target = held_out

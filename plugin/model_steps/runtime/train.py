@@ -2,7 +2,8 @@
 
 Each step is fitted on its own data (the first step's input, split into train and test) or on
 the previous step's output from the run's scratch; the last step's metrics are computed on
-both parts. The asset waits in the scratch until :func:`model_steps.runtime.publish.publish`.
+both parts. The asset waits in the try's own scratch folder until
+:func:`model_steps.runtime.publish.publish` takes it from the try that succeeded.
 """
 
 from __future__ import annotations
@@ -55,7 +56,7 @@ def train_step(
     rows = len(x_train) + (len(parts["test"][0]) if "test" in parts else 0)  # one out per in
     reads_data = "train" in rendered.inputs
     if reads_data:
-        _keep_test_input(spec, parts, scratch)
+        _keep_test_input(spec, step.id, parts, scratch)
     record = StepRecord(
         step_id=step.id,
         started_at=started,
@@ -73,8 +74,8 @@ def train_step(
         inputs={"train": rendered.inputs["train"]} if reads_data else {},
         reference=_reference(spec, x_train) if reads_data else {},
     )
-    scratch.write_json(
-        f"steps/{step.id}.json",
+    scratch.finish(
+        step.id,
         {
             "record": record.model_dump(mode="json"),
             "staged": staged.__dict__ if staged else None,
@@ -104,12 +105,13 @@ def train_step(
     }
 
 
-TEST_INPUT = "__input__"
-"""Scratch name of the raw test part, kept for scoring the live version beside a candidate."""
+TEST_INPUT = "test-input"
+"""Scratch name of the raw test part (beside the first step's outputs), kept for scoring the
+live version on the same rows as a candidate."""
 
 
 def _keep_test_input(
-    spec: ModelSpec, parts: Mapping[str, tuple[Any, Any]], scratch: Scratch
+    spec: ModelSpec, step_id: str, parts: Mapping[str, tuple[Any, Any]], scratch: Scratch
 ) -> None:
     """Keep the test part as read (before any step) when the gate scores the live version.
 
@@ -118,7 +120,7 @@ def _keep_test_input(
     """
     if spec.gate.relative and "test" in parts:
         features, target = parts["test"]
-        scratch.write_frame(TEST_INPUT, "test", features, target)
+        scratch.write_frame(step_id, TEST_INPUT, features, target)
 
 
 def _reference(spec: ModelSpec, x_train: Any) -> dict[str, FeatureReference]:
@@ -208,7 +210,7 @@ def _training_data(
     if "train" not in parts:
         raise PermanentError(
             f"step {step.id!r} found no output of step {previous!r} in "
-            f"{scratch.url('data', previous)}: did it run in this run?"
+            f"{scratch.url(previous)}: did it run in this run?"
         )
     return parts, []
 
@@ -230,7 +232,7 @@ def _stage(
     spec: ModelSpec, step: Step, fitted: Any, scratch: Scratch, env: Environment
 ) -> StagedAsset:
     identifier = str(step.assets_identifier)
-    url = scratch.url("assets", step.id, identifier)
+    url = scratch.own(step.id, "assets", identifier)
     size, sha256 = env.store.write_bytes(url, save_fitted(fitted, step, env.allowed))
     root = (
         f"{step.assets_root.rstrip('/')}/{spec.directory}"

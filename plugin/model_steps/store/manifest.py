@@ -20,6 +20,7 @@ __all__ = [
     "EvaluationRecord",
     "FeatureReference",
     "GateRecord",
+    "InferenceRecord",
     "Manifest",
     "PerformanceMetric",
     "Pointer",
@@ -247,3 +248,20 @@ class EvaluationRecord(_Document):
     def metric(self, name: str) -> float | None:
         """One performance metric's value."""
         return next((m.value for m in self.performance if m.name == name), None)
+
+
+class InferenceRecord(_Document):
+    """``inferences/<run id>.json``: which version one infer run used and what it wrote.
+
+    The pointer may move while a run infers, and an Asset-triggered run infers with the version
+    of its event, so the version behind a prediction file is recorded, not inferred from dates.
+    """
+
+    model: str
+    version: int = Field(ge=1)
+    manifest: str
+    dag_id: str
+    run_id: str
+    output: str
+    rows: int = Field(ge=0)
+    recorded_at: str
