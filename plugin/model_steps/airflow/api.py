@@ -12,11 +12,11 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Annotated, Any, cast
+from typing import Annotated, Any, Literal, cast
 
 from airflow._shared.secrets_masker import redact
 from airflow.api_fastapi.app import get_auth_manager
@@ -86,7 +86,13 @@ from model_steps.errors import (
 )
 from model_steps.runtime.context import environment
 from model_steps.settings import Settings, load_settings
-from model_steps.store.manifest import Decision, EvaluationRecord, Manifest, version_status
+from model_steps.store.manifest import (
+    Decision,
+    EvaluationRecord,
+    Manifest,
+    Pointer,
+    version_status,
+)
 from model_steps.store.model_store import CARD, ModelStore
 
 __all__ = ["create_app"]
@@ -655,13 +661,16 @@ def rollback(
     return _rollback(store, model.spec.name, body.version)
 
 
+DECISION_CONFLICTS: dict[int | str, dict[str, Any]] = {
+    409: {"description": "Not waiting for approval, or already decided", "model": ErrorBody}
+}
+
+
 @router.post(
     "/models/{name}/versions/{version}/approve",
     summary="Approve a candidate that waits for approval: it goes live",
     dependencies=[Depends(action_logging("model_steps_approve"))],
-    responses={
-        409: {"description": "Not waiting for approval, or already decided", "model": ErrorBody}
-    },
+    responses=DECISION_CONFLICTS,
 )
 def approve(
     model: ModelDep,
@@ -672,36 +681,23 @@ def approve(
     session: SessionDep,
 ) -> DecisionResult:
     """Records the approval, moves the pointer and sends the model's Asset event."""
-    _require(model.spec, user, "PUT")
-    store = _open_store(model.spec, definitions.settings)
-    _complete(store, model.spec.name, version)
-    by = user.get_name()
-    try:
-        pointer = store.approve(version, by=by, reason=body.reason)
-    except (NotServableError, DecisionConflictError, PublishConflictError) as error:
-        raise HTTPException(status.HTTP_409_CONFLICT, str(error)) from error
+    store, by = _decision(
+        model, version, user, definitions, lambda s, by: s.approve(version, by, body.reason)
+    )
     live = store.pointer()
-    went_live = live is not None and live.version == version
-    announced = went_live and announce_version(
-        session, model.spec.name, version, pointer.manifest, by
+    announced = (
+        live is not None
+        and live.version == version
+        and announce_version(session, model.spec.name, version, live.manifest, by)
     )
-    return DecisionResult(
-        model=model.spec.name,
-        version=version,
-        action="approved",
-        by=by,
-        live_version=live.version if live else None,
-        announced=announced,
-    )
+    return _decided(model, version, "approved", by, live, announced)
 
 
 @router.post(
     "/models/{name}/versions/{version}/reject",
     summary="Turn down a candidate that waits for approval",
     dependencies=[Depends(action_logging("model_steps_reject"))],
-    responses={
-        409: {"description": "Not waiting for approval, or already decided", "model": ErrorBody}
-    },
+    responses=DECISION_CONFLICTS,
 )
 def reject(
     model: ModelDep,
@@ -711,26 +707,51 @@ def reject(
     definitions: DefinitionsDep,
 ) -> DecisionResult:
     """Records the rejection and its reason; the candidate is never served."""
-    _require(model.spec, user, "PUT")
-    if not (body.reason and body.reason.strip()):
+    reason = (body.reason or "").strip()
+    if not reason:
         raise HTTPException(
             status.HTTP_422_UNPROCESSABLE_CONTENT, "say why the candidate is rejected: reason"
         )
+    store, by = _decision(
+        model, version, user, definitions, lambda s, by: s.reject(version, by, reason)
+    )
+    return _decided(model, version, "rejected", by, store.pointer(), announced=False)
+
+
+def _decision(
+    model: LoadedModel,
+    version: int,
+    user: BaseUser,
+    definitions: _Definitions,
+    act: Callable[[ModelStore, str], Any],
+) -> tuple[ModelStore, str]:
+    """Record a person's decision on a complete version: edit rights first, 409 on a refusal."""
+    _require(model.spec, user, "PUT")
     store = _open_store(model.spec, definitions.settings)
     _complete(store, model.spec.name, version)
     by = user.get_name()
     try:
-        store.reject(version, by=by, reason=body.reason.strip())
-    except (NotServableError, DecisionConflictError) as error:
+        act(store, by)
+    except (NotServableError, DecisionConflictError, PublishConflictError) as error:
         raise HTTPException(status.HTTP_409_CONFLICT, str(error)) from error
-    live = store.pointer()
+    return store, by
+
+
+def _decided(
+    model: LoadedModel,
+    version: int,
+    action: Literal["approved", "rejected"],
+    by: str,
+    live: Pointer | None,
+    announced: bool,
+) -> DecisionResult:
     return DecisionResult(
         model=model.spec.name,
         version=version,
-        action="rejected",
+        action=action,
         by=by,
         live_version=live.version if live else None,
-        announced=False,
+        announced=announced,
     )
 
 

@@ -35,7 +35,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import IO, Any, TypeVar
+from typing import IO, Any, Literal, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
@@ -463,9 +463,7 @@ class ModelStore:
             NotServableError: the version is not waiting for approval.
             DecisionConflictError: someone decided on it first.
         """
-        self._waiting(version)
-        decision = Decision(action="approved", by=by, at=utc_now(), reason=reason)
-        self._decide(version, decision)
+        decision = self._decide(version, "approved", by, reason)
         return self.go_live(version, decision.at)
 
     def reject(self, version: int, by: str, reason: str) -> Decision:
@@ -475,10 +473,7 @@ class ModelStore:
             NotServableError: the version is not waiting for approval.
             DecisionConflictError: someone decided on it first.
         """
-        self._waiting(version)
-        decision = Decision(action="rejected", by=by, at=utc_now(), reason=reason)
-        self._decide(version, decision)
-        return decision
+        return self._decide(version, "rejected", by, reason)
 
     def write_evaluation(self, record: EvaluationRecord) -> str:
         """Keep an evaluation beside the version it scored; a retried run replaces its own."""
@@ -508,7 +503,10 @@ class ModelStore:
                 records.append(_parse(EvaluationRecord, data, self.fs.unstrip_protocol(path)))
         return sorted(records, key=lambda r: r.start_date_time)
 
-    def _waiting(self, version: int) -> Manifest:
+    def _decide(
+        self, version: int, action: Literal["approved", "rejected"], by: str, reason: str | None
+    ) -> Decision:
+        """Write a person's decision on a waiting candidate, once."""
         manifest = self.manifest(version)
         status = version_status(manifest, self.decision(version), None)
         if status != "pending":
@@ -516,17 +514,16 @@ class ModelStore:
                 f"version {version} is {status}, not waiting for approval: "
                 f"{_status_reason(manifest, status)}"
             )
-        return manifest
-
-    def _decide(self, version: int, decision: Decision) -> None:
+        decision = Decision(action=action, by=by, at=utc_now(), reason=reason)
         location = self.path("versions", str(version), DECISION)
         try:
             self._conditional.create(location, decision.model_dump_json(indent=2).encode())
         except FileExistsError as error:
             earlier = self.decision(version)
             who = f" by {earlier.by} at {earlier.at}" if earlier else ""
-            action = earlier.action if earlier else "decided"
-            raise DecisionConflictError(f"version {version} was already {action}{who}") from error
+            done = earlier.action if earlier else "decided"
+            raise DecisionConflictError(f"version {version} was already {done}{who}") from error
+        return decision
 
     def reclaim(self, grace: float = CLAIM_GRACE_SECONDS) -> list[int]:
         """Free the files of claims older than ``grace`` seconds that never got a manifest.
