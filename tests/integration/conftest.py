@@ -65,8 +65,8 @@ def s3_models(s3_server: str) -> dict[str, Any]:
         "extra": {"endpoint_url": s3_server, "region_name": "us-east-1"},
     }
     os.environ["AIRFLOW_CONN_MODEL_STEPS_S3"] = json.dumps(connection)
-    os.environ["S3_ASSETS_ROOT"] = "s3://model-steps-e2e/models"
-    return {"root": os.environ["S3_ASSETS_ROOT"], "storage_options": options}
+    os.environ["MODEL_STEPS_S3_ASSETS_ROOT"] = "s3://model-steps-e2e/models"
+    return {"root": os.environ["MODEL_STEPS_S3_ASSETS_ROOT"], "storage_options": options}
 
 
 @pytest.fixture(scope="session")

@@ -229,8 +229,8 @@ def test_a_store_url_alone_serves_its_published_model(lab: Lab, data: Path) -> N
 def test_a_model_with_an_airflow_connection_needs_storage_options(
     tmp_path: Path, data: Path
 ) -> None:
-    lab = make_lab(tmp_path, data, name="conn", conn_id="aws_models")
-    with pytest.raises(PermanentError, match=r"Airflow connection 'aws_models'.*storage_options"):
+    lab = make_lab(tmp_path, data, name="conn", conn_id="model_steps_models")
+    with pytest.raises(PermanentError, match=r"Airflow connection 'model_steps_models'.*storage_options"):
         ModelHandler.from_definition(lab.definition)
 
 

@@ -43,23 +43,24 @@ def test_a_broken_file_does_not_hide_the_valid_ones(tmp_path: Path) -> None:
 def test_environment_variables_are_substituted_with_defaults_and_escapes(tmp_path: Path) -> None:
     extra = """\
     assets:
-      root: ${ASSETS_ROOT}/models
-      directory: ${TEAM:-shared}/churn
+      root: ${MODEL_STEPS_ROOT}/models
+      directory: ${MODEL_STEPS_TEAM:-shared}/churn
     description: costs $${PRICE}
     """
     write(tmp_path, "churn.yaml", definition("churn", extra))
-    (model,) = load_and_validate([tmp_path], {"ASSETS_ROOT": "s3://ml"}).models
+    (model,) = load_and_validate([tmp_path], {"MODEL_STEPS_ROOT": "s3://ml"}).models
     assert model.spec.assets.root == "s3://ml/models"
     assert model.spec.assets.directory == "shared/churn"
     assert model.spec.description == "costs ${PRICE}"
 
 
 def test_a_missing_environment_variable_is_an_error_at_its_line(tmp_path: Path) -> None:
-    path = write(tmp_path, "churn.yaml", definition("churn", "assets:\n  root: ${BUCKET}/m\n"))
+    extra = "assets:\n  root: ${MODEL_STEPS_BUCKET}/m\n"
+    path = write(tmp_path, "churn.yaml", definition("churn", extra))
     (broken,) = load_and_validate([tmp_path], {}).broken
     assert [format_problem(p) for p in broken.problems] == [
-        f"{path}:14:3: assets.root: environment variable BUCKET is not set; "
-        "set it or give a default with ${BUCKET:-default}"
+        f"{path}:14:3: assets.root: environment variable MODEL_STEPS_BUCKET is not set; "
+        "set it or give a default with ${MODEL_STEPS_BUCKET:-default}"
     ]
 
 

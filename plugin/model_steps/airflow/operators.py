@@ -42,15 +42,21 @@ def _run_info(context: Context) -> RunInfo:
         logical_date=dag_run.logical_date,
         params=dict(context["params"]),
         try_number=context["ti"].try_number,
+        run_after=dag_run.run_after,
+        data_interval_start=dag_run.data_interval_start,
+        data_interval_end=dag_run.data_interval_end,
+        run_type=str(dag_run.run_type) if dag_run.run_type is not None else None,
+        conf=dict(dag_run.conf or {}),
     )
 
 
 class ModelStepOperator(BaseOperator):
     """Runs one train, infer or publish action of a model definition.
 
-    ``rendered`` (the step's init arguments and data URLs) is a template field: Airflow renders
-    ``{{ params.C }}`` or ``{{ dag_run.run_after | ds }}`` in it before the task runs, as native
-    Python values.
+    ``rendered`` (the step's init arguments and data URLs) is a template field, so Airflow
+    shows it rendered in the task's "Rendered Templates" view, but Airflow's environment never
+    renders it: :meth:`render_template_fields` renders it in our sandbox over the small
+    documented context (``{{ params.C }}`` stays a float), after checking the run's config.
     """
 
     template_fields = ("rendered",)
@@ -66,6 +72,27 @@ class ModelStepOperator(BaseOperator):
         step = next((s for s in spec.steps if s.id == step_id), None)
         self.rendered = asdict(Rendered.templates(step, action)) if step else {}
 
+    def render_template_fields(self, context: Context, jinja_env: Any = None) -> None:
+        """Check the run's config, then render the step's templates in the sandbox.
+
+        Airflow calls this before :meth:`execute`, so a config with undeclared keys, a failing
+        template or a URL a parameter steers elsewhere fails the task before any work, without
+        retries. Airflow's own environment (``jinja_env``) is never used.
+        """
+        from airflow.sdk.exceptions import AirflowFailException
+
+        from model_steps.runtime.rendered import render_step
+        from model_steps.runtime.run_config import check_run_config
+
+        run = _run_info(context)
+        step = next((s for s in self.spec.steps if s.id == self.step_id), None)
+        try:
+            check_run_config(self.spec, run.conf)
+            if step is not None:
+                self.rendered = asdict(render_step(step, self.action, run))
+        except PermanentError as error:
+            raise AirflowFailException(str(error)) from error
+
     def execute(self, context: Context) -> Any:
         """Hand the run's facts to the Airflow-free task function.
 
@@ -75,17 +102,17 @@ class ModelStepOperator(BaseOperator):
         from airflow.sdk.exceptions import AirflowFailException
 
         from model_steps.airflow.connections import model_storage_options
+        from model_steps.airflow.masking import mask_known_secrets
         from model_steps.runtime.context import environment
         from model_steps.runtime.infer import infer_step
         from model_steps.runtime.publish import publish
         from model_steps.runtime.train import train_step
         from model_steps.settings import load_settings
 
-        env = environment(
-            self.spec, load_settings(), model_storage_options(self.spec.assets.conn_id)
-        )
         run = _run_info(context)
         try:
+            options = model_storage_options(self.spec.assets.conn_id)
+            env = environment(self.spec, load_settings(), options, mask_known_secrets)
             if self.action == "publish":
                 result = publish(self.spec, run, env)
                 outlet = airflow_asset(model_asset(self.spec.name))

@@ -1,4 +1,8 @@
-"""Publishing a run: its staged assets become the model's next version, the pointer last."""
+"""Publishing a run: its staged assets become the model's next version, the pointer last.
+
+The manifest and the model card are masked (:mod:`model_steps.runtime.secrets`) before they
+are written: a secret Airflow knows never lands in the store in plain text.
+"""
 
 from __future__ import annotations
 
@@ -12,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 from model_steps.definition.schema import spec_hash
 from model_steps.runtime.context import Environment, RunInfo
 from model_steps.runtime.scratch import Scratch
+from model_steps.runtime.secrets import masked
 from model_steps.store.cards import model_card
 from model_steps.store.manifest import AssetRecord, Manifest, StepRecord
 from model_steps.store.model_store import StagedAsset, utc_now
@@ -49,7 +54,7 @@ def publish(spec: ModelSpec, run: RunInfo, env: Environment) -> dict[str, Any]:
     records = [StepRecord.model_validate(entry["record"]) for entry in entries]
 
     def manifest_for(version: int, assets: Mapping[str, AssetRecord]) -> Manifest:
-        return Manifest(
+        manifest = Manifest(
             model=spec.name,
             version=version,
             definition_version=spec.version,
@@ -65,8 +70,11 @@ def publish(spec: ModelSpec, run: RunInfo, env: Environment) -> dict[str, Any]:
             comments=[c.model_dump(mode="json") for c in spec.comments],
             sample_records=entries[0]["samples"],
         )
+        return Manifest.model_validate(masked(manifest.model_dump(mode="json"), env.mask))
 
-    pointer = env.store.publish(staged, manifest_for, lambda manifest: model_card(spec, manifest))
+    pointer = env.store.publish(
+        staged, manifest_for, lambda manifest: env.mask(model_card(spec, manifest))
+    )
     scratch.clean()
     pruned = (
         env.store.prune(spec.assets.keep_versions, spec.assets.pinned_versions)

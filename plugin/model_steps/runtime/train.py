@@ -19,6 +19,7 @@ from model_steps.runtime.context import Environment, RunInfo, step_index, write_
 from model_steps.runtime.metrics import compute_metrics
 from model_steps.runtime.rendered import Rendered
 from model_steps.runtime.scratch import Scratch
+from model_steps.runtime.secrets import masked
 from model_steps.runtime.serializers import save_fitted
 from model_steps.runtime.splits import split_xy, train_test
 from model_steps.runtime.steps import StepKind, prediction_frame, step_kind
@@ -66,13 +67,10 @@ def train_step(
         dtypes_in={str(c): str(t) for c, t in x_train.dtypes.items()},
         definition=_trained_definition(step, rendered.init),
     )
+    document = {"record": record.model_dump(mode="json"), "samples": samples}
     scratch.write_json(
         f"steps/{step.id}.json",
-        {
-            "record": record.model_dump(mode="json"),
-            "staged": staged.__dict__ if staged else None,
-            "samples": samples,
-        },
+        {**masked(document, env.mask), "staged": staged.__dict__ if staged else None},
     )
     written += staged.size if staged else 0
     log.info(

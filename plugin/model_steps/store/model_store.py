@@ -2,6 +2,7 @@
 
 Layout under ``<assets.root>/<assets.directory>/``::
 
+    owner.json                      the model the store belongs to, claimed at first publish
     current.json                    the pointer, moved last
     versions/<N>/claim.json         N taken exactly once (exclusive create)
     versions/<N>/manifest.json      written once every asset is complete
@@ -12,9 +13,10 @@ Layout under ``<assets.root>/<assets.directory>/``::
 The promises: a reader never sees a partial version (the pointer moves after the assets and the
 manifest); numbers only grow and two publishes never share one (claims are exclusive creates);
 a failed run leaves the pointer alone (it never reached the last write); rollback only moves the
-pointer; retention never deletes the current or a pinned version. The store uses a handful of
-fsspec calls on the filesystem it is given, plus one conditional write per backend, and knows
-nothing of Airflow.
+pointer; retention never deletes the current or a pinned version; a store opened for a model
+(``owner``) never publishes, rolls back, prunes or reads a manifest for another one. The store
+uses a handful of fsspec calls on the filesystem it is given, plus one conditional write per
+backend, and knows nothing of Airflow.
 """
 
 from __future__ import annotations
@@ -38,6 +40,7 @@ from model_steps.errors import (
     ChecksumMismatchError,
     CorruptDocumentError,
     PublishConflictError,
+    StoreOwnedError,
     StoreUnavailableError,
 )
 from model_steps.store.backends import (
@@ -57,6 +60,7 @@ POINTER = "current.json"
 MANIFEST = "manifest.json"
 CARD = "MODEL_CARD.md"
 CLAIM = "claim.json"
+OWNER = "owner.json"
 ABANDONED_CLAIM_SECONDS = 24 * 3600
 _CAS_ATTEMPTS = 20
 
@@ -66,11 +70,16 @@ def utc_now() -> str:
     return datetime.now(UTC).isoformat()
 
 
-def open_store(url: str, storage_options: Mapping[str, Any] | None = None) -> ModelStore:
-    """The store of one model at ``url`` (``<assets.root>/<assets.directory>``)."""
+def open_store(
+    url: str, storage_options: Mapping[str, Any] | None = None, *, owner: str | None = None
+) -> ModelStore:
+    """The store of one model at ``url`` (``<assets.root>/<assets.directory>``).
+
+    With ``owner`` (the model's name) the store refuses to act for any other model.
+    """
     options = dict(storage_options or {})
     fs, path = filesystem(url, options)
-    return ModelStore(fs, path, options)
+    return ModelStore(fs, path, options, owner=owner)
 
 
 @dataclass(frozen=True)
@@ -104,10 +113,19 @@ class PointerRead:
 class ModelStore:
     """One model's folder in an fsspec filesystem."""
 
-    def __init__(self, fs: Any, root: str, storage_options: Mapping[str, Any] | None = None):
+    def __init__(
+        self,
+        fs: Any,
+        root: str,
+        storage_options: Mapping[str, Any] | None = None,
+        *,
+        owner: str | None = None,
+    ):
         self.fs = fs
         self.root = root.rstrip("/")
         self.storage_options = dict(storage_options or {})
+        self.owner = owner
+        """The model this store is opened for; None for a tool that reads any store."""
         self._conditional = conditional_writes(fs)
 
     # -- paths -------------------------------------------------------------------------------
@@ -173,7 +191,15 @@ class ModelStore:
         data = self._read(location)
         if data is None:
             raise CorruptDocumentError(f"version {version} has no manifest at {self.url()}")
-        return _parse(Manifest, data, self.fs.unstrip_protocol(location))
+        manifest = _parse(Manifest, data, self.fs.unstrip_protocol(location))
+        if self.owner is not None and manifest.model != self.owner:
+            raise StoreOwnedError(
+                f"version {version} in {self.url()} was published by model "
+                f"{manifest.model!r}, not {self.owner!r}: it is never loaded for {self.owner!r}",
+                owner=manifest.model,
+                model=self.owner,
+            )
+        return manifest
 
     def versions(self) -> list[int]:
         """Complete versions (with a manifest), oldest first."""
@@ -310,6 +336,7 @@ class ModelStore:
         anywhere before the pointer write leaves ``current.json`` as it was; the claimed
         number then stays unused (numbers only grow) and retention removes it.
         """
+        self.check_owner(claim=True)
         version = self._claim()
         records = {asset.step_id: self._promote(asset, version) for asset in staged}
         manifest = manifest_for(version, records)
@@ -326,6 +353,7 @@ class ModelStore:
 
     def rollback(self, version: int) -> Pointer:
         """Point handlers back at an older complete version; nothing is rewritten."""
+        self.check_owner()
         manifest = self.manifest(version)
         current = self.pointer()
         pointer = Pointer(
@@ -345,6 +373,7 @@ class ModelStore:
         """
         if keep < 1:
             raise ValueError("keep must be at least 1: the newest version is always kept")
+        self.check_owner()
         current = self.pointer()
         complete = self.versions()
         protected = set(complete[-keep:]) | set(pinned) | ({current.version} if current else set())
@@ -356,6 +385,37 @@ class ModelStore:
         for run in self._stale_runs():
             self.fs.rm(run, recursive=True)
         return doomed
+
+    def check_owner(self, *, claim: bool = False) -> None:
+        """Refuse to act for a model other than the one the store belongs to.
+
+        With ``claim`` (publishing), a store without an owner record becomes this model's, in
+        one exclusive create, so two models racing for a new store cannot both win. A store
+        published before ownership was recorded keeps working until its next publish claims it.
+
+        Raises:
+            StoreOwnedError: ``owner.json`` names another model.
+        """
+        if self.owner is None:
+            return
+        location = self.path(OWNER)
+        if claim:
+            body = json.dumps({"model": self.owner, "claimed_at": utc_now()}).encode()
+            try:
+                self._conditional.create(location, body)
+                return
+            except FileExistsError:
+                pass
+        data = self._read(location)
+        owner = _owner_of(data, self.url(OWNER)) if data is not None else self.owner
+        if owner != self.owner:
+            raise StoreOwnedError(
+                f"{self.url()} belongs to model {owner!r} ({self.url(OWNER)}): model "
+                f"{self.owner!r} may not publish, roll back or prune there; give it its own "
+                "assets.directory",
+                owner=owner,
+                model=self.owner,
+            )
 
     # -- internals ---------------------------------------------------------------------------
 
@@ -490,6 +550,16 @@ def _age_seconds(info: Mapping[str, Any]) -> float:
     if isinstance(stamp, datetime):
         return (datetime.now(UTC) - stamp).total_seconds()
     return time.time() - float(stamp) if stamp is not None else 0.0
+
+
+def _owner_of(data: bytes, where: str) -> str:
+    try:
+        owner = json.loads(data)["model"]
+    except (ValueError, KeyError, TypeError) as error:
+        raise CorruptDocumentError(f"{where} does not name the model owning the store") from error
+    if not isinstance(owner, str):
+        raise CorruptDocumentError(f"{where} does not name the model owning the store")
+    return owner
 
 
 def _safe(run_id: str) -> str:
