@@ -230,7 +230,9 @@ def test_a_model_with_an_airflow_connection_needs_storage_options(
     tmp_path: Path, data: Path
 ) -> None:
     lab = make_lab(tmp_path, data, name="conn", conn_id="model_steps_models")
-    with pytest.raises(PermanentError, match=r"Airflow connection 'model_steps_models'.*storage_options"):
+    with pytest.raises(
+        PermanentError, match=r"Airflow connection 'model_steps_models'.*storage_options"
+    ):
         ModelHandler.from_definition(lab.definition)
 
 

@@ -19,6 +19,7 @@ import functools
 import re
 from collections.abc import Callable, Iterator, Mapping
 from datetime import date, datetime, timedelta
+from types import SimpleNamespace
 from typing import TYPE_CHECKING, Any, TypeAlias
 
 from model_steps.definition.urls import location_issue
@@ -141,7 +142,8 @@ def template_context(
     error that says so rather than an empty path segment.
     """
     context: dict[str, Any] = {
-        "params": dict(params),
+        # Attributes, not a dict: ``params.copy`` must be the parameter, not dict.copy.
+        "params": SimpleNamespace(**params),
         "run_id": run_id,
         "dag_run": {
             "run_id": run_id,
@@ -314,9 +316,10 @@ def _check(text: str, declared: Mapping[str, Any]) -> list[tuple[str, str]]:
     except TemplateSyntaxError as error:
         line = f" (line {error.lineno} of the template)" if "\n" in text.strip() else ""
         return [("template_syntax", f"template syntax error: {error.message}{line}")]
-    found = [*_refused_nodes(tree, env), *_undeclared(tree, declared)]
-    if not found:  # Jinja's own analysis compiles the template, which fails on unknown filters
-        found.extend(_refused_names(tree))
+    unknown = list(_unknown_filters(tree, env))
+    # Jinja's own analysis of free names compiles the template, which fails on unknown filters.
+    names = [] if unknown else list(_refused_names(tree))
+    found = [*names, *_refused_nodes(tree), *unknown, *_undeclared(tree, declared)]
     return list(dict.fromkeys(found))
 
 
@@ -326,8 +329,7 @@ def _refused_names(tree: nodes.Template) -> Iterator[tuple[str, str]]:
     free = set(meta.find_undeclared_variables(tree))
     free |= {n.name for n in tree.find_all(nodes.Name) if n.name == "self" and n.ctx == "load"}
     for name in sorted(free - set(CONTEXT)):
-        suggestions = did_you_mean(name, CONTEXT)
-        hint = f" (did you mean {' or '.join(suggestions)}?)" if suggestions else ""
+        hint = _hint(did_you_mean(name, CONTEXT))
         yield (
             "template_name",
             f"{name!r} is not available to templates{hint}: they see only "
@@ -335,22 +337,27 @@ def _refused_names(tree: nodes.Template) -> Iterator[tuple[str, str]]:
         )
 
 
-def _refused_nodes(tree: nodes.Template, env: Environment) -> Iterator[tuple[str, str]]:
+def _refused_nodes(tree: nodes.Template) -> Iterator[tuple[str, str]]:
     from jinja2 import nodes
 
     keys = [_key(node) for node in _lookups(tree)]
     keys += [field for node in tree.find_all(nodes.Getattr) for field in _format_fields(node)]
-    for key in keys:
-        if key is not None and key.startswith("_"):
-            yield (
-                "template_private",
-                f"templates may not read private attributes such as {key!r}",
-            )
+    private = sorted({key for key in keys if key is not None and key.startswith("_")})
+    if private:
+        yield (
+            "template_private",
+            f"templates may not read private attributes: {', '.join(map(repr, private))}",
+        )
     for node in tree.find_all((nodes.Extends, nodes.Include, nodes.Import, nodes.FromImport)):
         yield (
             "template_include",
             f"templates may not {type(node).__name__.lower()} other templates",
         )
+
+
+def _unknown_filters(tree: nodes.Template, env: Environment) -> Iterator[tuple[str, str]]:
+    from jinja2 import nodes
+
     names = [("filter", f.name) for f in tree.find_all(nodes.Filter)]
     names += [("test", t.name) for t in tree.find_all(nodes.Test)]
     for kind, name in names:
@@ -375,13 +382,16 @@ def _undeclared(tree: nodes.Template, declared: Mapping[str, Any]) -> Iterator[t
         if key in allowed or key.startswith("_"):
             continue
         listing = ", ".join(allowed) or "none"
-        suggestions = did_you_mean(key, allowed)
-        hint = f" (did you mean {' or '.join(suggestions)}?)" if suggestions else ""
+        hint = _hint(did_you_mean(key, allowed))
         where = " under 'parameters'" if base.name == "params" else ""
         yield (
             "template_undeclared",
             f"{base.name}.{key}: no {what} {key!r} is declared{where}{hint}; known: {listing}",
         )
+
+
+def _hint(suggestions: tuple[str, ...]) -> str:
+    return f" (did you mean {' or '.join(map(repr, suggestions))}?)" if suggestions else ""
 
 
 def _lookups(tree: nodes.Template) -> Iterator[nodes.Getattr | nodes.Getitem]:
