@@ -257,4 +257,25 @@ def airflow_api(synced_bag: Any, tmp_path_factory: pytest.TempPathFactory) -> It
         _stop_group(process)
 
 
+@pytest.fixture(scope="module")
+def anonymous(airflow_api: AirflowApi) -> Iterator[httpx.Client]:
+    """A client of the API server without credentials."""
+    with airflow_api.client() as client:
+        yield client
+
+
+@pytest.fixture(scope="module")
+def admin(airflow_api: AirflowApi) -> Iterator[httpx.Client]:
+    """A client signed in as the admin, with a bearer token."""
+    with airflow_api.client("admin") as client:
+        yield client
+
+
+@pytest.fixture(scope="module")
+def viewer(airflow_api: AirflowApi) -> Iterator[httpx.Client]:
+    """A client signed in as a viewer (may read, may not change), with a bearer token."""
+    with airflow_api.client("viewer") as client:
+        yield client
+
+
 # ---- END Airflow API server fixture ------------------------------------------------------------

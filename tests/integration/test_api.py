@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -45,24 +44,6 @@ CHANGES = [
     ("POST", f"/models/{MODEL}/pause", {}),
     ("POST", f"/models/{MODEL}/resume", {}),
 ]
-
-
-@pytest.fixture(scope="module")
-def anonymous(airflow_api: Any) -> Iterator[httpx.Client]:
-    with airflow_api.client() as client:
-        yield client
-
-
-@pytest.fixture(scope="module")
-def admin(airflow_api: Any) -> Iterator[httpx.Client]:
-    with airflow_api.client("admin") as client:
-        yield client
-
-
-@pytest.fixture(scope="module")
-def viewer(airflow_api: Any) -> Iterator[httpx.Client]:
-    with airflow_api.client("viewer") as client:
-        yield client
 
 
 @pytest.fixture(scope="module")

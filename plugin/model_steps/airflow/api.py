@@ -78,6 +78,7 @@ from model_steps.errors import (
     CorruptDocumentError,
     ModelStepsError,
     PublishConflictError,
+    StoreOwnedError,
     StoreUnavailableError,
     format_problem,
 )
@@ -424,6 +425,7 @@ def _set_paused(session: Session, spec: ModelSpec, paused: bool) -> None:
 
 
 def _rollback(store: ModelStore, name: str, version: int) -> RollbackResult:
+    store.check_owner()
     complete = store.versions()
     if version not in complete:
         listing = ", ".join(map(str, complete)) or "none"
@@ -450,6 +452,11 @@ def _rollback(store: ModelStore, name: str, version: int) -> RollbackResult:
 
 def _store_error(request: Request, error: Exception) -> JSONResponse:
     return JSONResponse({"detail": str(error)}, status_code=status.HTTP_503_SERVICE_UNAVAILABLE)
+
+
+def _owned_elsewhere(request: Request, error: Exception) -> JSONResponse:
+    """Another model owns the store: nothing is read or changed for this one."""
+    return JSONResponse({"detail": str(error)}, status_code=status.HTTP_409_CONFLICT)
 
 
 async def _validation_error(request: Request, error: Exception) -> JSONResponse:
@@ -521,6 +528,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(MaskedAnswers)
     app.add_exception_handler(StoreUnavailableError, _store_error)
     app.add_exception_handler(CorruptDocumentError, _store_error)
+    app.add_exception_handler(StoreOwnedError, _owned_elsewhere)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(HTTPException, _refused)
     app.add_exception_handler(Exception, _unexpected_error)
