@@ -110,6 +110,24 @@ def test_the_first_publish_claims_the_store_for_its_model(
     assert json.loads(store.fs.cat_file(store.path("owner.json")))["model"] == MODEL
 
 
+def test_airflows_rendered_templates_view_shows_what_the_sandbox_rendered(
+    masked_run: int,
+) -> None:
+    from airflow.models.renderedtifields import RenderedTaskInstanceFields
+    from airflow.utils.session import create_session
+    from sqlalchemy import select
+
+    with create_session() as session:
+        fields = session.scalars(
+            select(RenderedTaskInstanceFields.rendered_fields)
+            .where(RenderedTaskInstanceFields.dag_id == f"{MODEL}__train")
+            .where(RenderedTaskInstanceFields.task_id == "classify")
+        ).all()
+    assert {"init": {"C": 1.0, "max_iter": 300}, "inputs": {}, "outputs": {}} in [
+        f["rendered"] for f in fields
+    ]
+
+
 # -- the Models API --------------------------------------------------------------------------------
 
 

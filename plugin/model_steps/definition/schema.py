@@ -252,8 +252,8 @@ class DataRef(Strict):
     """A table read or written through fsspec."""
 
     url: str
-    """fsspec URL or path of the data; Airflow templates (``{{ dag_run.run_after | ds }}``,
-    ``{{ params.x }}``) are rendered."""
+    """fsspec URL or path of the data; templates (``{{ dag_run.run_after | ds }}``,
+    ``{{ params.x }}``) are rendered for each run, after a literal ``scheme://bucket/``."""
     format: Literal["csv", "parquet", "json"] | None = None
     """File format; inferred from the URL's extension when left out (json means JSON lines)."""
     options: dict[str, Any] = {}
@@ -343,7 +343,8 @@ class StepParameters(Strict):
     callable: CallableRef | None = None
     """Custom code instead of a class: ``package.module:function``."""
     init: dict[str, Any] = {}
-    """Keyword arguments for the class (or for the callable)."""
+    """Keyword arguments for the class (or for the callable); templates in values are rendered
+    for each run as native values (``{{ params.C }}`` stays a float)."""
     input: DataIO | None = None
     """Data this step reads; by default the previous step's output."""
     output: DataIO | None = None
@@ -470,7 +471,9 @@ class Assets(Strict):
     directory: RelativePath | None = None
     """Folder under the root holding this model; the model's name when left out."""
     conn_id: str | None = None
-    """Airflow connection holding the store's credentials (e.g. an AWS connection)."""
+    """Airflow connection holding the store's (and data's) credentials, e.g. an AWS connection;
+    its id must match the deployment's ``MODEL_STEPS_ALLOWED_CONNECTIONS`` (``model_steps_.*``
+    by default)."""
     keep_versions: int | None = Field(None, ge=1)
     """Retention: keep the newest N versions after each publish (plus the current and pinned
     ones); all versions are kept when left out."""

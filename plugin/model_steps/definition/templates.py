@@ -307,28 +307,51 @@ def template_issues(spec: ModelSpec) -> list[Issue]:
     return issues
 
 
-def _check(text: str, declared: Mapping[str, Any]) -> list[tuple[str, str]]:
-    from jinja2 import TemplateSyntaxError
+def _check(text: str, declared: Mapping[str, Any]) -> tuple[tuple[str, str], ...]:
+    return _checked(text, tuple(declared))
+
+
+@functools.lru_cache(maxsize=4096)
+def _checked(text: str, declared: tuple[str, ...]) -> tuple[tuple[str, str], ...]:
+    """The problems of one template; cached, since a folder's models repeat their templates."""
+    from jinja2 import TemplateSyntaxError, nodes
 
     env = _environment(native=True)
     try:
         tree = env.parse(text)
     except TemplateSyntaxError as error:
         line = f" (line {error.lineno} of the template)" if "\n" in text.strip() else ""
-        return [("template_syntax", f"template syntax error: {error.message}{line}")]
-    unknown = list(_unknown_filters(tree, env))
-    # Jinja's own analysis of free names compiles the template, which fails on unknown filters.
-    names = [] if unknown else list(_refused_names(tree))
-    found = [*names, *_refused_nodes(tree), *unknown, *_undeclared(tree, declared)]
-    return list(dict.fromkeys(found))
+        return (("template_syntax", f"template syntax error: {error.message}{line}"),)
+    everything = list(tree.find_all(nodes.Node))  # one walk; each check filters it
+    found = [
+        *_refused_names(everything),
+        *_refused_nodes(everything),
+        *_unknown_filters(everything, env),
+        *_undeclared(everything, declared),
+    ]
+    return tuple(dict.fromkeys(found))
 
 
-def _refused_names(tree: nodes.Template) -> Iterator[tuple[str, str]]:
-    from jinja2 import meta, nodes
+def _free_names(everything: list[nodes.Node]) -> set[str]:
+    """Names a template reads that it does not set itself.
 
-    free = set(meta.find_undeclared_variables(tree))
-    free |= {n.name for n in tree.find_all(nodes.Name) if n.name == "self" and n.ctx == "load"}
-    for name in sorted(free - set(CONTEXT)):
+    Simpler than Jinja's own analysis (which compiles the template, several times the cost of
+    parsing it), and conservative only in the author's favour: a name set anywhere counts as
+    set, and rendering still fails on anything undefined.
+    """
+    from jinja2 import nodes
+
+    names = [n for n in everything if isinstance(n, nodes.Name)]
+    stored = {n.name for n in names if n.ctx in ("store", "param")}
+    if any(isinstance(n, nodes.For) for n in everything):
+        stored.add("loop")
+    if any(isinstance(n, nodes.Macro | nodes.CallBlock) for n in everything):
+        stored |= {"caller", "varargs", "kwargs"}
+    return {n.name for n in names if n.ctx == "load"} - stored
+
+
+def _refused_names(everything: list[nodes.Node]) -> Iterator[tuple[str, str]]:
+    for name in sorted(_free_names(everything) - set(CONTEXT)):
         hint = _hint(did_you_mean(name, CONTEXT))
         yield (
             "template_name",
@@ -337,35 +360,44 @@ def _refused_names(tree: nodes.Template) -> Iterator[tuple[str, str]]:
         )
 
 
-def _refused_nodes(tree: nodes.Template) -> Iterator[tuple[str, str]]:
+def _refused_nodes(everything: list[nodes.Node]) -> Iterator[tuple[str, str]]:
     from jinja2 import nodes
 
-    keys = [_key(node) for node in _lookups(tree)]
-    keys += [field for node in tree.find_all(nodes.Getattr) for field in _format_fields(node)]
+    keys = [_key(node) for node in _lookups(everything)]
+    keys += [
+        field
+        for node in everything
+        if isinstance(node, nodes.Getattr)
+        for field in _format_fields(node)
+    ]
     private = sorted({key for key in keys if key is not None and key.startswith("_")})
     if private:
         yield (
             "template_private",
             f"templates may not read private attributes: {', '.join(map(repr, private))}",
         )
-    for node in tree.find_all((nodes.Extends, nodes.Include, nodes.Import, nodes.FromImport)):
-        yield (
-            "template_include",
-            f"templates may not {type(node).__name__.lower()} other templates",
-        )
+    including = (nodes.Extends, nodes.Include, nodes.Import, nodes.FromImport)
+    for node in everything:
+        if isinstance(node, including):
+            yield (
+                "template_include",
+                f"templates may not {type(node).__name__.lower()} other templates",
+            )
 
 
-def _unknown_filters(tree: nodes.Template, env: Environment) -> Iterator[tuple[str, str]]:
+def _unknown_filters(everything: list[nodes.Node], env: Environment) -> Iterator[tuple[str, str]]:
     from jinja2 import nodes
 
-    names = [("filter", f.name) for f in tree.find_all(nodes.Filter)]
-    names += [("test", t.name) for t in tree.find_all(nodes.Test)]
-    for kind, name in names:
-        if name not in (env.filters if kind == "filter" else env.tests):
-            yield ("template_name", f"unknown {kind} {name!r}")
+    for node in everything:
+        if isinstance(node, nodes.Filter) and node.name not in env.filters:
+            yield ("template_name", f"unknown filter {node.name!r}")
+        elif isinstance(node, nodes.Test) and node.name not in env.tests:
+            yield ("template_name", f"unknown test {node.name!r}")
 
 
-def _undeclared(tree: nodes.Template, declared: Mapping[str, Any]) -> Iterator[tuple[str, str]]:
+def _undeclared(
+    everything: list[nodes.Node], declared: tuple[str, ...]
+) -> Iterator[tuple[str, str]]:
     """``params.X`` the model does not declare, and ``dag_run`` / ``macros`` attributes."""
     from jinja2 import nodes
 
@@ -374,7 +406,7 @@ def _undeclared(tree: nodes.Template, declared: Mapping[str, Any]) -> Iterator[t
         "dag_run": (RUN_FIELDS, "dag_run attribute"),
         "macros": (MACROS, "macro"),
     }
-    for node in _lookups(tree):
+    for node in _lookups(everything):
         base, key = node.node, _key(node)
         if not (isinstance(base, nodes.Name) and base.name in known and key is not None):
             continue
@@ -394,12 +426,11 @@ def _hint(suggestions: tuple[str, ...]) -> str:
     return f" (did you mean {' or '.join(map(repr, suggestions))}?)" if suggestions else ""
 
 
-def _lookups(tree: nodes.Template) -> Iterator[nodes.Getattr | nodes.Getitem]:
+def _lookups(everything: list[nodes.Node]) -> Iterator[nodes.Getattr | nodes.Getitem]:
     """Every ``a.b`` and ``a[b]`` of a template."""
     from jinja2 import nodes
 
-    yield from tree.find_all(nodes.Getattr)
-    yield from tree.find_all(nodes.Getitem)
+    return (n for n in everything if isinstance(n, nodes.Getattr | nodes.Getitem))
 
 
 def _format_fields(node: nodes.Getattr) -> Iterator[str]:
