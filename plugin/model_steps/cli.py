@@ -102,7 +102,7 @@ def _model(reference: str, settings: Settings) -> tuple[ModelSpec, Environment] 
     found = _definition(reference, settings)
     if found is None:
         return None
-    options = model_storage_options(found.spec.assets.conn_id)
+    options = model_storage_options(settings.connection(found.spec.assets.conn_id))
     return found.spec, environment(found.spec, settings, options)
 
 
@@ -155,9 +155,11 @@ def _prune(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _example_data(args: argparse.Namespace, settings: Settings) -> int:
-    root = Path(args.root or settings.environ.get("MODEL_STEPS_DATA_ROOT") or "data")
-    for path in write_example_data(root):
-        print(path)
+    root = args.root or settings.environ.get("MODEL_STEPS_DATA_ROOT") or "data"
+    conn_id = args.conn_id or settings.conn_id
+    options = model_storage_options(conn_id) if conn_id else {}
+    for url in write_example_data(root, options):
+        print(url)
     return 0
 
 
@@ -175,7 +177,7 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
             return 1
         options = args.storage_options
         if options is None:
-            options = _connection_options(found.spec)
+            options = _connection_options(found.spec, settings)
         handler = ModelHandler.from_definition(
             found.path,
             environ=settings.environ,
@@ -197,9 +199,9 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
-def _connection_options(spec: ModelSpec) -> dict[str, Any]:
+def _connection_options(spec: ModelSpec, settings: Settings) -> dict[str, Any]:
     """Storage options from the model's Airflow connection, when Airflow is installed here."""
-    conn_id = spec.assets.conn_id
+    conn_id = settings.connection(spec.assets.conn_id)
     try:
         return model_storage_options(conn_id)
     except ImportError as error:
@@ -286,7 +288,16 @@ def _parser() -> argparse.ArgumentParser:
         command.add_argument("model", metavar="MODEL", help="model name or path to its YAML")
     _serve_parser(commands)
     data = commands.add_parser("example-data", help="write the example models' data")
-    data.add_argument("root", nargs="?", help="folder (default: $MODEL_STEPS_DATA_ROOT)")
+    data.add_argument(
+        "root",
+        nargs="?",
+        help="folder or fsspec URL, e.g. s3://bucket/data (default: $MODEL_STEPS_DATA_ROOT)",
+    )
+    data.add_argument(
+        "--conn-id",
+        help="Airflow connection with the root's credentials (default: the deployment's "
+        "default connection, else fsspec's own credential chain)",
+    )
     data.set_defaults(run=_example_data)
     return parser
 

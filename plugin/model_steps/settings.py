@@ -120,6 +120,12 @@ class Settings:
     dags_folder: Path
     assets_root: str
     environ: Mapping[str, str]
+    conn_id: str | None = None
+    """The Airflow connection of models without ``assets.conn_id`` (e.g. the MinIO endpoint)."""
+
+    def connection(self, model_conn_id: str | None) -> str | None:
+        """The connection a model's store is reached with: its own, else the deployment's."""
+        return model_conn_id or self.conn_id
 
     @property
     def allowed_imports(self) -> tuple[str, ...]:
@@ -133,7 +139,9 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
     DAGs folder: ``MODEL_STEPS_DAGS_FOLDER``, ``AIRFLOW__CORE__DAGS_FOLDER``, ``[core]
     dags_folder``, then ``$AIRFLOW_HOME/dags``. Default assets root (for models without
     ``assets.root``): ``MODEL_STEPS_ASSETS_ROOT``, ``AIRFLOW__MODEL_STEPS__ASSETS_ROOT``,
-    ``[model_steps] assets_root``, then ``$AIRFLOW_HOME/model-assets``. Extra allowed imports,
+    ``[model_steps] assets_root``, then ``$AIRFLOW_HOME/model-assets``. Default connection (for
+    models without ``assets.conn_id``): ``MODEL_STEPS_CONN_ID``,
+    ``AIRFLOW__MODEL_STEPS__CONN_ID``, ``[model_steps] conn_id``, else none. Extra allowed imports,
     environment variables and connections: ``[model_steps] allowed_imports``, ``allowed_env``
     and ``allowed_connections`` too. Airflow itself is not
     imported: importing it writes a default config file, a side effect a linter must not have.
@@ -160,8 +168,13 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         "assets_root",
         str(home / "model-assets"),
     )
+    conn_id = setting(
+        ("MODEL_STEPS_CONN_ID", "AIRFLOW__MODEL_STEPS__CONN_ID"), "model_steps", "conn_id", ""
+    )
     for key in _CONFIGURED:  # the definition layer reads Airflow's environment-variable form
         configured = config.get("model_steps", key, fallback="")
         if configured:
             env.setdefault(f"AIRFLOW__MODEL_STEPS__{key.upper()}", configured)
-    return Settings(dags_folder=Path(folder), assets_root=root, environ=env)
+    return Settings(
+        dags_folder=Path(folder), assets_root=root, environ=env, conn_id=conn_id or None
+    )

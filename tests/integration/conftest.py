@@ -151,6 +151,7 @@ import urllib.request  # noqa: E402
 
 import httpx  # noqa: E402
 
+from tests.cluster import login  # noqa: E402
 from tests.s3 import free_port  # noqa: E402
 
 API_USERS = {"admin": "admin", "viewer": "viewer"}
@@ -173,16 +174,7 @@ class AirflowApi:
 
     def token(self, user: str) -> str:
         """A fresh JWT for ``user`` from Airflow's own login endpoint (``POST /auth/token``)."""
-        body = json.dumps({"username": user, "password": self.password(user)}).encode()
-        request = urllib.request.Request(
-            f"{self.base_url}/auth/token",
-            data=body,
-            headers={"Content-Type": "application/json"},
-            method="POST",
-        )
-        with urllib.request.urlopen(request, timeout=30) as response:
-            token: str = json.loads(response.read())["access_token"]
-            return token
+        return login(self.base_url, user, self.password(user))
 
     def client(self, user: str | None = None) -> httpx.Client:
         """A client for the server, signed in as ``user`` with a bearer token, or anonymous."""
@@ -279,3 +271,28 @@ def viewer(airflow_api: AirflowApi) -> Iterator[httpx.Client]:
 
 
 # ---- END Airflow API server fixture ------------------------------------------------------------
+
+
+# ---- BEGIN cluster fixture (tests/cluster.py) --------------------------------------------------
+# PostgreSQL, Redis, Airflow's servers and two Celery workers, on the session's S3 server.
+
+from tests.cluster import Cluster, prepare, start_cluster  # noqa: E402
+
+CLUSTER_BUCKET = "model-steps-cluster"
+CLUSTER_QUEUES = (("default", "first"), ("default", "second"))
+"""Each worker's queues: the cluster model puts one step on each worker's own queue."""
+
+
+@pytest.fixture(scope="session")
+def cluster(s3_server: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
+    """A running cluster whose DAGs folder holds the loader and the S3-backed iris model."""
+    root = tmp_path_factory.mktemp("cluster")
+    dags, s3 = prepare(root, s3_server, CLUSTER_BUCKET, DATA / "cluster" / "iris.yaml")
+    running = start_cluster(root, dags, s3, workers=CLUSTER_QUEUES)
+    try:
+        yield running
+    finally:
+        running.stop()
+
+
+# ---- END cluster fixture -----------------------------------------------------------------------

@@ -225,12 +225,11 @@ def _schedule_status(dags: Sequence[DagState]) -> ScheduleStatus:
 
 def _open_store(spec: ModelSpec, settings: Settings) -> ModelStore:
     """The model's store, with its connection's credentials read now (they may have changed)."""
+    conn_id = settings.connection(spec.assets.conn_id)
     try:
-        options = model_storage_options(spec.assets.conn_id)
+        options = model_storage_options(conn_id)
     except Exception as error:  # the connection is missing or its backend is down
-        raise StoreUnavailableError(
-            f"cannot read connection {spec.assets.conn_id!r}: {error}"
-        ) from error
+        raise StoreUnavailableError(f"cannot read connection {conn_id!r}: {error}") from error
     return environment(spec, settings, options).store
 
 

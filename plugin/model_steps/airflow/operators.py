@@ -32,7 +32,7 @@ def airflow_asset(ref: AssetRef) -> Asset:
     return Asset(name=ref.name, uri=ref.uri, group=ASSET_GROUP)
 
 
-def _run_info(context: Context) -> RunInfo:
+def _run_info(context: Context, model: str) -> RunInfo:
     from model_steps.runtime.context import RunInfo
 
     dag_run = context["dag_run"]
@@ -42,12 +42,29 @@ def _run_info(context: Context) -> RunInfo:
         logical_date=dag_run.logical_date,
         params=dict(context["params"]),
         try_number=context["ti"].try_number,
+        version=_event_version(context, model),
         run_after=dag_run.run_after,
         data_interval_start=dag_run.data_interval_start,
         data_interval_end=dag_run.data_interval_end,
         run_type=str(dag_run.run_type) if dag_run.run_type is not None else None,
         conf=dict(dag_run.conf or {}),
     )
+
+
+def _event_version(context: Context, model: str) -> int | None:
+    """The newest version among the model's Asset events that triggered this run, if any.
+
+    An infer run scheduled "on new version" then infers with the version that triggered it,
+    even if the pointer moved on (or was rolled back) before the run started.
+    """
+    events = context.get("triggering_asset_events") or {}
+    asset = airflow_asset(model_asset(model))
+    versions = [
+        int(version)
+        for event in events.get(asset, [])
+        if type(version := (event.extra or {}).get("version")) is int
+    ]
+    return max(versions, default=None)
 
 
 class ModelStepOperator(BaseOperator):
@@ -84,7 +101,7 @@ class ModelStepOperator(BaseOperator):
         from model_steps.runtime.rendered import render_step
         from model_steps.runtime.run_config import check_run_config
 
-        run = _run_info(context)
+        run = _run_info(context, self.spec.name)
         step = next((s for s in self.spec.steps if s.id == self.step_id), None)
         try:
             check_run_config(self.spec, run.conf)
@@ -109,10 +126,11 @@ class ModelStepOperator(BaseOperator):
         from model_steps.runtime.train import train_step
         from model_steps.settings import load_settings
 
-        run = _run_info(context)
+        run = _run_info(context, self.spec.name)
         try:
-            options = model_storage_options(self.spec.assets.conn_id)
-            env = environment(self.spec, load_settings(), options, mask_known_secrets)
+            settings = load_settings()
+            options = model_storage_options(settings.connection(self.spec.assets.conn_id))
+            env = environment(self.spec, settings, options, mask_known_secrets)
             if self.action == "publish":
                 result = publish(self.spec, run, env)
                 outlet = airflow_asset(model_asset(self.spec.name))

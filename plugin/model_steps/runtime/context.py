@@ -39,6 +39,8 @@ class RunInfo:
     logical_date: datetime | None = None
     params: Mapping[str, Any] = field(default_factory=dict)
     try_number: int = 1
+    version: int | None = None
+    """The model version an infer run was asked to use (its triggering Asset event's)."""
     run_after: datetime | None = None
     data_interval_start: datetime | None = None
     data_interval_end: datetime | None = None

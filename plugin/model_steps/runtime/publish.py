@@ -19,12 +19,12 @@ from model_steps.runtime.scratch import Scratch
 from model_steps.runtime.secrets import masked
 from model_steps.store.cards import model_card
 from model_steps.store.manifest import AssetRecord, Manifest, StepRecord
-from model_steps.store.model_store import StagedAsset, utc_now
+from model_steps.store.model_store import CLAIM_GRACE_SECONDS, StagedAsset, utc_now
 
 if TYPE_CHECKING:
     from model_steps.definition.schema import ModelSpec
 
-__all__ = ["LIBRARIES", "publish"]
+__all__ = ["LIBRARIES", "claim_grace", "publish"]
 
 log = logging.getLogger(__name__)
 
@@ -49,7 +49,7 @@ LIBRARIES = (
 def publish(spec: ModelSpec, run: RunInfo, env: Environment) -> dict[str, Any]:
     """Publish the run's staged assets as the model's next version (the pointer moves last)."""
     scratch = Scratch(env, run)
-    entries = [scratch.read_json(f"steps/{step.id}.json") for step in spec.steps]
+    entries = [scratch.record(step.id) for step in spec.steps]  # each step's successful try
     staged = [StagedAsset(**entry["staged"]) for entry in entries if entry["staged"]]
     records = [StepRecord.model_validate(entry["record"]) for entry in entries]
 
@@ -73,7 +73,10 @@ def publish(spec: ModelSpec, run: RunInfo, env: Environment) -> dict[str, Any]:
         return Manifest.model_validate(masked(manifest.model_dump(mode="json"), env.mask))
 
     pointer = env.store.publish(
-        staged, manifest_for, lambda manifest: env.mask(model_card(spec, manifest))
+        staged,
+        manifest_for,
+        lambda manifest: env.mask(model_card(spec, manifest)),
+        claim_grace(spec),
     )
     scratch.clean()
     pruned = (
@@ -94,6 +97,16 @@ def publish(spec: ModelSpec, run: RunInfo, env: Environment) -> dict[str, Any]:
         "metrics": records[-1].metrics,
         "pruned": pruned,
     }
+
+
+def claim_grace(spec: ModelSpec) -> float:
+    """Seconds before a claim without a manifest counts as abandoned, for this model.
+
+    Airflow stops a task at its ``execution_timeout``, even a try whose worker died, so a
+    grace that long plus :data:`CLAIM_GRACE_SECONDS` outlives every try of the publish.
+    """
+    timeout = spec.airflow.task_defaults.execution_timeout
+    return CLAIM_GRACE_SECONDS + (timeout.total_seconds() if timeout else 0.0)
 
 
 def _versions() -> dict[str, str]:

@@ -2,7 +2,8 @@
 
 Each step is fitted on its own data (the first step's input, split into train and test) or on
 the previous step's output from the run's scratch; the last step's metrics are computed on
-both parts. The asset waits in the scratch until :func:`model_steps.runtime.publish.publish`.
+both parts. The asset waits in the try's own scratch folder until
+:func:`model_steps.runtime.publish.publish` takes it from the try that succeeded.
 """
 
 from __future__ import annotations
@@ -68,8 +69,8 @@ def train_step(
         definition=_trained_definition(step, rendered.init),
     )
     document = {"record": record.model_dump(mode="json"), "samples": samples}
-    scratch.write_json(
-        f"steps/{step.id}.json",
+    scratch.finish(
+        step.id,
         {**masked(document, env.mask), "staged": staged.__dict__ if staged else None},
     )
     written += staged.size if staged else 0
@@ -166,7 +167,7 @@ def _training_data(
     if "train" not in parts:
         raise PermanentError(
             f"step {step.id!r} found no output of step {previous!r} in "
-            f"{scratch.url('data', previous)}: did it run in this run?"
+            f"{scratch.url(previous)}: did it run in this run?"
         )
     return parts, []
 
@@ -197,7 +198,7 @@ def _stage(
     spec: ModelSpec, step: Step, fitted: Any, scratch: Scratch, env: Environment
 ) -> StagedAsset:
     identifier = str(step.assets_identifier)
-    url = scratch.url("assets", step.id, identifier)
+    url = scratch.own(step.id, "assets", identifier)
     size, sha256 = env.store.write_bytes(url, save_fitted(fitted, step, env.allowed))
     root = (
         f"{step.assets_root.rstrip('/')}/{spec.directory}"
