@@ -563,7 +563,8 @@ def _resolve_stores(catalog: Catalog, assets_root: str | None) -> Catalog:
     """Models whose stores coincide or nest are all broken, each pointing at the others.
 
     Neither wins: whichever was there first, sharing a store would let each publish over,
-    prune and serve the other's versions.
+    prune and serve the other's versions. The message names files, never the resolved URL,
+    which may hold interpolated values.
     """
     models = catalog.models
     shared = shared_stores([m.spec for m in models], assets_root)
@@ -572,13 +573,19 @@ def _resolve_stores(catalog: Catalog, assets_root: str | None) -> Catalog:
     problems: dict[int, list[Problem]] = {}
     for share in shared:
         model, other = models[share.first], models[share.second]
-        relation = "is the store" if share.location == share.other else "overlaps the store"
+        named = f"model {other.spec.name!r} ({other.path})"
+        if share.location == share.other:
+            relation = f"this model's store is also the store of {named}"
+        elif share.location.startswith(share.other + "/"):
+            relation = f"this model's store lies inside the store of {named}"
+        else:
+            relation = f"the store of {named} lies inside this model's store"
         problems.setdefault(share.first, []).append(
             _store_problem(
                 model,
-                f"this model's store {share.location} {relation} {share.other} of model "
-                f"{other.spec.name!r} in {other.path}; two models must never share a store, "
-                "so give each its own assets.directory",
+                f"{relation} (assets.root, assets.directory and the steps' assets_root "
+                "resolve there); two models must never share a store, so give each its own "
+                "assets.directory",
             )
         )
     broken = [
