@@ -17,7 +17,7 @@ from typing import Any
 
 from model_steps.airflow.connections import model_storage_options
 from model_steps.airflow.plan import dag_ids
-from model_steps.definition.loader import LoadedModel, load_and_validate
+from model_steps.definition.loader import Catalog, LoadedModel, load_and_validate
 from model_steps.definition.reference import markdown_reference
 from model_steps.definition.schema import ModelSpec, json_schema
 from model_steps.errors import ModelStepsError, format_problem
@@ -39,8 +39,14 @@ def _paths(args: argparse.Namespace, settings: Settings) -> list[Path]:
     return [Path(p) for p in args.paths] or [settings.dags_folder]
 
 
+def _catalog(args: argparse.Namespace, settings: Settings) -> Catalog:
+    return load_and_validate(
+        _paths(args, settings), settings.environ, assets_root=settings.assets_root
+    )
+
+
 def _validate(args: argparse.Namespace, settings: Settings) -> int:
-    catalog = load_and_validate(_paths(args, settings), settings.environ)
+    catalog = _catalog(args, settings)
     for problem in catalog.problems:
         print(format_problem(problem))
     valid, broken = len(catalog.models), len(catalog.broken)
@@ -49,7 +55,7 @@ def _validate(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _list(args: argparse.Namespace, settings: Settings) -> int:
-    catalog = load_and_validate(_paths(args, settings), settings.environ)
+    catalog = _catalog(args, settings)
     rows = [("NAME", "STATUS", "TRAIN", "INFER", "SCHEDULES", "DAG IDS")]
     for model in catalog.models:
         spec = model.spec

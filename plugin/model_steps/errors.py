@@ -33,9 +33,13 @@ __all__ = [
     "Problem",
     "PublishConflictError",
     "StepError",
+    "StoreOwnedError",
     "StoreUnavailableError",
+    "TemplateError",
     "UnknownMetricError",
     "UnknownModelError",
+    "UnknownParameterError",
+    "UnsafeUrlError",
     "UntrustedTypeError",
     "did_you_mean",
     "format_problem",
@@ -207,3 +211,29 @@ class CandidateRefusedError(PermanentError):
 
 class AwaitingApprovalError(ModelStepsError):
     """A candidate passed the gate's rules and waits for a person to approve it."""
+
+
+class StoreOwnedError(PermanentError):
+    """A store belongs to another model: nothing of this model is written to or read from it."""
+
+    def __init__(self, message: str, *, owner: str, model: str) -> None:
+        super().__init__(message)
+        self.owner = owner
+        self.model = model
+
+
+class TemplateError(PermanentError):
+    """A template of a definition failed to render, or tried what the sandbox refuses."""
+
+
+class UnsafeUrlError(TemplateError):
+    """A rendered URL leaves the place its template fixes (``..``, another scheme or bucket)."""
+
+
+class UnknownParameterError(PermanentError):
+    """A run's config sets parameters the model does not declare (a typo would pass silently)."""
+
+    def __init__(self, message: str, *, unknown: Sequence[str], suggestions: Sequence[str]) -> None:
+        super().__init__(message)
+        self.unknown = tuple(unknown)
+        self.suggestions = tuple(suggestions)

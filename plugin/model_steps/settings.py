@@ -3,17 +3,49 @@
 from __future__ import annotations
 
 import configparser
+import fnmatch
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-__all__ = ["DEFAULT_ALLOWED", "ENV_VARS", "Settings", "allowed_imports", "load_settings"]
+__all__ = [
+    "ALLOWED_CONNECTIONS_VARS",
+    "ALLOWED_ENV_VARS",
+    "DEFAULT_ALLOWED",
+    "DEFAULT_ALLOWED_CONNECTIONS",
+    "ENV_PREFIX",
+    "ENV_VARS",
+    "Settings",
+    "allowed_connections",
+    "allowed_imports",
+    "env_refusal",
+    "load_settings",
+]
 
 DEFAULT_ALLOWED = ("sklearn", "xgboost", "lightgbm", "numpy", "pandas", "scipy")
 ENV_VARS = ("MODEL_STEPS_ALLOWED_IMPORTS", "AIRFLOW__MODEL_STEPS__ALLOWED_IMPORTS")
 """Comma-separated module prefixes that extend :data:`DEFAULT_ALLOWED` (both are read)."""
 LOADER_FILE = "model_steps_loader.py"
+
+ENV_PREFIX = "MODEL_STEPS_"
+"""``${VAR}`` references to names with this prefix are always interpolated."""
+ALLOWED_ENV_VARS = ("MODEL_STEPS_ALLOWED_ENV", "AIRFLOW__MODEL_STEPS__ALLOWED_ENV")
+"""Comma-separated variable names (``*`` globs) a definition may reference beside the prefix."""
+NEVER_INTERPOLATED = ("AIRFLOW_CONN_", "AIRFLOW_VAR_", "AIRFLOW__")
+"""Airflow's connections, variables and configuration (its JWT secret, its database URL): no
+setting makes them readable by a definition."""
+ALLOWED_CONNECTIONS_VARS = (
+    "MODEL_STEPS_ALLOWED_CONNECTIONS",
+    "AIRFLOW__MODEL_STEPS__ALLOWED_CONNECTIONS",
+)
+"""A regular expression the whole of an ``assets.conn_id`` must match."""
+DEFAULT_ALLOWED_CONNECTIONS = r"model_steps_.*"
+"""Only connections created for model stores: ``aws_default`` or a warehouse's connection would
+hand its credentials to whatever URLs a definition's author writes."""
+_CONFIGURED = ("allowed_imports", "allowed_env", "allowed_connections")
+"""``[model_steps]`` options of ``airflow.cfg`` read through their environment-variable form."""
 
 
 def allowed_imports(environ: Mapping[str, str], dags_folder: Path | None) -> tuple[str, ...]:
@@ -44,6 +76,43 @@ def _dags_folder_modules(folder: Path | None) -> list[str]:
     return sorted(name for name in names if name.isidentifier())
 
 
+def env_refusal(name: str, environ: Mapping[str, str]) -> str | None:
+    """Why a definition may not read the environment variable ``name``; None when it may.
+
+    The answer depends on the name only, never on whether the variable is set, so a definition
+    cannot probe the parsing process's environment.
+    """
+    if name.startswith(NEVER_INTERPOLATED):
+        return (
+            f"environment variable {name} may not be used in a definition: Airflow's "
+            "connections, variables and configuration (AIRFLOW_CONN_*, AIRFLOW_VAR_*, "
+            "AIRFLOW__*) hold secrets and are never interpolated"
+        )
+    if name.startswith(ENV_PREFIX):
+        return None
+    patterns = [
+        pattern.strip()
+        for setting in ALLOWED_ENV_VARS
+        for pattern in environ.get(setting, "").split(",")
+        if pattern.strip()
+    ]
+    if any(fnmatch.fnmatchcase(name, pattern) for pattern in patterns):
+        return None
+    return (
+        f"environment variable {name} may not be used in a definition: only variables "
+        f"starting with {ENV_PREFIX} and those the deployment lists in "
+        f"{ALLOWED_ENV_VARS[0]} ([model_steps] allowed_env) are interpolated"
+    )
+
+
+def allowed_connections(environ: Mapping[str, str]) -> str:
+    """The pattern an ``assets.conn_id`` must match in full (the deployment's, or the default)."""
+    configured = next((environ[n] for n in ALLOWED_CONNECTIONS_VARS if environ.get(n)), None)
+    pattern = (configured or DEFAULT_ALLOWED_CONNECTIONS).strip()
+    re.compile(pattern)  # a broken setting fails loudly, never as "nothing allowed"
+    return pattern
+
+
 @dataclass(frozen=True)
 class Settings:
     """Where definitions and assets live, and the environment ``${VAR}`` references resolve in."""
@@ -72,8 +141,9 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
     ``assets.root``): ``MODEL_STEPS_ASSETS_ROOT``, ``AIRFLOW__MODEL_STEPS__ASSETS_ROOT``,
     ``[model_steps] assets_root``, then ``$AIRFLOW_HOME/model-assets``. Default connection (for
     models without ``assets.conn_id``): ``MODEL_STEPS_CONN_ID``,
-    ``AIRFLOW__MODEL_STEPS__CONN_ID``, ``[model_steps] conn_id``, else none. Extra allowed imports:
-    ``[model_steps] allowed_imports`` too. Airflow itself is not
+    ``AIRFLOW__MODEL_STEPS__CONN_ID``, ``[model_steps] conn_id``, else none. Extra allowed imports,
+    environment variables and connections: ``[model_steps] allowed_imports``, ``allowed_env``
+    and ``allowed_connections`` too. Airflow itself is not
     imported: importing it writes a default config file, a side effect a linter must not have.
     """
     env = dict(os.environ if environ is None else environ)
@@ -101,9 +171,10 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
     conn_id = setting(
         ("MODEL_STEPS_CONN_ID", "AIRFLOW__MODEL_STEPS__CONN_ID"), "model_steps", "conn_id", ""
     )
-    configured_imports = config.get("model_steps", "allowed_imports", fallback="")
-    if configured_imports:  # the allow-list reads Airflow's environment-variable form
-        env.setdefault("AIRFLOW__MODEL_STEPS__ALLOWED_IMPORTS", configured_imports)
+    for key in _CONFIGURED:  # the definition layer reads Airflow's environment-variable form
+        configured = config.get("model_steps", key, fallback="")
+        if configured:
+            env.setdefault(f"AIRFLOW__MODEL_STEPS__{key.upper()}", configured)
     return Settings(
         dags_folder=Path(folder), assets_root=root, environ=env, conn_id=conn_id or None
     )

@@ -65,8 +65,8 @@ def s3_models(s3_server: str) -> dict[str, Any]:
         "extra": {"endpoint_url": s3_server, "region_name": "us-east-1"},
     }
     os.environ["AIRFLOW_CONN_MODEL_STEPS_S3"] = json.dumps(connection)
-    os.environ["S3_ASSETS_ROOT"] = "s3://model-steps-e2e/models"
-    return {"root": os.environ["S3_ASSETS_ROOT"], "storage_options": options}
+    os.environ["MODEL_STEPS_S3_ASSETS_ROOT"] = "s3://model-steps-e2e/models"
+    return {"root": os.environ["MODEL_STEPS_S3_ASSETS_ROOT"], "storage_options": options}
 
 
 @pytest.fixture(scope="session")
@@ -247,6 +247,27 @@ def airflow_api(synced_bag: Any, tmp_path_factory: pytest.TempPathFactory) -> It
         yield api
     finally:
         _stop_group(process)
+
+
+@pytest.fixture(scope="module")
+def anonymous(airflow_api: AirflowApi) -> Iterator[httpx.Client]:
+    """A client of the API server without credentials."""
+    with airflow_api.client() as client:
+        yield client
+
+
+@pytest.fixture(scope="module")
+def admin(airflow_api: AirflowApi) -> Iterator[httpx.Client]:
+    """A client signed in as the admin, with a bearer token."""
+    with airflow_api.client("admin") as client:
+        yield client
+
+
+@pytest.fixture(scope="module")
+def viewer(airflow_api: AirflowApi) -> Iterator[httpx.Client]:
+    """A client signed in as a viewer (may read, may not change), with a bearer token."""
+    with airflow_api.client("viewer") as client:
+        yield client
 
 
 # ---- END Airflow API server fixture ------------------------------------------------------------

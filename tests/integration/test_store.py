@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator, Mapping
@@ -22,7 +23,12 @@ from typing import Any
 import fsspec
 import pytest
 
-from model_steps.errors import ChecksumMismatchError, CorruptDocumentError, PublishConflictError
+from model_steps.errors import (
+    ChecksumMismatchError,
+    CorruptDocumentError,
+    PublishConflictError,
+    StoreOwnedError,
+)
 from model_steps.store.manifest import AssetRecord, Manifest, Pointer, StepRecord
 from model_steps.store.model_store import ModelStore, StagedAsset, open_store, utc_now
 from tests.assets import asset_bytes
@@ -188,9 +194,9 @@ class Backend:
         """A full URL under this test's folder."""
         return "/".join([self.base, *parts])
 
-    def store(self, model: str = MODEL) -> ModelStore:
-        """The store of one model in this folder."""
-        return open_store(f"{self.root}/{model}", self.options)
+    def store(self, model: str = MODEL, *, owner: str | None = None) -> ModelStore:
+        """The store of one model in this folder, opened for ``owner`` (a model) if given."""
+        return open_store(f"{self.root}/{model}", self.options, owner=owner)
 
 
 @pytest.fixture(params=["local", "memory", pytest.param("s3", marks=pytest.mark.integration)])
@@ -595,6 +601,72 @@ class TestStoreContract:
         assert store.prune(keep=1) == [1]
         assert not exists(f"{elsewhere}/versions/1/embedding/{IDENTIFIER}", backend.options)
         assert read(f"{elsewhere}/versions/2/embedding/{IDENTIFIER}", backend.options) == b"v2"
+
+
+class TestStoreOwnership:
+    """A store belongs to the model that first published in it; no other model acts there."""
+
+    def test_the_first_publish_claims_the_store_for_its_model(self, backend: Backend) -> None:
+        store = backend.store(owner=MODEL)
+        publish(store)
+        assert json.loads(read(backend.url(MODEL, "owner.json"), backend.options))["model"] == (
+            MODEL
+        )
+
+    def test_another_model_may_not_publish_roll_back_or_prune(self, backend: Backend) -> None:
+        owned = backend.store(owner=MODEL)
+        publish(owned)
+        publish(owned)
+        owned.rollback(1)
+        intruder = backend.store(owner="intruder")
+        for change in (
+            lambda: publish(intruder),
+            lambda: intruder.rollback(2),
+            lambda: intruder.prune(keep=1),
+        ):
+            with pytest.raises(StoreOwnedError, match=r"belongs to model 'churn'.*'intruder'"):
+                change()
+        assert (owned.pointer().version, owned.versions()) == (1, [1, 2])
+        assert not exists(backend.url(MODEL, "versions", "3"), backend.options)
+
+    def test_a_manifest_of_another_model_is_never_read_as_this_ones(self, backend: Backend) -> None:
+        publish(backend.store())  # the manifest says model 'churn'
+        with pytest.raises(StoreOwnedError, match="published by model 'churn', not 'iris'"):
+            backend.store(owner="iris").manifest(1)
+
+    def test_a_store_from_before_ownership_keeps_working_until_a_publish_claims_it(
+        self, backend: Backend
+    ) -> None:
+        publish(backend.store())
+        publish(backend.store())
+        store = backend.store(owner=MODEL)
+        assert store.rollback(1).version == 1
+        assert store.prune(keep=1, pinned=[1]) == []
+        assert not exists(backend.url(MODEL, "owner.json"), backend.options)
+        publish(store)
+        assert json.loads(read(backend.url(MODEL, "owner.json"), backend.options))["model"] == (
+            MODEL
+        )
+
+    def test_two_models_racing_for_a_new_store_never_both_win(self, backend: Backend) -> None:
+        contenders = [backend.store(owner=name) for name in ("churn", "intruder")]
+        start = threading.Barrier(len(contenders))
+        outcomes: list[str] = []
+
+        def claim(store: ModelStore) -> None:
+            start.wait()
+            try:
+                store.check_owner(claim=True)
+                outcomes.append("won")
+            except StoreOwnedError:
+                outcomes.append("refused")
+
+        threads = [threading.Thread(target=claim, args=(s,)) for s in contenders]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        assert sorted(outcomes) == ["refused", "won"]
 
 
 def test_plain_local_assets_root_is_recorded_as_a_full_url(tmp_path: Path) -> None:

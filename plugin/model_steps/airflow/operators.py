@@ -44,6 +44,11 @@ def _run_info(context: Context, model: str) -> RunInfo:
         params=dict(context["params"]),
         try_number=context["ti"].try_number,
         version=_event_version(context, model),
+        run_after=dag_run.run_after,
+        data_interval_start=dag_run.data_interval_start,
+        data_interval_end=dag_run.data_interval_end,
+        run_type=str(dag_run.run_type) if dag_run.run_type is not None else None,
+        conf=dict(dag_run.conf or {}),
     )
 
 
@@ -66,9 +71,10 @@ def _event_version(context: Context, model: str) -> int | None:
 class ModelStepOperator(BaseOperator):
     """Runs one action of a model definition: train, infer, gate, publish, evaluate, degraded.
 
-    ``rendered`` (the step's init arguments and data URLs) is a template field: Airflow renders
-    ``{{ params.C }}`` or ``{{ dag_run.run_after | ds }}`` in it before the task runs, as native
-    Python values.
+    ``rendered`` (the step's init arguments and data URLs) is a template field, so Airflow
+    shows it rendered in the task's "Rendered Templates" view, but Airflow's environment never
+    renders it: :meth:`render_template_fields` renders it in our sandbox over the small
+    documented context (``{{ params.C }}`` stays a float), after checking the run's config.
     """
 
     template_fields = ("rendered",)
@@ -87,6 +93,29 @@ class ModelStepOperator(BaseOperator):
         else:
             self.rendered = asdict(Rendered.templates(step, action)) if step else {}
 
+    def render_template_fields(self, context: Context, jinja_env: Any = None) -> None:
+        """Check the run's config, then render the step's templates in the sandbox.
+
+        Airflow calls this before :meth:`execute`, so a config with undeclared keys, a failing
+        template or a URL a parameter steers elsewhere fails the task before any work, without
+        retries. Airflow's own environment (``jinja_env``) is never used.
+        """
+        from airflow.sdk.exceptions import AirflowFailException
+
+        from model_steps.runtime.rendered import render_evaluation, render_step
+        from model_steps.runtime.run_config import check_run_config
+
+        run = _run_info(context, self.spec.name)
+        step = next((s for s in self.spec.steps if s.id == self.step_id), None)
+        try:
+            check_run_config(self.spec, run.conf)
+            if self.action == "evaluate":
+                self.rendered = asdict(render_evaluation(self.spec, run))
+            elif step is not None:
+                self.rendered = asdict(render_step(step, self.action, run))
+        except PermanentError as error:
+            raise AirflowFailException(str(error)) from error
+
     def execute(self, context: Context) -> Any:
         """Hand the run's facts to the Airflow-free task function.
 
@@ -96,14 +125,15 @@ class ModelStepOperator(BaseOperator):
         from airflow.sdk.exceptions import AirflowFailException
 
         from model_steps.airflow.connections import model_storage_options
+        from model_steps.airflow.masking import mask_known_secrets
         from model_steps.runtime.context import environment
         from model_steps.settings import load_settings
 
-        settings = load_settings()
-        conn_id = settings.connection(self.spec.assets.conn_id)
-        env = environment(self.spec, settings, model_storage_options(conn_id))
         run = _run_info(context, self.spec.name)
         try:
+            settings = load_settings()
+            options = model_storage_options(settings.connection(self.spec.assets.conn_id))
+            env = environment(self.spec, settings, options, mask_known_secrets)
             return ACTIONS[self.action](self, context, run, env)
         except PermanentError as error:
             raise AirflowFailException(str(error)) from error

@@ -24,6 +24,7 @@ from model_steps.libraries import library
 from model_steps.runtime.context import Environment, RunInfo
 from model_steps.runtime.infer import ReadyStep, infer_frame
 from model_steps.runtime.scratch import Scratch
+from model_steps.runtime.secrets import masked
 from model_steps.runtime.serializers import load_fitted
 from model_steps.runtime.steps import step_kind
 from model_steps.store.cards import model_card
@@ -106,7 +107,8 @@ def stage_candidate(
     )
 
     def manifest_for(version: int, assets: Mapping[str, AssetRecord]) -> Manifest:
-        return Manifest(
+        """The version's manifest, with every secret Airflow knows masked (:mod:`.secrets`)."""
+        manifest = Manifest(
             model=spec.name,
             version=version,
             definition_version=spec.version,
@@ -126,8 +128,9 @@ def stage_candidate(
             timings=timings,
             hardware=_hardware(),
         )
+        return Manifest.model_validate(masked(manifest.model_dump(mode="json"), env.mask))
 
-    manifest = env.store.stage(staged, manifest_for, lambda m: model_card(spec, m))
+    manifest = env.store.stage(staged, manifest_for, lambda m: env.mask(model_card(spec, m)))
     candidate = Candidate(
         manifest.version,
         gate.outcome if gate else "accepted",

@@ -21,6 +21,7 @@ from model_steps.runtime.drift import feature_references
 from model_steps.runtime.metrics import step_metrics
 from model_steps.runtime.rendered import Rendered
 from model_steps.runtime.scratch import Scratch
+from model_steps.runtime.secrets import masked
 from model_steps.runtime.serializers import save_fitted
 from model_steps.runtime.splits import split_xy, train_test
 from model_steps.runtime.steps import StepKind, prediction_frame, step_kind
@@ -74,14 +75,14 @@ def train_step(
         inputs={"train": rendered.inputs["train"]} if reads_data else {},
         reference=_reference(spec, x_train) if reads_data else {},
     )
+    document = {
+        "record": record.model_dump(mode="json"),
+        "samples": samples,
+        "classes": _classes(fitted) if last else [],
+    }
     scratch.finish(
         step.id,
-        {
-            "record": record.model_dump(mode="json"),
-            "staged": staged.__dict__ if staged else None,
-            "samples": samples,
-            "classes": _classes(fitted) if last else [],
-        },
+        {**masked(document, env.mask), "staged": staged.__dict__ if staged else None},
     )
     written += staged.size if staged else 0
     log.info(

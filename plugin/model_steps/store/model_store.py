@@ -2,6 +2,7 @@
 
 Layout under ``<assets.root>/<assets.directory>/``::
 
+    owner.json                      the model the store belongs to, claimed at first publish
     current.json                    the pointer, moved last
     versions/<N>/claim.json         N taken exactly once (exclusive create); kept for good
     versions/<N>/manifest.json      written once every asset is complete
@@ -16,9 +17,9 @@ a failed run leaves the pointer alone (it never reached the last write); every p
 sha256 is checked before the manifest names it; a claim abandoned by a killed publish is
 reclaimed (its files removed, its number never reused) once it is older than any try of the
 publish could still run; rollback only moves the pointer; retention never deletes the current or
-a pinned version. The store uses a handful of
-fsspec calls on the filesystem it is given, plus one conditional write per backend, and knows
-nothing of Airflow.
+a pinned version; a store opened for a model (``owner``) never publishes, rolls back, prunes or
+reads a manifest for another one. The store uses a handful of fsspec calls on the filesystem it
+is given, plus one conditional write per backend, and knows nothing of Airflow.
 """
 
 from __future__ import annotations
@@ -45,6 +46,7 @@ from model_steps.errors import (
     DecisionConflictError,
     NotServableError,
     PublishConflictError,
+    StoreOwnedError,
     StoreUnavailableError,
 )
 from model_steps.store.backends import (
@@ -82,6 +84,7 @@ CARD = "MODEL_CARD.md"
 CLAIM = "claim.json"
 DECISION = "decision.json"
 EVALUATIONS = "evaluations"
+OWNER = "owner.json"
 INFERENCES = "inferences"
 CLAIM_GRACE_SECONDS = 3600
 """How long a claim without a manifest is left to its publisher before it counts as abandoned:
@@ -98,11 +101,16 @@ def utc_now() -> str:
     return datetime.now(UTC).isoformat()
 
 
-def open_store(url: str, storage_options: Mapping[str, Any] | None = None) -> ModelStore:
-    """The store of one model at ``url`` (``<assets.root>/<assets.directory>``)."""
+def open_store(
+    url: str, storage_options: Mapping[str, Any] | None = None, *, owner: str | None = None
+) -> ModelStore:
+    """The store of one model at ``url`` (``<assets.root>/<assets.directory>``).
+
+    With ``owner`` (the model's name) the store refuses to act for any other model.
+    """
     options = dict(storage_options or {})
     fs, path = filesystem(url, options)
-    return ModelStore(fs, path, options)
+    return ModelStore(fs, path, options, owner=owner)
 
 
 @dataclass(frozen=True)
@@ -136,10 +144,19 @@ class PointerRead:
 class ModelStore:
     """One model's folder in an fsspec filesystem."""
 
-    def __init__(self, fs: Any, root: str, storage_options: Mapping[str, Any] | None = None):
+    def __init__(
+        self,
+        fs: Any,
+        root: str,
+        storage_options: Mapping[str, Any] | None = None,
+        *,
+        owner: str | None = None,
+    ):
         self.fs = fs
         self.root = root.rstrip("/")
         self.storage_options = dict(storage_options or {})
+        self.owner = owner
+        """The model this store is opened for; None for a tool that reads any store."""
         self._conditional = conditional_writes(fs)
 
     # -- paths -------------------------------------------------------------------------------
@@ -205,7 +222,15 @@ class ModelStore:
         data = self._read(location)
         if data is None:
             raise CorruptDocumentError(f"version {version} has no manifest at {self.url()}")
-        return _parse(Manifest, data, self.fs.unstrip_protocol(location))
+        manifest = _parse(Manifest, data, self.fs.unstrip_protocol(location))
+        if self.owner is not None and manifest.model != self.owner:
+            raise StoreOwnedError(
+                f"version {version} in {self.url()} was published by model "
+                f"{manifest.model!r}, not {self.owner!r}: it is never loaded for {self.owner!r}",
+                owner=manifest.model,
+                model=self.owner,
+            )
+        return manifest
 
     def versions(self) -> list[int]:
         """Complete versions (with a manifest), oldest first."""
@@ -369,7 +394,11 @@ class ModelStore:
         The version's number is claimed, its assets are copied and checked, and the manifest
         is written last: from then on it can be read, rolled back to or approved, but handlers
         only serve it once :meth:`go_live` moves the pointer.
+
+        Raises:
+            StoreOwnedError: the store belongs to another model.
         """
+        self.check_owner(claim=True)
         version, token = self._claim()
         records = {asset.step_id: self._promote(asset, version) for asset in staged}
         manifest = manifest_for(version, records)
@@ -396,6 +425,7 @@ class ModelStore:
             NotServableError: the gate refused the version, or it waits for or was denied a
                 person's approval: it never went live and is not fit to.
         """
+        self.check_owner()
         manifest = self.manifest(version)
         current = self.pointer()
         status = version_status(manifest, self.decision(version), None)
@@ -421,6 +451,7 @@ class ModelStore:
         """
         if keep < 1:
             raise ValueError("keep must be at least 1: the newest version is always kept")
+        self.check_owner()
         current = self.pointer()
         complete = self.versions()
         protected = set(complete[-keep:]) | set(pinned) | ({current.version} if current else set())
@@ -507,6 +538,7 @@ class ModelStore:
         self, version: int, action: Literal["approved", "rejected"], by: str, reason: str | None
     ) -> Decision:
         """Write a person's decision on a waiting candidate, once."""
+        self.check_owner()
         manifest = self.manifest(version)
         status = version_status(manifest, self.decision(version), None)
         if status != "pending":
@@ -525,6 +557,37 @@ class ModelStore:
             raise DecisionConflictError(f"version {version} was already {done}{who}") from error
         return decision
 
+    def check_owner(self, *, claim: bool = False) -> None:
+        """Refuse to act for a model other than the one the store belongs to.
+
+        With ``claim`` (publishing), a store without an owner record becomes this model's, in
+        one exclusive create, so two models racing for a new store cannot both win. A store
+        published before ownership was recorded keeps working until its next publish claims it.
+
+        Raises:
+            StoreOwnedError: ``owner.json`` names another model.
+        """
+        if self.owner is None:
+            return
+        location = self.path(OWNER)
+        if claim:
+            body = json.dumps({"model": self.owner, "claimed_at": utc_now()}).encode()
+            try:
+                self._conditional.create(location, body)
+                return
+            except FileExistsError:
+                pass
+        data = self._read(location)
+        owner = _owner_of(data, self.url(OWNER)) if data is not None else self.owner
+        if owner != self.owner:
+            raise StoreOwnedError(
+                f"{self.url()} belongs to model {owner!r} ({self.url(OWNER)}): model "
+                f"{self.owner!r} may not publish, roll back or prune there; give it its own "
+                "assets.directory",
+                owner=owner,
+                model=self.owner,
+            )
+
     def reclaim(self, grace: float = CLAIM_GRACE_SECONDS) -> list[int]:
         """Free the files of claims older than ``grace`` seconds that never got a manifest.
 
@@ -532,6 +595,7 @@ class ModelStore:
         its publisher, if it still runs, finds its claim gone before it writes a manifest.
         Returns the versions reclaimed now.
         """
+        self.check_owner()
         reclaimed = []
         for version in self._abandoned_claims(set(self.versions()), grace):
             claim = self.path("versions", str(version), CLAIM)
@@ -704,6 +768,16 @@ def _age_seconds(info: Mapping[str, Any]) -> float:
     if isinstance(stamp, datetime):
         return (datetime.now(UTC) - stamp).total_seconds()
     return time.time() - float(stamp) if stamp is not None else 0.0
+
+
+def _owner_of(data: bytes, where: str) -> str:
+    try:
+        owner = json.loads(data)["model"]
+    except (ValueError, KeyError, TypeError) as error:
+        raise CorruptDocumentError(f"{where} does not name the model owning the store") from error
+    if not isinstance(owner, str):
+        raise CorruptDocumentError(f"{where} does not name the model owning the store")
+    return owner
 
 
 def _glob(fs: Any, pattern: str) -> list[str]:
