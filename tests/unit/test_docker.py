@@ -145,7 +145,7 @@ def test_the_image_installs_what_ci_tests_against_airflows_constraints() -> None
     assert install is not None
     image_extras = set(install[1].split(","))
     ci = next(Requirement(r) for r in project["optional-dependencies"]["dev"] if "model-steps" in r)
-    assert image_extras == ci.extras == {"ml", "cluster"}
+    assert image_extras == ci.extras == {"ml", "boosting", "cluster"}
     for source in re.findall(r"^COPY \S+ (.+) /opt/\S+$", text, flags=re.MULTILINE):
         for path in source.split():
             assert (REPO / path).exists(), path

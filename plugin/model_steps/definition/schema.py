@@ -56,8 +56,11 @@ from model_steps.definition.governance import (
 __all__ = [
     "API_VERSION",
     "KIND",
+    "NATIVE_FORMATS",
     "ON_DEGRADATION",
     "ON_NEW_VERSION",
+    "SERIALIZER_EXTENSIONS",
+    "SERIALIZER_FORMATS",
     "AirflowOptions",
     "Assets",
     "Comment",
@@ -319,6 +322,10 @@ class Split(Strict):
     """Random seed, so a re-run draws the same split."""
     stratify: StrictBool = False
     """Keep the target's class proportions in both parts (classification)."""
+    refit: StrictBool = False
+    """After the test metrics are computed (on steps fitted on the training part), fit every
+    step again on all rows, and publish those: the manifest and card say which rows the
+    published steps were fitted on."""
 
     @field_validator("test_size")
     @classmethod
@@ -350,6 +357,29 @@ class Methods(Strict):
     """Produces the predictions (last step), e.g. ``predict_proba``."""
 
 
+SerializerName = Literal["joblib", "skops", "xgboost", "lightgbm"]
+SERIALIZER_EXTENSIONS: dict[str, tuple[str, ...]] = {
+    "joblib": (".joblib", ".pkl", ".pickle"),
+    "skops": (".skops",),
+    "xgboost": (".json", ".ubj"),
+    "lightgbm": (".txt",),
+}
+"""The file extensions each serializer writes; an identifier with one of them picks (or must
+match) that serializer, and any other extension means joblib."""
+SERIALIZER_FORMATS = {
+    "joblib": "a joblib pickle",
+    "skops": "a skops archive",
+    "xgboost": "xgboost's own JSON or UBJSON model",
+    "lightgbm": "lightgbm's own text model",
+}
+"""What each serializer writes, in words for messages."""
+NATIVE_FORMATS = frozenset({"xgboost", "lightgbm"})
+"""Serializers that save an estimator in its own library's format, which only that library's
+estimators can write: the serializer's name is the library's import name."""
+KNOWN_LIBRARIES = frozenset({"sklearn", "xgboost", "lightgbm", "numpy", "pandas", "scipy"})
+"""Libraries whose classes are known not to be another library's estimators."""
+
+
 class StepParameters(Strict):
     """What a step runs and on which data."""
 
@@ -370,9 +400,12 @@ class StepParameters(Strict):
     """Target, features and split of the data this step reads (the step with ``input.train``)."""
     methods: Methods = Methods()
     """Method names called on the object."""
-    serializer: Literal["joblib", "skops"] = "joblib"
-    """How the fitted object is saved: joblib, or skops for scikit-learn objects (loading a
-    skops file runs no arbitrary code)."""
+    serializer: SerializerName | None = None
+    """How the fitted object is saved: ``joblib`` (a pickle), ``skops`` (scikit-learn objects;
+    loading runs no arbitrary code), ``xgboost`` (xgboost's own JSON or UBJSON model) or
+    ``lightgbm`` (lightgbm's own text model). Chosen by the ``assets_identifier``'s extension
+    when left out: ``.skops``, ``.json`` / ``.ubj`` (xgboost), ``.txt`` (lightgbm), anything
+    else joblib."""
     save: CallableRef | None = None
     """Your own save function, ``f(obj) -> bytes``, instead of the serializer."""
     load: CallableRef | None = None
@@ -652,6 +685,18 @@ class Step(Strict):
         """The name people read."""
         return self.name or self.id
 
+    @property
+    def serializer(self) -> str:
+        """How the step's asset is written and read (the manifest records it).
+
+        ``custom`` for its own ``save``/``load``, the ``serializer`` it names, else the one its
+        ``assets_identifier``'s extension implies (joblib for an extension none claims).
+        """
+        params = self.parameters
+        if params.save is not None:
+            return "custom"
+        return params.serializer or _serializer_for(self.assets_identifier) or "joblib"
+
 
 class Evaluation(Strict):
     """Scoring the live version on fresh labelled data: the ``<name>__evaluate`` DAG."""
@@ -779,6 +824,7 @@ def semantic_issues(model: ModelSpec) -> list[Issue]:
     issues = structural_issues([step.id for step in model.steps], model.schedule.train)
     for index, step in enumerate(model.steps):
         issues.extend(_data_issues(model, index, step))
+        issues.extend(_serializer_issues(index, step))
     if model.schedule.infer is not None and not model.has_infer:
         issues.append(
             (
@@ -920,6 +966,60 @@ def structural_issues(step_ids: Sequence[object], train_schedule: object) -> lis
             )
         )
     return issues
+
+
+def _extension(identifier: str | None) -> str:
+    name = (identifier or "").rsplit("/", 1)[-1]
+    return "." + name.rsplit(".", 1)[-1].lower() if "." in name else ""
+
+
+def _serializer_for(identifier: str | None) -> str | None:
+    """The serializer whose files have the identifier's extension, if one claims it."""
+    extension = _extension(identifier)
+    return next((n for n, found in SERIALIZER_EXTENSIONS.items() if extension in found), None)
+
+
+def _serializer_issues(index: int, step: Step) -> list[Issue]:
+    """An asset's file name, its serializer and the estimator must agree.
+
+    A ``.json`` asset that is really a pickle, or an xgboost model asked of a scikit-learn
+    class, is found when the definition is validated instead of at the end of training.
+    """
+    params = step.parameters
+    if not step.has_assets:
+        return []
+    where = ("steps", index)
+    if params.serializer is not None and params.save is not None:
+        message = "give 'serializer' or your own 'save'/'load', not both"
+        return [((*where, "parameters", "serializer"), "serializer", message)]
+    name, identifier = step.serializer, str(step.assets_identifier)
+    claimed = _serializer_for(identifier)
+    if name == "custom" or claimed == name or (claimed is None and name not in NATIVE_FORMATS):
+        return _native_issues(where, step, name) if name in NATIVE_FORMATS else []
+    stem = identifier.rsplit("/", 1)[-1].rsplit(".", 1)[0]
+    expected = " or ".join(stem + extension for extension in SERIALIZER_EXTENSIONS[name])
+    named = f"named like {SERIALIZER_FORMATS[claimed]}" if claimed else "named for no serializer"
+    instead = f", or use serializer {claimed!r}" if claimed else ""
+    message = (
+        f"{identifier!r} is {named}, but serializer {name!r} writes "
+        f"{SERIALIZER_FORMATS[name]}: name it {expected}{instead}"
+    )
+    return [((*where, "assets_identifier"), "serializer", message)]
+
+
+def _native_issues(where: tuple[str | int, ...], step: Step, name: str) -> list[Issue]:
+    """A library's own format holds that library's estimators only."""
+    params = step.parameters
+    runs = params.callable or f"{params.package}.{params.class_}"
+    library = (params.package or "").partition(".")[0]
+    if params.callable is None and (library == name or library not in KNOWN_LIBRARIES):
+        return []
+    message = (
+        f"{step.assets_identifier!r} asks for {SERIALIZER_FORMATS[name]}, which only {name} "
+        f"estimators write, and {runs} is not one: name the asset model.joblib, or "
+        "model.skops for a scikit-learn object"
+    )
+    return [((*where, "assets_identifier"), "serializer", message)]
 
 
 def _data_issues(model: ModelSpec, index: int, step: Step) -> list[Issue]:

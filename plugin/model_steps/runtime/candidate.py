@@ -60,6 +60,7 @@ LIBRARIES = (
     "fsspec",
     "s3fs",
     "xgboost",
+    "xgboost-cpu",
     "lightgbm",
 )
 """Distributions whose versions each manifest records (those installed)."""

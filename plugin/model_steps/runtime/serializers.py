@@ -1,6 +1,7 @@
-"""Saving a fitted step and loading it back: joblib, skops or the step's own functions.
+"""Saving a fitted step and loading it back: joblib, skops, a library's format or your own.
 
-A registry keyed by ``StepParameters.serializer``; a step's ``save``/``load`` pair wins over it.
+A registry keyed by :attr:`Step.serializer` (the ``serializer`` a step names, else the one its
+asset's extension implies; a step's ``save``/``load`` pair wins over both).
 Loading is the dangerous half (a joblib file is a pickle), so the store verifies every asset's
 checksum before a serializer sees it, and skops refuses types outside the allow-list.
 """
@@ -8,6 +9,7 @@ checksum before a serializer sees it, and skops refuses types outside the allow-
 from __future__ import annotations
 
 import io
+import warnings
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import IO, TYPE_CHECKING, Any, Protocol
@@ -15,6 +17,7 @@ from typing import IO, TYPE_CHECKING, Any, Protocol
 from model_steps.definition.allowlist import import_object, is_allowed
 from model_steps.errors import StepError, UntrustedTypeError
 from model_steps.libraries import library
+from model_steps.runtime.native import LightGBMSerializer, XGBoostSerializer
 
 if TYPE_CHECKING:
     from model_steps.definition.schema import Step
@@ -62,6 +65,7 @@ class SkopsSerializer:
 
     def save(self, fitted: Any) -> bytes:
         """The skops archive of ``fitted``."""
+        _quiet_type_lookup()
         data: bytes = library("skops.io").dumps(fitted)
         return data
 
@@ -72,6 +76,7 @@ class SkopsSerializer:
             UntrustedTypeError: the archive names types from modules that are not allowed.
         """
         sio = library("skops.io")
+        _quiet_type_lookup()
         unknown = list(sio.get_untrusted_types(file=stream))
         refused = [name for name in unknown if not is_allowed(name, self.allowed)]
         if refused:
@@ -83,6 +88,24 @@ class SkopsSerializer:
             )
         stream.seek(0)
         return sio.load(stream, trusted=unknown)
+
+
+def _quiet_type_lookup() -> None:
+    """Ignore the FutureWarnings skops' type lookup provokes from other modules' shims.
+
+    To name a type without ``__module__`` (a numpy ufunc), skops reads that name from every
+    loaded module; in a process that loaded Airflow each read of a deprecated alias warns, some
+    1,150 lines per load. Those warnings are attributed to skops' lookup module (the caller of
+    the shim), so a filter on exactly that module hides them and nothing else: a warning raised
+    by any other code, skops' own included, still shows. Added once for the process rather
+    than around each call, since ``catch_warnings`` is not thread-safe and a handler loads a
+    version while other threads predict.
+    """
+    warnings.filterwarnings("ignore", category=FutureWarning, module=SKOPS_TYPE_LOOKUP)
+
+
+SKOPS_TYPE_LOOKUP = r"skops\.io\._utils\Z"
+"""The module whose attribute reads of other modules provoke their deprecation warnings."""
 
 
 @dataclass(frozen=True)
@@ -105,18 +128,20 @@ class CustomSerializer:
         return import_object(self.load_ref, self.allowed)(stream.read())
 
 
-SERIALIZERS: Mapping[str, Callable[[Sequence[str]], Serializer]] = {
-    "joblib": lambda allowed: JoblibSerializer(),
-    "skops": SkopsSerializer,
+SERIALIZERS: Mapping[str, Callable[[Step, Sequence[str]], Serializer]] = {
+    "joblib": lambda step, allowed: JoblibSerializer(),
+    "skops": lambda step, allowed: SkopsSerializer(allowed),
+    "xgboost": XGBoostSerializer,
+    "lightgbm": LightGBMSerializer,
+    "custom": lambda step, allowed: CustomSerializer(
+        str(step.parameters.save), str(step.parameters.load), allowed
+    ),
 }
-"""``StepParameters.serializer`` -> the serializer, given the allow-list."""
+""":attr:`Step.serializer` -> the serializer, given the step and the allow-list."""
 
 
 def _serializer(step: Step, allowed: Sequence[str]) -> Serializer:
-    params = step.parameters
-    if params.save is not None and params.load is not None:
-        return CustomSerializer(params.save, params.load, allowed)
-    return SERIALIZERS[params.serializer](allowed)
+    return SERIALIZERS[step.serializer](step, allowed)
 
 
 def save_fitted(fitted: Any, step: Step, allowed: Sequence[str]) -> bytes:

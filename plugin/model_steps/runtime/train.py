@@ -49,11 +49,15 @@ def train_step(
     x_train, y_train = parts["train"]
     kind = step_kind(step, rendered.init, env.allowed)
     fit_clock = time.perf_counter()
-    fitted = kind.fit(x_train, y_train)
+    fitted = {TRAIN: kind.fit(x_train, y_train)}
+    if ALL in parts:  # split.refit: the published step is fitted again, on every row
+        fitted[ALL] = kind.fit(*parts[ALL])
     fit_seconds = time.perf_counter() - fit_clock
+    fitted_on = ALL if ALL in parts else TRAIN
+    published = fitted[fitted_on]
     last = index == len(spec.steps) - 1
     metrics, written = _outputs(step, kind, fitted, parts, last, scratch, rendered, env)
-    staged = _stage(spec, step, fitted, scratch, env) if step.has_assets else None
+    staged = _stage(spec, step, published, scratch, env) if step.has_assets else None
     rows = len(x_train) + (len(parts["test"][0]) if "test" in parts else 0)  # one out per in
     reads_data = "train" in rendered.inputs
     if reads_data:
@@ -72,13 +76,14 @@ def train_step(
         dtypes_in={str(c): str(t) for c, t in x_train.dtypes.items()},
         definition=_trained_definition(step, rendered.init),
         rows={split: len(features) for split, (features, _) in parts.items()},
+        fitted_on=fitted_on,
         inputs={"train": rendered.inputs["train"]} if reads_data else {},
-        reference=_reference(spec, x_train) if reads_data else {},
+        reference=_reference(spec, parts[fitted_on][0]) if reads_data else {},
     )
     document = {
         "record": record.model_dump(mode="json"),
         "samples": samples,
-        "classes": _classes(fitted) if last else [],
+        "classes": _classes(published) if last else [],
     }
     scratch.finish(
         step.id,
@@ -106,6 +111,8 @@ def train_step(
     }
 
 
+TRAIN, TEST, ALL = "train", "test", "all"
+"""The parts of the data a step hands on: the split's two, and every row when it refits."""
 TEST_INPUT = "test-input"
 """Scratch name of the raw test part (beside the first step's outputs), kept for scoring the
 live version on the same rows as a candidate."""
@@ -149,24 +156,33 @@ def _trained_definition(step: Step, init: Mapping[str, Any]) -> dict[str, Any]:
 def _outputs(
     step: Step,
     kind: StepKind,
-    fitted: Any,
+    fitted: Mapping[str, Any],
     parts: Mapping[str, tuple[Any, Any]],
     last: bool,
     scratch: Scratch,
     rendered: Rendered,
     env: Environment,
 ) -> tuple[dict[str, dict[str, float]], int]:
-    """What a fitted step hands on: metrics if it is the last, else its transformed data."""
+    """What a fitted step hands on: metrics if it is the last, else its transformed data.
+
+    The train and test parts go through the step fitted on the train part, so the test metrics
+    are honest; with ``refit``, every row also goes through the step fitted on every row, which
+    is the one published. ``output.train`` holds the published step's output on the rows it
+    was fitted on.
+    """
     written = 0
     metrics: dict[str, dict[str, float]] = {}
     if last:
-        metrics = _metrics(step, kind, fitted, parts, env)
+        evaluated = {split: part for split, part in parts.items() if split != ALL}
+        metrics = _metrics(step, kind, fitted[TRAIN], evaluated, env)
     else:
         for split, (features, target) in parts.items():
-            written += scratch.write_frame(step.id, split, kind.transform(fitted, features), target)
+            output = kind.transform(fitted[ALL if split == ALL else TRAIN], features)
+            written += scratch.write_frame(step.id, split, output, target)
     if "train" in rendered.outputs:
-        x_train = parts["train"][0]
-        output = kind.predict(fitted, x_train) if last else kind.transform(fitted, x_train)
+        fitted_on = ALL if ALL in fitted else TRAIN
+        model, rows = fitted[fitted_on], parts[fitted_on][0]
+        output = kind.predict(model, rows) if last else kind.transform(model, rows)
         written += write_output(step, "train", prediction_frame(output), rendered, env)
     return metrics, written
 
@@ -191,9 +207,11 @@ def _training_data(
         features, target = split_xy(frame, params.training)
         split = params.training.split if params.training else None
         x_train, x_test, y_train, y_test = train_test(features, target, split)
-        parts = {"train": (x_train, y_train)}
+        parts = {TRAIN: (x_train, y_train)}
         if x_test is not None:
-            parts["test"] = (x_test, y_test)
+            parts[TEST] = (x_test, y_test)
+            if split is not None and split.refit:
+                parts[ALL] = (features, target)
         samples = json.loads(x_train.head(5).to_json(orient="records")) if index == 0 else []
         log.info(
             "read %d rows, %d columns from %s",
@@ -205,7 +223,7 @@ def _training_data(
     previous = spec.steps[index - 1].id
     parts = {
         split: found
-        for split in ("train", "test")
+        for split in (TRAIN, TEST, ALL)
         if (found := scratch.read_frame(previous, split)) is not None
     }
     if "train" not in parts:
@@ -240,8 +258,7 @@ def _stage(
         if step.assets_root
         else (env.store.url())
     )
-    serializer = "custom" if step.parameters.save else step.parameters.serializer
-    return StagedAsset(step.id, url, size, sha256, serializer, identifier, root)
+    return StagedAsset(step.id, url, size, sha256, step.serializer, identifier, root)
 
 
 def _peak_memory() -> int:

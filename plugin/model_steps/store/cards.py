@@ -265,8 +265,26 @@ def _training_data(spec: ModelSpec, manifest: Manifest) -> str:
         "Classes": ", ".join(map(repr, manifest.class_labels)) or "—",
         "Ground truth": _given(spec.card.ground_truth),
         "Data splits": splitting,
+        "Published model fitted on": _fitted_on(manifest),
     }
     return _bullets(facts)
+
+
+def _fitted_on(manifest: Manifest) -> str:
+    """Which rows the published steps learnt from, and where the test metrics come from."""
+    last = manifest.steps[-1] if manifest.steps else None
+    if last is None:
+        return "—"
+    if last.fitted_on == "all":
+        return (
+            f"all {last.rows.get('all', '?')} rows, refitted after the test metrics were "
+            "computed on the same steps fitted on the training part alone"
+        )
+    if "test" in last.rows:
+        return (
+            f"the training part ({last.rows.get('train', '?')} rows); the test part only scored it"
+        )
+    return f"every row ({last.rows.get('train', '?')}): nothing was held out"
 
 
 def _preprocessing(spec: ModelSpec, steps: Sequence[tuple[Step, StepRecord | None]]) -> str:

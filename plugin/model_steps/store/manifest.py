@@ -81,7 +81,12 @@ class StepRecord(_Document):
     """The step as it was trained (its ``init`` rendered), so a handler rebuilds the pipeline
     of exactly this version without the YAML file (absent in older manifests)."""
     rows: dict[str, int] = {}
-    """Rows the step fitted on (``train``) and held out (``test``)."""
+    """Rows of each part of the data: the training part (``train``), the held-out part
+    (``test``) and, when the split refits, every row (``all``)."""
+    fitted_on: Literal["train", "all"] = "train"
+    """The rows the published step was fitted on: the training part (the test metrics come
+    from this very fit), or every row, refitted after the test metrics were computed on the
+    step fitted on the training part (``split.refit``)."""
     inputs: dict[str, str] = {}
     """The data URLs the step read in training, as rendered for this run."""
     reference: dict[str, FeatureReference] = {}
