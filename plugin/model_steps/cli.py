@@ -24,7 +24,9 @@ from model_steps.errors import ModelStepsError, format_problem
 from model_steps.examples import write_example_data
 from model_steps.runtime.context import Environment, environment
 from model_steps.settings import Settings, load_settings
+from model_steps.store.cards import byte_size
 from model_steps.store.manifest import Decision, EvaluationRecord, Manifest, version_status
+from model_steps.store.runs import STALE_RUN_SECONDS
 
 __all__ = ["main"]
 
@@ -135,7 +137,66 @@ def _versions(args: argparse.Namespace, settings: Settings) -> int:
     _print_table(rows)
     if len(rows) == 1:
         print(f"{spec.name} has no published version in {env.store.url()}", file=sys.stderr)
+    runs = env.store.runs()
+    if runs:
+        size = byte_size(sum(run.size for run in runs))
+        print(
+            f"{len(runs)} run(s) left scratch in the store ({size}), kept for retries: "
+            f"model-steps runs {args.model}",
+            file=sys.stderr,
+        )
     return 0
+
+
+def _runs(args: argparse.Namespace, settings: Settings) -> int:
+    model = _model(args.model, settings)
+    if model is None:
+        return 1
+    spec, env = model
+    rows = [("RUN", "LAST WRITE", "FILES", "SIZE", "TASKS", "PRUNE")]
+    for run in env.store.runs():
+        order = [step.id for step in spec.steps]
+        tasks = ", ".join(
+            f"{task}: {run.steps[task].describe()}"
+            for task in sorted(run.steps, key=lambda t: (_position(t, order), t))
+        )
+        left = STALE_RUN_SECONDS - run.age_seconds
+        rows.append(
+            (
+                run.key,
+                f"{_duration(run.age_seconds)} ago",
+                str(run.files),
+                byte_size(run.size),
+                tasks or "-",
+                "removes it" if run.stale else f"keeps it {_duration(left)} more",
+            )
+        )
+    if len(rows) == 1:
+        print(f"{spec.name}: no run left scratch in {env.store.url('runs')}")
+        return 0
+    _print_table(rows)
+    print(
+        f"A failed run's scratch stays in {env.store.url('runs')} so that Airflow can retry "
+        f"its failed tasks; prune removes a run's scratch {_duration(STALE_RUN_SECONDS)} "
+        "after its last write."
+    )
+    return 0
+
+
+def _position(task: str, steps: Sequence[str]) -> int:
+    """Steps in the model's order, then the other tasks (gate, publish)."""
+    return steps.index(task) if task in steps else len(steps)
+
+
+def _duration(seconds: float) -> str:
+    """``3d 4h``, ``5h 20m``, ``12m``: a coarse age for listings."""
+    minutes = max(int(seconds // 60), 0)
+    days, hours, minutes = minutes // 1440, minutes // 60 % 24, minutes % 60
+    if days:
+        return f"{days}d {hours}h" if hours else f"{days}d"
+    if hours:
+        return f"{hours}h {minutes}m" if minutes else f"{hours}h"
+    return f"{minutes}m"
 
 
 def _note(
@@ -384,10 +445,14 @@ def _parser() -> argparse.ArgumentParser:
         command.add_argument(
             "--by", default=getpass.getuser(), help="who decides (default: %(default)s)"
         )
+    runs = commands.add_parser(
+        "runs", help="list the scratch failed (or running) runs left in a model's store"
+    )
+    runs.set_defaults(run=_runs)
     card = commands.add_parser("card", help="print a version's model card")
     card.add_argument("--version", type=int, metavar="N", help="default: the live version")
     card.set_defaults(run=_card)
-    for command in (versions, rollback, prune, promote, reject, card):
+    for command in (versions, runs, rollback, prune, promote, reject, card):
         command.add_argument("model", metavar="MODEL", help="model name or path to its YAML")
     _serve_parser(commands)
     data = commands.add_parser("example-data", help="write the example models' data")

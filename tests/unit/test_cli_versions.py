@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import shutil
+import time
 from pathlib import Path
 
 import pytest
@@ -111,3 +114,73 @@ def test_a_store_another_model_owns_is_refused(
     assert main([command[0], str(model_with_three_versions), *command[1:]]) == 1
     assert "belongs to model 'iris'" in capsys.readouterr().err
     assert (store.pointer().version, store.versions()) == (3, [1, 2, 3])
+
+
+def scratch(store_root: Path, run: str, files: dict[str, bytes], days_old: float = 0) -> None:
+    """A run's scratch as tasks leave it, last written ``days_old`` days ago."""
+    for name, data in files.items():
+        path = store_root / "churn" / "runs" / run / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(data)
+        stamp = time.time() - days_old * 86400
+        os.utime(path, (stamp, stamp))
+
+
+@pytest.fixture
+def failed_runs(model_with_three_versions: Path) -> Path:
+    store_root = model_with_three_versions.parents[1] / "store"
+    shutil.rmtree(store_root / "churn" / "runs")
+    scratch(
+        store_root,
+        "churn__train__failed_today",
+        {
+            "publish/try-1/claim.txt": b"half",
+            "publish/try-2/claim.txt": b"half",
+            "fit/try-1/data/train.parquet": b"x" * 2048,
+            "fit/try-1/done.json": b"{}",
+        },
+    )
+    scratch(store_root, "churn__train__failed_last_week", {"fit/try-1/x": b"x"}, days_old=7)
+    return model_with_three_versions
+
+
+def test_runs_lists_each_failed_runs_scratch_and_what_prune_will_remove(
+    failed_runs: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["runs", "churn"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].split() == ["RUN", "LAST", "WRITE", "FILES", "SIZE", "TASKS", "PRUNE"]
+    old, fresh = lines[1], lines[2]
+    assert old.startswith("churn__train__failed_last_week") and "7d ago" in old
+    assert old.endswith("removes it")
+    assert fresh.startswith("churn__train__failed_today") and "0m ago" in fresh
+    assert "fit: try 1 finished, publish: try 2 unfinished" in fresh
+    assert fresh.endswith("keeps it 23h 59m more")
+    assert "so that Airflow can retry its failed tasks" in lines[3]
+
+
+def test_versions_points_at_the_scratch_runs_left(
+    failed_runs: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["versions", "churn"]) == 0
+    assert "2 run(s) left scratch in the store (2.0 KiB), kept for retries: " in (
+        capsys.readouterr().err
+    )
+
+
+def test_prune_removes_only_the_scratch_the_listing_said_it_would(
+    failed_runs: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["prune", "churn", "--keep", "3"]) == 0
+    capsys.readouterr()
+    assert main(["runs", "churn"]) == 0
+    listed = [line.split()[0] for line in capsys.readouterr().out.splitlines()[1:-1]]
+    assert listed == ["churn__train__failed_today"]
+
+
+def test_runs_says_when_no_run_left_scratch(
+    model_with_three_versions: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    shutil.rmtree(model_with_three_versions.parents[1] / "store" / "churn" / "runs")
+    assert main(["runs", "churn"]) == 0
+    assert "churn: no run left scratch in " in capsys.readouterr().out

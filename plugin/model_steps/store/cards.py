@@ -21,7 +21,15 @@ from typing import Any
 from model_steps.definition.schema import ModelSpec, Step
 from model_steps.store.manifest import GateRecord, Manifest, StepRecord, Timings
 
-__all__ = ["NOT_PROVIDED", "SECTIONS", "history", "model_card", "model_facts", "section"]
+__all__ = [
+    "NOT_PROVIDED",
+    "SECTIONS",
+    "byte_size",
+    "history",
+    "model_card",
+    "model_facts",
+    "section",
+]
 
 NOT_PROVIDED = "_not provided_"
 """How a card shows a fact only a person can give, when nobody gave it."""
@@ -122,7 +130,8 @@ def _number(value: float | None, digits: int = 4) -> str:
     return "—" if value is None else f"{value:.{digits}g}"
 
 
-def _bytes(size: int) -> str:
+def byte_size(size: int) -> str:
+    """A size for people: ``512 B``, ``3.4 KiB``, ``1.2 GiB``."""
     for unit in ("B", "KiB", "MiB", "GiB"):
         if size < 1024 or unit == "GiB":
             return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
@@ -316,7 +325,8 @@ def _speeds(manifest: Manifest) -> str:
             f"`{r.step_id}` {r.fit_seconds:.3g} s" for r in manifest.steps
         )
         or "—",
-        "Model size": ", ".join(f"`{step}` {_bytes(size)}" for step, size in sizes) or "no assets",
+        "Model size": ", ".join(f"`{step}` {byte_size(size)}" for step, size in sizes)
+        or "no assets",
         "Load time": f"{_number(timings.load_seconds)} s"
         if timings and timings.load_seconds is not None
         else "—",
@@ -333,7 +343,7 @@ def _per_record(timings: Timings | None) -> str:
 
 
 def _peak_memory(manifest: Manifest) -> str:
-    return _bytes(max((r.peak_memory_bytes for r in manifest.steps), default=0))
+    return byte_size(max((r.peak_memory_bytes for r in manifest.steps), default=0))
 
 
 def _evaluation(spec: ModelSpec, manifest: Manifest) -> str:
@@ -429,7 +439,7 @@ def _technical(spec: ModelSpec, manifest: Manifest) -> str:
         {
             "Training": f"peak memory {_peak_memory(manifest)}",
             "Inference": "one CPU core serves it; memory for two versions during a reload",
-            "Storage": _bytes(sum(r.asset.size for r in manifest.steps if r.asset)),
+            "Storage": byte_size(sum(r.asset.size for r in manifest.steps if r.asset)),
         }
     )
     return "\n\n".join(

@@ -68,6 +68,7 @@ from model_steps.store.manifest import (
     VersionStatus,
     version_status,
 )
+from model_steps.store.runs import RunScratch, scratch_runs
 
 __all__ = [
     "CLAIM_GRACE_SECONDS",
@@ -89,8 +90,6 @@ INFERENCES = "inferences"
 CLAIM_GRACE_SECONDS = 3600
 """How long a claim without a manifest is left to its publisher before it counts as abandoned:
 far beyond a publish (seconds), its retry delay and a worker's heartbeat timeout (minutes)."""
-STALE_RUN_SECONDS = 24 * 3600
-"""How long a run's scratch is kept untouched for Airflow to retry the run before prune takes it."""
 S3_COPY_LIMIT = 5 * 2**30
 """Largest object S3 copies in one request (and so can checksum while copying)."""
 _CAS_ATTEMPTS = 20
@@ -459,9 +458,14 @@ class ModelStore:
         for version in doomed:
             self._delete_version(version)
         self.reclaim(CLAIM_GRACE_SECONDS)
-        for run in self._stale_runs():
-            self.fs.rm(run, recursive=True)
+        for run in self.runs():
+            if run.stale:
+                self.fs.rm(self.path("runs", run.key), recursive=True)
         return doomed
+
+    def runs(self) -> list[RunScratch]:
+        """The runs whose scratch is still in the store (failed ones, or still running)."""
+        return scratch_runs(self.fs, self.path("runs"))
 
     # -- people's decisions and evaluations ---------------------------------------------------
 
@@ -721,19 +725,6 @@ class ModelStore:
                     fs.rm(path)
         self.fs.rm(self.path("versions", str(version)), recursive=True)
 
-    def _stale_runs(self) -> Iterator[str]:
-        """Run folders whose newest file is older than a day."""
-        try:
-            files = self.fs.find(self.path("runs"), detail=True)
-        except FileNotFoundError:
-            return
-        newest: dict[str, float] = {}
-        prefix = self.path("runs") + "/"
-        for path, info in files.items():
-            run = prefix + path.removeprefix(prefix).split("/", 1)[0]
-            newest[run] = min(newest.get(run, float("inf")), _age_seconds(info))
-        yield from (run for run, age in newest.items() if age >= STALE_RUN_SECONDS)
-
     def _abandoned_claims(self, complete: set[int], grace: float) -> Iterator[int]:
         """Claims without a manifest, older than ``grace`` and not reclaimed yet."""
         for version in sorted(set(self._claimed()) - complete):
@@ -760,14 +751,6 @@ def _status_reason(manifest: Manifest, status: VersionStatus) -> str:
         "published": "it was published",
         "rejected": "a person rejected it",
     }.get(status, status)
-
-
-def _age_seconds(info: Mapping[str, Any]) -> float:
-    """Seconds since a file changed, from whichever timestamp the backend reports."""
-    stamp = info.get("LastModified") or info.get("mtime") or info.get("created")
-    if isinstance(stamp, datetime):
-        return (datetime.now(UTC) - stamp).total_seconds()
-    return time.time() - float(stamp) if stamp is not None else 0.0
 
 
 def _owner_of(data: bytes, where: str) -> str:
