@@ -134,15 +134,22 @@ def test_numbers_sent_as_text_are_converted(served: ModelHandler, data: Path) ->
     assert served.predict(as_text).values() == served.predict(record).values()
 
 
-def test_probabilities_come_back_as_one_json_ready_dict_per_row(tmp_path: Path, data: Path) -> None:
+def test_probabilities_come_back_with_the_label_as_one_json_ready_dict_per_row(
+    tmp_path: Path, data: Path
+) -> None:
     lab = make_lab(tmp_path, data, predict="predict_proba")
     lab.train()
     handler = lab.handler()
     handler.load()
     values = handler.predict(scores(data).head(3)).values()
     assert json.loads(json.dumps(values)) == values
-    assert [sorted(row) for row in values] == [["setosa", "versicolor", "virginica"]] * 3
-    assert all(math.isclose(sum(row.values()), 1.0) for row in values)
+    assert [list(row) for row in values] == [
+        ["prediction", "setosa", "versicolor", "virginica"]
+    ] * 3
+    for row in values:
+        probabilities = {label: p for label, p in row.items() if label != "prediction"}
+        assert math.isclose(sum(probabilities.values()), 1.0)
+        assert row["prediction"] == max(probabilities, key=probabilities.__getitem__)
 
 
 @pytest.mark.parametrize(

@@ -53,7 +53,7 @@ def test_class_step_predicts_like_scikit_learn_with_rendered_init() -> None:
     assert_series_equal(predicted, pd.Series(expected, name="prediction"))
 
 
-def test_predict_proba_method_gives_one_column_per_class() -> None:
+def test_predict_proba_method_gives_the_label_and_one_column_per_class() -> None:
     proba = step(
         package="sklearn.linear_model",
         methods={"predict": "predict_proba"},
@@ -61,9 +61,24 @@ def test_predict_proba_method_gives_one_column_per_class() -> None:
     )
     kind = step_kind(proba, {"max_iter": 500}, ALLOWED)
     predicted = kind.predict(kind.fit(X, Y), X)
-    expected = LogisticRegression(max_iter=500).fit(X, Y).predict_proba(X)
-    assert list(predicted.columns) == ["0", "1", "2"]
-    np.testing.assert_allclose(predicted.to_numpy(), expected)
+    plain = LogisticRegression(max_iter=500).fit(X, Y)
+    assert list(predicted.columns) == ["prediction", "0", "1", "2"]
+    np.testing.assert_array_equal(predicted["prediction"], plain.predict(X))
+    np.testing.assert_allclose(predicted[["0", "1", "2"]].to_numpy(), plain.predict_proba(X))
+
+
+def test_predict_proba_columns_are_named_by_string_labels() -> None:
+    proba = step(
+        package="sklearn.linear_model",
+        methods={"predict": "predict_proba"},
+        **{"class": "LogisticRegression"},
+    )
+    species = Y.map(dict(enumerate(IRIS.target_names)))
+    kind = step_kind(proba, {"max_iter": 500}, ALLOWED)
+    predicted = kind.predict(kind.fit(X, species), X)
+    assert list(predicted.columns) == ["prediction", "setosa", "versicolor", "virginica"]
+    assert predicted["prediction"].iloc[0] == "setosa"
+    assert predicted.iloc[0, 1:].astype(float).idxmax() == "setosa"
 
 
 def test_unnamed_transform_output_columns_are_numbered_by_step() -> None:

@@ -398,6 +398,10 @@ class StepParameters(Strict):
     """Where to write this step's output; the last step's ``infer`` output is the prediction."""
     training: Training | None = None
     """Target, features and split of the data this step reads (the step with ``input.train``)."""
+    carry: list[str] = []
+    """Columns of the data this step reads that no step sees, written untouched beside the
+    predictions (ids, timestamps): in the infer output, ``output.train`` and a handler's
+    response, row for row. The first step only."""
     methods: Methods = Methods()
     """Method names called on the object."""
     serializer: SerializerName | None = None
@@ -1054,6 +1058,7 @@ def _data_issues(model: ModelSpec, index: int, step: Step) -> list[Issue]:
                 "previous step's output",
             )
         )
+    issues.extend(_carry_issues(where, index, params))
     last = index == len(model.steps) - 1
     if last and model.has_infer and (params.output is None or params.output.infer is None):
         issues.append(
@@ -1066,6 +1071,30 @@ def _data_issues(model: ModelSpec, index: int, step: Step) -> list[Issue]:
     return issues
 
 
+def _carry_issues(where: tuple[str | int, ...], index: int, params: StepParameters) -> list[Issue]:
+    """Carried columns come from the data the first step reads and never reach a model."""
+    if not params.carry:
+        return []
+    at = (*where, "carry")
+    if index > 0:
+        message = "only the first step carries columns: it reads the data they come from"
+        return [(at, "carry_not_first", message)]
+    training = params.training or Training()
+    used = {training.target, *(training.features or [])}
+    issues: list[Issue] = []
+    for column in dict.fromkeys(params.carry):
+        if column in used:
+            role = "target" if column == training.target else "a feature"
+            message = f"{column!r} is {role}: a carried column never reaches the model"
+            issues.append((at, "carry_overlap", message))
+        elif column == PREDICTION_COLUMN:
+            message = f"{column!r} names the predictions' own column: rename it in the data"
+            issues.append((at, "carry_overlap", message))
+    return issues
+
+
+PREDICTION_COLUMN = "prediction"
+"""The column holding the predicted value (or label) in every output."""
 OUTPUT_NEUTRAL = {"name", "description", "airflow", "has_assets", "assets_root"}
 """Step fields that cannot change what a step computes: left out of the spec hash."""
 

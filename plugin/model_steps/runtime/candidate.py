@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 from model_steps.definition.schema import Step, spec_hash
 from model_steps.libraries import library
+from model_steps.runtime.carried import split_carried
 from model_steps.runtime.context import Environment, RunInfo
 from model_steps.runtime.infer import ReadyStep, infer_frame
 from model_steps.runtime.scratch import Scratch
@@ -158,7 +159,7 @@ def _serving_cost(
         _staged_step(spec, entry, env, last=index == last) for index, entry in enumerate(entries)
     ]
     loaded = time.perf_counter() - clock
-    frame = library("pandas").DataFrame(samples)
+    frame, _ = split_carried(library("pandas").DataFrame(samples), pipeline[0].step)
     clock = time.perf_counter()
     infer_frame(pipeline, frame)
     per_record = (time.perf_counter() - clock) / len(frame)

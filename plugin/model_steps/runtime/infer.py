@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from model_steps.definition.schema import Step
 from model_steps.errors import PermanentError, StepError
+from model_steps.runtime.carried import split_carried, with_carried
 from model_steps.runtime.context import Environment, RunInfo, data_ref, step_index, write_output
 from model_steps.runtime.rendered import Rendered
 from model_steps.runtime.scratch import Scratch
@@ -52,7 +53,7 @@ def infer_step(
     index = step_index(spec, step_id)
     step = spec.steps[index]
     scratch = Scratch(env, run)
-    version, features = _infer_input(spec, index, rendered, scratch, env, run)
+    version, features, carried = _infer_input(spec, index, rendered, scratch, env, run)
     last = index == len(spec.steps) - 1
     ready = ready_step(step, env.store.manifest(version), env, rendered.init, last=last)
     log.info(
@@ -67,8 +68,13 @@ def infer_step(
     result = {"step": step.id, "version": version, "rows": len(features)}
     if not last:
         written = scratch.write_frame(step.id, "infer", output, None)
+        if carried is not None:
+            written += scratch.write_carried(step.id, "infer", carried)
         scratch.finish(step.id, {"version": version})
         return {**result, "bytes_written": written}
+    if index > 0:
+        carried = scratch.read_carried(spec.steps[0].id, "infer")
+    output = with_carried(output, carried)
     written = write_output(step, "infer", output, rendered, env)
     env.store.record_inference(
         InferenceRecord(
@@ -175,8 +181,12 @@ def _infer_input(
     scratch: Scratch,
     env: Environment,
     run: RunInfo,
-) -> tuple[int, pd.DataFrame]:
-    """The version this run serves (fixed at its first step) and this step's input."""
+) -> tuple[int, pd.DataFrame, pd.DataFrame | None]:
+    """The version this run serves, this step's input and the columns carried past the model.
+
+    The first step fixes the version and takes out the carried columns; later steps find the
+    version in the record of the step before them.
+    """
     if index == 0:
         step = spec.steps[0]
         ref = data_ref(step, "input", "infer")
@@ -186,13 +196,14 @@ def _infer_input(
             storage_options=env.storage_options,
             options=ref.options,
         )
-        return _run_version(spec, run, env), features_of(frame, step)
+        frame, carried = split_carried(frame, step)
+        return _run_version(spec, run, env), features_of(frame, step), carried
     previous = spec.steps[index - 1].id
     version = int(scratch.record(previous)["version"])
     found = scratch.read_frame(previous, "infer")
     if found is None:
         raise PermanentError(f"no output of step {previous!r} in this run's scratch")
-    return version, found[0]
+    return version, found[0], None
 
 
 def _run_version(spec: ModelSpec, run: RunInfo, env: Environment) -> int:

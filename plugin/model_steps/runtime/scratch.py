@@ -78,6 +78,23 @@ class Scratch:
             return table, None
         return table.drop(columns=TARGET), table[TARGET].rename(None)
 
+    def write_carried(self, step_id: str, split: str, frame: pd.DataFrame) -> int:
+        """Keep the columns a step carries past the model until the output is written."""
+        data = frame_to_bytes(frame)
+        self.env.store.write_bytes(self.own(step_id, "carried", f"{split}.parquet"), data)
+        return len(data)
+
+    def read_carried(self, step_id: str, split: str) -> pd.DataFrame | None:
+        """The columns the try of ``step_id`` that succeeded carried; None when it carried none."""
+        done = self.finished_try(step_id)
+        if done is None:
+            return None
+        url = self.url(step_id, f"try-{done}", "carried", f"{split}.parquet")
+        try:
+            return frame_from_bytes(self.env.store.read_bytes(url))
+        except FileNotFoundError:
+            return None
+
     def finish(self, step_id: str, record: Any) -> None:
         """End this try: its record, written after all its other output, marks it finished."""
         self.env.store.write_bytes(self.own(step_id, DONE), json.dumps(record).encode())

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
 from model_steps.definition.allowlist import import_object
+from model_steps.definition.schema import PREDICTION_COLUMN
 from model_steps.errors import StepError, did_you_mean
 from model_steps.libraries import library
 
@@ -31,8 +32,8 @@ __all__ = [
     "step_kind",
 ]
 
-PREDICTION = "prediction"
-"""Name of the column holding a one-dimensional prediction."""
+PREDICTION = PREDICTION_COLUMN
+"""Name of the column holding a one-dimensional prediction, or a classifier's label."""
 
 
 class StepKind(Protocol):
@@ -83,9 +84,22 @@ class ClassStep:
         return _as_frame(output, X, self.step.id, _feature_names(fitted))
 
     def predict(self, fitted: Any, X: DataFrame) -> DataFrame | Series:
-        """``methods.predict``: a Series, or one column per class (``predict_proba``)."""
+        """``methods.predict``: a Series, or the label and one column per class.
+
+        With ``predict_proba`` (or any method giving one column per class), the classes'
+        columns are named by their labels, and a ``prediction`` column before them holds the
+        estimator's own ``predict`` (the label a user would otherwise derive, not always the
+        most probable class: ``SVC``'s Platt scaling can disagree with its decision).
+        """
         output = _method(fitted, self.step.parameters.methods.predict, self.step)(X)
-        return _predictions(output, fitted, X, self.step.id)
+        predictions = _predictions(output, fitted, X, self.step.id)
+        if isinstance(predictions, library("pandas").Series) or not _per_class(predictions, fitted):
+            return predictions
+        label = fitted.predict(X) if hasattr(fitted, "predict") else None
+        if label is None:
+            label = fitted.classes_[predictions.to_numpy().argmax(axis=1)]
+        predictions.insert(0, PREDICTION, label)
+        return predictions
 
     def scores(self, fitted: Any, X: DataFrame) -> DataFrame | None:
         """``predict_proba`` when the estimator has it (``SVC`` only with probability=True)."""
@@ -192,6 +206,12 @@ def _predictions(output: Any, fitted: Any, X: DataFrame, step_id: str) -> DataFr
     if classes is not None and len(classes) == array.shape[1]:
         names = [str(label) for label in classes]
     return _as_frame(array, X, step_id, names)
+
+
+def _per_class(frame: DataFrame, fitted: Any) -> bool:
+    """Whether ``frame`` holds one column per class of ``fitted``, named by the labels."""
+    classes = getattr(fitted, "classes_", None)
+    return classes is not None and list(frame.columns) == [str(label) for label in classes]
 
 
 def prediction_frame(values: Any) -> DataFrame:

@@ -16,6 +16,7 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from model_steps.errors import PermanentError
+from model_steps.runtime.carried import split_carried, with_carried
 from model_steps.runtime.context import Environment, RunInfo, step_index, write_output
 from model_steps.runtime.drift import feature_references
 from model_steps.runtime.metrics import step_metrics
@@ -45,7 +46,7 @@ def train_step(
     step = spec.steps[index]
     started, clock, cpu = utc_now(), time.perf_counter(), time.process_time()
     scratch = Scratch(env, run)
-    parts, samples = _training_data(spec, index, rendered, scratch, env)
+    parts, samples, carried = _training_data(spec, index, rendered, scratch, env)
     x_train, y_train = parts["train"]
     kind = step_kind(step, rendered.init, env.allowed)
     fit_clock = time.perf_counter()
@@ -57,6 +58,14 @@ def train_step(
     published = fitted[fitted_on]
     last = index == len(spec.steps) - 1
     metrics, written = _outputs(step, kind, fitted, parts, last, scratch, rendered, env)
+    for split, columns in carried.items():
+        written += scratch.write_carried(step.id, split, columns)
+    if "train" in rendered.outputs:
+        model, rows_fitted = published, parts[fitted_on][0]
+        output = kind.predict(model, rows_fitted) if last else kind.transform(model, rows_fitted)
+        kept = carried[fitted_on] if carried else scratch.read_carried(spec.steps[0].id, fitted_on)
+        output = with_carried(prediction_frame(output), kept)
+        written += write_output(step, "train", output, rendered, env)
     staged = _stage(spec, step, published, scratch, env) if step.has_assets else None
     rows = len(x_train) + (len(parts["test"][0]) if "test" in parts else 0)  # one out per in
     reads_data = "train" in rendered.inputs
@@ -167,8 +176,7 @@ def _outputs(
 
     The train and test parts go through the step fitted on the train part, so the test metrics
     are honest; with ``refit``, every row also goes through the step fitted on every row, which
-    is the one published. ``output.train`` holds the published step's output on the rows it
-    was fitted on.
+    is the one published.
     """
     written = 0
     metrics: dict[str, dict[str, float]] = {}
@@ -179,21 +187,16 @@ def _outputs(
         for split, (features, target) in parts.items():
             output = kind.transform(fitted[ALL if split == ALL else TRAIN], features)
             written += scratch.write_frame(step.id, split, output, target)
-    if "train" in rendered.outputs:
-        fitted_on = ALL if ALL in fitted else TRAIN
-        model, rows = fitted[fitted_on], parts[fitted_on][0]
-        output = kind.predict(model, rows) if last else kind.transform(model, rows)
-        written += write_output(step, "train", prediction_frame(output), rendered, env)
     return metrics, written
 
 
 def _training_data(
     spec: ModelSpec, index: int, rendered: Rendered, scratch: Scratch, env: Environment
-) -> tuple[dict[str, tuple[Any, Any]], list[dict[str, Any]]]:
-    """This step's train (and test) parts.
+) -> tuple[dict[str, tuple[Any, Any]], list[dict[str, Any]], dict[str, Any]]:
+    """This step's train (and test, and all) parts, sample records and carried columns.
 
-    A step with its own input reads and splits it; any other takes the previous step's output
-    from the run scratch.
+    A step with its own input reads and splits it, taking its ``carry`` columns out first (by
+    part, row for row); any other takes the previous step's output from the run scratch.
     """
     step = spec.steps[index]
     params = step.parameters
@@ -204,6 +207,7 @@ def _training_data(
             storage_options=env.storage_options,
             options=params.input.train.options,
         )
+        frame, carried = split_carried(frame, step)
         features, target = split_xy(frame, params.training)
         split = params.training.split if params.training else None
         x_train, x_test, y_train, y_test = train_test(features, target, split)
@@ -212,14 +216,15 @@ def _training_data(
             parts[TEST] = (x_test, y_test)
             if split is not None and split.refit:
                 parts[ALL] = (features, target)
-        samples = json.loads(x_train.head(5).to_json(orient="records")) if index == 0 else []
+        samples = _samples(x_train, carried) if index == 0 else []
         log.info(
             "read %d rows, %d columns from %s",
             len(frame),
             len(frame.columns),
             rendered.inputs["train"],
         )
-        return parts, samples
+        kept = {} if carried is None else {n: carried.loc[x.index] for n, (x, _) in parts.items()}
+        return parts, samples, kept
     previous = spec.steps[index - 1].id
     parts = {
         split: found
@@ -231,7 +236,16 @@ def _training_data(
             f"step {step.id!r} found no output of step {previous!r} in "
             f"{scratch.url(previous)}: did it run in this run?"
         )
-    return parts, []
+    return parts, [], {}
+
+
+def _samples(x_train: Any, carried: Any) -> list[dict[str, Any]]:
+    """The first training records as a caller sends them: carried columns, then features."""
+    head = x_train.head(5)
+    if carried is not None:
+        head = with_carried(head, carried.loc[head.index])
+    records: list[dict[str, Any]] = json.loads(head.to_json(orient="records"))
+    return records
 
 
 def _metrics(

@@ -42,10 +42,17 @@ from model_steps.errors import (
     UnknownModelError,
     did_you_mean,
 )
+from model_steps.runtime.carried import with_carried
 from model_steps.runtime.context import Environment, environment
 from model_steps.runtime.infer import ReadyStep, infer_frame, version_pipeline
 from model_steps.serving.memory import release_freed_memory
-from model_steps.serving.records import InputSchema, Prediction, Records, input_frame
+from model_steps.serving.records import (
+    InputSchema,
+    Prediction,
+    Records,
+    carried_frame,
+    input_frame,
+)
 from model_steps.serving.status import HandlerStatus, metrics_text
 from model_steps.settings import allowed_imports as folder_imports
 from model_steps.settings import load_settings
@@ -579,13 +586,14 @@ def poll_wait(
 def _predict(loaded: _Version, name: str, records: Records) -> Prediction:
     """Check the records against the version's schema and run its whole pipeline."""
     frame = input_frame(records, loaded.schema)
+    carried = carried_frame(records, loaded.schema)
     try:
         output = infer_frame(loaded.pipeline, frame)
     except (ValueError, TypeError) as error:
         raise InvalidInputError(
             f"version {loaded.number} of {name} cannot predict these records: {error}"
         ) from error
-    return Prediction(name, loaded.number, output)
+    return Prediction(name, loaded.number, with_carried(output, carried))
 
 
 def _published_name(store: ModelStore) -> str:

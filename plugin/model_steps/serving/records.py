@@ -23,7 +23,7 @@ if TYPE_CHECKING:
     from model_steps.definition.schema import Step
     from model_steps.store.manifest import Manifest
 
-__all__ = ["InputSchema", "Prediction", "Records", "input_frame"]
+__all__ = ["InputSchema", "Prediction", "Records", "carried_frame", "input_frame"]
 
 Records: TypeAlias = "Sequence[Mapping[str, Any]] | Mapping[str, Any] | DataFrame"
 """A list of records, one record, or a DataFrame."""
@@ -33,12 +33,19 @@ NUMERIC_KINDS = "biuf"
 
 @dataclass(frozen=True)
 class Prediction:
-    """What one version of a model predicted for a batch of records."""
+    """What one version of a model predicted for a batch of records, row for row.
+
+    Row ``i`` of :attr:`frame` (and item ``i`` of :meth:`values`) answers record ``i``.
+    """
 
     model: str
+    """The model's name."""
     version: int
+    """The version that answered: the whole call used this one version, even during a swap."""
     frame: DataFrame
-    """The last step's output, as the infer DAG writes it."""
+    """The same table the infer DAG writes: the carried columns (the first step's ``carry``),
+    then ``prediction`` (the value or label), then, for ``predict_proba``, one column per class
+    named by its label. A step whose output has other columns gives those instead."""
 
     def values(self) -> list[Any]:
         """JSON-ready predictions: one scalar per row for one column, else a dict per row.
@@ -68,6 +75,9 @@ class InputSchema:
     """Columns accepted and dropped (the target: records copied from training data have it)."""
     selects: bool
     """The definition lists its ``features``: other columns are ignored, as the infer DAG does."""
+    carried: tuple[str, ...] = ()
+    """Columns every record must have that the model never sees, returned beside the
+    predictions as they came (the first step's ``carry``)."""
 
     @classmethod
     def of(cls, manifest: Manifest, first: Step) -> InputSchema:
@@ -85,11 +95,13 @@ class InputSchema:
             ),
             ignored=frozenset([training.target] if training and training.target else []),
             selects=bool(training and training.features),
+            carried=tuple(first.parameters.carry),
         )
 
     def describe(self) -> str:
         """The columns, for messages."""
-        return f"version {self.version} of {self.model} reads {', '.join(self.columns)}"
+        reads = f"version {self.version} of {self.model} reads {', '.join(self.columns)}"
+        return reads + (f" and carries {', '.join(self.carried)}" if self.carried else "")
 
 
 def input_frame(records: Records, schema: InputSchema) -> DataFrame:
@@ -107,6 +119,20 @@ def input_frame(records: Records, schema: InputSchema) -> DataFrame:
     if len(frame) == 0:
         raise InvalidInputError("no records to predict: send at least one record")
     return _convert(frame, schema)
+
+
+def carried_frame(records: Records, schema: InputSchema) -> DataFrame | None:
+    """The carried columns of ``records``, untouched, one row per record (None without any).
+
+    :func:`input_frame` has already refused records that lack one.
+    """
+    if not schema.carried:
+        return None
+    pd = library("pandas")
+    if isinstance(records, pd.DataFrame):
+        return records.rename(columns=str)[list(schema.carried)]
+    mappings = _mappings(records)
+    return pd.DataFrame({c: [record.get(c) for record in mappings] for c in schema.carried})
 
 
 def _mappings(records: Any) -> Sequence[Mapping[str, Any]]:
@@ -137,7 +163,7 @@ def _from_records(records: Sequence[Mapping[str, Any]], schema: InputSchema) -> 
 
 def _select(frame: DataFrame, schema: InputSchema) -> DataFrame:
     """The schema's columns in training order; extra columns are refused unless selected."""
-    if tuple(frame.columns) == schema.columns:
+    if tuple(frame.columns) == schema.columns and not schema.carried:
         return frame
     if any(not isinstance(column, str) for column in frame.columns):
         frame = frame.rename(columns=str)
@@ -146,8 +172,8 @@ def _select(frame: DataFrame, schema: InputSchema) -> DataFrame:
 
 
 def _check_columns(given: set[str], schema: InputSchema) -> None:
-    missing = [column for column in schema.columns if column not in given]
-    known = set(schema.columns) | schema.ignored
+    missing = [column for column in (*schema.columns, *schema.carried) if column not in given]
+    known = set(schema.columns) | schema.ignored | set(schema.carried)
     unknown = [] if schema.selects else sorted(str(c) for c in given - known)
     if missing or unknown:
         raise InvalidInputError(_column_problems(missing, unknown, schema))
