@@ -64,5 +64,5 @@ def with_carried(output: DataFrame, carried: DataFrame | None) -> DataFrame:
             "another name"
         )
     return library("pandas").concat(
-        [carried.reset_index(drop=True), output.reset_index(drop=True)], axis=1, copy=False
+        [carried.reset_index(drop=True), output.reset_index(drop=True)], axis=1
     )

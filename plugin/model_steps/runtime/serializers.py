@@ -29,6 +29,7 @@ __all__ = [
     "Serializer",
     "SkopsSerializer",
     "load_fitted",
+    "quiet_type_lookup",
     "save_fitted",
 ]
 
@@ -65,7 +66,7 @@ class SkopsSerializer:
 
     def save(self, fitted: Any) -> bytes:
         """The skops archive of ``fitted``."""
-        _quiet_type_lookup()
+        quiet_type_lookup()
         data: bytes = library("skops.io").dumps(fitted)
         return data
 
@@ -76,7 +77,7 @@ class SkopsSerializer:
             UntrustedTypeError: the archive names types from modules that are not allowed.
         """
         sio = library("skops.io")
-        _quiet_type_lookup()
+        quiet_type_lookup()
         unknown = list(sio.get_untrusted_types(file=stream))
         refused = [name for name in unknown if not is_allowed(name, self.allowed)]
         if refused:
@@ -90,16 +91,17 @@ class SkopsSerializer:
         return sio.load(stream, trusted=unknown)
 
 
-def _quiet_type_lookup() -> None:
+def quiet_type_lookup() -> None:
     """Ignore the FutureWarnings skops' type lookup provokes from other modules' shims.
 
     To name a type without ``__module__`` (a numpy ufunc), skops reads that name from every
     loaded module; in a process that loaded Airflow each read of a deprecated alias warns, some
     1,150 lines per load. Those warnings are attributed to skops' lookup module (the caller of
     the shim), so a filter on exactly that module hides them and nothing else: a warning raised
-    by any other code, skops' own included, still shows. Added once for the process rather
-    than around each call, since ``catch_warnings`` is not thread-safe and a handler loads a
-    version while other threads predict.
+    by any other code, skops' own included, still shows. Added for the process rather than
+    around each call, since ``catch_warnings`` is not thread-safe: another thread leaving its
+    own ``catch_warnings`` block puts back the filters it saw on entry. A handler therefore
+    also adds it when it is created, before its threads start.
     """
     warnings.filterwarnings("ignore", category=FutureWarning, module=SKOPS_TYPE_LOOKUP)
 

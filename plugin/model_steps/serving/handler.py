@@ -45,6 +45,7 @@ from model_steps.errors import (
 from model_steps.runtime.carried import with_carried
 from model_steps.runtime.context import Environment, environment
 from model_steps.runtime.infer import ReadyStep, infer_frame, version_pipeline
+from model_steps.runtime.serializers import quiet_type_lookup
 from model_steps.serving.memory import release_freed_memory
 from model_steps.serving.records import (
     InputSchema,
@@ -182,6 +183,7 @@ class ModelHandler(_Serving):
         self.on_reload, self.on_error = on_reload, on_error
         allowed = allowed_imports or load_settings().allowed_imports
         self._env = Environment(store, store.storage_options, allowed)
+        quiet_type_lookup()  # before any thread starts: see its docstring
         self._check_deployed(pin)
         self._pinned = pin
         self._loaded: _Version | None = None

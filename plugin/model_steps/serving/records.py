@@ -124,7 +124,11 @@ def input_frame(records: Records, schema: InputSchema) -> DataFrame:
 def carried_frame(records: Records, schema: InputSchema) -> DataFrame | None:
     """The carried columns of ``records``, untouched, one row per record (None without any).
 
-    :func:`input_frame` has already refused records that lack one.
+    :func:`input_frame` has already refused a frame without one; every record must have each
+    (a missing id would answer a row nobody can join back).
+
+    Raises:
+        InvalidInputError: a record lacks a carried column.
     """
     if not schema.carried:
         return None
@@ -132,7 +136,14 @@ def carried_frame(records: Records, schema: InputSchema) -> DataFrame | None:
     if isinstance(records, pd.DataFrame):
         return records.rename(columns=str)[list(schema.carried)]
     mappings = _mappings(records)
-    return pd.DataFrame({c: [record.get(c) for record in mappings] for c in schema.carried})
+    for position, record in enumerate(mappings):
+        missing = [column for column in schema.carried if column not in record]
+        if missing:
+            raise InvalidInputError(
+                f"record {position} has no {', '.join(map(repr, missing))}, carried to the "
+                f"response: {schema.describe()}"
+            )
+    return pd.DataFrame({c: [record[c] for record in mappings] for c in schema.carried})
 
 
 def _mappings(records: Any) -> Sequence[Mapping[str, Any]]:
