@@ -1084,7 +1084,7 @@ def _carry_issues(where: tuple[str | int, ...], index: int, params: StepParamete
     issues: list[Issue] = []
     for column in dict.fromkeys(params.carry):
         if column in used:
-            role = "target" if column == training.target else "a feature"
+            role = "the target" if column == training.target else "a feature"
             message = f"{column!r} is {role}: a carried column never reaches the model"
             issues.append((at, "carry_overlap", message))
         elif column == PREDICTION_COLUMN:
