@@ -239,10 +239,10 @@ def test_serve_answers_with_carried_ids_and_keeps_its_log_clean(
 def test_runs_lists_a_failed_runs_scratch(
     run_dag: Any, example_data: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    outcome = run_dag("failing__train", conf={"fail": True})
+    outcome = run_dag("left_scratch__train")
     assert outcome.state == "failed"
-    assert main(["runs", "failing"]) == 0
+    assert main(["runs", "left_scratch"]) == 0
     lines = capsys.readouterr().out.splitlines()
-    failed = [line for line in lines if line.startswith("failing__train__")]
+    failed = [line for line in lines if line.startswith("left_scratch__train__")]
     assert failed and "scale: try 1 finished" in failed[-1]
     assert failed[-1].endswith("keeps it 23h 59m more")
