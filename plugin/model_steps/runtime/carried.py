@@ -10,8 +10,9 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from model_steps.errors import MissingColumnsError, PermanentError
+from model_steps.errors import PermanentError
 from model_steps.libraries import library
+from model_steps.runtime.splits import require_columns
 
 if TYPE_CHECKING:
     from pandas import DataFrame  # type: ignore[import-untyped, unused-ignore]
@@ -30,15 +31,7 @@ def split_carried(frame: DataFrame, step: Step) -> tuple[DataFrame, DataFrame | 
     carry = step.parameters.carry
     if not carry:
         return frame, None
-    available = [str(column) for column in frame.columns]
-    missing = [column for column in carry if column not in available]
-    if missing:
-        raise MissingColumnsError(
-            f"the data has no column {', '.join(map(repr, missing))} to carry to the output "
-            f"(step {step.id!r}, carry); its columns are {', '.join(available)}",
-            missing=missing,
-            available=available,
-        )
+    require_columns(frame, carry, f" to carry to the output (step {step.id!r}, carry)")
     return frame.drop(columns=carry), frame[carry]
 
 

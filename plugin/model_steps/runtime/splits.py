@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from model_steps.errors import MissingColumnsError, StepError
@@ -12,7 +13,7 @@ if TYPE_CHECKING:
 
     from model_steps.definition.schema import Split, Training
 
-__all__ = ["split_xy", "train_test"]
+__all__ = ["require_columns", "split_xy", "train_test"]
 
 
 def split_xy(frame: DataFrame, training: Training | None) -> tuple[DataFrame, Series | None]:
@@ -24,20 +25,28 @@ def split_xy(frame: DataFrame, training: Training | None) -> tuple[DataFrame, Se
     if training is None:
         return frame, None
     target = training.target
-    wanted = [*([target] if target else []), *(training.features or [])]
-    available = [str(column) for column in frame.columns]
-    missing = [column for column in wanted if column not in available]
-    if missing:
-        raise MissingColumnsError(
-            f"the data has no column {', '.join(map(repr, missing))}; "
-            f"its columns are {', '.join(available)}",
-            missing=missing,
-            available=available,
-        )
+    require_columns(frame, [*([target] if target else []), *(training.features or [])])
     y = frame[target] if target else None
     if training.features:
         return frame[training.features], y
     return (frame.drop(columns=[target]) if target else frame), y
+
+
+def require_columns(frame: DataFrame, wanted: Sequence[str], purpose: str = "") -> None:
+    """Refuse data without one of the ``wanted`` columns, naming those it has.
+
+    Raises:
+        MissingColumnsError: a wanted column is not in ``frame``.
+    """
+    available = [str(column) for column in frame.columns]
+    missing = [column for column in wanted if column not in available]
+    if missing:
+        raise MissingColumnsError(
+            f"the data has no column {', '.join(map(repr, missing))}{purpose}; "
+            f"its columns are {', '.join(available)}",
+            missing=missing,
+            available=available,
+        )
 
 
 def train_test(
