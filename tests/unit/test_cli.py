@@ -74,8 +74,10 @@ def test_settings_read_airflow_cfg_when_the_environment_is_silent(tmp_path: Path
     (tmp_path / "airflow.cfg").write_text(
         "[core]\ndags_folder = {AIRFLOW_HOME}/my_dags\n"
         "[model_steps]\nassets_root = s3://models\nallowed_imports = catboost\n"
+        "allowed_functions = numpy:log1p\n"
     )
     settings = load_settings({"AIRFLOW_HOME": str(tmp_path)})
     assert settings.dags_folder == tmp_path / "my_dags"
     assert settings.assets_root == "s3://models"
-    assert "catboost" in settings.allowed_imports
+    assert "catboost" in settings.allow_list.packages
+    assert settings.allow_list.functions == ("numpy:log1p",)

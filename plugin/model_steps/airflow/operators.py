@@ -8,6 +8,7 @@ at once.
 from __future__ import annotations
 
 from dataclasses import asdict
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import Asset, BaseOperator
@@ -57,14 +58,23 @@ class ModelStepOperator(BaseOperator):
     ui_color = "#dbeafe"
 
     def __init__(
-        self, *, action: str, spec: ModelSpec, step_id: str | None = None, **kwargs: Any
+        self,
+        *,
+        action: str,
+        spec: ModelSpec,
+        step_id: str | None = None,
+        source: str | None = None,
+        **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
         self.action = action
         self.spec = spec
         self.step_id = step_id
+        self.source = source
         step = next((s for s in spec.steps if s.id == step_id), None)
-        self.rendered = asdict(Rendered.templates(step, action)) if step else {}
+        self.rendered: dict[str, Any] = asdict(Rendered.templates(step, action)) if step else {}
+        if action == "check":  # every step's training values, rendered for this run
+            self.rendered = {s.id: asdict(Rendered.templates(s, "train")) for s in spec.steps}
 
     def execute(self, context: Context) -> Any:
         """Hand the run's facts to the Airflow-free task function.
@@ -77,6 +87,7 @@ class ModelStepOperator(BaseOperator):
         from model_steps.airflow.connections import model_storage_options
         from model_steps.runtime.context import environment
         from model_steps.runtime.infer import infer_step
+        from model_steps.runtime.preflight import check_run
         from model_steps.runtime.publish import publish
         from model_steps.runtime.train import train_step
         from model_steps.settings import load_settings
@@ -86,6 +97,10 @@ class ModelStepOperator(BaseOperator):
         )
         run = _run_info(context)
         try:
+            if self.action == "check":
+                steps = {step_id: Rendered(**r) for step_id, r in self.rendered.items()}
+                source = Path(self.source) if self.source else None
+                return check_run(self.spec, source, env, steps)
             if self.action == "publish":
                 result = publish(self.spec, run, env)
                 outlet = airflow_asset(model_asset(self.spec.name))

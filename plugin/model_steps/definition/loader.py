@@ -31,16 +31,18 @@ from model_steps.definition.source import (
     read_plain,
     read_yaml,
 )
-from model_steps.errors import Problem, did_you_mean
-from model_steps.settings import allowed_imports
+from model_steps.errors import Finding, Problem, did_you_mean
+from model_steps.settings import AllowList, allow_list
 
 __all__ = [
     "BrokenDefinition",
     "Catalog",
     "LoadedModel",
+    "allow_list_for",
     "find_definition_files",
     "load_and_validate",
     "load_file",
+    "locate_findings",
 ]
 
 SUFFIXES = (".yaml", ".yml")
@@ -114,11 +116,11 @@ def _named(paths: Iterable[Path], stem: str) -> list[Path]:
 
 
 def load_file(
-    path: Path, environ: Mapping[str, str], allowed: Sequence[str]
+    path: Path, environ: Mapping[str, str], allowed: AllowList
 ) -> LoadedModel | BrokenDefinition | None:
     """Load one file; ``None`` when it is not a model definition (other YAML is left alone).
 
-    ``allowed`` lists the module prefixes a definition may name (the import allow-list).
+    ``allowed`` says what a definition may name (the import allow-list).
     """
     try:
         raw = path.read_bytes()
@@ -140,7 +142,7 @@ def load_file(
 
 
 def _load_positioned(
-    path: Path, raw: bytes, environ: Mapping[str, str], allowed: Sequence[str]
+    path: Path, raw: bytes, environ: Mapping[str, str], allowed: AllowList
 ) -> BrokenDefinition | LoadedModel | None:
     """The slow, exact path for files with problems: every problem gets its line and column."""
     try:
@@ -172,21 +174,11 @@ def _is_model(data: dict[str, Any]) -> bool:
 Loc = tuple[str | int, ...]
 
 
-@dataclass(frozen=True)
-class _Finding:
-    """A problem located by field path, before it is given a line and column."""
-
-    loc: Loc
-    code: str
-    message: str
-    suggestions: tuple[str, ...] = ()
-
-
 def _validate(
-    path: Path, data: dict[str, Any], environ: Mapping[str, str], allowed: Sequence[str]
+    path: Path, data: dict[str, Any], environ: Mapping[str, str], allowed: AllowList
 ) -> LoadedModel | BrokenDefinition:
     findings = [
-        _Finding(
+        Finding(
             loc,
             "duplicate_key",
             f"duplicate key: {d.key!r} is already set on line "
@@ -198,7 +190,7 @@ def _validate(
 
     def unresolved_reference(loc: Loc, message: str) -> None:
         unresolved.append(loc)
-        findings.append(_Finding(loc, "env_var", message))
+        findings.append(Finding(loc, "env_var", message))
 
     # The copy is skipped only for plain data without references: positioned containers (the
     # slow path) must never reach a definition, so they are always copied into plain ones.
@@ -211,7 +203,7 @@ def _validate(
         findings += _structural(data, findings)
     else:  # a YAML file must not be a way to run os.system: names are checked, not imported
         findings += [
-            _Finding(loc, "import_refused", text) for loc, text in refused_references(spec, allowed)
+            Finding(loc, "import_refused", text) for loc, text in refused_references(spec, allowed)
         ]
     name = data.get("name") if isinstance(data.get("name"), str) else None
     if findings:
@@ -234,7 +226,7 @@ def _has_references(data: Any) -> bool:
     return False
 
 
-def _check(source: Any, plain: Any) -> tuple[ModelSpec | None, list[_Finding]]:
+def _check(source: Any, plain: Any) -> tuple[ModelSpec | None, list[Finding]]:
     """Validate the interpolated ``plain`` copy; locate problems in the positioned ``source``."""
     try:
         return ModelSpec.model_validate(plain), []
@@ -242,14 +234,14 @@ def _check(source: Any, plain: Any) -> tuple[ModelSpec | None, list[_Finding]]:
         return None, _findings(source, error)
 
 
-def _findings(data: Any, error: ValidationError) -> list[_Finding]:
-    findings: list[_Finding] = []
+def _findings(data: Any, error: ValidationError) -> list[Finding]:
+    findings: list[Finding] = []
     seen: set[Loc] = set()
     for detail in error.errors(include_url=False):
         context = detail.get("ctx") or {}
         if detail["type"] == SEMANTIC:
             findings.extend(
-                _Finding(tuple(loc), code, text) for loc, code, text in context["issues"]
+                Finding(tuple(loc), code, text) for loc, code, text in context["issues"]
             )
             continue
         loc = (*_data_loc(data, detail["loc"], detail["type"]), *context.get("at", ()))
@@ -258,11 +250,11 @@ def _findings(data: Any, error: ValidationError) -> list[_Finding]:
         seen.add(loc)
         message, suggestions = _message(detail, loc)
         suggestions = suggestions or tuple(context.get("suggestions", ()))
-        findings.append(_Finding(loc, detail["type"], message, suggestions))
+        findings.append(Finding(loc, detail["type"], message, suggestions))
     return findings
 
 
-def _structural(data: dict[str, Any], known: list[_Finding]) -> list[_Finding]:
+def _structural(data: dict[str, Any], known: list[Finding]) -> list[Finding]:
     """The step-id and schedule rules, read from the raw data when validation failed."""
     steps = data.get("steps")
     ids = (
@@ -274,7 +266,7 @@ def _structural(data: dict[str, Any], known: list[_Finding]) -> list[_Finding]:
     train = schedule.get("train") if isinstance(schedule, dict) else None
     seen = {(f.loc, f.message) for f in known}
     return [
-        _Finding(tuple(loc), code, message)
+        Finding(tuple(loc), code, message)
         for loc, code, message in structural_issues(ids, train)
         if (tuple(loc), message) not in seen
     ]
@@ -406,7 +398,7 @@ def _unwrap(annotation: Any) -> Any:
             return annotation
 
 
-def _located(path: Path, data: Any, finding: _Finding) -> Problem:
+def _located(path: Path, data: Any, finding: Finding) -> Problem:
     position = locate(data, finding.loc)
     return _problem(
         path,
@@ -439,17 +431,38 @@ def _problem(
     return Problem(str(path), line, column, field, code, message, suggestions)
 
 
+def allow_list_for(paths: Sequence[Path], environ: Mapping[str, str]) -> AllowList:
+    """The allow-list for definitions under ``paths``: their folders hold the deployment's code.
+
+    A folder given is a DAGs folder; a file given stands in its own folder.
+    """
+    return allow_list(environ, (p if p.is_dir() else p.parent for p in paths))
+
+
+def locate_findings(path: Path, findings: Iterable[Finding]) -> tuple[Problem, ...]:
+    """Findings about the definition in ``path``, each at its line and column in the file.
+
+    A file that can no longer be read (moved since it was loaded) puts them all at 1:1.
+    """
+    try:
+        data: Any = read_yaml(path.read_bytes())
+    except (OSError, SourceError):
+        data = {}
+    problems = (_located(path, data, finding) for finding in findings)
+    return tuple(sorted(problems, key=lambda p: (p.line, p.column)))
+
+
 def load_and_validate(
     paths: Sequence[Path],
     environ: Mapping[str, str],
     *,
     only: str | None = None,
-    allowed: Sequence[str] | None = None,
+    allowed: AllowList | None = None,
 ) -> Catalog:
     """Load every model definition under ``paths`` and check rules across files.
 
-    ``allowed`` is the import allow-list; by default the scientific stack, the prefixes the
-    environment adds, and the modules beside the definitions (their DAGs folder's own code).
+    ``allowed`` is the import allow-list; by default the estimator packages, what the
+    environment adds, and the modules beside the definitions (see :func:`allow_list_for`).
 
     With ``only``, a model name, files named after the model (``<name>.yaml``) are tried first
     and the first that defines it wins without reading the rest: this is how a task start
@@ -457,8 +470,7 @@ def load_and_validate(
     so both paths agree on which definition a name means.
     """
     if allowed is None:
-        folders = {p if p.is_dir() else p.parent for p in paths}
-        allowed = sorted({a for folder in folders for a in allowed_imports(environ, folder)})
+        allowed = allow_list_for(paths, environ)
     if only is not None:
         for path in _named(paths, only):
             result = load_file(path, environ, allowed)
@@ -491,7 +503,7 @@ def _duplicate(model: LoadedModel, winner: LoadedModel) -> BrokenDefinition:
     problem = _located(
         model.path,
         data,
-        _Finding(
+        Finding(
             ("name",),
             "duplicate_model",
             f"model name {model.spec.name!r} is already defined in {winner.path}; "

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 from model_steps.errors import PermanentError
 from model_steps.runtime.rendered import Rendered
 from model_steps.runtime.tables import write_table
-from model_steps.settings import Settings
+from model_steps.settings import AllowList, Settings
 from model_steps.store.model_store import ModelStore, open_store
 
 if TYPE_CHECKING:
@@ -46,7 +46,7 @@ class Environment:
 
     store: ModelStore
     storage_options: Mapping[str, Any]
-    allowed: tuple[str, ...]
+    allow: AllowList
 
 
 def environment(
@@ -55,7 +55,7 @@ def environment(
     """The store of ``spec`` (its ``assets.root`` or the deployment's default root)."""
     root = (spec.assets.root or settings.assets_root).rstrip("/")
     store = open_store(f"{root}/{spec.directory}", storage_options)
-    return Environment(store, dict(storage_options), settings.allowed_imports)
+    return Environment(store, dict(storage_options), settings.allow_list)
 
 
 def data_ref(step: Step, direction: str, phase: str) -> DataRef:
