@@ -134,9 +134,6 @@ def reference_problem(
     private = [part for part in (*module.split("."), attribute or "") if part.startswith("_")]
     if private:
         return f"{private[0]!r} is private (starts with '_'): only public names may be used"
-    tests = [part for part in module.split(".") if part in TEST_MODULES]
-    if tests:
-        return f"module {module!r} is test code ({tests[0]!r}), not code a model may run"
     top = module.partition(".")[0]
     if top in allow.code_modules:
         if top in sys.stdlib_module_names:
@@ -145,6 +142,9 @@ def reference_problem(
                 "folder does not replace it (Python imports the standard one), so rename yours"
             )
         return None
+    tests = [part for part in module.split(".") if part in TEST_MODULES]
+    if tests:
+        return f"module {module!r} is test code ({tests[0]!r}), not code a model may run"
     if purpose == "class":
         if is_allowed(module, allow.packages):
             return None
