@@ -55,4 +55,6 @@ def test_the_check_task_sees_templated_values_as_the_run_rendered_them(
 def test_a_sound_definition_passes_its_check_and_trains(run_dag: Any, example_data: Path) -> None:
     outcome = run_dag("check_rendered__train", conf={"C": 0.5})
     assert outcome.state == "success", outcome.errors
-    assert outcome.task_states == dict.fromkeys(("check", "scale", "classify", "publish"), "success")
+    assert outcome.task_states == dict.fromkeys(
+        ("check", "scale", "classify", "publish"), "success"
+    )

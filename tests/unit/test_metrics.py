@@ -243,9 +243,7 @@ def test_a_custom_metric_gets_what_it_asks_for() -> None:
         }
     )
     recorded = compute_metrics([scoring(asks, ALLOW)], estimator, X_test, y_test, split="test")
-    assert recorded == {
-        "confidence": mean_top_probability(y_test, estimator.predict_proba(X_test))
-    }
+    assert recorded == {"confidence": mean_top_probability(y_test, estimator.predict_proba(X_test))}
 
 
 def test_a_custom_metric_named_as_a_string_gets_labels_and_options_reach_it() -> None:
