@@ -233,5 +233,5 @@ def test_a_missing_library_gives_an_install_hint() -> None:
 
 
 def test_a_misspelt_module_names_its_package_s_near_misses() -> None:
-    with pytest.raises(MissingModuleError, match="did you mean 'sklearn.linear_model'"):
+    with pytest.raises(MissingModuleError, match=r"did you mean 'sklearn\.linear_model'"):
         resolve_class("sklearn.linear_modle", "Ridge", (), ALLOW)

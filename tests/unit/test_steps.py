@@ -91,7 +91,7 @@ def test_a_method_missing_on_the_fitted_object_names_the_near_miss() -> None:
     kind = step_kind(svc, {}, ALLOWED, last=True)
     fitted = kind.fit(X, Y)
     assert not hasattr(fitted, "predict_proba") and isinstance(fitted, SVC)
-    with pytest.raises(StepError, match="has no method 'predict_proba'.*set the step's 'methods'"):
+    with pytest.raises(StepError, match=r"has no method 'predict_proba'.*set the step's 'methods'"):
         kind.predict(fitted, X)
 
 
