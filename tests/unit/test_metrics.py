@@ -9,9 +9,8 @@ computed from their functions by hand, independently of the scorer machinery.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import pandas as pd
@@ -44,8 +43,7 @@ REGISTRY = sorted(skm.get_scorer_names())
 """Every scorer name scikit-learn registers; each is accepted as is and without ``neg_``."""
 
 
-@dataclass(frozen=True)
-class Case:
+class Case(NamedTuple):
     """A model trained through the train tasks, and the same model fitted by hand."""
 
     recorded: dict[str, float]
@@ -117,6 +115,11 @@ def by_hand(kind: str) -> tuple[Any, pd.DataFrame, pd.Series]:
     return last, pd.DataFrame(scaler.transform(X_test), columns=X.columns), y_test
 
 
+def trained(tmp: Path, kind: str, names: list[str]) -> Case:
+    """``names`` recorded by the train tasks, beside the model fitted by hand."""
+    return Case(train(tmp, kind, names), *by_hand(kind))
+
+
 def accepted(name: str) -> list[str]:
     return [name, name.removeprefix("neg_")] if name.startswith("neg_") else [name]
 
@@ -137,8 +140,7 @@ def computable(kind: str) -> list[str]:
 @pytest.fixture(scope="module", params=["binary", "wine", "regression"])
 def case(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Case:
     kind = request.param
-    recorded = train(tmp_path_factory.mktemp(kind), kind, computable(kind))
-    return Case(recorded, *by_hand(kind))
+    return trained(tmp_path_factory.mktemp(kind), kind, computable(kind))
 
 
 def test_every_metric_equals_scikit_learn_on_the_same_split(case: Case) -> None:
@@ -161,8 +163,7 @@ def test_binary_probability_metrics_use_the_positive_class_probability(
     tmp_path: Path,
 ) -> None:
     names = ["log_loss", "brier_score_loss", "roc_auc", "average_precision", "accuracy"]
-    recorded = train(tmp_path, "binary", names)
-    estimator, X_test, y_test = by_hand("binary")
+    recorded, estimator, X_test, y_test = trained(tmp_path, "binary", names)
     positive = estimator.predict_proba(X_test)[:, 1]
     assert recorded == pytest.approx(
         {
@@ -182,8 +183,7 @@ def test_multi_class_string_labels_get_probabilities_in_the_estimators_class_ord
     tmp_path: Path,
 ) -> None:
     names = ["log_loss", "roc_auc_ovr", "f1_macro", "top_k_accuracy", "accuracy"]
-    recorded = train(tmp_path, "wine", names)
-    estimator, X_test, y_test = by_hand("wine")
+    recorded, estimator, X_test, y_test = trained(tmp_path, "wine", names)
     proba = estimator.predict_proba(X_test)
     assert list(estimator.classes_) == sorted(WINES.values())
     assert recorded == pytest.approx(
@@ -203,8 +203,7 @@ def test_multi_class_string_labels_get_probabilities_in_the_estimators_class_ord
 
 def test_regression_metrics_by_their_function_names(tmp_path: Path) -> None:
     names = ["r2_score", "root_mean_squared_error", "mean_absolute_error", "max_error"]
-    recorded = train(tmp_path, "regression", names)
-    estimator, X_test, y_test = by_hand("regression")
+    recorded, estimator, X_test, y_test = trained(tmp_path, "regression", names)
     predicted = estimator.predict(X_test)
     assert recorded == pytest.approx(
         {
