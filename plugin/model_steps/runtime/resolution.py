@@ -254,7 +254,12 @@ def _check_own_file(found: Any, reference: str, allow: AllowList) -> None:
 
 
 def _defining_file(found: Any) -> str | None:
-    """The file holding a function's code, or a class's module file; None for built-ins."""
+    """The file holding a function's code, or a class's module file; None for built-ins.
+
+    A decorated function counts where its own code is (``__wrapped__``), not its wrapper's.
+    """
+    if inspect.isfunction(found):
+        found = inspect.unwrap(found)
     code = getattr(found, "__code__", None)
     if code is not None:
         return str(code.co_filename)
