@@ -17,14 +17,19 @@ from typing import Any
 
 from model_steps.airflow.connections import model_storage_options
 from model_steps.airflow.plan import dag_ids
-from model_steps.definition.loader import LoadedModel, allow_list_for, load_and_validate
+from model_steps.definition.loader import (
+    Catalog,
+    LoadedModel,
+    allow_list_for,
+    load_and_validate,
+)
 from model_steps.definition.reference import markdown_reference
 from model_steps.definition.schema import ModelSpec, json_schema
 from model_steps.errors import ModelStepsError, format_problem
 from model_steps.examples import write_example_data
 from model_steps.runtime.context import Environment, environment
 from model_steps.runtime.preflight import check_in_child
-from model_steps.settings import Settings, load_settings
+from model_steps.settings import AllowList, Settings, load_settings
 
 __all__ = ["main"]
 
@@ -39,18 +44,25 @@ def _paths(args: argparse.Namespace, settings: Settings) -> list[Path]:
     return [Path(p) for p in args.paths] or [settings.dags_folder]
 
 
+def _catalog(
+    args: argparse.Namespace, settings: Settings, allowed: AllowList | None = None
+) -> Catalog:
+    return load_and_validate(
+        _paths(args, settings), settings.environ, assets_root=settings.assets_root, allowed=allowed
+    )
+
+
 def _validate(args: argparse.Namespace, settings: Settings) -> int:
-    paths = _paths(args, settings)
-    allow = allow_list_for(paths, settings.environ)
-    catalog = load_and_validate(paths, settings.environ, allowed=allow)
+    allow = allow_list_for(_paths(args, settings), settings.environ)
+    catalog = _catalog(args, settings, allow)
     problems = list(catalog.problems)
     if catalog.models:
         options = (
-            {model.spec.name: _connection_options(model.spec) for model in catalog.models}
+            {m.spec.name: _connection_options(m.spec, settings) for m in catalog.models}
             if args.data
             else None
         )
-        problems += check_in_child(catalog.models, allow, options)
+        problems += check_in_child(catalog.models, allow, settings.environ, options)
     for problem in sorted(problems, key=lambda p: (p.file, p.line, p.column)):
         print(format_problem(problem))
     invalid = len({problem.file for problem in problems})
@@ -60,7 +72,7 @@ def _validate(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _list(args: argparse.Namespace, settings: Settings) -> int:
-    catalog = load_and_validate(_paths(args, settings), settings.environ)
+    catalog = _catalog(args, settings)
     rows = [("NAME", "STATUS", "TRAIN", "INFER", "SCHEDULES", "DAG IDS")]
     for model in catalog.models:
         spec = model.spec
@@ -109,7 +121,7 @@ def _model(reference: str, settings: Settings) -> tuple[ModelSpec, Environment] 
     found = _definition(reference, settings)
     if found is None:
         return None
-    options = model_storage_options(found.spec.assets.conn_id)
+    options = model_storage_options(settings.connection(found.spec.assets.conn_id))
     return found.spec, environment(found.spec, settings, options)
 
 
@@ -162,9 +174,11 @@ def _prune(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _example_data(args: argparse.Namespace, settings: Settings) -> int:
-    root = Path(args.root or settings.environ.get("MODEL_STEPS_DATA_ROOT") or "data")
-    for path in write_example_data(root):
-        print(path)
+    root = args.root or settings.environ.get("MODEL_STEPS_DATA_ROOT") or "data"
+    conn_id = args.conn_id or settings.conn_id
+    options = model_storage_options(conn_id) if conn_id else {}
+    for url in write_example_data(root, options):
+        print(url)
     return 0
 
 
@@ -182,7 +196,7 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
             return 1
         options = args.storage_options
         if options is None:
-            options = _connection_options(found.spec)
+            options = _connection_options(found.spec, settings)
         handler = ModelHandler.from_definition(
             found.path,
             environ=settings.environ,
@@ -204,9 +218,9 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
-def _connection_options(spec: ModelSpec) -> dict[str, Any]:
+def _connection_options(spec: ModelSpec, settings: Settings) -> dict[str, Any]:
     """Storage options from the model's Airflow connection, when Airflow is installed here."""
-    conn_id = spec.assets.conn_id
+    conn_id = settings.connection(spec.assets.conn_id)
     if conn_id is None:
         return {}
     try:
@@ -302,7 +316,16 @@ def _parser() -> argparse.ArgumentParser:
         command.add_argument("model", metavar="MODEL", help="model name or path to its YAML")
     _serve_parser(commands)
     data = commands.add_parser("example-data", help="write the example models' data")
-    data.add_argument("root", nargs="?", help="folder (default: $MODEL_STEPS_DATA_ROOT)")
+    data.add_argument(
+        "root",
+        nargs="?",
+        help="folder or fsspec URL, e.g. s3://bucket/data (default: $MODEL_STEPS_DATA_ROOT)",
+    )
+    data.add_argument(
+        "--conn-id",
+        help="Airflow connection with the root's credentials (default: the deployment's "
+        "default connection, else fsspec's own credential chain)",
+    )
     data.set_defaults(run=_example_data)
     return parser
 

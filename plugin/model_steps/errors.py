@@ -30,10 +30,14 @@ __all__ = [
     "Problem",
     "PublishConflictError",
     "StepError",
+    "StoreOwnedError",
     "StoreUnavailableError",
     "Suggesting",
+    "TemplateError",
     "UnknownMetricError",
     "UnknownModelError",
+    "UnknownParameterError",
+    "UnsafeUrlError",
     "UntrustedTypeError",
     "closest",
     "did_you_mean",
@@ -237,3 +241,29 @@ class UnknownModelError(ModelStepsError, KeyError):
 
 class PointerMissingError(ModelStepsError):
     """``current.json`` disappeared from a store that had published versions."""
+
+
+class StoreOwnedError(PermanentError):
+    """A store belongs to another model: nothing of this model is written to or read from it."""
+
+    def __init__(self, message: str, *, owner: str, model: str) -> None:
+        super().__init__(message)
+        self.owner = owner
+        self.model = model
+
+
+class TemplateError(PermanentError):
+    """A template of a definition failed to render, or tried what the sandbox refuses."""
+
+
+class UnsafeUrlError(TemplateError):
+    """A rendered URL leaves the place its template fixes (``..``, another scheme or bucket)."""
+
+
+class UnknownParameterError(PermanentError):
+    """A run's config sets parameters the model does not declare (a typo would pass silently)."""
+
+    def __init__(self, message: str, *, unknown: Sequence[str], suggestions: Sequence[str]) -> None:
+        super().__init__(message)
+        self.unknown = tuple(unknown)
+        self.suggestions = tuple(suggestions)

@@ -3,18 +3,26 @@
 from __future__ import annotations
 
 import configparser
+import fnmatch
 import os
+import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
 __all__ = [
+    "ALLOWED_CONNECTIONS_VARS",
+    "ALLOWED_ENV_VARS",
     "DEFAULT_ALLOWED",
+    "DEFAULT_ALLOWED_CONNECTIONS",
+    "ENV_PREFIX",
     "ENV_VARS",
     "FUNCTION_ENV_VARS",
     "AllowList",
     "Settings",
     "allow_list",
+    "allowed_connections",
+    "env_refusal",
     "load_settings",
 ]
 
@@ -28,6 +36,24 @@ FUNCTION_ENV_VARS = ("MODEL_STEPS_ALLOWED_FUNCTIONS", "AIRFLOW__MODEL_STEPS__ALL
 """Comma-separated ``package.module:function`` references a definition may name as a
 ``callable``, a metric or a ``save``/``load`` function besides the DAGs folder's own code."""
 LOADER_FILE = "model_steps_loader.py"
+
+ENV_PREFIX = "MODEL_STEPS_"
+"""``${VAR}`` references to names with this prefix are always interpolated."""
+ALLOWED_ENV_VARS = ("MODEL_STEPS_ALLOWED_ENV", "AIRFLOW__MODEL_STEPS__ALLOWED_ENV")
+"""Comma-separated variable names (``*`` globs) a definition may reference beside the prefix."""
+NEVER_INTERPOLATED = ("AIRFLOW_CONN_", "AIRFLOW_VAR_", "AIRFLOW__")
+"""Airflow's connections, variables and configuration (its JWT secret, its database URL): no
+setting makes them readable by a definition."""
+ALLOWED_CONNECTIONS_VARS = (
+    "MODEL_STEPS_ALLOWED_CONNECTIONS",
+    "AIRFLOW__MODEL_STEPS__ALLOWED_CONNECTIONS",
+)
+"""A regular expression the whole of an ``assets.conn_id`` must match."""
+DEFAULT_ALLOWED_CONNECTIONS = r"model_steps_.*"
+"""Only connections created for model stores: ``aws_default`` or a warehouse's connection would
+hand its credentials to whatever URLs a definition's author writes."""
+_CONFIGURED = ("allowed_imports", "allowed_functions", "allowed_env", "allowed_connections")
+"""``[model_steps]`` options of ``airflow.cfg`` read through their environment-variable form."""
 
 
 @dataclass(frozen=True)
@@ -86,6 +112,38 @@ def _folder_modules(folder: Path) -> list[str]:
     return sorted(name for name in names if name.isidentifier())
 
 
+def env_refusal(name: str, environ: Mapping[str, str]) -> str | None:
+    """Why a definition may not read the environment variable ``name``; None when it may.
+
+    The answer depends on the name only, never on whether the variable is set, so a definition
+    cannot probe the parsing process's environment.
+    """
+    if name.startswith(NEVER_INTERPOLATED):
+        return (
+            f"environment variable {name} may not be used in a definition: Airflow's "
+            "connections, variables and configuration (AIRFLOW_CONN_*, AIRFLOW_VAR_*, "
+            "AIRFLOW__*) hold secrets and are never interpolated"
+        )
+    if name.startswith(ENV_PREFIX):
+        return None
+    patterns = _listed(environ, ALLOWED_ENV_VARS)
+    if any(fnmatch.fnmatchcase(name, pattern) for pattern in patterns):
+        return None
+    return (
+        f"environment variable {name} may not be used in a definition: only variables "
+        f"starting with {ENV_PREFIX} and those the deployment lists in "
+        f"{ALLOWED_ENV_VARS[0]} ([model_steps] allowed_env) are interpolated"
+    )
+
+
+def allowed_connections(environ: Mapping[str, str]) -> str:
+    """The pattern an ``assets.conn_id`` must match in full (the deployment's, or the default)."""
+    configured = next((environ[n] for n in ALLOWED_CONNECTIONS_VARS if environ.get(n)), None)
+    pattern = (configured or DEFAULT_ALLOWED_CONNECTIONS).strip()
+    re.compile(pattern)  # a broken setting fails loudly, never as "nothing allowed"
+    return pattern
+
+
 @dataclass(frozen=True)
 class Settings:
     """Where definitions and assets live, and the environment ``${VAR}`` references resolve in."""
@@ -93,6 +151,12 @@ class Settings:
     dags_folder: Path
     assets_root: str
     environ: Mapping[str, str]
+    conn_id: str | None = None
+    """The Airflow connection of models without ``assets.conn_id`` (e.g. the MinIO endpoint)."""
+
+    def connection(self, model_conn_id: str | None) -> str | None:
+        """The connection a model's store is reached with: its own, else the deployment's."""
+        return model_conn_id or self.conn_id
 
     @property
     def allow_list(self) -> AllowList:
@@ -106,10 +170,13 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
     DAGs folder: ``MODEL_STEPS_DAGS_FOLDER``, ``AIRFLOW__CORE__DAGS_FOLDER``, ``[core]
     dags_folder``, then ``$AIRFLOW_HOME/dags``. Default assets root (for models without
     ``assets.root``): ``MODEL_STEPS_ASSETS_ROOT``, ``AIRFLOW__MODEL_STEPS__ASSETS_ROOT``,
-    ``[model_steps] assets_root``, then ``$AIRFLOW_HOME/model-assets``. Extra allowed packages
-    and functions: ``[model_steps] allowed_imports`` and ``allowed_functions`` too. Airflow
-    itself is not imported: importing it writes a default config file, a side effect a linter
-    must not have.
+    ``[model_steps] assets_root``, then ``$AIRFLOW_HOME/model-assets``. Default connection (for
+    models without ``assets.conn_id``): ``MODEL_STEPS_CONN_ID``,
+    ``AIRFLOW__MODEL_STEPS__CONN_ID``, ``[model_steps] conn_id``, else none. Extra allowed
+    packages, functions, environment variables and connections: ``[model_steps]
+    allowed_imports``, ``allowed_functions``, ``allowed_env`` and ``allowed_connections`` too.
+    Airflow itself is not imported: importing it writes a default config file, a side effect a
+    linter must not have.
     """
     env = dict(os.environ if environ is None else environ)
     home = Path(env.get("AIRFLOW_HOME") or Path.home() / "airflow").expanduser()
@@ -133,8 +200,13 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         "assets_root",
         str(home / "model-assets"),
     )
-    for key in ("allowed_imports", "allowed_functions"):
+    conn_id = setting(
+        ("MODEL_STEPS_CONN_ID", "AIRFLOW__MODEL_STEPS__CONN_ID"), "model_steps", "conn_id", ""
+    )
+    for key in _CONFIGURED:  # the definition layer reads Airflow's environment-variable form
         configured = config.get("model_steps", key, fallback="")
-        if configured:  # the allow-list reads Airflow's environment-variable form
+        if configured:
             env.setdefault(f"AIRFLOW__MODEL_STEPS__{key.upper()}", configured)
-    return Settings(dags_folder=Path(folder), assets_root=root, environ=env)
+    return Settings(
+        dags_folder=Path(folder), assets_root=root, environ=env, conn_id=conn_id or None
+    )

@@ -23,7 +23,7 @@ from tests.integration.conftest import BUNDLE, RunOutcome, parse_folder, run_in
 pytestmark = pytest.mark.integration
 
 CODE = DATA / "specs" / "code"
-SECURITY = DATA / "specs" / "invalid" / "security"
+SECURITY = DATA / "specs" / "invalid" / "security" / "imports"
 CASES = sorted(SECURITY.glob("*.yaml"))
 EXPECTED = re.compile(r"^\d+:\d+: steps\[(\d+)\]\.parameters\.[^:]+: (.*)$")
 

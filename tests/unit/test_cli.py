@@ -124,3 +124,15 @@ def test_validate_imports_nothing_a_definition_names_into_the_caller() -> None:
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert result.stdout.strip() == "0 []", result.stderr
+
+
+def test_the_default_connection_serves_models_without_their_own(tmp_path: Path) -> None:
+    from model_steps.settings import load_settings
+
+    (tmp_path / "airflow.cfg").write_text("[model_steps]\nconn_id = minio\n")
+    settings = load_settings({"AIRFLOW_HOME": str(tmp_path)})
+    assert settings.connection(None) == "minio"
+    assert settings.connection("own_s3") == "own_s3"
+    overridden = load_settings({"AIRFLOW_HOME": str(tmp_path), "MODEL_STEPS_CONN_ID": "other"})
+    assert overridden.connection(None) == "other"
+    assert load_settings({"AIRFLOW_HOME": str(tmp_path / "none")}).connection(None) is None

@@ -23,7 +23,13 @@ from model_steps.settings import allow_list
 SPECS = Path(__file__).resolve().parents[1] / "data" / "specs"
 INVALID = SPECS / "invalid"
 VALID = SPECS / "valid"
-ENVIRON = {"ASSETS_ROOT": "s3://bucket/models", "CORPUS_DATA": str(SPECS / "data")}
+ENVIRON = {
+    "ASSETS_ROOT": "s3://bucket/models",
+    "MODEL_STEPS_CORPUS_DATA": str(SPECS / "data"),
+    "MODEL_STEPS_ALLOWED_ENV": "ASSETS_*,DATA_ROOT,TEAM,ENVIRONMENT,SCORING_BUCKET,"
+    "TRAIN_SCHEDULE,MODEL_NAME",
+}
+"""A deployment that lets definitions read a few variables without the MODEL_STEPS_ prefix."""
 ALLOW = allow_list(ENVIRON, [SPECS / "code"])
 """The corpus stands in for a DAGs folder whose own code is ``code/`` (``corpus_code``, and a
 ``joblib.py`` and ``logging.py`` named like installed modules)."""
@@ -44,7 +50,7 @@ def validate(path: Path) -> list[Problem]:
     problems = list(catalog.problems)
     for model in catalog.models:
         findings = check_definition(model.spec, ALLOW, options)
-        problems += locate_findings(model.path, findings)
+        problems += locate_findings(model.path, findings, ENVIRON)
     return sorted(problems, key=lambda p: (p.line, p.column))
 
 

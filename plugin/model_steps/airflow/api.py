@@ -26,6 +26,7 @@ from airflow.api_fastapi.auth.managers.models.resource_details import DagDetails
 from airflow.api_fastapi.common.db.common import SessionDep
 from airflow.api_fastapi.core_api.security import GetUserDep, bearer_scheme, get_user
 from airflow.api_fastapi.logging.decorators import action_logging
+from airflow.configuration import conf
 
 # The metadata DB's ORM models, read and written through the API server's own session exactly as
 # Airflow's public routes do (routes/public/dags.py). They are server-side models, not the
@@ -63,6 +64,8 @@ from model_steps.airflow.api_models import (
     VersionSummary,
 )
 from model_steps.airflow.connections import model_storage_options
+from model_steps.airflow.csrf import json_from_same_origin
+from model_steps.airflow.masking import MaskedAnswers
 from model_steps.airflow.plan import dag_ids, invalid_dag_id
 from model_steps.definition.loader import (
     Catalog,
@@ -75,6 +78,7 @@ from model_steps.errors import (
     CorruptDocumentError,
     ModelStepsError,
     PublishConflictError,
+    StoreOwnedError,
     StoreUnavailableError,
     format_problem,
 )
@@ -123,8 +127,10 @@ class _Definitions:
         key = self._fingerprint()
         with self._lock:
             if key != self._key:
-                folder = self.settings.dags_folder
-                self._catalog = load_and_validate([folder], self.settings.environ)
+                folder, settings = self.settings.dags_folder, self.settings
+                self._catalog = load_and_validate(
+                    [folder], settings.environ, assets_root=settings.assets_root
+                )
                 self._key = key
             return self._catalog
 
@@ -219,12 +225,11 @@ def _schedule_status(dags: Sequence[DagState]) -> ScheduleStatus:
 
 def _open_store(spec: ModelSpec, settings: Settings) -> ModelStore:
     """The model's store, with its connection's credentials read now (they may have changed)."""
+    conn_id = settings.connection(spec.assets.conn_id)
     try:
-        options = model_storage_options(spec.assets.conn_id)
+        options = model_storage_options(conn_id)
     except Exception as error:  # the connection is missing or its backend is down
-        raise StoreUnavailableError(
-            f"cannot read connection {spec.assets.conn_id!r}: {error}"
-        ) from error
+        raise StoreUnavailableError(f"cannot read connection {conn_id!r}: {error}") from error
     return environment(spec, settings, options).store
 
 
@@ -419,6 +424,7 @@ def _set_paused(session: Session, spec: ModelSpec, paused: bool) -> None:
 
 
 def _rollback(store: ModelStore, name: str, version: int) -> RollbackResult:
+    store.check_owner()
     complete = store.versions()
     if version not in complete:
         listing = ", ".join(map(str, complete)) or "none"
@@ -447,6 +453,11 @@ def _store_error(request: Request, error: Exception) -> JSONResponse:
     return JSONResponse({"detail": str(error)}, status_code=status.HTTP_503_SERVICE_UNAVAILABLE)
 
 
+def _owned_elsewhere(request: Request, error: Exception) -> JSONResponse:
+    """Another model owns the store: nothing is read or changed for this one."""
+    return JSONResponse({"detail": str(error)}, status_code=status.HTTP_409_CONFLICT)
+
+
 async def _validation_error(request: Request, error: Exception) -> JSONResponse:
     """Say what is wrong with the request, but only to an authenticated caller.
 
@@ -456,6 +467,8 @@ async def _validation_error(request: Request, error: Exception) -> JSONResponse:
     assert isinstance(error, RequestValidationError)
     try:
         await get_user(request, None, await bearer_scheme(request))
+        if request.method == "POST":  # a forged change is refused as such, whatever its body
+            await json_from_same_origin(request)
     except HTTPException as refused:
         return JSONResponse({"detail": refused.detail}, status_code=refused.status_code)
     messages = [f"{'.'.join(str(part) for part in e['loc'])}: {e['msg']}" for e in error.errors()]
@@ -507,10 +520,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         responses=ERROR_RESPONSES,
         docs_url=None,  # Swagger and ReDoc pages would skip the app's authentication
         redoc_url=None,
+        openapi_url=None,  # served by a route below, behind the same authentication
     )
     app.state.definitions = _Definitions(settings or load_settings())
+    app.state.base_url = conf.get("api", "base_url", fallback="")
+    app.add_middleware(MaskedAnswers)
     app.add_exception_handler(StoreUnavailableError, _store_error)
     app.add_exception_handler(CorruptDocumentError, _store_error)
+    app.add_exception_handler(StoreOwnedError, _owned_elsewhere)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(HTTPException, _refused)
     app.add_exception_handler(Exception, _unexpected_error)
@@ -527,6 +544,11 @@ def _model(name: str, definitions: DefinitionsDep, user: GetUserDep) -> LoadedMo
     model = definitions.model(name)
     _require(model.spec, user, "GET")
     return model
+
+
+def _change(action: str) -> list[Any]:
+    """A change's guards: JSON from Airflow's own pages (CSRF), then Airflow's audit log."""
+    return [Depends(json_from_same_origin), Depends(action_logging(action))]
 
 
 DefinitionsDep = Annotated[_Definitions, Depends(_definitions)]
@@ -601,7 +623,7 @@ def _redacted(manifest: Manifest) -> Manifest:
 @router.post(
     "/models/{name}/rollback",
     summary="Serve an older complete version again",
-    dependencies=[Depends(action_logging("model_steps_rollback"))],
+    dependencies=_change("model_steps_rollback"),
     responses={409: {"description": "Already live, or a publish won the race", "model": ErrorBody}},
 )
 def rollback(
@@ -616,7 +638,7 @@ def rollback(
 @router.post(
     "/models/{name}/pause",
     summary="Pause both DAGs' schedules",
-    dependencies=[Depends(action_logging("model_steps_pause"))],
+    dependencies=_change("model_steps_pause"),
 )
 def pause(model: ModelDep, user: GetUserDep, session: SessionDep) -> PauseResult:
     """Pauses the train and infer DAGs, as the Airflow UI's toggle would."""
@@ -626,7 +648,7 @@ def pause(model: ModelDep, user: GetUserDep, session: SessionDep) -> PauseResult
 @router.post(
     "/models/{name}/resume",
     summary="Resume both DAGs' schedules",
-    dependencies=[Depends(action_logging("model_steps_resume"))],
+    dependencies=_change("model_steps_resume"),
 )
 def resume(model: ModelDep, user: GetUserDep, session: SessionDep) -> PauseResult:
     """Un-pauses the train and infer DAGs, as the Airflow UI's toggle would."""
@@ -642,6 +664,12 @@ def _pause_or_resume(
 
 
 _files = StaticFiles(directory=UI_FOLDER, html=True, check_dir=False)
+
+
+@router.get("/openapi.json", include_in_schema=False)
+def openapi(request: Request) -> JSONResponse:
+    """The API's OpenAPI document, for signed-in users like every other route."""
+    return JSONResponse(request.app.openapi())
 
 
 @router.get("/", include_in_schema=False)

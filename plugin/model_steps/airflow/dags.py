@@ -29,6 +29,7 @@ from model_steps.airflow.plan import (
 )
 from model_steps.definition.loader import BrokenDefinition, load_and_validate
 from model_steps.errors import Problem
+from model_steps.settings import load_settings
 
 __all__ = ["build_dag", "build_dags"]
 
@@ -73,7 +74,6 @@ def build_dag(plan: DagPlan) -> DAG:
             name: Param(p.default, description=p.description, **p.schema)
             for name, p in plan.params.items()
         },
-        render_template_as_native_obj=True,
         auto_register=False,
     ) as dag:
         operators = {task.task_id: _operator(plan, task) for task in plan.tasks}
@@ -108,7 +108,13 @@ def build_dags(
     With ``dag_id`` (a task start's parsing context) only that DAG is built, and for a model's
     DAG only the model's own file is read when it is named after the model.
     """
-    catalog = load_and_validate([folder], environ, only=model_name_of(dag_id or ""))
+    settings = load_settings(environ)  # airflow.cfg's [model_steps] options count here too
+    catalog = load_and_validate(
+        [folder],
+        settings.environ,
+        only=model_name_of(dag_id or ""),
+        assets_root=settings.assets_root,
+    )
     plans = plan_catalog(catalog, folder)
     if dag_id is not None:
         plans = [plan for plan in plans if plan.dag_id == dag_id]

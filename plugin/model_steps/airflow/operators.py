@@ -20,7 +20,7 @@ from model_steps.runtime.rendered import Rendered
 if TYPE_CHECKING:
     from airflow.sdk import Context
 
-    from model_steps.definition.schema import ModelSpec
+    from model_steps.definition.schema import ModelSpec, Step
     from model_steps.runtime.context import RunInfo
 
 __all__ = ["ASSET_GROUP", "InvalidDefinitionOperator", "ModelStepOperator", "airflow_asset"]
@@ -33,7 +33,7 @@ def airflow_asset(ref: AssetRef) -> Asset:
     return Asset(name=ref.name, uri=ref.uri, group=ASSET_GROUP)
 
 
-def _run_info(context: Context) -> RunInfo:
+def _run_info(context: Context, model: str) -> RunInfo:
     from model_steps.runtime.context import RunInfo
 
     dag_run = context["dag_run"]
@@ -43,15 +43,38 @@ def _run_info(context: Context) -> RunInfo:
         logical_date=dag_run.logical_date,
         params=dict(context["params"]),
         try_number=context["ti"].try_number,
+        version=_event_version(context, model),
+        run_after=dag_run.run_after,
+        data_interval_start=dag_run.data_interval_start,
+        data_interval_end=dag_run.data_interval_end,
+        run_type=str(dag_run.run_type) if dag_run.run_type is not None else None,
+        conf=dict(dag_run.conf or {}),
     )
 
 
-class ModelStepOperator(BaseOperator):
-    """Runs one train, infer or publish action of a model definition.
+def _event_version(context: Context, model: str) -> int | None:
+    """The newest version among the model's Asset events that triggered this run, if any.
 
-    ``rendered`` (the step's init arguments and data URLs) is a template field: Airflow renders
-    ``{{ params.C }}`` or ``{{ dag_run.run_after | ds }}`` in it before the task runs, as native
-    Python values.
+    An infer run scheduled "on new version" then infers with the version that triggered it,
+    even if the pointer moved on (or was rolled back) before the run started.
+    """
+    events = context.get("triggering_asset_events") or {}
+    asset = airflow_asset(model_asset(model))
+    versions = [
+        int(version)
+        for event in events.get(asset, [])
+        if type(version := (event.extra or {}).get("version")) is int
+    ]
+    return max(versions, default=None)
+
+
+class ModelStepOperator(BaseOperator):
+    """Runs one check, train, infer or publish action of a model definition.
+
+    ``rendered`` (the step's init arguments and data URLs) is a template field, so Airflow
+    shows it rendered in the task's "Rendered Templates" view, but Airflow's environment never
+    renders it: :meth:`render_template_fields` renders it in our sandbox over the small
+    documented context (``{{ params.C }}`` stays a float), after checking the run's config.
     """
 
     template_fields = ("rendered",)
@@ -71,10 +94,41 @@ class ModelStepOperator(BaseOperator):
         self.spec = spec
         self.step_id = step_id
         self.source = source
-        step = next((s for s in spec.steps if s.id == step_id), None)
-        self.rendered: dict[str, Any] = asdict(Rendered.templates(step, action)) if step else {}
-        if action == "check":  # every step's training values, rendered for this run
-            self.rendered = {s.id: asdict(Rendered.templates(s, "train")) for s in spec.steps}
+        self.rendered: dict[str, Any] = {
+            step.id: asdict(Rendered.templates(step, phase))
+            for step, phase in self._rendered_steps()
+        }
+        if step_id is not None:  # a step's own task holds that step's values only
+            self.rendered = self.rendered[step_id]
+
+    def _rendered_steps(self) -> list[tuple[Step, str]]:
+        """The steps whose values this task renders: its own, or every one for ``check``."""
+        if self.action == "check":  # every step's training values, as the run renders them
+            return [(step, "train") for step in self.spec.steps]
+        return [(step, self.action) for step in self.spec.steps if step.id == self.step_id]
+
+    def render_template_fields(self, context: Context, jinja_env: Any = None) -> None:
+        """Check the run's config, then render the step's templates in the sandbox.
+
+        Airflow calls this before :meth:`execute`, so a config with undeclared keys, a failing
+        template or a URL a parameter steers elsewhere fails the task before any work, without
+        retries. Airflow's own environment (``jinja_env``) is never used.
+        """
+        from airflow.sdk.exceptions import AirflowFailException
+
+        from model_steps.runtime.rendered import render_step
+        from model_steps.runtime.run_config import check_run_config
+
+        run = _run_info(context, self.spec.name)
+        try:
+            check_run_config(self.spec, run.conf)
+            rendered = {
+                step.id: asdict(render_step(step, phase, run))
+                for step, phase in self._rendered_steps()
+            }
+        except PermanentError as error:
+            raise AirflowFailException(str(error)) from error
+        self.rendered = rendered[self.step_id] if self.step_id is not None else rendered
 
     def execute(self, context: Context) -> Any:
         """Hand the run's facts to the Airflow-free task function.
@@ -85,6 +139,7 @@ class ModelStepOperator(BaseOperator):
         from airflow.sdk.exceptions import AirflowFailException
 
         from model_steps.airflow.connections import model_storage_options
+        from model_steps.airflow.masking import mask_known_secrets
         from model_steps.runtime.context import environment
         from model_steps.runtime.infer import infer_step
         from model_steps.runtime.preflight import check_run
@@ -92,15 +147,15 @@ class ModelStepOperator(BaseOperator):
         from model_steps.runtime.train import train_step
         from model_steps.settings import load_settings
 
-        env = environment(
-            self.spec, load_settings(), model_storage_options(self.spec.assets.conn_id)
-        )
-        run = _run_info(context)
+        run = _run_info(context, self.spec.name)
         try:
+            settings = load_settings()
+            options = model_storage_options(settings.connection(self.spec.assets.conn_id))
+            env = environment(self.spec, settings, options, mask_known_secrets)
             if self.action == "check":
                 steps = {step_id: Rendered(**r) for step_id, r in self.rendered.items()}
                 source = Path(self.source) if self.source else None
-                return check_run(self.spec, source, env, steps)
+                return check_run(self.spec, source, env, steps, settings.environ)
             if self.action == "publish":
                 result = publish(self.spec, run, env)
                 outlet = airflow_asset(model_asset(self.spec.name))

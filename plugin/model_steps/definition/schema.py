@@ -254,8 +254,8 @@ class DataRef(Strict):
     """A table read or written through fsspec."""
 
     url: str
-    """fsspec URL or path of the data; Airflow templates (``{{ dag_run.run_after | ds }}``,
-    ``{{ params.x }}``) are rendered."""
+    """fsspec URL or path of the data; templates (``{{ dag_run.run_after | ds }}``,
+    ``{{ params.x }}``) are rendered for each run, after a literal ``scheme://bucket/``."""
     format: Literal["csv", "parquet", "json"] | None = None
     """File format; inferred from the URL's extension when left out (json means JSON lines)."""
     options: dict[str, Any] = {}
@@ -381,7 +381,8 @@ class StepParameters(Strict):
     callable: CallableRef | None = None
     """Custom code instead of a class: ``package.module:function``."""
     init: dict[str, Any] = {}
-    """Keyword arguments for the class (or for the callable)."""
+    """Keyword arguments for the class (or for the callable); templates in values are rendered
+    for each run as native values (``{{ params.C }}`` stays a float)."""
     input: DataIO | None = None
     """Data this step reads; by default the previous step's output."""
     output: DataIO | None = None
@@ -501,7 +502,9 @@ class Assets(Strict):
     directory: RelativePath | None = None
     """Folder under the root holding this model; the model's name when left out."""
     conn_id: str | None = None
-    """Airflow connection holding the store's credentials (e.g. an AWS connection)."""
+    """Airflow connection holding the store's (and data's) credentials, e.g. an AWS connection;
+    its id must match the deployment's ``MODEL_STEPS_ALLOWED_CONNECTIONS`` (``model_steps_.*``
+    by default)."""
     keep_versions: int | None = Field(None, ge=1)
     """Retention: keep the newest N versions after each publish (plus the current and pinned
     ones); all versions are kept when left out."""
@@ -533,6 +536,9 @@ class Comment(Strict):
 
 
 ParamType = Literal["string", "number", "integer", "boolean", "array", "object", "null"]
+ParamFormat = Literal["date", "date-time", "time", "email", "ipv4", "ipv6", "uuid"]
+"""JSON Schema formats that are checked (with jsonschema's format checker) when a run starts."""
+_RULES = ("type", "enum", "minimum", "maximum", "pattern", "min_length", "max_length", "format")
 
 
 class ModelParameter(Strict):
@@ -550,10 +556,31 @@ class ModelParameter(Strict):
     """Smallest allowed number."""
     maximum: float | None = None
     """Largest allowed number."""
+    pattern: str | None = None
+    """Regular expression a text value must match (JSON Schema ``pattern``: it may match
+    anywhere, so anchor it with ``^...$``), e.g. ``^[a-z0-9_-]+$`` for a value that goes
+    into a path."""
+    min_length: int | None = Field(None, alias="minLength", ge=0)
+    """Shortest allowed text."""
+    max_length: int | None = Field(None, alias="maxLength", ge=0)
+    """Longest allowed text."""
+    format: ParamFormat | None = None
+    """Format a text value must have; the trigger form shows a date or time picker for the
+    date formats."""
 
     def rules(self) -> dict[str, Any]:
         """The JSON Schema keywords that constrain the value."""
-        return self.model_dump(include={"type", "enum", "minimum", "maximum"}, exclude_none=True)
+        return self.model_dump(include=set(_RULES), exclude_none=True, by_alias=True)
+
+    @field_validator("pattern")
+    @classmethod
+    def _compiles(cls, value: str | None) -> str | None:
+        if value is not None:
+            try:
+                re.compile(value)
+            except re.error as error:
+                raise _fail("pattern", f"{value!r} is not a regular expression: {error}") from error
+        return value
 
     @model_validator(mode="after")
     def _default_fits(self) -> ModelParameter:
@@ -579,12 +606,13 @@ class ModelParameter(Strict):
 def _rules_validator(schema_json: str) -> Any:
     """A validator per distinct rule set: building one costs far more than using it.
 
-    The rules come from our own closed schema (type, enum, minimum, maximum), so the
-    metaschema check that ``jsonschema.validate`` repeats on every call is skipped.
+    The rules come from our own closed schema (type, enum, bounds, pattern, lengths, format),
+    so the metaschema check that ``jsonschema.validate`` repeats on every call is skipped.
     """
     from jsonschema import Draft202012Validator  # only constrained parameters need it
 
-    return Draft202012Validator(json.loads(schema_json))
+    schema = json.loads(schema_json)
+    return Draft202012Validator(schema, format_checker=Draft202012Validator.FORMAT_CHECKER)
 
 
 def _shorthand_parameter(value: Any) -> Any:

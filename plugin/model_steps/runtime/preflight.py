@@ -312,29 +312,36 @@ def read_headers(
 
 
 def check_run(
-    spec: ModelSpec, source: Path | None, env: Environment, rendered: Mapping[str, Rendered]
+    spec: ModelSpec,
+    source: Path | None,
+    env: Environment,
+    rendered: Mapping[str, Rendered],
+    environ: Mapping[str, str],
 ) -> dict[str, Any]:
     """The train DAG's first task: every check, on this run's rendered values, before any fit.
 
     Raises:
         DefinitionError: what ``model-steps validate --data`` would report, located in
-            ``source`` (the definition file) when it can be read.
+            ``source`` (the definition file, interpolated from ``environ``) when it can be read.
     """
     urls = {step_id: r.inputs["train"] for step_id, r in rendered.items() if "train" in r.inputs}
     columns, findings = read_headers(spec, urls, env.storage_options)
     inits = {step_id: r.init for step_id, r in rendered.items()}
     findings += check_model(spec, env.allow, inits=inits, columns=columns)
     if findings:
-        raise DefinitionError(locate_findings(source or Path(spec.name), findings))
+        raise DefinitionError(locate_findings(source or Path(spec.name), findings, environ))
     return {"steps": len(spec.steps), "columns": {k: len(v) for k, v in columns.items()}}
 
 
 def check_in_child(
     models: Sequence[LoadedModel],
     allow: AllowList,
+    environ: Mapping[str, str],
     storage_options: Mapping[str, Mapping[str, Any]] | None = None,
 ) -> tuple[Problem, ...]:
     """:func:`check_model` for each model, in a child process; problems located in each file.
+
+    ``environ`` is what the files were interpolated from, so messages never echo its values.
 
     The child imports scikit-learn and the models' own code, so the caller never does: an
     editor, a CI job or a long-lived process stays as it was. With ``storage_options`` (by
@@ -368,7 +375,7 @@ def check_in_child(
     return tuple(
         problem
         for model, found in zip(models, answers, strict=True)
-        for problem in locate_findings(model.path, _findings_from_json(found))
+        for problem in locate_findings(model.path, _findings_from_json(found), environ)
     )
 
 

@@ -2,7 +2,8 @@
 
 Each step is fitted on its own data (the first step's input, split into train and test) or on
 the previous step's output from the run's scratch; the last step's metrics are computed on
-both parts. The asset waits in the scratch until :func:`model_steps.runtime.publish.publish`.
+both parts. The asset waits in the try's own scratch folder until
+:func:`model_steps.runtime.publish.publish` takes it from the try that succeeded.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from model_steps.runtime.context import Environment, RunInfo, step_index, write_
 from model_steps.runtime.metrics import Scoring, compute_metrics, scoring
 from model_steps.runtime.rendered import Rendered
 from model_steps.runtime.scratch import Scratch
+from model_steps.runtime.secrets import masked
 from model_steps.runtime.serializers import Serializer, serializer_for
 from model_steps.runtime.splits import split_xy, train_test
 from model_steps.runtime.steps import StepKind, prediction_frame, step_kind
@@ -70,13 +72,10 @@ def train_step(
         dtypes_in={str(c): str(t) for c, t in x_train.dtypes.items()},
         definition=_trained_definition(step, rendered.init),
     )
-    scratch.write_json(
-        f"steps/{step.id}.json",
-        {
-            "record": record.model_dump(mode="json"),
-            "staged": staged.__dict__ if staged else None,
-            "samples": samples,
-        },
+    document = {"record": record.model_dump(mode="json"), "samples": samples}
+    scratch.finish(
+        step.id,
+        {**masked(document, env.mask), "staged": staged.__dict__ if staged else None},
     )
     written += staged.size if staged else 0
     log.info(
@@ -169,7 +168,7 @@ def _training_data(
     if "train" not in parts:
         raise PermanentError(
             f"step {step.id!r} found no output of step {previous!r} in "
-            f"{scratch.url('data', previous)}: did it run in this run?"
+            f"{scratch.url(previous)}: did it run in this run?"
         )
     return parts, []
 
@@ -197,7 +196,7 @@ def _stage(
     env: Environment,
 ) -> StagedAsset:
     identifier = str(step.assets_identifier)
-    url = scratch.url("assets", step.id, identifier)
+    url = scratch.own(step.id, "assets", identifier)
     size, sha256 = env.store.write_bytes(url, serializer.save(fitted))
     root = (
         f"{step.assets_root.rstrip('/')}/{spec.directory}"

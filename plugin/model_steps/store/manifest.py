@@ -12,7 +12,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-__all__ = ["AssetRecord", "Manifest", "Pointer", "StepRecord"]
+__all__ = ["AssetRecord", "InferenceRecord", "Manifest", "Pointer", "StepRecord"]
 
 
 class _Document(BaseModel):
@@ -81,3 +81,20 @@ class Manifest(_Document):
         """The asset a step saved in this version, if it has one."""
         record = next((s for s in self.steps if s.step_id == step_id), None)
         return record.asset if record else None
+
+
+class InferenceRecord(_Document):
+    """``inferences/<run id>.json``: which version one infer run used and what it wrote.
+
+    The pointer may move while a run infers, and an Asset-triggered run infers with the version
+    of its event, so the version behind a prediction file is recorded, not inferred from dates.
+    """
+
+    model: str
+    version: int = Field(ge=1)
+    manifest: str
+    dag_id: str
+    run_id: str
+    output: str
+    rows: int = Field(ge=0)
+    recorded_at: str

@@ -1,4 +1,4 @@
-"""A DAG file that skips every check: each step of the security corpus as an Airflow train task.
+"""A DAG file that skips every check: each step of the import-allow-list attacks as a task.
 
 The corpus's own folder (``tests/data/specs/code``) stands in for a DAGs folder, and this file
 for a loader that forgot validation: no allow-list at parse time, no ``check`` task, every step
@@ -16,7 +16,7 @@ from airflow.sdk import DAG
 from model_steps.airflow.operators import ModelStepOperator
 from model_steps.definition.schema import ModelSpec
 
-CORPUS = Path(__file__).resolve().parents[2] / "invalid" / "security"
+CORPUS = Path(__file__).resolve().parents[2] / "invalid" / "security" / "imports"
 SPECS = {
     path.stem: ModelSpec.model_validate(yaml.safe_load(path.read_text()))  # the schema only
     for path in sorted(CORPUS.glob("*.yaml"))
