@@ -39,7 +39,6 @@ __all__ = [
     "RISKY_INIT",
     "ROLES",
     "Purpose",
-    "function_references",
     "init_problem",
     "is_allowed",
     "is_own_code",
@@ -226,14 +225,14 @@ def _step_problems(params: StepParameters, allow: AllowList) -> Iterator[tuple[L
         if library:
             checks.extend((("init", key), init_problem(key, v)) for key, v in params.init.items())
         yield from ((loc, problem) for loc, problem in checks if problem)
-    for location, purpose, reference in function_references(params):
+    for location, purpose, reference in _function_references(params):
         module, attribute = split_reference(reference)
         problem = reference_problem(module, attribute, purpose, allow)
         if problem:
             yield location, problem
 
 
-def function_references(params: StepParameters) -> Iterator[tuple[Location, Purpose, str]]:
+def _function_references(params: StepParameters) -> Iterator[tuple[Location, Purpose, str]]:
     """(location, purpose, reference) of each function a step names."""
     named: dict[Purpose, str | None] = {
         "callable": params.callable,

@@ -22,7 +22,7 @@ from model_steps.libraries import library
 from model_steps.runtime.resolution import resolve_function
 from model_steps.settings import AllowList
 
-__all__ = ["Scoring", "compute_metrics", "metric_names", "scoring", "scoring_estimator"]
+__all__ = ["Scoring", "compute_metrics", "metric_names", "scoring"]
 
 Metric = str | MetricFunction
 """A metric as a step lists it: a scorer name, ``pkg.mod:fn``, or a function with its needs."""
@@ -115,7 +115,7 @@ def compute_metrics(
     Raises:
         StepError: a metric cannot be computed (the message names it, the split and why).
     """
-    estimator = scoring_estimator(predictor)
+    estimator = _scoring_estimator(predictor)
     results: dict[str, float] = {}
     for found in scorings:
         try:
@@ -128,7 +128,7 @@ def compute_metrics(
     return results
 
 
-def scoring_estimator(predictor: Any) -> Any:
+def _scoring_estimator(predictor: Any) -> Any:
     """``predictor`` as scikit-learn's scorers need it: an estimator that declares its type.
 
     scikit-learn, xgboost and lightgbm models are used as they are. Anything else (a class of

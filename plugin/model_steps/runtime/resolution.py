@@ -49,7 +49,6 @@ from model_steps.libraries import install_hint
 from model_steps.settings import AllowList
 
 __all__ = [
-    "describe",
     "refuse_init",
     "require_methods",
     "resolve_class",
@@ -73,7 +72,7 @@ def resolve_class(package: str, name: str, methods: Sequence[str], allow: AllowL
     found = _attribute(_import(package, allow), name, reference, inspect.isclass)
     if not inspect.isclass(found):
         raise ImportRefusedError(
-            f"{reference} is {describe(found)}, not a class: a step's class must be a class "
+            f"{reference} is {_describe(found)}, not a class: a step's class must be a class "
             "with the methods the step calls (fit, and transform or predict)",
             module=package,
             allowed=allow.packages,
@@ -140,7 +139,7 @@ def resolve_function(reference: str, purpose: Purpose, allow: AllowList) -> Call
         return function  # the deployment vouched for this one, whatever kind of callable it is
     if not inspect.isfunction(found):
         raise ImportRefusedError(
-            f"{reference} is {describe(found)}, not a Python function: {ROLES[purpose]} must "
+            f"{reference} is {_describe(found)}, not a Python function: {ROLES[purpose]} must "
             "be a function defined in the DAGs folder's own code"
             + (" or in sklearn.metrics" if purpose == "metric" else ""),
             module=module_name,
@@ -157,7 +156,7 @@ def resolve_function(reference: str, purpose: Purpose, allow: AllowList) -> Call
     return function
 
 
-def describe(obj: Any) -> str:
+def _describe(obj: Any) -> str:
     """What kind of object ``obj`` is, in words an error can use."""
     if isinstance(obj, ModuleType):
         return "a module"
