@@ -13,8 +13,11 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 __all__ = [
+    "AwaitingApprovalError",
+    "CandidateRefusedError",
     "ChecksumMismatchError",
     "CorruptDocumentError",
+    "DecisionConflictError",
     "DefinitionError",
     "Finding",
     "ImportRefusedError",
@@ -25,6 +28,7 @@ __all__ = [
     "ModelStepsError",
     "NotDeployedError",
     "NotReadyError",
+    "NotServableError",
     "PermanentError",
     "PointerMissingError",
     "Problem",
@@ -241,6 +245,22 @@ class UnknownModelError(ModelStepsError, KeyError):
 
 class PointerMissingError(ModelStepsError):
     """``current.json`` disappeared from a store that had published versions."""
+
+
+class NotServableError(PermanentError):
+    """A version the gate refused, or one waiting for or denied approval, cannot be served."""
+
+
+class DecisionConflictError(ModelStepsError):
+    """A person's decision on a candidate was already recorded (by someone else, or earlier)."""
+
+
+class CandidateRefusedError(PermanentError):
+    """The gate refused a trained candidate: it is kept, with the reason, and never served."""
+
+
+class AwaitingApprovalError(ModelStepsError):
+    """A candidate passed the gate's rules and waits for a person to approve it."""
 
 
 class StoreOwnedError(PermanentError):

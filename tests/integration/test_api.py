@@ -172,7 +172,7 @@ def test_listing_shows_a_model_as_its_definition_describes_it(admin: httpx.Clien
         "deployed",
     )
     assert (iris["definition_version"], iris["file"]) == ("1.0.0", "iris.yaml")
-    assert iris["schedule"] == {"train": "@daily", "infer": "on new version"}
+    assert iris["schedule"] == {"train": "@daily", "infer": "on new version", "evaluate": None}
     assert [(d["dag_id"], d["kind"], d["url"]) for d in iris["dags"]] == [
         ("iris__train", "train", "/dags/iris__train"),
         ("iris__infer", "infer", "/dags/iris__infer"),

@@ -28,8 +28,8 @@ def test_validate_prints_one_line_per_problem_and_exits_1(
         "digits, '_' or '-' (at most 100 characters)",
         f"{path}:13:1: statuss: unknown field 'statuss'; expected one of: apiVersion, kind, "
         "name, description, tags, domain, status, version, assets, scheduler, schedule, "
-        "comments, parameters, metadata, intended_use, limitations, license, airflow, steps "
-        "(did you mean 'status'?)",
+        "comments, parameters, metadata, intended_use, limitations, license, airflow, gate, "
+        "card, evaluation, steps (did you mean 'status'?)",
     ]
 
 

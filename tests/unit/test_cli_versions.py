@@ -51,9 +51,21 @@ def test_versions_lists_each_version_with_its_metrics_and_marks_the_current(
 ) -> None:
     assert main(["versions", "churn"]) == 0
     lines = capsys.readouterr().out.splitlines()
-    assert lines[0].split() == ["VERSION", "PUBLISHED", "DEFINITION", "RUN", "METRICS"]
-    assert [line.split()[0] for line in lines[1:]] == ["1", "2", "*"]
-    assert lines[3].split()[1] == "3" and lines[3].endswith("accuracy=0.9")
+    assert lines[0].split() == [
+        "VERSION",
+        "STATUS",
+        "PUBLISHED",
+        "DEFINITION",
+        "RUN",
+        "METRICS",
+        "NOTE",
+    ]
+    assert [line.split()[:2] for line in lines[1:]] == [
+        ["1", "published"],
+        ["2", "published"],
+        ["*", "3"],
+    ]
+    assert lines[3].split()[2] == "live" and lines[3].endswith("accuracy=0.9  -")
 
 
 def test_rollback_moves_the_current_version_back(

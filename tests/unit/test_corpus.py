@@ -33,7 +33,7 @@ ENVIRON = {
 ALLOW = allow_list(ENVIRON, [SPECS / "code"])
 """The corpus stands in for a DAGs folder whose own code is ``code/`` (``corpus_code``, and a
 ``joblib.py`` and ``logging.py`` named like installed modules)."""
-KINDS = {"syntax", "schema", "semantic", "env", "security", "resolve", "data"}
+KINDS = {"syntax", "schema", "semantic", "env", "security", "governance", "resolve", "data"}
 
 INVALID_CASES = sorted(INVALID.rglob("*.yaml"))
 VALID_CASES = sorted(VALID.glob("*.yaml"))

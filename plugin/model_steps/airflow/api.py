@@ -12,11 +12,11 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal, cast
 
 from airflow._shared.secrets_masker import redact
 from airflow.api_fastapi.app import get_auth_manager
@@ -42,12 +42,14 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from model_steps.airflow.api_models import (
-    DAG_KINDS,
     ERROR_RESPONSES,
     CommentOut,
     DagKind,
     DagState,
+    DecisionRequest,
+    DecisionResult,
     ErrorBody,
+    EvaluationSummary,
     InvalidFile,
     LastRun,
     ModelDetail,
@@ -60,23 +62,27 @@ from model_steps.airflow.api_models import (
     ScheduleStatus,
     ScheduleText,
     StepOut,
+    VersionCard,
     VersionList,
     VersionSummary,
 )
 from model_steps.airflow.connections import model_storage_options
 from model_steps.airflow.csrf import json_from_same_origin
+from model_steps.airflow.events import announce_version
 from model_steps.airflow.masking import MaskedAnswers
-from model_steps.airflow.plan import dag_ids, invalid_dag_id
+from model_steps.airflow.plan import dag_ids, dag_kinds, invalid_dag_id
 from model_steps.definition.loader import (
     Catalog,
     LoadedModel,
     find_definition_files,
     load_and_validate,
 )
-from model_steps.definition.schema import ModelSpec, schedule_kind
+from model_steps.definition.schema import ModelSpec
 from model_steps.errors import (
     CorruptDocumentError,
+    DecisionConflictError,
     ModelStepsError,
+    NotServableError,
     PublishConflictError,
     StoreOwnedError,
     StoreUnavailableError,
@@ -84,7 +90,13 @@ from model_steps.errors import (
 )
 from model_steps.runtime.context import environment
 from model_steps.settings import Settings, load_settings
-from model_steps.store.manifest import Manifest
+from model_steps.store.manifest import (
+    Decision,
+    EvaluationRecord,
+    Manifest,
+    Pointer,
+    version_status,
+)
 from model_steps.store.model_store import CARD, ModelStore
 
 __all__ = ["create_app"]
@@ -189,9 +201,7 @@ def _last_runs(session: Session, ids: Sequence[str]) -> dict[str, LastRun]:
 def _dag_states(session: Session, specs: Iterable[ModelSpec]) -> dict[str, DagState]:
     """Every model DAG's state, in two queries for the whole listing."""
     kinds: dict[str, DagKind] = {
-        dag_id: kind
-        for spec in specs
-        for dag_id, kind in zip(dag_ids(spec), DAG_KINDS, strict=False)
+        dag_id: cast(DagKind, kind) for spec in specs for dag_id, kind in dag_kinds(spec).items()
     }
     ids = list(kinds)
     rows = session.execute(
@@ -297,9 +307,7 @@ def _card(store: ModelStore, version: int | None) -> str | None:
 
 
 def _schedule_text(value: str | None) -> str | None:
-    if value is None:
-        return None
-    return "on new version" if schedule_kind(value) == "on_new_version" else value
+    return value.strip() if value is not None else None
 
 
 def _summary(
@@ -316,7 +324,9 @@ def _summary(
         definition_version=spec.version,
         file=definitions.relative(model.path),
         schedule=ScheduleText(
-            train=_schedule_text(spec.schedule.train), infer=_schedule_text(spec.schedule.infer)
+            train=_schedule_text(spec.schedule.train),
+            infer=_schedule_text(spec.schedule.infer),
+            evaluate=_schedule_text(spec.evaluation.schedule) if spec.evaluation else None,
         ),
         schedule_status=_schedule_status(states),
         dags=states,
@@ -373,7 +383,10 @@ def _detail(spec: ModelSpec, summary: ModelSummary, card: str | None) -> ModelDe
     )
 
 
-def _version_summary(manifest: Manifest, current: int | None) -> VersionSummary:
+def _version_summary(store: ModelStore, version: int, current: int | None) -> VersionSummary:
+    manifest = store.manifest(version)
+    decision = store.decision(version)
+    status = version_status(manifest, decision, current)
     return VersionSummary(
         version=manifest.version,
         published_at=manifest.published_at,
@@ -383,6 +396,31 @@ def _version_summary(manifest: Manifest, current: int | None) -> VersionSummary:
         metrics=manifest.metrics,
         comments=manifest.comments,
         is_current=manifest.version == current,
+        status=status,
+        reason=_reason(manifest, decision),
+        gate=manifest.gate,
+        decision=decision,
+        evaluations=[_evaluation_summary(e) for e in store.evaluations(version)],
+    )
+
+
+def _reason(manifest: Manifest, decision: Decision | None) -> str | None:
+    if decision is not None:
+        return f"{decision.action} by {decision.by}" + (
+            f": {decision.reason}" if decision.reason else ""
+        )
+    return manifest.gate.reason if manifest.gate is not None else None
+
+
+def _evaluation_summary(record: EvaluationRecord) -> EvaluationSummary:
+    return EvaluationSummary(
+        run_id=record.run_id,
+        evaluated_at=record.end_date_time,
+        metrics={m.name: m.value for m in record.performance},
+        row_count=record.row_count,
+        degraded=record.degraded,
+        reasons=record.reasons,
+        drift=record.drift,
     )
 
 
@@ -425,13 +463,7 @@ def _set_paused(session: Session, spec: ModelSpec, paused: bool) -> None:
 
 def _rollback(store: ModelStore, name: str, version: int) -> RollbackResult:
     store.check_owner()
-    complete = store.versions()
-    if version not in complete:
-        listing = ", ".join(map(str, complete)) or "none"
-        raise HTTPException(
-            status.HTTP_404_NOT_FOUND,
-            f"model {name!r} has no complete version {version} (complete versions: {listing})",
-        )
+    _complete(store, name, version)
     current = store.pointer()
     if current is not None and current.version == version:
         raise HTTPException(
@@ -439,7 +471,7 @@ def _rollback(store: ModelStore, name: str, version: int) -> RollbackResult:
         )
     try:
         pointer = store.rollback(version)
-    except PublishConflictError as error:
+    except (PublishConflictError, NotServableError) as error:
         raise HTTPException(status.HTTP_409_CONFLICT, str(error)) from error
     return RollbackResult(
         model=name, version=pointer.version, previous=current.version if current else None
@@ -591,11 +623,10 @@ def list_versions(model: ModelDep, definitions: DefinitionsDep) -> VersionList:
     store = _open_store(model.spec, definitions.settings)
     pointer = store.pointer()
     current = pointer.version if pointer else None
-    manifests = [store.manifest(v) for v in reversed(store.versions())]
     return VersionList(
         model=model.spec.name,
         current=current,
-        versions=[_version_summary(m, current) for m in manifests],
+        versions=[_version_summary(store, v, current) for v in reversed(store.versions())],
     )
 
 
@@ -609,6 +640,24 @@ def get_version(model: ModelDep, version: int, definitions: DefinitionsDep) -> M
             f"model {model.spec.name!r} has no complete version {version}",
         )
     return _redacted(store.manifest(version))
+
+
+@router.get("/models/{name}/versions/{version}/card", summary="The model card of one version")
+def get_card(model: ModelDep, version: int, definitions: DefinitionsDep) -> VersionCard:
+    """MODEL_CARD.md as written with the version: published, refused or waiting alike."""
+    store = _open_store(model.spec, definitions.settings)
+    _complete(store, model.spec.name, version)
+    return VersionCard(model=model.spec.name, version=version, card=store.card(version))
+
+
+def _complete(store: ModelStore, name: str, version: int) -> None:
+    complete = store.versions()
+    if version not in complete:
+        listing = ", ".join(map(str, complete)) or "none"
+        raise HTTPException(
+            status.HTTP_404_NOT_FOUND,
+            f"model {name!r} has no complete version {version} (complete versions: {listing})",
+        )
 
 
 def _redacted(manifest: Manifest) -> Manifest:
@@ -635,9 +684,103 @@ def rollback(
     return _rollback(store, model.spec.name, body.version)
 
 
+DECISION_CONFLICTS: dict[int | str, dict[str, Any]] = {
+    409: {"description": "Not waiting for approval, or already decided", "model": ErrorBody}
+}
+
+
+@router.post(
+    "/models/{name}/versions/{version}/approve",
+    summary="Approve a candidate that waits for approval: it goes live",
+    dependencies=_change("model_steps_approve"),
+    responses=DECISION_CONFLICTS,
+)
+def approve(
+    model: ModelDep,
+    version: int,
+    body: DecisionRequest,
+    user: GetUserDep,
+    definitions: DefinitionsDep,
+    session: SessionDep,
+) -> DecisionResult:
+    """Records the approval, moves the pointer and sends the model's Asset event."""
+    store, by = _decision(
+        model, version, user, definitions, lambda s, by: s.approve(version, by, body.reason)
+    )
+    live = store.pointer()
+    announced = (
+        live is not None
+        and live.version == version
+        and announce_version(session, model.spec.name, version, live.manifest, by)
+    )
+    return _decided(model, version, "approved", by, live, announced)
+
+
+@router.post(
+    "/models/{name}/versions/{version}/reject",
+    summary="Turn down a candidate that waits for approval",
+    dependencies=_change("model_steps_reject"),
+    responses=DECISION_CONFLICTS,
+)
+def reject(
+    model: ModelDep,
+    version: int,
+    body: DecisionRequest,
+    user: GetUserDep,
+    definitions: DefinitionsDep,
+) -> DecisionResult:
+    """Records the rejection and its reason; the candidate is never served."""
+    reason = (body.reason or "").strip()
+    if not reason:
+        raise HTTPException(
+            status.HTTP_422_UNPROCESSABLE_CONTENT, "say why the candidate is rejected: reason"
+        )
+    store, by = _decision(
+        model, version, user, definitions, lambda s, by: s.reject(version, by, reason)
+    )
+    return _decided(model, version, "rejected", by, store.pointer(), announced=False)
+
+
+def _decision(
+    model: LoadedModel,
+    version: int,
+    user: BaseUser,
+    definitions: _Definitions,
+    act: Callable[[ModelStore, str], Any],
+) -> tuple[ModelStore, str]:
+    """Record a person's decision on a complete version: edit rights first, 409 on a refusal."""
+    _require(model.spec, user, "PUT")
+    store = _open_store(model.spec, definitions.settings)
+    _complete(store, model.spec.name, version)
+    by = user.get_name()
+    try:
+        act(store, by)
+    except (NotServableError, DecisionConflictError, PublishConflictError) as error:
+        raise HTTPException(status.HTTP_409_CONFLICT, str(error)) from error
+    return store, by
+
+
+def _decided(
+    model: LoadedModel,
+    version: int,
+    action: Literal["approved", "rejected"],
+    by: str,
+    live: Pointer | None,
+    announced: bool,
+) -> DecisionResult:
+    return DecisionResult(
+        model=model.spec.name,
+        version=version,
+        action=action,
+        by=by,
+        live_version=live.version if live else None,
+        announced=announced,
+    )
+
+
 @router.post(
     "/models/{name}/pause",
-    summary="Pause both DAGs' schedules",
+    summary="Pause the model's DAGs' schedules",
     dependencies=_change("model_steps_pause"),
 )
 def pause(model: ModelDep, user: GetUserDep, session: SessionDep) -> PauseResult:
@@ -647,7 +790,7 @@ def pause(model: ModelDep, user: GetUserDep, session: SessionDep) -> PauseResult
 
 @router.post(
     "/models/{name}/resume",
-    summary="Resume both DAGs' schedules",
+    summary="Resume the model's DAGs' schedules",
     dependencies=_change("model_steps_resume"),
 )
 def resume(model: ModelDep, user: GetUserDep, session: SessionDep) -> PauseResult:

@@ -7,21 +7,22 @@ at once.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import asdict
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import Asset, BaseOperator
 
-from model_steps.airflow.plan import AssetRef, model_asset
-from model_steps.errors import DefinitionError, PermanentError, Problem
+from model_steps.airflow.plan import AssetRef, degraded_asset, model_asset
+from model_steps.errors import AwaitingApprovalError, DefinitionError, PermanentError, Problem
 from model_steps.runtime.rendered import Rendered
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
 
     from model_steps.definition.schema import ModelSpec, Step
-    from model_steps.runtime.context import RunInfo
+    from model_steps.runtime.context import Environment, RunInfo
 
 __all__ = ["ASSET_GROUP", "InvalidDefinitionOperator", "ModelStepOperator", "airflow_asset"]
 
@@ -69,7 +70,7 @@ def _event_version(context: Context, model: str) -> int | None:
 
 
 class ModelStepOperator(BaseOperator):
-    """Runs one check, train, infer or publish action of a model definition.
+    """Runs one action of a model definition: check, train, infer, gate, publish, evaluate...
 
     ``rendered`` (the step's init arguments and data URLs) is a template field, so Airflow
     shows it rendered in the task's "Rendered Templates" view, but Airflow's environment never
@@ -93,19 +94,19 @@ class ModelStepOperator(BaseOperator):
         self.action = action
         self.spec = spec
         self.step_id = step_id
-        self.source = source
-        self.rendered: dict[str, Any] = {
-            step.id: asdict(Rendered.templates(step, phase))
-            for step, phase in self._rendered_steps()
-        }
-        if step_id is not None:  # a step's own task holds that step's values only
-            self.rendered = self.rendered[step_id]
+        self.source = source  # the definition file: the check task locates problems in it
+        self.rendered = (
+            asdict(Rendered.evaluation(spec))
+            if action == "evaluate"
+            else self._values(lambda step, phase: Rendered.templates(step, phase))
+        )
 
-    def _rendered_steps(self) -> list[tuple[Step, str]]:
-        """The steps whose values this task renders: its own, or every one for ``check``."""
-        if self.action == "check":  # every step's training values, as the run renders them
-            return [(step, "train") for step in self.spec.steps]
-        return [(step, self.action) for step in self.spec.steps if step.id == self.step_id]
+    def _values(self, step_values: Callable[[Step, str], Rendered]) -> dict[str, Any]:
+        """What this task renders: its step's values, every step's for ``check``, or none."""
+        if self.action == "check":  # every step's training values, as this run renders them
+            return {step.id: asdict(step_values(step, "train")) for step in self.spec.steps}
+        step = next((s for s in self.spec.steps if s.id == self.step_id), None)
+        return asdict(step_values(step, self.action)) if step else {}
 
     def render_template_fields(self, context: Context, jinja_env: Any = None) -> None:
         """Check the run's config, then render the step's templates in the sandbox.
@@ -116,19 +117,18 @@ class ModelStepOperator(BaseOperator):
         """
         from airflow.sdk.exceptions import AirflowFailException
 
-        from model_steps.runtime.rendered import render_step
+        from model_steps.runtime.rendered import render_evaluation, render_step
         from model_steps.runtime.run_config import check_run_config
 
         run = _run_info(context, self.spec.name)
         try:
             check_run_config(self.spec, run.conf)
-            rendered = {
-                step.id: asdict(render_step(step, phase, run))
-                for step, phase in self._rendered_steps()
-            }
+            if self.action == "evaluate":
+                self.rendered = asdict(render_evaluation(self.spec, run))
+            else:
+                self.rendered = self._values(lambda step, phase: render_step(step, phase, run))
         except PermanentError as error:
             raise AirflowFailException(str(error)) from error
-        self.rendered = rendered[self.step_id] if self.step_id is not None else rendered
 
     def execute(self, context: Context) -> Any:
         """Hand the run's facts to the Airflow-free task function.
@@ -141,10 +141,6 @@ class ModelStepOperator(BaseOperator):
         from model_steps.airflow.connections import model_storage_options
         from model_steps.airflow.masking import mask_known_secrets
         from model_steps.runtime.context import environment
-        from model_steps.runtime.infer import infer_step
-        from model_steps.runtime.preflight import check_run
-        from model_steps.runtime.publish import publish
-        from model_steps.runtime.train import train_step
         from model_steps.settings import load_settings
 
         run = _run_info(context, self.spec.name)
@@ -152,23 +148,96 @@ class ModelStepOperator(BaseOperator):
             settings = load_settings()
             options = model_storage_options(settings.connection(self.spec.assets.conn_id))
             env = environment(self.spec, settings, options, mask_known_secrets)
-            if self.action == "check":
-                steps = {step_id: Rendered(**r) for step_id, r in self.rendered.items()}
-                source = Path(self.source) if self.source else None
-                return check_run(self.spec, source, env, steps, settings.environ)
-            if self.action == "publish":
-                result = publish(self.spec, run, env)
-                outlet = airflow_asset(model_asset(self.spec.name))
-                context["outlet_events"][outlet].extra = {
-                    "model": self.spec.name,
-                    "version": result["version"],
-                    "manifest": result["manifest"],
-                }
-                return result
-            step = train_step if self.action == "train" else infer_step
-            return step(self.spec, str(self.step_id), run, env, Rendered(**self.rendered))
+            return ACTIONS[self.action](self, context, run, env)
         except PermanentError as error:
             raise AirflowFailException(str(error)) from error
+
+
+Action = Callable[[ModelStepOperator, "Context", "RunInfo", "Environment"], Any]
+
+
+def _check(op: ModelStepOperator, context: Context, run: RunInfo, env: Environment) -> Any:
+    """Every check of ``validate --data`` on this run's values, before the first step runs."""
+    from model_steps.runtime.preflight import check_run
+    from model_steps.settings import load_settings
+
+    steps = {step_id: Rendered(**values) for step_id, values in op.rendered.items()}
+    source = Path(op.source) if op.source else None
+    return check_run(op.spec, source, env, steps, load_settings().environ)
+
+
+def _train(op: ModelStepOperator, context: Context, run: RunInfo, env: Environment) -> Any:
+    from model_steps.runtime.train import train_step
+
+    return train_step(op.spec, str(op.step_id), run, env, Rendered(**op.rendered))
+
+
+def _infer(op: ModelStepOperator, context: Context, run: RunInfo, env: Environment) -> Any:
+    from model_steps.runtime.infer import infer_step
+
+    return infer_step(op.spec, str(op.step_id), run, env, Rendered(**op.rendered))
+
+
+def _gate(op: ModelStepOperator, context: Context, run: RunInfo, env: Environment) -> Any:
+    from model_steps.runtime.gate import gate
+
+    return gate(op.spec, run, env)
+
+
+def _publish(op: ModelStepOperator, context: Context, run: RunInfo, env: Environment) -> Any:
+    """Publish, and tell Airflow which version went live (the Asset event's extra)."""
+    from airflow.sdk.exceptions import AirflowSkipException
+
+    from model_steps.runtime.publish import publish
+
+    try:
+        result = publish(op.spec, run, env)
+    except AwaitingApprovalError as waiting:  # nothing went live: no Asset event
+        raise AirflowSkipException(str(waiting)) from waiting
+    outlet = airflow_asset(model_asset(op.spec.name))
+    context["outlet_events"][outlet].extra = {
+        "model": op.spec.name,
+        "version": result["version"],
+        "manifest": result["manifest"],
+    }
+    return result
+
+
+def _evaluate(op: ModelStepOperator, context: Context, run: RunInfo, env: Environment) -> Any:
+    from model_steps.runtime.evaluate import evaluate
+
+    return evaluate(op.spec, run, env, Rendered(**op.rendered))
+
+
+def _degraded(op: ModelStepOperator, context: Context, run: RunInfo, env: Environment) -> Any:
+    """Update the degraded Asset when the evaluation found the version degraded, else skip."""
+    from airflow.sdk.exceptions import AirflowSkipException
+
+    from model_steps.runtime.evaluate import read_evaluation
+
+    record = read_evaluation(op.spec, run, env)
+    if not record.degraded:
+        raise AirflowSkipException(f"version {record.version} of {op.spec.name} is not degraded")
+    outlet = airflow_asset(degraded_asset(op.spec.name))
+    reasons: list[Any] = list(record.reasons)
+    context["outlet_events"][outlet].extra = {
+        "model": op.spec.name,
+        "version": record.version,
+        "reasons": reasons,
+    }
+    return {"version": record.version, "reasons": record.reasons}
+
+
+ACTIONS: dict[str, Action] = {
+    "check": _check,
+    "train": _train,
+    "infer": _infer,
+    "gate": _gate,
+    "publish": _publish,
+    "evaluate": _evaluate,
+    "degraded": _degraded,
+}
+"""What each planned task action runs (the plan's ``TaskPlan.action``)."""
 
 
 class InvalidDefinitionOperator(BaseOperator):

@@ -297,14 +297,22 @@ def _templates_in(value: Any, loc: Loc) -> Iterator[tuple[Loc, str]]:
 def template_issues(spec: ModelSpec) -> list[Issue]:
     """Every template problem of a definition, each located at the field that holds it."""
     issues: list[Issue] = []
+    for where, text in _model_templates(spec):
+        issues.extend((where, code, message) for code, message in _check(text, spec.parameters))
+        location = location_issue(text) if where[-1] == "url" else None
+        if location is not None:
+            issues.append((where, "url_location", location))
+    return issues
+
+
+def _model_templates(spec: ModelSpec) -> Iterator[tuple[Loc, str]]:
+    """Every template of a definition: the steps', then the evaluation's data URL."""
     for index, step in enumerate(spec.steps):
         for loc, text in templated_fields(step):
-            where = ("steps", index, *loc)
-            issues.extend((where, code, message) for code, message in _check(text, spec.parameters))
-            location = location_issue(text) if loc[-1] == "url" else None
-            if location is not None:
-                issues.append((where, "url_location", location))
-    return issues
+            yield ("steps", index, *loc), text
+    evaluation = spec.evaluation
+    if evaluation is not None and is_template(evaluation.input.url):
+        yield ("evaluation", "input", "url"), evaluation.input.url
 
 
 def _check(text: str, declared: Mapping[str, Any]) -> tuple[tuple[str, str], ...]:

@@ -14,7 +14,7 @@ from __future__ import annotations
 import functools
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from model_steps.definition.schema import MetricFunction, metric_key
 from model_steps.errors import StepError, UnknownMetricError, closest
@@ -22,7 +22,10 @@ from model_steps.libraries import library
 from model_steps.runtime.resolution import resolve_function
 from model_steps.settings import AllowList
 
-__all__ = ["Scoring", "compute_metrics", "metric_names", "scoring"]
+if TYPE_CHECKING:
+    from model_steps.runtime.steps import StepKind
+
+__all__ = ["Metric", "Scoring", "compute_metrics", "metric_names", "scoring", "step_metrics"]
 
 Metric = str | MetricFunction
 """A metric as a step lists it: a scorer name, ``pkg.mod:fn``, or a function with its needs."""
@@ -126,6 +129,26 @@ def compute_metrics(
             ) from error
         results[found.key] = _number(found.key, value) * found.sign
     return results
+
+
+def step_metrics(
+    kind: StepKind,
+    fitted: Any,
+    X: Any,
+    y: Any,
+    metrics: Sequence[Metric],
+    allow: AllowList,
+    *,
+    split: str,
+) -> dict[str, float]:
+    """The metrics of a fitted last step on labelled data (its input ``X``, labels ``y``).
+
+    Training scores its train and test parts this way (resolving the scorers before the fit),
+    the gate the live version on the same test part, and an evaluation the live version on
+    fresh data: one definition of each metric.
+    """
+    scorings = [scoring(metric, allow) for metric in metrics]
+    return compute_metrics(scorings, kind.predictor(fitted), X, y, split=split)
 
 
 def _scoring_estimator(predictor: Any) -> Any:

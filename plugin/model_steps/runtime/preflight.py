@@ -93,6 +93,12 @@ def check_model(
             found += _column_findings(step, columns[step.id])
         where = ("steps", index, "parameters")
         findings += [replace(finding, loc=(*where, *finding.loc)) for finding in found]
+    if spec.evaluation is not None:  # scored by the same scorers as the last step's metrics
+        for index, metric in enumerate(spec.evaluation.metrics):
+            try:
+                scoring(metric, allow)
+            except ModelStepsError as error:
+                findings.append(_finding(("evaluation", "metrics", index), error))
     return findings
 
 

@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from model_steps.definition.schema import Step
+from model_steps.definition.schema import ModelSpec, Step
 from model_steps.definition.templates import render_native, render_text, template_context
 from model_steps.definition.urls import url_refusal
 from model_steps.errors import UnsafeUrlError
@@ -20,7 +20,10 @@ from model_steps.errors import UnsafeUrlError
 if TYPE_CHECKING:
     from model_steps.runtime.context import RunInfo
 
-__all__ = ["Rendered", "render_step"]
+__all__ = ["EVALUATE", "Rendered", "render_evaluation", "render_step"]
+
+EVALUATE = "evaluate"
+"""The key of an evaluation's labelled data among the rendered inputs."""
 
 
 @dataclass(frozen=True)
@@ -45,6 +48,12 @@ class Rendered:
             outputs=_urls(params.output, phase),
         )
 
+    @classmethod
+    def evaluation(cls, spec: ModelSpec) -> Rendered:
+        """The evaluation's labelled-data URL as written, before rendering."""
+        evaluation = spec.evaluation
+        return cls(init={}, inputs={EVALUATE: evaluation.input.url} if evaluation else {})
+
 
 def render_step(step: Step, phase: str, run: RunInfo) -> Rendered:
     """The step's values for ``run``: init as native values, URLs as checked text.
@@ -55,7 +64,23 @@ def render_step(step: Step, phase: str, run: RunInfo) -> Rendered:
             scheme or bucket, an absolute path): nothing has been read or written yet.
     """
     written = Rendered.templates(step, phase)
-    context = template_context(
+    context = _context(run)
+    where = f"steps[{step.id}].parameters"
+    return Rendered(
+        init=render_native(dict(written.init), context, f"{where}.init"),
+        inputs=_checked(written.inputs, context, f"{where}.input"),
+        outputs=_checked(written.outputs, context, f"{where}.output"),
+    )
+
+
+def render_evaluation(spec: ModelSpec, run: RunInfo) -> Rendered:
+    """The evaluation's labelled-data URL for ``run``, rendered and checked like a step's."""
+    written = Rendered.evaluation(spec)
+    return Rendered(init={}, inputs=_checked(written.inputs, _context(run), "evaluation.input"))
+
+
+def _context(run: RunInfo) -> dict[str, Any]:
+    return template_context(
         run.params,
         run.run_id,
         run_after=run.run_after,
@@ -63,12 +88,6 @@ def render_step(step: Step, phase: str, run: RunInfo) -> Rendered:
         data_interval_start=run.data_interval_start,
         data_interval_end=run.data_interval_end,
         run_type=run.run_type,
-    )
-    where = f"steps[{step.id}].parameters"
-    return Rendered(
-        init=render_native(dict(written.init), context, f"{where}.init"),
-        inputs=_checked(written.inputs, context, f"{where}.input"),
-        outputs=_checked(written.outputs, context, f"{where}.output"),
     )
 
 

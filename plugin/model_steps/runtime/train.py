@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from model_steps.errors import PermanentError
 from model_steps.runtime.context import Environment, RunInfo, step_index, write_output
+from model_steps.runtime.drift import feature_references
 from model_steps.runtime.metrics import Scoring, compute_metrics, scoring
 from model_steps.runtime.rendered import Rendered
 from model_steps.runtime.scratch import Scratch
@@ -25,7 +26,7 @@ from model_steps.runtime.serializers import Serializer, serializer_for
 from model_steps.runtime.splits import split_xy, train_test
 from model_steps.runtime.steps import StepKind, prediction_frame, step_kind
 from model_steps.runtime.tables import read_table
-from model_steps.store.manifest import StepRecord
+from model_steps.store.manifest import FeatureReference, StepRecord
 from model_steps.store.model_store import StagedAsset, utc_now
 
 if TYPE_CHECKING:
@@ -58,6 +59,9 @@ def train_step(
     written = _outputs(step, kind, fitted, parts, last, scratch, rendered, env)
     staged = _stage(spec, step, fitted, serializer, scratch, env) if serializer else None
     rows = len(x_train) + (len(parts["test"][0]) if "test" in parts else 0)  # one out per in
+    reads_data = "train" in rendered.inputs
+    if reads_data:
+        _keep_test_input(spec, step.id, parts, scratch)
     record = StepRecord(
         step_id=step.id,
         started_at=started,
@@ -71,8 +75,15 @@ def train_step(
         metrics=metrics,
         dtypes_in={str(c): str(t) for c, t in x_train.dtypes.items()},
         definition=_trained_definition(step, rendered.init),
+        rows={split: len(features) for split, (features, _) in parts.items()},
+        inputs={"train": rendered.inputs["train"]} if reads_data else {},
+        reference=_reference(spec, x_train) if reads_data else {},
     )
-    document = {"record": record.model_dump(mode="json"), "samples": samples}
+    document = {
+        "record": record.model_dump(mode="json"),
+        "samples": samples,
+        "classes": _classes(fitted) if last else [],
+    }
     scratch.finish(
         step.id,
         {**masked(document, env.mask), "staged": staged.__dict__ if staged else None},
@@ -97,6 +108,39 @@ def train_step(
         "bytes_written": written,
         "metrics": metrics,
     }
+
+
+TEST_INPUT = "test-input"
+"""Scratch name of the raw test part (beside the first step's outputs), kept for scoring the
+live version on the same rows as a candidate."""
+
+
+def _keep_test_input(
+    spec: ModelSpec, step_id: str, parts: Mapping[str, tuple[Any, Any]], scratch: Scratch
+) -> None:
+    """Keep the test part as read (before any step) when the gate scores the live version.
+
+    A relative gate rule is fair only on the same data, so the gate task runs the live version
+    on exactly these rows.
+    """
+    if spec.gate.relative and "test" in parts:
+        features, target = parts["test"]
+        scratch.write_frame(step_id, TEST_INPUT, features, target)
+
+
+def _reference(spec: ModelSpec, x_train: Any) -> dict[str, FeatureReference]:
+    """The training part's feature distributions, when the model's evaluation watches drift."""
+    evaluation = spec.evaluation
+    if evaluation is None or evaluation.drift is None:
+        return {}
+    drift = evaluation.drift
+    return feature_references(x_train, drift.bins, drift.features)
+
+
+def _classes(fitted: Any) -> list[str]:
+    """A classifier's labels in its own order (``classes_``); none for other estimators."""
+    classes = getattr(fitted, "classes_", None)
+    return [str(label) for label in classes] if classes is not None else []
 
 
 def _trained_definition(step: Step, init: Mapping[str, Any]) -> dict[str, Any]:

@@ -36,13 +36,15 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import IO, Any, TypeVar
+from typing import IO, Any, Literal, TypeVar
 
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
 from model_steps.errors import (
     ChecksumMismatchError,
     CorruptDocumentError,
+    DecisionConflictError,
+    NotServableError,
     PublishConflictError,
     StoreOwnedError,
     StoreUnavailableError,
@@ -56,7 +58,16 @@ from model_steps.store.backends import (
     takes_refresh,
 )
 from model_steps.store.checksums import copy_digest, file_digest, handle_digest, verify
-from model_steps.store.manifest import AssetRecord, InferenceRecord, Manifest, Pointer
+from model_steps.store.manifest import (
+    AssetRecord,
+    Decision,
+    EvaluationRecord,
+    InferenceRecord,
+    Manifest,
+    Pointer,
+    VersionStatus,
+    version_status,
+)
 
 __all__ = [
     "CLAIM_GRACE_SECONDS",
@@ -71,6 +82,8 @@ POINTER = "current.json"
 MANIFEST = "manifest.json"
 CARD = "MODEL_CARD.md"
 CLAIM = "claim.json"
+DECISION = "decision.json"
+EVALUATIONS = "evaluations"
 OWNER = "owner.json"
 INFERENCES = "inferences"
 CLAIM_GRACE_SECONDS = 3600
@@ -365,6 +378,26 @@ class ModelStore:
         number then stays unused (numbers only grow) and a publish at least ``claim_grace``
         seconds later reclaims its files.
         """
+        manifest = self.stage(staged, manifest_for, card_for)
+        pointer = self.go_live(manifest.version, manifest.published_at)
+        self.reclaim(claim_grace)
+        return pointer
+
+    def stage(
+        self,
+        staged: Sequence[StagedAsset],
+        manifest_for: Callable[[int, Mapping[str, AssetRecord]], Manifest],
+        card_for: Callable[[Manifest], str],
+    ) -> Manifest:
+        """Make staged assets a complete version, with its card and manifest, not yet live.
+
+        The version's number is claimed, its assets are copied and checked, and the manifest
+        is written last: from then on it can be read, rolled back to or approved, but handlers
+        only serve it once :meth:`go_live` moves the pointer.
+
+        Raises:
+            StoreOwnedError: the store belongs to another model.
+        """
         self.check_owner(claim=True)
         version, token = self._claim()
         records = {asset.step_id: self._promote(asset, version) for asset in staged}
@@ -373,20 +406,33 @@ class ModelStore:
         manifest_path = self.path("versions", str(version), MANIFEST)
         self._check_claim(version, token)  # a stale publisher whose claim was reclaimed stops
         self._conditional.create(manifest_path, manifest.model_dump_json(indent=2).encode())
+        return manifest
+
+    def go_live(self, version: int, published_at: str) -> Pointer:
+        """Point handlers at a complete version, forward only: a newer live version stays."""
         pointer = Pointer(
             version=version,
             manifest=self.url("versions", str(version), MANIFEST),
-            published_at=manifest.published_at,
+            published_at=published_at,
         )
         self._move_pointer(pointer, forward_only=True)
-        self.reclaim(claim_grace)
         return pointer
 
     def rollback(self, version: int) -> Pointer:
-        """Point handlers back at an older complete version; nothing is rewritten."""
+        """Point handlers back at an older complete version; nothing is rewritten.
+
+        Raises:
+            NotServableError: the gate refused the version, or it waits for or was denied a
+                person's approval: it never went live and is not fit to.
+        """
         self.check_owner()
         manifest = self.manifest(version)
         current = self.pointer()
+        status = version_status(manifest, self.decision(version), None)
+        if status != "published":
+            raise NotServableError(
+                f"version {version} is {status}, not published: {_status_reason(manifest, status)}"
+            )
         pointer = Pointer(
             version=version,
             manifest=self.url("versions", str(version), MANIFEST),
@@ -416,6 +462,100 @@ class ModelStore:
         for run in self._stale_runs():
             self.fs.rm(run, recursive=True)
         return doomed
+
+    # -- people's decisions and evaluations ---------------------------------------------------
+
+    def decision(self, version: int) -> Decision | None:
+        """A person's decision on a candidate version, if one was recorded."""
+        location = self.path("versions", str(version), DECISION)
+        data = self._read(location)
+        return None if data is None else _parse(Decision, data, self.fs.unstrip_protocol(location))
+
+    def card(self, version: int) -> str:
+        """A version's ``MODEL_CARD.md``."""
+        self.manifest(version)  # only complete versions have a card to show
+        data = self._read(self.path("versions", str(version), CARD))
+        if data is None:
+            raise CorruptDocumentError(f"version {version} has no model card at {self.url()}")
+        return data.decode()
+
+    def status(self, version: int, live: int | None) -> VersionStatus:
+        """Where a complete version stands (live, published, pending, refused, rejected)."""
+        return version_status(self.manifest(version), self.decision(version), live)
+
+    def approve(self, version: int, by: str, reason: str | None = None) -> Pointer:
+        """Record a person's approval of a waiting candidate, then make it the live version.
+
+        The decision is written once, before the pointer moves: a crash in between leaves an
+        approved version that a rollback can serve. If a newer version went live meanwhile,
+        the pointer stays on it and this one stays available for rollback.
+
+        Raises:
+            NotServableError: the version is not waiting for approval.
+            DecisionConflictError: someone decided on it first.
+        """
+        decision = self._decide(version, "approved", by, reason)
+        return self.go_live(version, decision.at)
+
+    def reject(self, version: int, by: str, reason: str) -> Decision:
+        """Record that a person turned a waiting candidate down, and why; it is never served.
+
+        Raises:
+            NotServableError: the version is not waiting for approval.
+            DecisionConflictError: someone decided on it first.
+        """
+        return self._decide(version, "rejected", by, reason)
+
+    def write_evaluation(self, record: EvaluationRecord) -> str:
+        """Keep an evaluation beside the version it scored; a retried run replaces its own."""
+        name = f"{_safe(record.run_id)}.json"
+        location = self.path("versions", str(record.version), EVALUATIONS, name)
+        try:
+            self.fs.pipe_file(location, record.model_dump_json(indent=2).encode())
+        except Exception as error:
+            raise StoreUnavailableError(
+                f"cannot write {self.fs.unstrip_protocol(location)}: {error}"
+            ) from error
+        return str(self.fs.unstrip_protocol(location))
+
+    def evaluations(self, version: int) -> list[EvaluationRecord]:
+        """A version's evaluations, oldest first."""
+        pattern = self.path("versions", str(version), EVALUATIONS, "*.json")
+        try:
+            found = self.fs.glob(pattern, **({"refresh": True} if takes_refresh(self.fs) else {}))
+        except FileNotFoundError:
+            return []
+        except Exception as error:
+            raise StoreUnavailableError(f"cannot list {pattern}: {error}") from error
+        records = []
+        for path in found:
+            data = self._read(path)
+            if data is not None:
+                records.append(_parse(EvaluationRecord, data, self.fs.unstrip_protocol(path)))
+        return sorted(records, key=lambda r: r.start_date_time)
+
+    def _decide(
+        self, version: int, action: Literal["approved", "rejected"], by: str, reason: str | None
+    ) -> Decision:
+        """Write a person's decision on a waiting candidate, once."""
+        self.check_owner()
+        manifest = self.manifest(version)
+        status = version_status(manifest, self.decision(version), None)
+        if status != "pending":
+            raise NotServableError(
+                f"version {version} is {status}, not waiting for approval: "
+                f"{_status_reason(manifest, status)}"
+            )
+        decision = Decision(action=action, by=by, at=utc_now(), reason=reason)
+        location = self.path("versions", str(version), DECISION)
+        try:
+            self._conditional.create(location, decision.model_dump_json(indent=2).encode())
+        except FileExistsError as error:
+            earlier = self.decision(version)
+            who = f" by {earlier.by} at {earlier.at}" if earlier else ""
+            done = earlier.action if earlier else "decided"
+            raise DecisionConflictError(f"version {version} was already {done}{who}") from error
+        return decision
 
     def check_owner(self, *, claim: bool = False) -> None:
         """Refuse to act for a model other than the one the store belongs to.
@@ -611,6 +751,17 @@ class ModelStore:
                 yield version
 
 
+def _status_reason(manifest: Manifest, status: VersionStatus) -> str:
+    """Why a version stands where it does, in words for an error."""
+    if status in ("refused", "pending") and manifest.gate is not None:
+        return manifest.gate.reason
+    return {
+        "live": "it is the live version",
+        "published": "it was published",
+        "rejected": "a person rejected it",
+    }.get(status, status)
+
+
 def _age_seconds(info: Mapping[str, Any]) -> float:
     """Seconds since a file changed, from whichever timestamp the backend reports."""
     stamp = info.get("LastModified") or info.get("mtime") or info.get("created")
@@ -654,7 +805,7 @@ def _version_numbers(paths: Iterable[str]) -> Iterator[str]:
             yield number
 
 
-_Document = TypeVar("_Document", Pointer, Manifest, InferenceRecord)
+_Document = TypeVar("_Document", bound=BaseModel)
 
 
 def _parse(kind: type[_Document], data: bytes, where: str) -> _Document:
