@@ -3,7 +3,7 @@
 A step may save xgboost as its own JSON (or UBJSON) model and lightgbm as its own text model
 (``serializer: xgboost`` / ``lightgbm``) instead of a joblib pickle. The question: what does the
 safer, portable format cost a training run (save) and a handler (load, then predict)? Both sides
-go through ``save_fitted`` / ``load_fitted``, the code tasks and handlers run, on the same fitted
+go through ``serializer_for`` and ``load_fitted``, as tasks and handlers do, on the same fitted
 estimator; the rounds alternate baseline and candidate, and each figure is the median of the
 per-round ratios, candidate over joblib (lower is better; size is exact).
 
@@ -24,10 +24,11 @@ import xgboost
 from sklearn.datasets import make_classification
 
 from model_steps.definition.schema import Step
-from model_steps.runtime.serializers import load_fitted, save_fitted
-from model_steps.settings import DEFAULT_ALLOWED
+from model_steps.runtime.serializers import load_fitted, serializer_for
+from model_steps.settings import AllowList
 
 PREDICT_ROWS = 1000
+ALLOW = AllowList()
 
 
 def step(package: str, cls: str, identifier: str) -> Step:
@@ -49,8 +50,8 @@ def timed(action: Callable[[], Any]) -> tuple[float, Any]:
 
 def measure(fitted: Any, definition: Step, X: Any) -> dict[str, float]:
     """One round: save, load, then predict ``PREDICT_ROWS`` rows with the loaded object."""
-    save_s, data = timed(lambda: save_fitted(fitted, definition, DEFAULT_ALLOWED))
-    load_s, loaded = timed(lambda: load_fitted(io.BytesIO(data), definition, DEFAULT_ALLOWED))
+    save_s, data = timed(lambda: serializer_for(definition, ALLOW).save(fitted))
+    load_s, loaded = timed(lambda: load_fitted(io.BytesIO(data), definition, ALLOW))
     predict_s, _ = timed(lambda: loaded.predict_proba(X[:PREDICT_ROWS]))
     return {"bytes": len(data), "save": save_s, "load": load_s, "predict": predict_s}
 

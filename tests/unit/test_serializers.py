@@ -17,10 +17,11 @@ from sklearn.datasets import load_diabetes, load_iris
 
 from model_steps.definition.schema import Step
 from model_steps.errors import StepError
-from model_steps.runtime.serializers import load_fitted, save_fitted
-from model_steps.settings import DEFAULT_ALLOWED
+from model_steps.runtime.serializers import load_fitted, serializer_for
+from model_steps.settings import AllowList
+from tests.conftest import REPO
 
-ALLOWED = (*DEFAULT_ALLOWED, "tests.step_code")
+ALLOWED = AllowList(code_folders=(REPO,), code_modules=("tests",))
 IRIS = load_iris(as_frame=True)
 X, Y = IRIS.data, IRIS.target
 BINARY = (Y == 2).astype(int)
@@ -36,6 +37,10 @@ def asset_step(identifier: str, package: str, cls: str, **parameters: Any) -> St
             "parameters": {"package": package, "class": cls, **parameters},
         }
     )
+
+
+def save_fitted(fitted: Any, step: Step, allow: AllowList) -> bytes:
+    return serializer_for(step, allow).save(fitted)
 
 
 def round_trip(fitted: Any, step: Step) -> tuple[bytes, Any]:
@@ -139,7 +144,7 @@ def test_loading_a_native_model_instantiates_only_allowed_classes() -> None:
     data = save_fitted(fitted, asset_step("model.json", "xgboost", "XGBClassifier"), ALLOWED)
     elsewhere = asset_step("model.json", "xgboost", "XGBClassifier")
     with pytest.raises(Exception, match=r"not (an )?allowed"):
-        load_fitted(io.BytesIO(data), elsewhere, ("sklearn",))
+        load_fitted(io.BytesIO(data), elsewhere, AllowList(packages=("sklearn",)))
 
 
 def test_skops_loads_quietly_where_airflow_is_imported_and_real_warnings_still_show() -> None:
@@ -149,12 +154,13 @@ import airflow.sdk
 import numpy as np
 from sklearn.linear_model import LogisticRegression
 from model_steps.definition.schema import Step
-from model_steps.runtime.serializers import load_fitted, save_fitted
-from model_steps.settings import DEFAULT_ALLOWED
+from model_steps.runtime.serializers import load_fitted, serializer_for
+from model_steps.settings import AllowList
 step = Step.model_validate({"id": "m", "has_assets": True, "assets_identifier": "m.skops",
     "parameters": {"package": "sklearn.linear_model", "class": "LogisticRegression"}})
 fitted = LogisticRegression().fit(np.arange(20.0).reshape(10, 2), [0, 1] * 5)
-load_fitted(io.BytesIO(save_fitted(fitted, step, DEFAULT_ALLOWED)), step, DEFAULT_ALLOWED)
+data = serializer_for(step, AllowList()).save(fitted)
+load_fitted(io.BytesIO(data), step, AllowList())
 warnings.warn("a warning of our own", FutureWarning)
 """
     done = subprocess.run(

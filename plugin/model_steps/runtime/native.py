@@ -14,32 +14,59 @@ predict labels ``0 .. n-1`` (xgboost requires them anyway); other labels are ref
 from __future__ import annotations
 
 import tempfile
-from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
-from model_steps.definition.allowlist import import_object
 from model_steps.errors import StepError
 from model_steps.libraries import library
+from model_steps.runtime.resolution import resolve_class
+from model_steps.settings import AllowList
 
 if TYPE_CHECKING:
     from model_steps.definition.schema import Step
 
-__all__ = ["LightGBMClassifierModel", "LightGBMModel", "LightGBMSerializer", "XGBoostSerializer"]
+__all__ = [
+    "NATIVE_BASES",
+    "LightGBMClassifierModel",
+    "LightGBMModel",
+    "LightGBMSerializer",
+    "XGBoostSerializer",
+    "native_problem",
+]
 
 
-def _estimator_class(step: Step, allowed: Sequence[str], module: str, base: str) -> type[Any]:
-    """The step's class, which must be a subclass of ``module.base`` (the library's own)."""
+NATIVE_BASES = {
+    "xgboost": ("xgboost.sklearn", "XGBModel"),
+    "lightgbm": ("lightgbm.sklearn", "LGBMModel"),
+}
+"""Each native serializer -> the base class of the estimators that can be saved in its format."""
+
+
+def native_problem(step: Step, cls: type) -> str | None:
+    """Why ``cls`` cannot be saved in the step's native format, or None when it can.
+
+    ``validate`` and the ``check`` task ask this of a class of the DAGs folder's own code,
+    which the definition alone cannot judge.
+    """
+    module, base = NATIVE_BASES[step.serializer]
+    if issubclass(cls, getattr(library(module), base)):
+        return None
     params = step.parameters
-    found = import_object(f"{params.package}:{params.class_}", allowed)
-    expected = getattr(library(module), base)
-    if not (isinstance(found, type) and issubclass(found, expected)):
-        library_name = module.partition(".")[0]
-        raise StepError(
-            f"step {step.id!r}: {params.package}.{params.class_} is not a {module}.{base}, so "
-            f"it cannot be saved in {library_name}'s own format: use serializer joblib or skops"
-        )
+    return (
+        f"{params.package}.{params.class_} is not a {module}.{base}, so it cannot be saved "
+        f"in {step.serializer}'s own format ({step.assets_identifier}): use serializer joblib "
+        "or skops"
+    )
+
+
+def _estimator_class(step: Step, allow: AllowList) -> type[Any]:
+    """The step's class, which must be one of the native format's library's estimators."""
+    params = step.parameters
+    found = resolve_class(str(params.package), str(params.class_), (), allow)
+    problem = native_problem(step, found)
+    if problem is not None:
+        raise StepError(f"step {step.id!r}: {problem}")
     return found
 
 
@@ -62,11 +89,11 @@ class XGBoostSerializer:
     """xgboost's ``save_model`` / ``load_model``: JSON, or UBJSON for a ``.ubj`` identifier."""
 
     step: Step
-    allowed: Sequence[str]
+    allow: AllowList
 
     def save(self, fitted: Any) -> bytes:
         """The model file xgboost writes for the fitted estimator."""
-        _estimator_class(self.step, self.allowed, "xgboost.sklearn", "XGBModel")
+        _estimator_class(self.step, self.allow)
         _check_labels(self.step, fitted, "xgboost")
         suffix = ".ubj" if str(self.step.assets_identifier).lower().endswith(".ubj") else ".json"
         with tempfile.TemporaryDirectory(prefix="model-steps-") as folder:
@@ -76,7 +103,7 @@ class XGBoostSerializer:
 
     def load(self, stream: IO[bytes]) -> Any:
         """A new estimator of the step's class with the model loaded into it."""
-        estimator = _estimator_class(self.step, self.allowed, "xgboost.sklearn", "XGBModel")()
+        estimator = _estimator_class(self.step, self.allow)()
         estimator.load_model(bytearray(stream.read()))
         return estimator
 
@@ -86,18 +113,18 @@ class LightGBMSerializer:
     """lightgbm's text model (``Booster.model_to_string``), loaded as a ``Booster``."""
 
     step: Step
-    allowed: Sequence[str]
+    allow: AllowList
 
     def save(self, fitted: Any) -> bytes:
         """The text model of the fitted estimator's booster."""
-        _estimator_class(self.step, self.allowed, "lightgbm.sklearn", "LGBMModel")
+        _estimator_class(self.step, self.allow)
         _check_labels(self.step, fitted, "lightgbm")
         text: str = fitted.booster_.model_to_string()
         return text.encode()
 
     def load(self, stream: IO[bytes]) -> LightGBMModel:
         """The booster, with a classifier's methods when the step's class is a classifier."""
-        cls = _estimator_class(self.step, self.allowed, "lightgbm.sklearn", "LGBMModel")
+        cls = _estimator_class(self.step, self.allow)
         lightgbm = library("lightgbm")
         booster = lightgbm.Booster(model_str=stream.read().decode())
         if issubclass(cls, lightgbm.LGBMClassifier):

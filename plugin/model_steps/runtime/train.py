@@ -12,18 +12,18 @@ import json
 import logging
 import resource
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from model_steps.errors import PermanentError
 from model_steps.runtime.carried import split_carried, with_carried
 from model_steps.runtime.context import Environment, RunInfo, step_index, write_output
 from model_steps.runtime.drift import feature_references
-from model_steps.runtime.metrics import step_metrics
+from model_steps.runtime.metrics import Scoring, compute_metrics, scoring
 from model_steps.runtime.rendered import Rendered
 from model_steps.runtime.scratch import Scratch
 from model_steps.runtime.secrets import masked
-from model_steps.runtime.serializers import save_fitted
+from model_steps.runtime.serializers import Serializer, serializer_for
 from model_steps.runtime.splits import split_xy, train_test
 from model_steps.runtime.steps import StepKind, prediction_frame, step_kind
 from model_steps.runtime.tables import read_table
@@ -46,9 +46,13 @@ def train_step(
     step = spec.steps[index]
     started, clock, cpu = utc_now(), time.perf_counter(), time.process_time()
     scratch = Scratch(env, run)
+    last = index == len(spec.steps) - 1
+    # Everything the step names is resolved (or refused) before any data is read.
+    kind = step_kind(step, rendered.init, env.allow, last=last)
+    serializer = serializer_for(step, env.allow) if step.has_assets else None
+    scorings = [scoring(metric, env.allow) for metric in step.parameters.metrics] if last else []
     parts, samples, carried = _training_data(spec, index, rendered, scratch, env)
     x_train, y_train = parts["train"]
-    kind = step_kind(step, rendered.init, env.allowed)
     fit_clock = time.perf_counter()
     fitted = {TRAIN: kind.fit(x_train, y_train)}
     if ALL in parts:  # split.refit: the published step is fitted again, on every row
@@ -56,8 +60,9 @@ def train_step(
     fit_seconds = time.perf_counter() - fit_clock
     fitted_on = ALL if ALL in parts else TRAIN
     published = fitted[fitted_on]
-    last = index == len(spec.steps) - 1
-    metrics, written = _outputs(step, kind, fitted, parts, last, scratch, rendered, env)
+    # The test metrics come from the step fitted on the training part, refit or not.
+    metrics = _metrics(scorings, kind, fitted[TRAIN], {k: v for k, v in parts.items() if k != ALL})
+    written = _outputs(step, kind, fitted, parts, last, scratch)
     for split, columns in carried.items():
         written += scratch.write_carried(step.id, split, columns)
     if "train" in rendered.outputs:
@@ -66,7 +71,7 @@ def train_step(
         kept = carried[fitted_on] if carried else scratch.read_carried(spec.steps[0].id, fitted_on)
         output = with_carried(prediction_frame(output), kept)
         written += write_output(step, "train", output, rendered, env)
-    staged = _stage(spec, step, published, scratch, env) if step.has_assets else None
+    staged = _stage(spec, step, published, serializer, scratch, env) if serializer else None
     rows = len(x_train) + (len(parts["test"][0]) if "test" in parts else 0)  # one out per in
     reads_data = "train" in rendered.inputs
     if reads_data:
@@ -169,25 +174,19 @@ def _outputs(
     parts: Mapping[str, tuple[Any, Any]],
     last: bool,
     scratch: Scratch,
-    rendered: Rendered,
-    env: Environment,
-) -> tuple[dict[str, dict[str, float]], int]:
-    """What a fitted step hands on: metrics if it is the last, else its transformed data.
+) -> int:
+    """Bytes written of the transformed data a step hands on (every step but the last).
 
-    The train and test parts go through the step fitted on the train part, so the test metrics
-    are honest; with ``refit``, every row also goes through the step fitted on every row, which
-    is the one published.
+    The train and test parts go through the step fitted on the train part, so the next steps'
+    test data is honest; with ``refit``, every row also goes through the step fitted on every
+    row, which is the one published.
     """
     written = 0
-    metrics: dict[str, dict[str, float]] = {}
-    if last:
-        evaluated = {split: part for split, part in parts.items() if split != ALL}
-        metrics = _metrics(step, kind, fitted[TRAIN], evaluated, env)
-    else:
+    if not last:
         for split, (features, target) in parts.items():
             output = kind.transform(fitted[ALL if split == ALL else TRAIN], features)
             written += scratch.write_frame(step.id, split, output, target)
-    return metrics, written
+    return written
 
 
 def _training_data(
@@ -249,24 +248,30 @@ def _samples(x_train: Any, carried: Any) -> list[dict[str, Any]]:
 
 
 def _metrics(
-    step: Step, kind: Any, fitted: Any, parts: Mapping[str, tuple[Any, Any]], env: Environment
+    scorings: Sequence[Scoring], kind: StepKind, fitted: Any, parts: Mapping[str, tuple[Any, Any]]
 ) -> dict[str, dict[str, float]]:
-    names = step.parameters.metrics
-    if not names:
+    """Each metric on each labelled part, from what the fitted step predicts for it."""
+    if not scorings:
         return {}
+    predictor = kind.predictor(fitted)
     return {
-        split: step_metrics(kind, fitted, features, target, names, env.allowed)
+        split: compute_metrics(scorings, predictor, features, target, split=split)
         for split, (features, target) in parts.items()
         if target is not None
     }
 
 
 def _stage(
-    spec: ModelSpec, step: Step, fitted: Any, scratch: Scratch, env: Environment
+    spec: ModelSpec,
+    step: Step,
+    fitted: Any,
+    serializer: Serializer,
+    scratch: Scratch,
+    env: Environment,
 ) -> StagedAsset:
     identifier = str(step.assets_identifier)
     url = scratch.own(step.id, "assets", identifier)
-    size, sha256 = env.store.write_bytes(url, save_fitted(fitted, step, env.allowed))
+    size, sha256 = env.store.write_bytes(url, serializer.save(fitted))
     root = (
         f"{step.assets_root.rstrip('/')}/{spec.directory}"
         if step.assets_root

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import logging
 import random
-import sys
 import threading
 import time
 from abc import ABC, abstractmethod
@@ -55,8 +54,7 @@ from model_steps.serving.records import (
     input_frame,
 )
 from model_steps.serving.status import HandlerStatus, metrics_text
-from model_steps.settings import allowed_imports as folder_imports
-from model_steps.settings import load_settings
+from model_steps.settings import AllowList, allow_list, load_settings
 from model_steps.store.manifest import Manifest, Pointer
 from model_steps.store.model_store import ModelStore, PointerRead, open_store
 
@@ -146,7 +144,7 @@ class ModelHandler(_Serving):
         warm_up: run the manifest's sample records through a new version before swapping.
         unload_first: drop the old version before loading the new one, for models too large
             to hold twice; predict answers NotReadyError in the gap, which is reported.
-        allowed_imports: the import allow-list for step code (the deployment's by default).
+        allow_list: what step code a definition may name (the deployment's by default).
         on_reload: called with (old, new) version after each swap; old is None at first.
         on_error: called with each poll or load failure.
 
@@ -166,7 +164,7 @@ class ModelHandler(_Serving):
         pin: int | None = None,
         warm_up: bool = True,
         unload_first: bool = False,
-        allowed_imports: tuple[str, ...] | None = None,
+        allow_list: AllowList | None = None,
         on_reload: ReloadHook | None = None,
         on_error: ErrorHook | None = None,
     ) -> None:
@@ -181,8 +179,8 @@ class ModelHandler(_Serving):
         self.poll_interval, self.jitter, self.max_backoff = poll_interval, jitter, max_backoff
         self.warm_up, self.unload_first = warm_up, unload_first
         self.on_reload, self.on_error = on_reload, on_error
-        allowed = allowed_imports or load_settings().allowed_imports
-        self._env = Environment(store, store.storage_options, allowed)
+        allow = allow_list or load_settings().allow_list
+        self._env = Environment(store, store.storage_options, allow)
         quiet_type_lookup()  # before any thread starts: see its docstring
         self._check_deployed(pin)
         self._pinned = pin
@@ -233,12 +231,9 @@ class ModelHandler(_Serving):
                 "storage_options (for example key, secret and client_kwargs for S3, or {} for "
                 "fsspec's default credential chain)"
             )
-        folder = str(path.resolve().parent)
-        if folder not in sys.path:
-            sys.path.append(folder)
         env = environment(spec, settings, storage_options or {})
-        allowed = (*env.allowed, *folder_imports(settings.environ, path.parent))
-        options.setdefault("allowed_imports", tuple(dict.fromkeys(allowed)))
+        folders = (settings.dags_folder, path.parent)
+        options.setdefault("allow_list", allow_list(settings.environ, folders))
         return cls(spec, env.store, name=spec.name, **options)
 
     @classmethod
