@@ -1,9 +1,10 @@
 """The README's examples validate, and its training examples train and publish as written.
 
-Full models (``apiVersion`` at the top) are validated as they are; step snippets are validated
-as the last step of a small model. The scikit-learn pipeline trains on its own ``s3://data/...``
-URLs, on the session's S3 server, and the xgboost and lightgbm steps train after a scaler, all
-through the runtime a task runs (``render_step``, ``train_step``, ``publish``).
+Full models (``apiVersion`` at the top) are validated as they are, step snippets as the last
+step of a small model, each as ``model-steps validate`` checks it (the loader, then every name
+resolved). The scikit-learn pipeline trains on its own ``s3://data/...`` URLs, on the session's
+S3 server, and the xgboost and lightgbm steps train after a scaler, all through the runtime a
+task runs (``render_step``, ``train_step``, ``publish``).
 """
 
 from __future__ import annotations
@@ -17,10 +18,11 @@ import pytest
 import yaml
 from sklearn.datasets import load_breast_cancer
 
-from model_steps.definition.loader import load_and_validate
+from model_steps.definition.loader import allow_list_for, load_and_validate
 from model_steps.definition.schema import ModelSpec
 from model_steps.examples import write_example_data
 from model_steps.runtime.context import RunInfo, environment
+from model_steps.runtime.preflight import check_definition
 from model_steps.runtime.publish import publish
 from model_steps.runtime.rendered import render_step
 from model_steps.runtime.train import train_step
@@ -63,11 +65,13 @@ steps:
 
 def load(text: str, path: Path) -> ModelSpec:
     path.write_text(text)
-    # The README's callable step names the DAGs folder's own code, which `model_code` stands for.
-    environ = {**load_settings().environ, "MODEL_STEPS_ALLOWED_IMPORTS": "model_code"}
+    environ = load_settings().environ
     catalog = load_and_validate([path], environ)
     assert catalog.problems == (), catalog.problems
-    return catalog.models[0].spec
+    spec = catalog.models[0].spec
+    # What `model-steps validate` checks beyond the loader: every name resolves and fits.
+    assert check_definition(spec, allow_list_for([path], environ), None) == []
+    return spec
 
 
 def train(spec: ModelSpec, options: dict[str, Any]) -> int:
@@ -96,6 +100,12 @@ def test_every_full_model_in_the_readme_validates(index: int, tmp_path: Path) ->
 
 @pytest.mark.parametrize("index", range(len(SNIPPETS)))
 def test_every_step_snippet_in_the_readme_validates(index: int, tmp_path: Path) -> None:
+    # The README's callable step names the DAGs folder's own code: a folder beside the file.
+    (tmp_path / "model_code").mkdir()
+    (tmp_path / "model_code" / "__init__.py").write_text("")
+    (tmp_path / "model_code" / "features.py").write_text(
+        "def add_interactions(data, pairs):\n    return data\n"
+    )
     data = tmp_path / "data.csv"
     load(wrapped(SNIPPETS[index], "snippet", str(data), "y"), tmp_path / "snippet.yaml")
 
