@@ -128,6 +128,10 @@ def test_refit_publishes_steps_fitted_on_every_row_and_says_so(
         assert record.rows == {"train": 133, "test": 45, "all": 178}
     assert manifest.class_labels == WINE_CLASSES
     assert manifest.steps[1].definition["parameters"]["init"]["n_estimators"] == 20
+    # Carried columns never reached a step, and samples (the card's, a handler's warm-up) hold
+    # them as a caller sends them.
+    assert not {"bottle_id", "harvested"} & set(manifest.steps[0].columns_in)
+    assert list(manifest.sample_records[0])[:2] == ["bottle_id", "harvested"]
     card = store.card(version)
     assert "**Published model fitted on:** all 178 rows, refitted after the test metrics" in card
     assert "133 rows (train), 45 rows (test), 178 rows (all)" in card
@@ -195,6 +199,13 @@ def test_lightgbm_on_s3_data_reads_and_writes_with_the_models_connection(
     store = open_store(f"{s3_models['root']}/diabetes_lgbm_s3", options)
     manifest = store.manifest(store.pointer().version)
     assert manifest.asset("boost").serializer == "lightgbm"
+    assert [(r.fitted_on, r.rows) for r in manifest.steps] == [
+        ("train", {"train": 353, "test": 89})
+    ] * 2
+    assert manifest.class_labels == []
+    card = store.card(manifest.version)
+    assert "**Published model fitted on:** the training part (353 rows)" in card
+    assert "n_estimators=30" in card
     model_text = store.fs.cat_file(manifest.asset("boost").url).decode()
     assert lightgbm.Booster(model_str=model_text).num_feature() == 10
     written = sorted(store.fs.glob(f"{S3_DATA}/predictions/*.csv", refresh=True))
