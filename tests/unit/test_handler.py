@@ -128,10 +128,27 @@ def test_records_may_keep_the_target_column_and_any_column_order(
     assert served.predict(shuffled).values() == served.predict(frame[FEATURES]).values()
 
 
-def test_numbers_sent_as_text_are_converted(served: ModelHandler, data: Path) -> None:
+@pytest.mark.parametrize(
+    ("value", "kind"), [("5.1", "text"), (True, "a boolean")], ids=["text", "boolean"]
+)
+def test_a_number_column_refuses_text_and_booleans_by_default(
+    served: ModelHandler, value: Any, kind: str
+) -> None:
+    record = {**dict.fromkeys(FEATURES, 1.0), "sepal_length": value}
+    with pytest.raises(InvalidInputError) as refused:
+        served.predict(record)
+    assert f"column 'sepal_length' takes numbers; record 0 has {value!r} ({kind})" in str(
+        refused.value
+    )
+
+
+def test_lenient_values_convert_numbers_sent_as_text(lab: Lab, data: Path) -> None:
+    lab.train()
+    handler = lab.handler(strict_values=False)
+    handler.load()
     record = scores(data).iloc[0].to_dict()
     as_text = {column: str(value) for column, value in record.items()}
-    assert served.predict(as_text).values() == served.predict(record).values()
+    assert handler.predict(as_text).values() == handler.predict(record).values()
 
 
 def test_probabilities_come_back_as_one_json_ready_dict_per_row(tmp_path: Path, data: Path) -> None:

@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from types import TracebackType
-from typing import Any, Self
+from typing import TYPE_CHECKING, Any, Self
 
 from model_steps.definition.loader import load_and_validate
 from model_steps.definition.schema import ModelSpec
@@ -43,6 +43,7 @@ from model_steps.errors import (
 )
 from model_steps.runtime.context import Environment, environment
 from model_steps.runtime.infer import ReadyStep, infer_frame, version_pipeline
+from model_steps.serving.batching import Batcher, Batching
 from model_steps.serving.memory import release_freed_memory
 from model_steps.serving.records import InputSchema, Prediction, Records, input_frame
 from model_steps.serving.status import HandlerStatus, metrics_text
@@ -50,6 +51,9 @@ from model_steps.settings import allowed_imports as folder_imports
 from model_steps.settings import load_settings
 from model_steps.store.manifest import Manifest, Pointer
 from model_steps.store.model_store import ModelStore, PointerRead, open_store
+
+if TYPE_CHECKING:
+    from pandas import DataFrame  # type: ignore[import-untyped, unused-ignore]
 
 __all__ = ["HandlerSet", "ModelHandler", "poll_wait"]
 
@@ -138,6 +142,10 @@ class ModelHandler(_Serving):
         unload_first: drop the old version before loading the new one, for models too large
             to hold twice; predict answers NotReadyError in the gap, which is reported.
         allowed_imports: the import allow-list for step code (the deployment's by default).
+        batching: how concurrent predict calls share one prediction (see
+            :mod:`model_steps.serving.batching`); None predicts each call on its own.
+        strict_values: refuse text and booleans in number columns; False converts numeric
+            text.
         on_reload: called with (old, new) version after each swap; old is None at first.
         on_error: called with each poll or load failure.
 
@@ -158,6 +166,8 @@ class ModelHandler(_Serving):
         warm_up: bool = True,
         unload_first: bool = False,
         allowed_imports: tuple[str, ...] | None = None,
+        batching: Batching | None = Batching(),  # noqa: B008 - frozen, so shared safely
+        strict_values: bool = True,
         on_reload: ReloadHook | None = None,
         on_error: ErrorHook | None = None,
     ) -> None:
@@ -171,7 +181,9 @@ class ModelHandler(_Serving):
         self.store = store
         self.poll_interval, self.jitter, self.max_backoff = poll_interval, jitter, max_backoff
         self.warm_up, self.unload_first = warm_up, unload_first
+        self.strict_values = strict_values
         self.on_reload, self.on_error = on_reload, on_error
+        self._batcher = Batcher(batching, self._infer) if batching else None
         allowed = allowed_imports or load_settings().allowed_imports
         self._env = Environment(store, store.storage_options, allowed)
         self._check_deployed(pin)
@@ -263,7 +275,21 @@ class ModelHandler(_Serving):
         loaded = self._loaded
         if loaded is None:
             raise NotReadyError(self._not_ready())
-        return _predict(loaded, self.name, records)
+        if self._batcher is None:
+            return _predict(loaded, self.name, records, self.strict_values)
+
+        def checked() -> DataFrame:  # before batching: a bad record fails only its request
+            return input_frame(records, loaded.schema, strict=self.strict_values)
+
+        return Prediction(self.name, loaded.number, self._batcher.run(loaded, checked))
+
+    @property
+    def batching(self) -> Batching | None:
+        """How concurrent predict calls are batched (None: each on its own)."""
+        return self._batcher.policy if self._batcher else None
+
+    def _infer(self, loaded: _Version, frame: DataFrame) -> DataFrame:
+        return _infer(loaded, self.name, frame)
 
     @property
     def ready(self) -> bool:
@@ -510,7 +536,7 @@ class ModelHandler(_Serving):
             schema = InputSchema.of(manifest, pipeline[0].step)
             loaded = _Version(version, pipeline, schema, size)
             if self.warm_up and manifest.sample_records:
-                _predict(loaded, self.name, manifest.sample_records)
+                _predict(loaded, self.name, manifest.sample_records, strict=False)
             return loaded
         finally:
             self._stats.loading, self._stats.loading_bytes = False, 0
@@ -568,16 +594,20 @@ def poll_wait(
     return base * (rng or random.Random()).uniform(1 - jitter, 1 + jitter) if jitter else base
 
 
-def _predict(loaded: _Version, name: str, records: Records) -> Prediction:
+def _predict(loaded: _Version, name: str, records: Records, strict: bool) -> Prediction:
     """Check the records against the version's schema and run its whole pipeline."""
-    frame = input_frame(records, loaded.schema)
+    frame = input_frame(records, loaded.schema, strict=strict)
+    return Prediction(name, loaded.number, _infer(loaded, name, frame))
+
+
+def _infer(loaded: _Version, name: str, frame: DataFrame) -> DataFrame:
+    """The version's predictions for checked records; what its model refuses is the caller's."""
     try:
-        output = infer_frame(loaded.pipeline, frame)
+        return infer_frame(loaded.pipeline, frame)
     except (ValueError, TypeError) as error:
         raise InvalidInputError(
             f"version {loaded.number} of {name} cannot predict these records: {error}"
         ) from error
-    return Prediction(name, loaded.number, output)
 
 
 def _published_name(store: ModelStore) -> str:
