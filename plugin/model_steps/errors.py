@@ -30,6 +30,7 @@ __all__ = [
     "PublishConflictError",
     "StepError",
     "StoreUnavailableError",
+    "TooManyRecordsError",
     "UnknownMetricError",
     "UnknownModelError",
     "UntrustedTypeError",
@@ -173,6 +174,10 @@ class NotReadyError(ModelStepsError):
 
 class InvalidInputError(ModelStepsError):
     """Records a model cannot predict on: empty, missing or unknown columns, wrong types."""
+
+
+class TooManyRecordsError(InvalidInputError):
+    """More records in one request than the server takes (HTTP 413)."""
 
 
 class UnknownModelError(ModelStepsError, KeyError):

@@ -44,6 +44,7 @@ from model_steps.errors import (
 from model_steps.runtime.context import Environment, environment
 from model_steps.runtime.infer import ReadyStep, infer_frame, version_pipeline
 from model_steps.serving.batching import Batcher, Batching
+from model_steps.serving.json_records import json_frame
 from model_steps.serving.memory import release_freed_memory
 from model_steps.serving.records import InputSchema, Prediction, Records, input_frame
 from model_steps.serving.status import HandlerStatus, metrics_text
@@ -275,13 +276,42 @@ class ModelHandler(_Serving):
         loaded = self._loaded
         if loaded is None:
             raise NotReadyError(self._not_ready())
-        if self._batcher is None:
-            return _predict(loaded, self.name, records, self.strict_values)
 
-        def checked() -> DataFrame:  # before batching: a bad record fails only its request
+        def checked() -> DataFrame:
             return input_frame(records, loaded.schema, strict=self.strict_values)
 
-        return Prediction(self.name, loaded.number, self._batcher.run(loaded, checked))
+        return self._predict_checked(loaded, checked)
+
+    def predict_json(self, body: bytes, *, max_rows: int = 100_000) -> Prediction:
+        """Predict the records of a JSON body: an array of records, or one record.
+
+        The body is read against the version's columns as it parses (see
+        :mod:`model_steps.serving.json_records`), so what a client sends costs little to refuse.
+
+        Raises:
+            NotReadyError: as :meth:`predict`.
+            InvalidInputError: the body is not JSON records this version can use.
+            TooManyRecordsError: it holds more than ``max_rows`` records.
+        """
+        loaded = self._loaded
+        if loaded is None:
+            raise NotReadyError(self._not_ready())
+
+        def checked() -> DataFrame:
+            return json_frame(body, loaded.schema, strict=self.strict_values, max_rows=max_rows)
+
+        return self._predict_checked(loaded, checked)
+
+    def _predict_checked(self, loaded: _Version, checked: Callable[[], DataFrame]) -> Prediction:
+        """Predict what ``checked()`` returns, batched with other callers' when batching is on.
+
+        Records are checked before they join a batch, so a bad one fails only its request.
+        """
+        if self._batcher is None:
+            output = _infer(loaded, self.name, checked())
+        else:
+            output = self._batcher.run(loaded, checked)
+        return Prediction(self.name, loaded.number, output)
 
     @property
     def batching(self) -> Batching | None:

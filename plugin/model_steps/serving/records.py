@@ -88,6 +88,8 @@ class InputSchema:
     """The definition lists its ``features``: other columns are ignored, as the infer DAG does."""
     floats: bool = False
     """Every column was trained as floating point: records of numbers take the fast path."""
+    integers: frozenset[str] = frozenset()
+    """Numeric columns trained as integers (their whole numbers stay integers)."""
     row: Any = field(default=None, compare=False, repr=False)
     """The values of one record in training order (``operator.itemgetter``)."""
 
@@ -109,6 +111,7 @@ class InputSchema:
             ignored=frozenset([training.target] if training and training.target else []),
             selects=bool(training and training.features),
             floats=bool(columns) and all(kinds.get(column) == "f" for column in columns),
+            integers=frozenset(column for column, kind in kinds.items() if kind in "iu"),
         )
 
     def describe(self) -> str:
@@ -246,7 +249,7 @@ def _column_problems(
 
 def _shown(value: Any) -> str:
     """A value or name as a message quotes it, shortened: a caller controls its length."""
-    text = repr(value)
+    text = ("true" if value else "false") if isinstance(value, bool) else repr(value)
     return text if len(text) <= SHOWN_CHARS else f"{text[: SHOWN_CHARS - 5]}...{text[-2:]}"
 
 

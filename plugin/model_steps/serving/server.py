@@ -28,14 +28,18 @@ from contextlib import asynccontextmanager
 from types import FrameType
 from typing import Any, Literal
 
-import msgspec
 from fastapi import FastAPI, HTTPException, Request
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from pydantic import BaseModel
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import ClientDisconnect
 
-from model_steps.errors import InvalidInputError, NotReadyError, UnknownModelError
+from model_steps.errors import (
+    InvalidInputError,
+    NotReadyError,
+    TooManyRecordsError,
+    UnknownModelError,
+)
 from model_steps.serving.handler import HandlerSet, ModelHandler
 from model_steps.serving.limits import (
     RETRY_AFTER_SECONDS,
@@ -67,7 +71,6 @@ MAX_DETAIL_CHARS = 2_000
 """Longest error message answered; the rest is cut (a caller controls what errors quote)."""
 CLIENT_CLOSED = 499
 """Counted when a client hangs up before its answer (nginx's code); never sent."""
-DECODER = msgspec.json.Decoder()
 
 
 # -- what the endpoints answer (typed, so /openapi.json documents it) ------------------------
@@ -286,7 +289,7 @@ def _predict(handler: ModelHandler, body: bytes, max_rows: int) -> Response:
     answer is serialised here, once: the values are already JSON-ready, and validating a
     100,000-row list against :class:`PredictResponse` (which documents it) would only cost.
     """
-    prediction = handler.predict(_records(body, max_rows))
+    prediction = handler.predict_json(body, max_rows=max_rows)
     values = prediction.values()
     answer = {
         "model": prediction.model,
@@ -297,54 +300,8 @@ def _predict(handler: ModelHandler, body: bytes, max_rows: int) -> Response:
     return Response(json.dumps(answer, allow_nan=False), media_type="application/json")
 
 
-def _records(body: bytes, max_rows: int) -> list[dict[str, Any]]:
-    """The records of a request body: a JSON array of objects, or one object.
-
-    msgspec parses JSON about six times faster than the standard library, and refuses what JSON
-    does not allow (``NaN``, numbers out of range, invalid UTF-8). Nesting is bounded by its
-    recursion limit, a 422 like any other bad body; cells holding arrays or objects are refused
-    when the records are checked.
-    """
-    try:
-        data = DECODER.decode(body)
-    except msgspec.MsgspecError as error:
-        raise InvalidInputError(
-            f"the request body is not valid JSON ({error}); send an array of records"
-        ) from error
-    except RecursionError as error:
-        raise InvalidInputError(
-            "the request body is not valid JSON here: it nests arrays or objects too deeply; "
-            "send an array of records (objects of column -> value)"
-        ) from error
-    records = [data] if isinstance(data, dict) else data
-    if not isinstance(records, list):
-        raise InvalidInputError(
-            f"expected an array of records (objects, one key per column), got {_kind(data)}"
-        )
-    if not records:
-        raise InvalidInputError("the array of records is empty: send at least one record")
-    if len(records) > max_rows:
-        raise HTTPException(
-            413, f"{len(records)} records are over this server's limit of {max_rows} per request"
-        )
-    for index, record in enumerate(records):
-        if not isinstance(record, dict):
-            raise InvalidInputError(
-                f"record {index} is {_kind(record)}; each record must be an object with one "
-                "key per column"
-            )
-    return records
-
-
-def _kind(value: Any) -> str:
-    """A JSON value's type as the client wrote it."""
-    if value is None:
-        return "null"
-    names = {bool: "a boolean", str: "a string", int: "a number", float: "a number"}
-    return names.get(type(value), "an array" if isinstance(value, list) else "an object")
-
-
 ERROR_STATUS: dict[type[Exception], int] = {
+    TooManyRecordsError: 413,
     InvalidInputError: 422,
     UnknownModelError: 404,
     NotReadyError: 503,
