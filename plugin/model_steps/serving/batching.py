@@ -90,6 +90,10 @@ class Batcher:
         self._queue: deque[_Ticket] = deque()
         self._leading = False
         self._arriving = 0
+        self.requests = 0
+        """Requests taken into batches so far."""
+        self.batches = 0
+        """Batches run so far."""
 
     def run(self, key: object, prepare: Callable[[], DataFrame]) -> DataFrame:
         """Predict the frame ``prepare()`` checks, with ``key``, batched with others for it.
@@ -139,6 +143,8 @@ class Batcher:
                 self._lock.wait(left)
             for ticket in batch:
                 self._queue.remove(ticket)
+            self.requests += len(batch)
+            self.batches += 1
         return batch
 
     def _gather(self) -> list[_Ticket]:

@@ -185,6 +185,8 @@ class ModelHandler(_Serving):
         self.strict_values = strict_values
         self.on_reload, self.on_error = on_reload, on_error
         self._batcher = Batcher(batching, self._infer) if batching else None
+        self._unbatched = 0
+        self._count_lock = threading.Lock()
         allowed = allowed_imports or load_settings().allowed_imports
         self._env = Environment(store, store.storage_options, allowed)
         self._check_deployed(pin)
@@ -308,7 +310,10 @@ class ModelHandler(_Serving):
         Records are checked before they join a batch, so a bad one fails only its request.
         """
         if self._batcher is None:
-            output = _infer(loaded, self.name, checked())
+            frame = checked()
+            with self._count_lock:
+                self._unbatched += 1
+            output = _infer(loaded, self.name, frame)
         else:
             output = self._batcher.run(loaded, checked)
         return Prediction(self.name, loaded.number, output)
@@ -359,6 +364,8 @@ class ModelHandler(_Serving):
             loaded_bytes=(loaded.size if loaded else 0) + stats.loading_bytes,
             poll_requests=stats.poll_requests,
             poll_bytes=stats.poll_bytes,
+            predict_requests=self._batcher.requests if self._batcher else self._unbatched,
+            predict_batches=self._batcher.batches if self._batcher else self._unbatched,
         )
 
     def metrics_text(self) -> str:
