@@ -29,7 +29,7 @@ from model_steps.libraries import library
 if TYPE_CHECKING:
     from pandas import DataFrame  # type: ignore[import-untyped, unused-ignore]
 
-__all__ = ["Batcher", "Batching"]
+__all__ = ["Arrival", "Batcher", "Batching"]
 
 
 @dataclass(frozen=True)
@@ -76,6 +76,24 @@ class _Ticket:
 Predict = Callable[[Any, "DataFrame"], "DataFrame"]
 
 
+class Arrival:
+    """A caller announced to a batcher before it runs: closing it (or running) counts it out."""
+
+    def __init__(self, batcher: Batcher) -> None:
+        self.batcher = batcher
+        self.open = True
+
+    def close(self) -> None:
+        """The caller will not run (its request failed before): batches stop waiting for it."""
+        self.batcher._arrived(self)
+
+    def __enter__(self) -> Arrival:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+
 class Batcher:
     """Combines concurrent :meth:`run` calls for the same key into one ``predict`` call.
 
@@ -95,20 +113,27 @@ class Batcher:
         self.batches = 0
         """Batches run so far."""
 
-    def run(self, key: object, prepare: Callable[[], DataFrame]) -> DataFrame:
-        """Predict the frame ``prepare()`` checks, with ``key``, batched with others for it.
-
-        While ``prepare`` runs, the caller counts as arriving: a leader keeps its batch open
-        for it (up to ``max_wait``), since it will join in a moment.
-        """
+    def arriving(self) -> Arrival:
+        """Announce a caller that will :meth:`run` soon: a batch may wait a moment for it."""
         with self._lock:
             self._arriving += 1
+        return Arrival(self)
+
+    def run(
+        self, key: object, prepare: Callable[[], DataFrame], arrival: Arrival | None = None
+    ) -> DataFrame:
+        """Predict the frame ``prepare()`` checks, with ``key``, batched with others for it.
+
+        The caller counts as arriving from ``arrival`` (announced by :meth:`arriving`, when
+        its request came in) or else from this call, until its frame is queued.
+        """
+        arrival = arrival or self.arriving()
         try:
             ticket = _Ticket(key, prepare())
         except BaseException:
-            self._arrived(None)
+            arrival.close()
             raise
-        self._arrived(ticket)
+        self._queue_up(ticket, arrival)
         if not ticket.leads:
             ticket.ready.wait()
         if ticket.leads:  # first in line, or handed the lead by the batch before
@@ -120,14 +145,23 @@ class Batcher:
                 self._hand_over()
         return ticket.result()
 
-    def _arrived(self, ticket: _Ticket | None) -> None:
-        """Count the caller in, queueing its ticket (None: its records were refused)."""
+    def _arrived(self, arrival: Arrival) -> None:
+        """Count an announced caller out, once: it queued, or it will not come."""
         with self._lock:
-            self._arriving -= 1
-            if ticket is not None:
-                self._queue.append(ticket)
-                ticket.leads = not self._leading
-                self._leading = True
+            if arrival.open:
+                arrival.open = False
+                self._arriving -= 1
+                self._lock.notify_all()
+
+    def _queue_up(self, ticket: _Ticket, arrival: Arrival) -> None:
+        """Queue the ticket and count its caller out, at once: a leader sees one or the other."""
+        with self._lock:
+            if arrival.open:
+                arrival.open = False
+                self._arriving -= 1
+            self._queue.append(ticket)
+            ticket.leads = not self._leading
+            self._leading = True
             self._lock.notify_all()
 
     def _take(self) -> list[_Ticket]:

@@ -22,6 +22,7 @@ import threading
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Iterator, Mapping
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -43,7 +44,7 @@ from model_steps.errors import (
 )
 from model_steps.runtime.context import Environment, environment
 from model_steps.runtime.infer import ReadyStep, infer_frame, version_pipeline
-from model_steps.serving.batching import Batcher, Batching
+from model_steps.serving.batching import Arrival, Batcher, Batching
 from model_steps.serving.json_records import json_frame
 from model_steps.serving.memory import release_freed_memory
 from model_steps.serving.records import InputSchema, Prediction, Records, input_frame
@@ -284,11 +285,23 @@ class ModelHandler(_Serving):
 
         return self._predict_checked(loaded, checked)
 
-    def predict_json(self, body: bytes, *, max_rows: int = 100_000) -> Prediction:
+    def incoming(self) -> AbstractContextManager[Arrival | None]:
+        """Announce a request whose body is still on its way, for :meth:`predict_json`.
+
+        A batch being formed waits a moment (the batching's ``max_wait``) for announced
+        requests, so concurrent clients share predictions; leaving the block unused counts the
+        request out.
+        """
+        return self._batcher.arriving() if self._batcher else nullcontext()
+
+    def predict_json(
+        self, body: bytes, *, max_rows: int = 100_000, arrival: Arrival | None = None
+    ) -> Prediction:
         """Predict the records of a JSON body: an array of records, or one record.
 
         The body is read against the version's columns as it parses (see
         :mod:`model_steps.serving.json_records`), so what a client sends costs little to refuse.
+        ``arrival`` is what :meth:`incoming` gave when the request came in.
 
         Raises:
             NotReadyError: as :meth:`predict`.
@@ -302,9 +315,11 @@ class ModelHandler(_Serving):
         def checked() -> DataFrame:
             return json_frame(body, loaded.schema, strict=self.strict_values, max_rows=max_rows)
 
-        return self._predict_checked(loaded, checked)
+        return self._predict_checked(loaded, checked, arrival)
 
-    def _predict_checked(self, loaded: _Version, checked: Callable[[], DataFrame]) -> Prediction:
+    def _predict_checked(
+        self, loaded: _Version, checked: Callable[[], DataFrame], arrival: Arrival | None = None
+    ) -> Prediction:
         """Predict what ``checked()`` returns, batched with other callers' when batching is on.
 
         Records are checked before they join a batch, so a bad one fails only its request.
@@ -315,7 +330,7 @@ class ModelHandler(_Serving):
                 self._unbatched += 1
             output = _infer(loaded, self.name, frame)
         else:
-            output = self._batcher.run(loaded, checked)
+            output = self._batcher.run(loaded, checked, arrival)
         return Prediction(self.name, loaded.number, output)
 
     @property

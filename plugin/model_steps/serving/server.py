@@ -40,6 +40,7 @@ from model_steps.errors import (
     TooManyRecordsError,
     UnknownModelError,
 )
+from model_steps.serving.batching import Arrival
 from model_steps.serving.handler import HandlerSet, ModelHandler
 from model_steps.serving.limits import (
     RETRY_AFTER_SECONDS,
@@ -186,8 +187,9 @@ def _routes(
 ) -> None:
     async def predict_named(name: str, request: Request) -> Response:
         handler = served[name]
-        body = await _read_body(request, limits.max_body_bytes, limits.body_timeout)
-        return await run_in_threadpool(_predict, handler, body, limits.max_rows)
+        with handler.incoming() as arrival:  # a batch forming now may wait for this one
+            body = await _read_body(request, limits.max_body_bytes, limits.body_timeout)
+            return await run_in_threadpool(_predict, handler, body, limits.max_rows, arrival)
 
     def version_named(name: str) -> HandlerStatus:
         return served[name].status
@@ -281,7 +283,9 @@ def _too_large(what: str, limit: int) -> HTTPException:
     )
 
 
-def _predict(handler: ModelHandler, body: bytes, max_rows: int) -> Response:
+def _predict(
+    handler: ModelHandler, body: bytes, max_rows: int, arrival: Arrival | None
+) -> Response:
     """Parse, check and predict in a worker thread, so big bodies never block the event loop.
 
     The handler turns records its model refuses into InvalidInputError (422); anything else
@@ -289,7 +293,7 @@ def _predict(handler: ModelHandler, body: bytes, max_rows: int) -> Response:
     answer is serialised here, once: the values are already JSON-ready, and validating a
     100,000-row list against :class:`PredictResponse` (which documents it) would only cost.
     """
-    prediction = handler.predict_json(body, max_rows=max_rows)
+    prediction = handler.predict_json(body, max_rows=max_rows, arrival=arrival)
     values = prediction.values()
     answer = {
         "model": prediction.model,
