@@ -5,7 +5,7 @@ from __future__ import annotations
 import configparser
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 __all__ = ["DEFAULT_ALLOWED", "ENV_VARS", "Settings", "allowed_imports", "load_settings"]
@@ -14,6 +14,10 @@ DEFAULT_ALLOWED = ("sklearn", "xgboost", "lightgbm", "numpy", "pandas", "scipy")
 ENV_VARS = ("MODEL_STEPS_ALLOWED_IMPORTS", "AIRFLOW__MODEL_STEPS__ALLOWED_IMPORTS")
 """Comma-separated module prefixes that extend :data:`DEFAULT_ALLOWED` (both are read)."""
 LOADER_FILE = "model_steps_loader.py"
+CACHE_OFF = ("off", "none", "false", "0")
+PARSE_CACHE_KEY_VAR = "AIRFLOW__MODEL_STEPS__PARSE_CACHE_KEY"
+"""The parse cache's signing key. Deliberately not a ``MODEL_STEPS_`` name: definitions may
+interpolate those, and must never read this."""
 
 
 def allowed_imports(environ: Mapping[str, str], dags_folder: Path | None) -> tuple[str, ...]:
@@ -51,6 +55,10 @@ class Settings:
     dags_folder: Path
     assets_root: str
     environ: Mapping[str, str]
+    parse_cache: Path | None = None
+    """Where the DAG loader keeps validated definitions between parses; None: no cache."""
+    parse_cache_key: str | None = field(default=None, repr=False)
+    """The key cache entries are signed with; None: a key file beside the folder."""
 
     @property
     def allowed_imports(self) -> tuple[str, ...]:
@@ -65,8 +73,12 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
     dags_folder``, then ``$AIRFLOW_HOME/dags``. Default assets root (for models without
     ``assets.root``): ``MODEL_STEPS_ASSETS_ROOT``, ``AIRFLOW__MODEL_STEPS__ASSETS_ROOT``,
     ``[model_steps] assets_root``, then ``$AIRFLOW_HOME/model-assets``. Extra allowed imports:
-    ``[model_steps] allowed_imports`` too. Airflow itself is not
-    imported: importing it writes a default config file, a side effect a linter must not have.
+    ``[model_steps] allowed_imports`` too. Parse cache: ``MODEL_STEPS_PARSE_CACHE``,
+    ``AIRFLOW__MODEL_STEPS__PARSE_CACHE``, ``[model_steps] parse_cache``, then
+    ``$AIRFLOW_HOME/model-steps/parse-cache`` (``off`` turns it off); its key
+    ``AIRFLOW__MODEL_STEPS__PARSE_CACHE_KEY`` or ``[model_steps] parse_cache_key``. Airflow
+    itself is not imported: importing it writes a default config file, a side effect a linter
+    must not have.
     """
     env = dict(os.environ if environ is None else environ)
     home = Path(env.get("AIRFLOW_HOME") or Path.home() / "airflow").expanduser()
@@ -93,4 +105,17 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
     configured_imports = config.get("model_steps", "allowed_imports", fallback="")
     if configured_imports:  # the allow-list reads Airflow's environment-variable form
         env.setdefault("AIRFLOW__MODEL_STEPS__ALLOWED_IMPORTS", configured_imports)
-    return Settings(dags_folder=Path(folder), assets_root=root, environ=env)
+    cache = setting(
+        ("MODEL_STEPS_PARSE_CACHE", "AIRFLOW__MODEL_STEPS__PARSE_CACHE"),
+        "model_steps",
+        "parse_cache",
+        str(home / "model-steps" / "parse-cache"),
+    )
+    key = env.get(PARSE_CACHE_KEY_VAR) or config.get("model_steps", "parse_cache_key", fallback="")
+    return Settings(
+        dags_folder=Path(folder),
+        assets_root=root,
+        environ=env,
+        parse_cache=None if cache.lower() in CACHE_OFF else Path(cache),
+        parse_cache_key=key or None,
+    )

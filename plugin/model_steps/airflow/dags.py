@@ -27,8 +27,10 @@ from model_steps.airflow.plan import (
     plan_catalog,
     plan_invalid,
 )
+from model_steps.definition.cache import ParseCache
 from model_steps.definition.loader import BrokenDefinition, load_and_validate
 from model_steps.errors import Problem
+from model_steps.settings import load_settings
 
 __all__ = ["build_dag", "build_dags"]
 
@@ -104,9 +106,12 @@ def build_dags(
     """Every DAG the definitions under ``folder`` produce, keyed by DAG id.
 
     With ``dag_id`` (a task start's parsing context) only that DAG is built, and for a model's
-    DAG only the model's own file is read when it is named after the model.
+    DAG only the model's own file is read when it is named after the model. Definitions
+    unchanged since an earlier parse come from the deployment's parse cache.
     """
-    catalog = load_and_validate([folder], environ, only=model_name_of(dag_id or ""))
+    settings = load_settings(environ)
+    cache = ParseCache.open(settings.parse_cache, settings.parse_cache_key)
+    catalog = load_and_validate([folder], environ, only=model_name_of(dag_id or ""), cache=cache)
     plans = plan_catalog(catalog, folder)
     if dag_id is not None:
         plans = [plan for plan in plans if plan.dag_id == dag_id]
