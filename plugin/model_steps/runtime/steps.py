@@ -22,17 +22,23 @@ if TYPE_CHECKING:
     from model_steps.definition.schema import Step
 
 __all__ = [
+    "FROM_ARRAY",
     "PREDICTION",
     "STEP_KINDS",
     "CallableStep",
     "ClassStep",
     "StepKind",
+    "as_fitted",
     "prediction_frame",
     "step_kind",
 ]
 
 PREDICTION = "prediction"
 """Name of the column holding a one-dimensional prediction."""
+FROM_ARRAY = "model_steps.from_array"
+"""Marks (in ``DataFrame.attrs``, which parquet keeps) a frame built from a step's array output."""
+NAMED_INPUTS = ("sklearn.compose", "sklearn.pipeline")
+"""scikit-learn packages whose estimators may select columns by name: always given frames."""
 
 
 class StepKind(Protocol):
@@ -71,27 +77,44 @@ class ClassStep:
                 f"{sorted(self.init)}: {error}"
             ) from error
         fit = _method(estimator, params.methods.fit, self.step)
+        data = X.to_numpy() if self._fits_on_arrays(X) else X
         if y is None:
-            fit(X)
+            fit(data)
         else:
-            fit(X, y)
+            fit(data, y)
         return estimator
 
     def transform(self, fitted: Any, X: DataFrame) -> DataFrame:
         """``methods.transform`` as a frame, named by ``get_feature_names_out`` when offered."""
-        output = _method(fitted, self.step.parameters.methods.transform, self.step)(X)
-        return _as_frame(output, X, self.step.id, _feature_names(fitted))
+        method = _method(fitted, self.step.parameters.methods.transform, self.step)
+        return _as_frame(method(as_fitted(fitted, X)), X, self.step.id, _feature_names(fitted))
 
     def predict(self, fitted: Any, X: DataFrame) -> DataFrame | Series:
         """``methods.predict``: a Series, or one column per class (``predict_proba``)."""
-        output = _method(fitted, self.step.parameters.methods.predict, self.step)(X)
-        return _predictions(output, fitted, X, self.step.id)
+        method = _method(fitted, self.step.parameters.methods.predict, self.step)
+        return _predictions(method(as_fitted(fitted, X)), fitted, X, self.step.id)
 
     def scores(self, fitted: Any, X: DataFrame) -> DataFrame | None:
         """``predict_proba`` when the estimator has it (``SVC`` only with probability=True)."""
         if not hasattr(fitted, "predict_proba"):
             return None
-        return _predictions(fitted.predict_proba(X), fitted, X, self.step.id)
+        return _predictions(fitted.predict_proba(as_fitted(fitted, X)), fitted, X, self.step.id)
+
+    def _fits_on_arrays(self, X: DataFrame) -> bool:
+        """Whether to fit on an array, as scikit-learn's ``Pipeline`` would.
+
+        A scikit-learn estimator after a step whose output was an array gets that array, so it
+        is fitted without column names and predicts on arrays, skipping the name checks of
+        every call (a fifth of a one-record prediction). Other code, and estimators that may
+        select columns by name, keep getting frames.
+        """
+        package = str(self.step.parameters.package)
+        return (
+            bool(getattr(X, "attrs", {}).get(FROM_ARRAY))
+            and package.split(".")[0] == "sklearn"
+            and not package.startswith(NAMED_INPUTS)
+            and self.step.parameters.class_ != "FunctionTransformer"
+        )
 
 
 @dataclass(frozen=True)
@@ -131,6 +154,16 @@ STEP_KINDS: Mapping[str, StepKindFactory] = {"class": ClassStep, "callable": Cal
 def step_kind(step: Step, init: Mapping[str, Any], allowed: Sequence[str]) -> StepKind:
     """The runner of ``step``, with ``init`` as Airflow rendered it (templates filled in)."""
     return STEP_KINDS[step.parameters.kind](step, init, allowed)
+
+
+def as_fitted(fitted: Any, X: Any) -> Any:
+    """``X`` as ``fitted`` was fitted: an array if it saw no column names, else as it is.
+
+    scikit-learn records ``n_features_in_`` on every fit and ``feature_names_in_`` only on a
+    fit on a frame; the columns were checked where the data came in, so nothing is lost.
+    """
+    unnamed = hasattr(fitted, "n_features_in_") and not hasattr(fitted, "feature_names_in_")
+    return X.to_numpy() if unnamed and hasattr(X, "to_numpy") else X
 
 
 def _method(obj: Any, name: str, step: Step) -> Callable[..., Any]:
@@ -176,7 +209,9 @@ def _as_frame(output: Any, X: DataFrame, step_id: str, names: list[str] | None) 
     if array.ndim == 1:
         array = array.reshape(-1, 1)
     columns = names or [f"{step_id}_{i}" for i in range(array.shape[1])]
-    return pd.DataFrame(array, index=getattr(X, "index", None), columns=columns)
+    frame = pd.DataFrame(array, index=getattr(X, "index", None), columns=columns)
+    frame.attrs[FROM_ARRAY] = True
+    return frame
 
 
 def _predictions(output: Any, fitted: Any, X: DataFrame, step_id: str) -> DataFrame | Series:

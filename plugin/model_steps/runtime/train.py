@@ -21,7 +21,7 @@ from model_steps.runtime.rendered import Rendered
 from model_steps.runtime.scratch import Scratch
 from model_steps.runtime.serializers import save_fitted
 from model_steps.runtime.splits import split_xy, train_test
-from model_steps.runtime.steps import StepKind, prediction_frame, step_kind
+from model_steps.runtime.steps import StepKind, as_fitted, prediction_frame, step_kind
 from model_steps.runtime.tables import read_table
 from model_steps.store.manifest import StepRecord
 from model_steps.store.model_store import StagedAsset, utc_now
@@ -185,7 +185,7 @@ def _metrics(
             continue
         # Metrics compare labels, even when the step's predict method is predict_proba.
         labels = (
-            fitted.predict(features)
+            fitted.predict(as_fitted(fitted, features))
             if hasattr(fitted, "predict")
             else kind.predict(fitted, features)
         )
