@@ -295,7 +295,7 @@ class ModelHandler(_Serving):
         return self._batcher.arriving() if self._batcher else nullcontext()
 
     def predict_json(
-        self, body: bytes, *, max_rows: int = 100_000, arrival: Arrival | None = None
+        self, body: bytes, *, max_rows: int | None = None, arrival: Arrival | None = None
     ) -> Prediction:
         """Predict the records of a JSON body: an array of records, or one record.
 
@@ -306,7 +306,7 @@ class ModelHandler(_Serving):
         Raises:
             NotReadyError: as :meth:`predict`.
             InvalidInputError: the body is not JSON records this version can use.
-            TooManyRecordsError: it holds more than ``max_rows`` records.
+            TooManyRecordsError: it holds more than ``max_rows`` records (when given).
         """
         loaded = self._loaded
         if loaded is None:

@@ -36,13 +36,15 @@ _AT_BYTE = re.compile(r"\(byte (\d+)\)")
 _SCALAR = Union[str, int, float, bool, None]  # noqa: UP007 - a runtime type for msgspec
 
 
-def json_frame(body: bytes, schema: InputSchema, *, strict: bool, max_rows: int) -> DataFrame:
+def json_frame(
+    body: bytes, schema: InputSchema, *, strict: bool, max_rows: int | None = None
+) -> DataFrame:
     """The records of a JSON body as a frame of the schema's columns, checked.
 
     Raises:
         InvalidInputError: the body is not an array of records (or one record) that fit the
             version's columns and value kinds.
-        TooManyRecordsError: more than ``max_rows`` records.
+        TooManyRecordsError: more than ``max_rows`` records (when given).
     """
     if strict:
         try:
@@ -59,7 +61,7 @@ def json_frame(body: bytes, schema: InputSchema, *, strict: bool, max_rows: int)
     return input_frame(parse_records(body, max_rows), schema, strict=strict)
 
 
-def parse_records(body: bytes, max_rows: int) -> list[dict[str, Any]]:
+def parse_records(body: bytes, max_rows: int | None = None) -> list[dict[str, Any]]:
     """The records of a request body: a JSON array of objects, or one object.
 
     msgspec parses JSON about six times faster than the standard library, and refuses what JSON
@@ -93,10 +95,10 @@ def parse_records(body: bytes, max_rows: int) -> list[dict[str, Any]]:
     return records
 
 
-def _check_count(count: int, max_rows: int) -> None:
+def _check_count(count: int, max_rows: int | None) -> None:
     if not count:
         raise InvalidInputError("the array of records is empty: send at least one record")
-    if count > max_rows:
+    if max_rows is not None and count > max_rows:
         raise TooManyRecordsError(
             f"{count} records are over this server's limit of {max_rows} per request"
         )
@@ -131,7 +133,7 @@ def _value_type(schema: InputSchema, column: str) -> Any:
     return Union[float, None]  # noqa: UP007
 
 
-def _typed_frame(decoded: Any, schema: InputSchema, max_rows: int) -> DataFrame:
+def _typed_frame(decoded: Any, schema: InputSchema, max_rows: int | None) -> DataFrame:
     records = decoded if isinstance(decoded, list) else [decoded]
     _check_count(len(records), max_rows)
     width = len(schema.columns)
