@@ -39,7 +39,6 @@ BASELINE_FILE = "handwritten_dags.py"
 CONTEXT_DAG_ID = "_AIRFLOW_PARSING_CONTEXT_DAG_ID"
 TARGET_RATIO = 1.2
 TARGET_DAGFACTORY_RATIO = 3.0
-DAGFACTORY_VENV = REPO / "bench" / ".venvs" / "dag-factory"
 DAGFACTORY_PACKAGES = ("dag-factory==1.1.0",)
 DAGFACTORY_SUFFIX = ".dagfactory.yml"
 DAGFACTORY_LOADER = """\
@@ -376,27 +375,13 @@ def write_dagfactory(models: Path, folder: Path) -> None:
 
 def dagfactory_python() -> str | None:
     """dag-factory's own interpreter (installed from PyPI on first use), or None if it fails."""
-    python = DAGFACTORY_VENV / "bin" / "python"
-    if (DAGFACTORY_VENV / ".installed").exists():
-        return str(python)
     from importlib.metadata import version
 
+    from peers import peer_python
+
     packages = [*DAGFACTORY_PACKAGES, f"apache-airflow=={version('apache-airflow')}"]
-    print(f"... installing {', '.join(packages)} into {DAGFACTORY_VENV}", file=sys.stderr)
-    shutil.rmtree(DAGFACTORY_VENV, ignore_errors=True)
-    DAGFACTORY_VENV.parent.mkdir(parents=True, exist_ok=True)
-    try:
-        subprocess.run([sys.executable, "-m", "venv", str(DAGFACTORY_VENV)], check=True)
-        subprocess.run(
-            [str(python), "-m", "pip", "install", "--quiet", *packages],
-            check=True,
-            stdout=subprocess.DEVNULL,
-        )
-    except subprocess.CalledProcessError as error:
-        print(f"... dag-factory did not install ({error})", file=sys.stderr)
-        return None
-    (DAGFACTORY_VENV / ".installed").touch()
-    return str(python)
+    python = peer_python("dag-factory", packages)
+    return str(python) if python else None
 
 
 # --------------------------------------------------------------------------------------------

@@ -45,8 +45,9 @@ BENCH = Path(__file__).resolve().parent
 sys.path.insert(0, str(BENCH))
 
 import handler as handler_bench  # noqa: E402  (bench/handler.py: data, training, ports)
+from peers import VENVS, peer_python  # noqa: E402
 
-MLSERVER_VENV = BENCH / ".venvs" / "mlserver"
+MLSERVER_VENV = VENVS / "mlserver"
 MLSERVER_PACKAGES = ("mlserver==1.7.1", "mlserver-sklearn==1.7.1")
 CLIENTS = 8
 BATCH_ROWS = 1000
@@ -291,28 +292,10 @@ def prepare(root: Path, args: argparse.Namespace) -> Setup:
 
 
 def mlserver_python() -> Path | None:
-    """MLServer's own interpreter, installing it from PyPI the first time; None if it fails."""
-    python = MLSERVER_VENV / "bin" / "python"
-    if (MLSERVER_VENV / ".installed").exists():
-        return python
+    """MLServer's own interpreter (installed from PyPI on first use), or None if it fails."""
     import sklearn
 
-    progress(f"installing {', '.join(MLSERVER_PACKAGES)} into {MLSERVER_VENV}")
-    shutil.rmtree(MLSERVER_VENV, ignore_errors=True)
-    MLSERVER_VENV.parent.mkdir(parents=True, exist_ok=True)
-    packages = [*MLSERVER_PACKAGES, f"scikit-learn=={sklearn.__version__}"]
-    try:
-        subprocess.run([sys.executable, "-m", "venv", str(MLSERVER_VENV)], check=True)
-        subprocess.run(
-            [str(python), "-m", "pip", "install", "--quiet", *packages],
-            check=True,
-            stdout=subprocess.DEVNULL,
-        )
-    except subprocess.CalledProcessError as error:
-        progress(f"MLServer did not install ({error}); benchmarking without it")
-        return None
-    (MLSERVER_VENV / ".installed").touch()
-    return python
+    return peer_python("mlserver", [*MLSERVER_PACKAGES, f"scikit-learn=={sklearn.__version__}"])
 
 
 def write_mlserver_folder(root: Path) -> None:

@@ -79,6 +79,23 @@ class CodeStep:
     """The step's ``init``, as a YAML flow mapping."""
 
 
+PAUSE_CODE = '''\
+import time
+import weakref
+
+
+def pause(data, seconds):
+    """Slow inference down, to observe what a handler does while a version loads."""
+    time.sleep(seconds)
+    return data
+'''
+
+
+def pause_step(module: str) -> CodeStep:
+    """A step that sleeps ``seconds`` (none unless training says), written to ``module``."""
+    return CodeStep("pause", module, PAUSE_CODE, "{seconds: 0.0}")
+
+
 def write_iris(folder: Path) -> Path:
     """Iris with its species, written as the example models read it; returns its CSV."""
     write_example_data(folder)

@@ -18,24 +18,15 @@ from model_steps.serving.batching import Batching
 from model_steps.serving.handler import ModelHandler
 from tests.lab import (
     FEATURES,
-    CodeStep,
     Lab,
     expected_labels,
     make_lab,
+    pause_step,
     scores,
     wait_for,
     write_iris,
 )
 
-PAUSE_CODE = '''\
-import time
-
-
-def pause(data, seconds):
-    """Slow inference down, so concurrent requests overlap."""
-    time.sleep(seconds)
-    return data
-'''
 CLIENTS = 8
 
 
@@ -47,8 +38,7 @@ def data(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="module")
 def slow_lab(tmp_path_factory: pytest.TempPathFactory, data: Path) -> Lab:
     """A model whose every prediction takes 20 ms, with one published version."""
-    pause = CodeStep("pause", "batching_pause", PAUSE_CODE, "{seconds: 0.0}")
-    lab = make_lab(tmp_path_factory.mktemp("batching"), data, step=pause)
+    lab = make_lab(tmp_path_factory.mktemp("batching"), data, step=pause_step("batching_pause"))
     lab.train(pause={"seconds": 0.02})
     return lab
 
@@ -127,8 +117,7 @@ def test_records_refused_by_their_checks_never_reach_a_batch(slow_lab: Lab) -> N
 def test_a_reload_while_requests_batch_fails_none_and_never_mixes_versions(
     data: Path, tmp_path: Path
 ) -> None:
-    pause = CodeStep("pause", "batching_reload_pause", PAUSE_CODE, "{seconds: 0.0}")
-    lab = make_lab(tmp_path, data, step=pause)
+    lab = make_lab(tmp_path, data, step=pause_step("batching_reload_pause"))
     rows = scores(data)
     records = rows.to_dict(orient="records")
     lab.train(C=1.0, pause={"seconds": 0.005})

@@ -34,30 +34,15 @@ from model_steps.errors import (
 from model_steps.serving.handler import HandlerSet, ModelHandler, poll_wait
 from tests.lab import (
     FEATURES,
-    CodeStep,
+    PAUSE_CODE,
     Lab,
     expected_labels,
     make_lab,
+    pause_step,
     scores,
     wait_for,
     write_iris,
 )
-
-PAUSE_CODE = '''\
-import time
-import weakref
-
-
-def pause(data, seconds):
-    """Slow inference down, to observe what a handler does while a version loads."""
-    time.sleep(seconds)
-    return data
-'''
-
-
-def pause_step(module: str) -> CodeStep:
-    """A step that sleeps ``seconds`` (none unless training says), written to ``module``."""
-    return CodeStep("pause", module, PAUSE_CODE, "{seconds: 0.0}")
 
 
 def rewrite_manifest(lab: Lab, version: int, change: Callable[[dict[str, Any]], None]) -> None:
