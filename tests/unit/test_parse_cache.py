@@ -6,6 +6,7 @@ import json
 import logging
 import threading
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -42,6 +43,12 @@ def entries(cache: ParseCache) -> list[Path]:
     return sorted(cache.folder.glob("*.json"))
 
 
+def read_entry(entry: Path) -> tuple[bytes, dict[str, Any]]:
+    """An entry's signature line and its document."""
+    mac, _, body = entry.read_bytes().partition(b"\n")
+    return mac, json.loads(body)
+
+
 def test_a_valid_definition_is_kept_and_read_back_as_the_same_spec(
     tmp_path: Path, cache: ParseCache
 ) -> None:
@@ -74,12 +81,17 @@ def test_an_invalid_definition_is_never_kept(tmp_path: Path, cache: ParseCache) 
     assert entries(cache) == []
 
 
-def test_entries_hold_no_environment_value_in_clear(tmp_path: Path, cache: ParseCache) -> None:
+def test_the_values_read_are_kept_as_keyed_hashes_in_private_files(
+    tmp_path: Path, cache: ParseCache
+) -> None:
     path = write(tmp_path, definition("churn", USES_ENV))
     load(path, cache, {"MODEL_STEPS_TEAM": "team-name-7f3a"})
     (entry,) = entries(cache)
-    document = json.loads(entry.read_text())
-    assert "team-name-7f3a" not in json.dumps(document["reads"])
+    reads = read_entry(entry)[1]["reads"]
+    assert set(reads) == {"MODEL_STEPS_TEAM"}
+    assert "team-name-7f3a" not in json.dumps(reads)
+    assert entry.stat().st_mode & 0o077 == 0
+    assert cache.folder.stat().st_mode & 0o077 == 0
 
 
 def test_an_entry_edited_in_the_cache_is_refused_and_replaced(
@@ -89,9 +101,9 @@ def test_an_entry_edited_in_the_cache_is_refused_and_replaced(
     path = write(tmp_path, definition("churn"))
     load(path, cache)
     (entry,) = entries(cache)
-    document = json.loads(entry.read_text())
+    mac, document = read_entry(entry)
     document["spec"] = document["spec"].replace("LinearRegression", "Ridge")
-    entry.write_text(json.dumps(document))
+    entry.write_bytes(mac + b"\n" + json.dumps(document).encode())
     with caplog.at_level(logging.WARNING):
         model = load(path, cache)
     assert model.spec.steps[0].parameters.class_ == "LinearRegression"

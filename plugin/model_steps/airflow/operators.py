@@ -7,7 +7,6 @@ at once.
 
 from __future__ import annotations
 
-from dataclasses import asdict
 from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import Asset, BaseOperator
@@ -64,7 +63,8 @@ class ModelStepOperator(BaseOperator):
         self.spec = spec
         self.step_id = step_id
         step = next((s for s in spec.steps if s.id == step_id), None)
-        self.rendered = asdict(Rendered.templates(step, action)) if step else {}
+        # A shallow copy is enough: Airflow renders into new containers, never in place.
+        self.rendered = dict(vars(Rendered.templates(step, action))) if step else {}
 
     def execute(self, context: Context) -> Any:
         """Hand the run's facts to the Airflow-free task function.

@@ -11,7 +11,8 @@ variable validation looked up (found or not), recorded as it read them. Anything
 miss, and the file is validated as usual.
 
 Whoever can write to the cache folder must not be able to change what a DAG runs, so an entry
-is signed (HMAC-SHA256) with a key the cache folder does not hold: the deployment's
+is signed (HMAC-SHA256 over its bytes, on its first line) with a key the cache folder does not
+hold: the deployment's
 ``parse_cache_key``, or a random key kept beside the folder (``<folder>.key``, readable by its
 owner only). An entry whose signature does not match is refused and replaced, and logged. The
 spec in an entry is validated again on reading (about a tenth of reading the YAML), so even a
@@ -117,13 +118,14 @@ class ParseCache:
         """The spec validated from exactly these bytes at this path, if nothing else changed."""
         entry_file = self._entry_file(path)
         try:
-            entry = json.loads(entry_file.read_bytes())
-            if not isinstance(entry, dict) or entry.get("format") != FORMAT:
-                return None
-            if not hmac.compare_digest(str(entry.get("mac")), self._sign(entry)):
+            mac, _, body = entry_file.read_bytes().partition(b"\n")
+            if not hmac.compare_digest(mac, self._sign(body)):
                 log.warning("refusing a parse-cache entry that is not ours: %s", entry_file)
                 return None
-            if entry["key"] != self._entry_key(path, raw, allowed) or any(
+            entry = json.loads(body)
+            if entry["format"] != FORMAT or entry["key"] != self._entry_key(path, raw, allowed):
+                return None
+            if any(
                 entry_value != self._hide(environ.get(name))
                 for name, entry_value in entry["reads"].items()
             ):
@@ -153,9 +155,9 @@ class ParseCache:
             "reads": {name: self._hide(value) for name, value in sorted(reads.reads.items())},
             "spec": spec.model_dump_json(by_alias=True),
         }
-        entry["mac"] = self._sign(entry)
+        body = json.dumps(entry).encode()
         try:
-            _write_atomically(self._entry_file(path), json.dumps(entry).encode())
+            _write_atomically(self._entry_file(path), self._sign(body) + b"\n" + body)
         except OSError as error:
             log.warning("cannot write the parse cache in %s: %s", self.folder, error)
 
@@ -176,10 +178,9 @@ class ParseCache:
             return None
         return hmac.new(self.key, value.encode(), hashlib.sha256).hexdigest()
 
-    def _sign(self, entry: Mapping[str, Any]) -> str:
-        body = {name: value for name, value in entry.items() if name != "mac"}
-        canonical = json.dumps(body, sort_keys=True, separators=(",", ":")).encode()
-        return hmac.new(self.key, canonical, hashlib.sha256).hexdigest()
+    def _sign(self, body: bytes) -> bytes:
+        """The entry's signature: its first line, over every byte after it."""
+        return hmac.new(self.key, body, hashlib.sha256).hexdigest().encode()
 
 
 def _key_file(path: Path) -> bytes:
