@@ -48,7 +48,8 @@ import handler as handler_bench  # noqa: E402  (bench/handler.py: data, training
 from peers import VENVS, peer_python  # noqa: E402
 
 MLSERVER_VENV = VENVS / "mlserver"
-MLSERVER_PACKAGES = ("mlserver==1.7.1", "mlserver-sklearn==1.7.1")
+MLSERVER_PACKAGES = ("mlserver==1.7.1", "mlserver-sklearn==1.7.1", "uvloop==0.21.0")
+"""uvloop as of MLServer 1.7.1's release: its workers fail to start on uvloop 0.22 and later."""
 CLIENTS = 8
 BATCH_ROWS = 1000
 STARTUP_SECONDS = 120.0

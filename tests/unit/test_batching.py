@@ -6,6 +6,7 @@ arrive while a prediction runs; the answers are compared with a handler that bat
 
 from __future__ import annotations
 
+import asyncio
 import threading
 from collections.abc import Callable
 from pathlib import Path
@@ -91,6 +92,19 @@ def test_requests_over_http_bodies_batch_the_same_way(slow_lab: Lab, data: Path)
     answers = concurrently([lambda b=b: handler.predict_json(b) for b in bodies])  # type: ignore[misc]
     assert [a.values()[0] for a in answers] == expected_labels(data, rows)
     assert handler.status.predict_batches < len(bodies)
+
+
+def test_callers_on_an_event_loop_batch_without_a_thread_each(slow_lab: Lab, data: Path) -> None:
+    rows = scores(data)
+    bodies = [rows.iloc[[i]].to_json(orient="records").encode() for i in range(len(rows))]
+    handler = loaded(slow_lab)
+
+    async def clients() -> list[Any]:
+        return await asyncio.gather(*(handler.predict_json_async(body) for body in bodies))
+
+    answers = asyncio.run(clients())
+    assert [a.values()[0] for a in answers] == expected_labels(data, rows)
+    assert handler.status.predict_batches <= 3  # the first alone, then the rest together
 
 
 def test_a_record_the_model_refuses_fails_only_its_own_request(slow_lab: Lab, data: Path) -> None:

@@ -17,6 +17,7 @@ by one, so a record the model refuses fails only the request that sent it.
 
 from __future__ import annotations
 
+import asyncio
 import threading
 import time
 from collections import deque
@@ -53,18 +54,34 @@ class Batching:
 
 
 class _Ticket:
-    """One caller's frame, waiting in the queue, and then its result."""
+    """One caller's frame, waiting in the queue, and then its result.
 
-    __slots__ = ("error", "frame", "key", "leads", "output", "ready", "rows")
+    A caller on an event loop waits on an ``asyncio.Event`` (set from the leader's thread
+    through the loop), any other caller on a ``threading.Event``.
+    """
 
-    def __init__(self, key: object, frame: DataFrame) -> None:
+    __slots__ = ("error", "frame", "key", "leads", "loop", "output", "ready", "rows")
+
+    def __init__(
+        self, key: object, frame: DataFrame, loop: asyncio.AbstractEventLoop | None = None
+    ) -> None:
         self.key = key
         self.frame = frame
         self.rows = len(frame)
-        self.ready = threading.Event()
+        self.loop = loop
+        self.ready: threading.Event | asyncio.Event = (
+            threading.Event() if loop is None else asyncio.Event()
+        )
         self.leads = False
         self.output: DataFrame | None = None
         self.error: BaseException | None = None
+
+    def wake(self) -> None:
+        """Wake the caller: its result is in, or it leads the next batch."""
+        if self.loop is None:
+            self.ready.set()
+        else:
+            self.loop.call_soon_threadsafe(self.ready.set)
 
     def result(self) -> DataFrame:
         if self.error is not None:
@@ -137,13 +154,34 @@ class Batcher:
         if not ticket.leads:
             ticket.ready.wait()
         if ticket.leads:  # first in line, or handed the lead by the batch before
-            batch = self._take()
-            try:
-                self._run_batch(batch)
-            finally:
-                self._release(batch)
-                self._hand_over()
+            self._lead()
         return ticket.result()
+
+    async def run_async(
+        self, key: object, frame: DataFrame, arrival: Arrival | None = None
+    ) -> DataFrame:
+        """Predict a checked frame for a caller on an event loop, which no thread waits for.
+
+        Only a batch's leader takes a thread (the loop's default executor) to predict; the
+        others wait on the loop, so a request costs no thread hop of its own.
+        """
+        loop = asyncio.get_running_loop()
+        ticket = _Ticket(key, frame, loop)
+        self._queue_up(ticket, arrival or self.arriving())
+        if not ticket.leads:
+            await ticket.ready.wait()  # type: ignore[misc]
+        if ticket.leads:
+            await loop.run_in_executor(None, self._lead)
+        return ticket.result()
+
+    def _lead(self) -> None:
+        """Take a batch from the head of the queue, predict it, wake its callers, hand over."""
+        batch = self._take()
+        try:
+            self._run_batch(batch)
+        finally:
+            self._release(batch)
+            self._hand_over()
 
     def _arrived(self, arrival: Arrival) -> None:
         """Count an announced caller out, once: it queued, or it will not come."""
@@ -199,7 +237,7 @@ class Batcher:
                 return
             successor = self._queue[0]
             successor.leads = True
-        successor.ready.set()
+        successor.wake()
 
     def _run_batch(self, batch: list[_Ticket]) -> None:
         """Predict the batch as one frame and hand each caller its rows; alone if that fails."""
@@ -220,7 +258,7 @@ class Batcher:
         for ticket in batch:
             if ticket.output is None and ticket.error is None:
                 ticket.error = RuntimeError("the batch this request was in was interrupted")
-            ticket.ready.set()
+            ticket.wake()
 
     def _together(self, batch: list[_Ticket]) -> DataFrame:
         pd = library("pandas")

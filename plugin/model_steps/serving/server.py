@@ -54,6 +54,7 @@ from model_steps.serving.limits import (
     timed_protocol,
 )
 from model_steps.serving.memory import limit_malloc_arenas
+from model_steps.serving.records import Prediction
 from model_steps.serving.status import HandlerStatus
 
 __all__ = [
@@ -72,6 +73,9 @@ MAX_DETAIL_CHARS = 2_000
 """Longest error message answered; the rest is cut (a caller controls what errors quote)."""
 CLIENT_CLOSED = 499
 """Counted when a client hangs up before its answer (nginx's code); never sent."""
+INLINE_BODY_BYTES = 16 * 2**10
+"""Bodies up to this size (a few dozen records) are checked on the event loop and wait for
+their batch there, holding no thread; larger ones are parsed and checked in a worker thread."""
 
 
 # -- what the endpoints answer (typed, so /openapi.json documents it) ------------------------
@@ -189,7 +193,10 @@ def _routes(
         handler = served[name]
         with handler.incoming() as arrival:  # a batch forming now may wait for this one
             body = await _read_body(request, limits.max_body_bytes, limits.body_timeout)
-            return await run_in_threadpool(_predict, handler, body, limits.max_rows, arrival)
+            if len(body) > INLINE_BODY_BYTES:
+                return await run_in_threadpool(_predict, handler, body, limits.max_rows, arrival)
+            rows = limits.max_rows
+            return _response(await handler.predict_json_async(body, max_rows=rows, arrival=arrival))
 
     def version_named(name: str) -> HandlerStatus:
         return served[name].status
@@ -289,11 +296,17 @@ def _predict(
     """Parse, check and predict in a worker thread, so big bodies never block the event loop.
 
     The handler turns records its model refuses into InvalidInputError (422); anything else
-    reaches the app's last-resort handler (500), so no input can take the server down. The
-    answer is serialised here, once: the values are already JSON-ready, and validating a
-    100,000-row list against :class:`PredictResponse` (which documents it) would only cost.
+    reaches the app's last-resort handler (500), so no input can take the server down.
     """
-    prediction = handler.predict_json(body, max_rows=max_rows, arrival=arrival)
+    return _response(handler.predict_json(body, max_rows=max_rows, arrival=arrival))
+
+
+def _response(prediction: Prediction) -> Response:
+    """The answer, serialised once.
+
+    The values are JSON-ready already, and validating a 100,000-row list against
+    :class:`PredictResponse` (which documents it) would only cost.
+    """
     values = prediction.values()
     answer = {
         "model": prediction.model,
