@@ -258,7 +258,8 @@ class Batcher:
         for ticket in batch:
             if ticket.output is None and ticket.error is None:
                 ticket.error = RuntimeError("the batch this request was in was interrupted")
-            ticket.wake()
+            if not ticket.leads:  # the leader is not waiting: it ran the batch
+                ticket.wake()
 
     def _together(self, batch: list[_Ticket]) -> DataFrame:
         pd = library("pandas")
