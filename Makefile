@@ -17,7 +17,7 @@ export AIRFLOW__DAG_PROCESSOR__PARSING_PROCESSES := 1
 export MODEL_STEPS_ASSETS_ROOT := $(CURDIR)/.data/assets
 export MODEL_STEPS_DATA_ROOT := $(CURDIR)/.data/data
 
-.PHONY: setup run test lint types docs clean
+.PHONY: setup run run-cluster test lint types docs clean
 
 setup: $(VENV)/.installed
 
@@ -31,6 +31,12 @@ run: setup
 	mkdir -p $(AIRFLOW_HOME) $(MODEL_STEPS_ASSETS_ROOT)
 	test -f $(MODEL_STEPS_DATA_ROOT)/iris/train.csv || $(BIN)/model-steps example-data
 	$(BIN)/airflow standalone
+
+# The docker/ topology without containers: PostgreSQL, Redis, a moto S3, Airflow's servers and two
+# Celery workers (needs Debian's postgresql and redis-server). The UI is on CLUSTER_API_PORT.
+run-cluster: setup
+	env -u AIRFLOW_HOME -u MODEL_STEPS_ASSETS_ROOT -u MODEL_STEPS_DATA_ROOT \
+		CLUSTER_API_PORT=$${CLUSTER_API_PORT:-8080} $(BIN)/python -m tests.cluster
 
 lint: setup
 	$(BIN)/ruff check plugin dags tests bench

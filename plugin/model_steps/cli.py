@@ -8,6 +8,7 @@ second and without an Airflow home; a model's Airflow connection is read only wh
 from __future__ import annotations
 
 import argparse
+import getpass
 import json
 import sys
 from collections.abc import Sequence
@@ -16,13 +17,14 @@ from typing import Any
 
 from model_steps.airflow.connections import model_storage_options
 from model_steps.airflow.plan import dag_ids
-from model_steps.definition.loader import LoadedModel, load_and_validate
+from model_steps.definition.loader import Catalog, LoadedModel, load_and_validate
 from model_steps.definition.reference import markdown_reference
 from model_steps.definition.schema import ModelSpec, json_schema
 from model_steps.errors import ModelStepsError, format_problem
 from model_steps.examples import write_example_data
 from model_steps.runtime.context import Environment, environment
 from model_steps.settings import Settings, load_settings
+from model_steps.store.manifest import Decision, EvaluationRecord, Manifest, version_status
 
 __all__ = ["main"]
 
@@ -37,8 +39,14 @@ def _paths(args: argparse.Namespace, settings: Settings) -> list[Path]:
     return [Path(p) for p in args.paths] or [settings.dags_folder]
 
 
+def _catalog(args: argparse.Namespace, settings: Settings) -> Catalog:
+    return load_and_validate(
+        _paths(args, settings), settings.environ, assets_root=settings.assets_root
+    )
+
+
 def _validate(args: argparse.Namespace, settings: Settings) -> int:
-    catalog = load_and_validate(_paths(args, settings), settings.environ)
+    catalog = _catalog(args, settings)
     for problem in catalog.problems:
         print(format_problem(problem))
     valid, broken = len(catalog.models), len(catalog.broken)
@@ -47,7 +55,7 @@ def _validate(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _list(args: argparse.Namespace, settings: Settings) -> int:
-    catalog = load_and_validate(_paths(args, settings), settings.environ)
+    catalog = _catalog(args, settings)
     rows = [("NAME", "STATUS", "TRAIN", "INFER", "SCHEDULES", "DAG IDS")]
     for model in catalog.models:
         spec = model.spec
@@ -96,7 +104,7 @@ def _model(reference: str, settings: Settings) -> tuple[ModelSpec, Environment] 
     found = _definition(reference, settings)
     if found is None:
         return None
-    options = model_storage_options(found.spec.assets.conn_id)
+    options = model_storage_options(settings.connection(found.spec.assets.conn_id))
     return found.spec, environment(found.spec, settings, options)
 
 
@@ -106,23 +114,107 @@ def _versions(args: argparse.Namespace, settings: Settings) -> int:
         return 1
     spec, env = model
     pointer = env.store.pointer()
-    rows = [("", "VERSION", "PUBLISHED", "DEFINITION", "RUN", "METRICS")]
+    live = pointer.version if pointer else None
+    rows = [("", "VERSION", "STATUS", "PUBLISHED", "DEFINITION", "RUN", "METRICS", "NOTE")]
     for version in env.store.versions():
         manifest = env.store.manifest(version)
+        decision = env.store.decision(version)
         metrics = manifest.metrics.get("test") or manifest.metrics.get("train") or {}
         rows.append(
             (
-                "*" if pointer and pointer.version == version else "",
+                "*" if live == version else "",
                 str(version),
+                version_status(manifest, decision, live),
                 manifest.published_at[:19],
                 manifest.definition_version or "-",
                 manifest.run_id,
                 " ".join(f"{k}={v:.4g}" for k, v in sorted(metrics.items())) or "-",
+                _note(manifest, decision, env.store.evaluations(version)),
             )
         )
     _print_table(rows)
     if len(rows) == 1:
         print(f"{spec.name} has no published version in {env.store.url()}", file=sys.stderr)
+    return 0
+
+
+def _note(
+    manifest: Manifest, decision: Decision | None, evaluations: Sequence[EvaluationRecord]
+) -> str:
+    """Why a version stands where it does, and how its latest evaluation went."""
+    notes = []
+    if decision is not None:
+        because = f": {decision.reason}" if decision.reason else ""
+        notes.append(f"{decision.action} by {decision.by}{because}")
+    elif manifest.gate is not None and manifest.gate.outcome != "accepted":
+        notes.append(manifest.gate.reason)
+    if evaluations:
+        latest = evaluations[-1]
+        scores = " ".join(
+            f"{m.name}={m.value:.4g}" for m in latest.performance if m.value is not None
+        )
+        verdict = "degraded: " + "; ".join(latest.reasons) if latest.degraded else "healthy"
+        when = f"evaluated {latest.end_date_time[:10]} ({len(evaluations)} in all)"
+        notes.append(f"{when}: {scores}, {verdict}")
+    return " | ".join(notes) or "-"
+
+
+def _promote(args: argparse.Namespace, settings: Settings) -> int:
+    model = _model(args.model, settings)
+    if model is None:
+        return 1
+    spec, env = model
+    pointer = env.store.approve(args.version, by=args.by, reason=args.reason)
+    live = env.store.pointer()
+    print(
+        f"{spec.name}: version {args.version} approved by {args.by}; the live version is now "
+        f"{live.version if live else pointer.version}"
+    )
+    if live is not None and live.version == args.version:
+        _announce(spec.name, args.version, pointer.manifest, args.by)
+    return 0
+
+
+def _announce(model: str, version: int, manifest: str, by: str) -> None:
+    """Send the Asset event publish would have sent, where Airflow's metadata DB is reachable."""
+    try:
+        from model_steps.airflow.events import announce_version_in_new_session
+
+        sent = announce_version_in_new_session(model, version, manifest, by)
+    except Exception as error:  # the pointer moved; only the event for "on new version" is lost
+        print(
+            f"note: handlers follow the new version, but no Airflow Asset event was sent "
+            f"({type(error).__name__}: {error}); DAGs scheduled 'on new version' will not run",
+            file=sys.stderr,
+        )
+        return
+    if sent:
+        print(f"sent the Asset event model-steps.{model} (version {version})")
+
+
+def _reject(args: argparse.Namespace, settings: Settings) -> int:
+    model = _model(args.model, settings)
+    if model is None:
+        return 1
+    spec, env = model
+    env.store.reject(args.version, by=args.by, reason=args.reason)
+    print(f"{spec.name}: version {args.version} rejected by {args.by}: {args.reason}")
+    return 0
+
+
+def _card(args: argparse.Namespace, settings: Settings) -> int:
+    model = _model(args.model, settings)
+    if model is None:
+        return 1
+    spec, env = model
+    version = args.version
+    if version is None:
+        pointer = env.store.pointer()
+        if pointer is None:
+            print(f"{spec.name} has no live version: pass --version N", file=sys.stderr)
+            return 1
+        version = pointer.version
+    print(env.store.card(version).rstrip("\n"))
     return 0
 
 
@@ -149,9 +241,11 @@ def _prune(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _example_data(args: argparse.Namespace, settings: Settings) -> int:
-    root = Path(args.root or settings.environ.get("MODEL_STEPS_DATA_ROOT") or "data")
-    for path in write_example_data(root):
-        print(path)
+    root = args.root or settings.environ.get("MODEL_STEPS_DATA_ROOT") or "data"
+    conn_id = args.conn_id or settings.conn_id
+    options = model_storage_options(conn_id) if conn_id else {}
+    for url in write_example_data(root, options):
+        print(url)
     return 0
 
 
@@ -172,7 +266,7 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
             return 1
         options = args.storage_options
         if options is None:
-            options = _connection_options(found.spec)
+            options = _connection_options(found.spec, settings)
         handler = ModelHandler.from_definition(
             found.path,
             environ=settings.environ,
@@ -196,9 +290,9 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
-def _connection_options(spec: ModelSpec) -> dict[str, Any]:
+def _connection_options(spec: ModelSpec, settings: Settings) -> dict[str, Any]:
     """Storage options from the model's Airflow connection, when Airflow is installed here."""
-    conn_id = spec.assets.conn_id
+    conn_id = settings.connection(spec.assets.conn_id)
     try:
         return model_storage_options(conn_id)
     except ImportError as error:
@@ -281,11 +375,37 @@ def _parser() -> argparse.ArgumentParser:
     prune = commands.add_parser("prune", help="delete old versions (never the current one)")
     prune.add_argument("--keep", type=int, required=True, metavar="K")
     prune.set_defaults(run=_prune)
-    for command in (versions, rollback, prune):
+    promote = commands.add_parser(
+        "promote", help="approve a candidate waiting for approval: it becomes the live version"
+    )
+    promote.add_argument("--version", type=int, required=True, metavar="N")
+    promote.add_argument("--reason", help="why (recorded with the decision)")
+    promote.set_defaults(run=_promote)
+    reject = commands.add_parser("reject", help="turn down a candidate waiting for approval")
+    reject.add_argument("--version", type=int, required=True, metavar="N")
+    reject.add_argument("--reason", required=True, help="why (recorded with the decision)")
+    reject.set_defaults(run=_reject)
+    for command in (promote, reject):
+        command.add_argument(
+            "--by", default=getpass.getuser(), help="who decides (default: %(default)s)"
+        )
+    card = commands.add_parser("card", help="print a version's model card")
+    card.add_argument("--version", type=int, metavar="N", help="default: the live version")
+    card.set_defaults(run=_card)
+    for command in (versions, rollback, prune, promote, reject, card):
         command.add_argument("model", metavar="MODEL", help="model name or path to its YAML")
     _serve_parser(commands)
     data = commands.add_parser("example-data", help="write the example models' data")
-    data.add_argument("root", nargs="?", help="folder (default: $MODEL_STEPS_DATA_ROOT)")
+    data.add_argument(
+        "root",
+        nargs="?",
+        help="folder or fsspec URL, e.g. s3://bucket/data (default: $MODEL_STEPS_DATA_ROOT)",
+    )
+    data.add_argument(
+        "--conn-id",
+        help="Airflow connection with the root's credentials (default: the deployment's "
+        "default connection, else fsspec's own credential chain)",
+    )
     data.set_defaults(run=_example_data)
     return parser
 

@@ -13,8 +13,11 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 __all__ = [
+    "AwaitingApprovalError",
+    "CandidateRefusedError",
     "ChecksumMismatchError",
     "CorruptDocumentError",
+    "DecisionConflictError",
     "DefinitionError",
     "ImportRefusedError",
     "InvalidInputError",
@@ -24,15 +27,20 @@ __all__ = [
     "ModelStepsError",
     "NotDeployedError",
     "NotReadyError",
+    "NotServableError",
     "PermanentError",
     "PointerMissingError",
     "Problem",
     "PublishConflictError",
     "StepError",
+    "StoreOwnedError",
     "StoreUnavailableError",
+    "TemplateError",
     "TooManyRecordsError",
     "UnknownMetricError",
     "UnknownModelError",
+    "UnknownParameterError",
+    "UnsafeUrlError",
     "UntrustedTypeError",
     "did_you_mean",
     "format_problem",
@@ -192,3 +200,45 @@ class UnknownModelError(ModelStepsError, KeyError):
 
 class PointerMissingError(ModelStepsError):
     """``current.json`` disappeared from a store that had published versions."""
+
+
+class NotServableError(PermanentError):
+    """A version the gate refused, or one waiting for or denied approval, cannot be served."""
+
+
+class DecisionConflictError(ModelStepsError):
+    """A person's decision on a candidate was already recorded (by someone else, or earlier)."""
+
+
+class CandidateRefusedError(PermanentError):
+    """The gate refused a trained candidate: it is kept, with the reason, and never served."""
+
+
+class AwaitingApprovalError(ModelStepsError):
+    """A candidate passed the gate's rules and waits for a person to approve it."""
+
+
+class StoreOwnedError(PermanentError):
+    """A store belongs to another model: nothing of this model is written to or read from it."""
+
+    def __init__(self, message: str, *, owner: str, model: str) -> None:
+        super().__init__(message)
+        self.owner = owner
+        self.model = model
+
+
+class TemplateError(PermanentError):
+    """A template of a definition failed to render, or tried what the sandbox refuses."""
+
+
+class UnsafeUrlError(TemplateError):
+    """A rendered URL leaves the place its template fixes (``..``, another scheme or bucket)."""
+
+
+class UnknownParameterError(PermanentError):
+    """A run's config sets parameters the model does not declare (a typo would pass silently)."""
+
+    def __init__(self, message: str, *, unknown: Sequence[str], suggestions: Sequence[str]) -> None:
+        super().__init__(message)
+        self.unknown = tuple(unknown)
+        self.suggestions = tuple(suggestions)

@@ -1,18 +1,29 @@
 """Data for the example models, written from scikit-learn's bundled datasets (no download).
 
 ``make run`` calls ``model-steps example-data`` so the examples in ``dags/`` train and infer on
-a fresh clone with no network; the tests use the same function.
+a fresh clone with no network; the tests use the same function. The root is any fsspec URL (a
+folder, or ``s3://bucket/prefix`` for a deployment whose data lives on S3), written the way
+tasks write their outputs.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
+
+from model_steps.runtime.tables import write_table
 
 __all__ = ["write_example_data"]
 
 
-def write_example_data(root: Path) -> list[Path]:
-    """Write iris (csv) and diabetes (parquet) training and scoring tables under ``root``."""
+def write_example_data(
+    root: str | Path, storage_options: Mapping[str, Any] | None = None
+) -> list[str]:
+    """Write iris (csv) and diabetes (parquet) training and scoring tables under ``root``.
+
+    Returns the locations written (``root`` joined with each table's name).
+    """
     from sklearn.datasets import load_diabetes, load_iris
 
     iris = load_iris(as_frame=True).frame
@@ -20,15 +31,14 @@ def write_example_data(root: Path) -> list[Path]:
     iris["species"] = iris["species"].map(dict(enumerate(load_iris().target_names)))
     diabetes = load_diabetes(as_frame=True).frame.rename(columns={"target": "progression"})
     tables = {
-        root / "iris" / "train.csv": iris,
-        root / "iris" / "score.csv": iris.drop(columns="species").sample(30, random_state=1),
-        root / "diabetes" / "train.parquet": diabetes,
-        root / "diabetes" / "score.parquet": diabetes.drop(columns="progression").head(40),
+        "iris/train.csv": iris,
+        "iris/score.csv": iris.drop(columns="species").sample(30, random_state=1),
+        "diabetes/train.parquet": diabetes,
+        "diabetes/score.parquet": diabetes.drop(columns="progression").head(40),
     }
-    for path, frame in tables.items():
-        path.parent.mkdir(parents=True, exist_ok=True)
-        if path.suffix == ".csv":
-            frame.to_csv(path, index=False)
-        else:
-            frame.to_parquet(path, index=False)
-    return list(tables)
+    written = []
+    for name, frame in tables.items():
+        url = f"{str(root).rstrip('/')}/{name}"
+        write_table(frame, url, name.rsplit(".", 1)[1], storage_options=storage_options)
+        written.append(url)
+    return written

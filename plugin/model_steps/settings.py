@@ -3,12 +3,26 @@
 from __future__ import annotations
 
 import configparser
+import fnmatch
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-__all__ = ["DEFAULT_ALLOWED", "ENV_VARS", "Settings", "allowed_imports", "load_settings"]
+__all__ = [
+    "ALLOWED_CONNECTIONS_VARS",
+    "ALLOWED_ENV_VARS",
+    "DEFAULT_ALLOWED",
+    "DEFAULT_ALLOWED_CONNECTIONS",
+    "ENV_PREFIX",
+    "ENV_VARS",
+    "Settings",
+    "allowed_connections",
+    "allowed_imports",
+    "env_refusal",
+    "load_settings",
+]
 
 DEFAULT_ALLOWED = ("sklearn", "xgboost", "lightgbm", "numpy", "pandas", "scipy")
 ENV_VARS = ("MODEL_STEPS_ALLOWED_IMPORTS", "AIRFLOW__MODEL_STEPS__ALLOWED_IMPORTS")
@@ -18,6 +32,24 @@ CACHE_OFF = ("off", "none", "false", "0")
 PARSE_CACHE_KEY_VAR = "AIRFLOW__MODEL_STEPS__PARSE_CACHE_KEY"
 """The parse cache's signing key. Deliberately not a ``MODEL_STEPS_`` name: definitions may
 interpolate those, and must never read this."""
+
+ENV_PREFIX = "MODEL_STEPS_"
+"""``${VAR}`` references to names with this prefix are always interpolated."""
+ALLOWED_ENV_VARS = ("MODEL_STEPS_ALLOWED_ENV", "AIRFLOW__MODEL_STEPS__ALLOWED_ENV")
+"""Comma-separated variable names (``*`` globs) a definition may reference beside the prefix."""
+NEVER_INTERPOLATED = ("AIRFLOW_CONN_", "AIRFLOW_VAR_", "AIRFLOW__")
+"""Airflow's connections, variables and configuration (its JWT secret, its database URL): no
+setting makes them readable by a definition."""
+ALLOWED_CONNECTIONS_VARS = (
+    "MODEL_STEPS_ALLOWED_CONNECTIONS",
+    "AIRFLOW__MODEL_STEPS__ALLOWED_CONNECTIONS",
+)
+"""A regular expression the whole of an ``assets.conn_id`` must match."""
+DEFAULT_ALLOWED_CONNECTIONS = r"model_steps_.*"
+"""Only connections created for model stores: ``aws_default`` or a warehouse's connection would
+hand its credentials to whatever URLs a definition's author writes."""
+_CONFIGURED = ("allowed_imports", "allowed_env", "allowed_connections")
+"""``[model_steps]`` options of ``airflow.cfg`` read through their environment-variable form."""
 
 
 def allowed_imports(environ: Mapping[str, str], dags_folder: Path | None) -> tuple[str, ...]:
@@ -48,6 +80,43 @@ def _dags_folder_modules(folder: Path | None) -> list[str]:
     return sorted(name for name in names if name.isidentifier())
 
 
+def env_refusal(name: str, environ: Mapping[str, str]) -> str | None:
+    """Why a definition may not read the environment variable ``name``; None when it may.
+
+    The answer depends on the name only, never on whether the variable is set, so a definition
+    cannot probe the parsing process's environment.
+    """
+    if name.startswith(NEVER_INTERPOLATED):
+        return (
+            f"environment variable {name} may not be used in a definition: Airflow's "
+            "connections, variables and configuration (AIRFLOW_CONN_*, AIRFLOW_VAR_*, "
+            "AIRFLOW__*) hold secrets and are never interpolated"
+        )
+    if name.startswith(ENV_PREFIX):
+        return None
+    patterns = [
+        pattern.strip()
+        for setting in ALLOWED_ENV_VARS
+        for pattern in environ.get(setting, "").split(",")
+        if pattern.strip()
+    ]
+    if any(fnmatch.fnmatchcase(name, pattern) for pattern in patterns):
+        return None
+    return (
+        f"environment variable {name} may not be used in a definition: only variables "
+        f"starting with {ENV_PREFIX} and those the deployment lists in "
+        f"{ALLOWED_ENV_VARS[0]} ([model_steps] allowed_env) are interpolated"
+    )
+
+
+def allowed_connections(environ: Mapping[str, str]) -> str:
+    """The pattern an ``assets.conn_id`` must match in full (the deployment's, or the default)."""
+    configured = next((environ[n] for n in ALLOWED_CONNECTIONS_VARS if environ.get(n)), None)
+    pattern = (configured or DEFAULT_ALLOWED_CONNECTIONS).strip()
+    re.compile(pattern)  # a broken setting fails loudly, never as "nothing allowed"
+    return pattern
+
+
 @dataclass(frozen=True)
 class Settings:
     """Where definitions and assets live, and the environment ``${VAR}`` references resolve in."""
@@ -55,10 +124,16 @@ class Settings:
     dags_folder: Path
     assets_root: str
     environ: Mapping[str, str]
+    conn_id: str | None = None
+    """The Airflow connection of models without ``assets.conn_id`` (e.g. the MinIO endpoint)."""
     parse_cache: Path | None = None
     """Where the DAG loader keeps validated definitions between parses; None: no cache."""
     parse_cache_key: str | None = field(default=None, repr=False)
     """The key cache entries are signed with; None: a key file beside the folder."""
+
+    def connection(self, model_conn_id: str | None) -> str | None:
+        """The connection a model's store is reached with: its own, else the deployment's."""
+        return model_conn_id or self.conn_id
 
     @property
     def allowed_imports(self) -> tuple[str, ...]:
@@ -72,8 +147,11 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
     DAGs folder: ``MODEL_STEPS_DAGS_FOLDER``, ``AIRFLOW__CORE__DAGS_FOLDER``, ``[core]
     dags_folder``, then ``$AIRFLOW_HOME/dags``. Default assets root (for models without
     ``assets.root``): ``MODEL_STEPS_ASSETS_ROOT``, ``AIRFLOW__MODEL_STEPS__ASSETS_ROOT``,
-    ``[model_steps] assets_root``, then ``$AIRFLOW_HOME/model-assets``. Extra allowed imports:
-    ``[model_steps] allowed_imports`` too. Parse cache: ``MODEL_STEPS_PARSE_CACHE``,
+    ``[model_steps] assets_root``, then ``$AIRFLOW_HOME/model-assets``. Default connection (for
+    models without ``assets.conn_id``): ``MODEL_STEPS_CONN_ID``,
+    ``AIRFLOW__MODEL_STEPS__CONN_ID``, ``[model_steps] conn_id``, else none. Extra allowed imports,
+    environment variables and connections: ``[model_steps] allowed_imports``, ``allowed_env``
+    and ``allowed_connections`` too. Parse cache: ``MODEL_STEPS_PARSE_CACHE``,
     ``AIRFLOW__MODEL_STEPS__PARSE_CACHE``, ``[model_steps] parse_cache``, then
     ``$AIRFLOW_HOME/model-steps/parse-cache`` (``off`` turns it off); its key
     ``AIRFLOW__MODEL_STEPS__PARSE_CACHE_KEY`` or ``[model_steps] parse_cache_key``. Airflow
@@ -102,20 +180,27 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         "assets_root",
         str(home / "model-assets"),
     )
-    configured_imports = config.get("model_steps", "allowed_imports", fallback="")
-    if configured_imports:  # the allow-list reads Airflow's environment-variable form
-        env.setdefault("AIRFLOW__MODEL_STEPS__ALLOWED_IMPORTS", configured_imports)
+    conn_id = setting(
+        ("MODEL_STEPS_CONN_ID", "AIRFLOW__MODEL_STEPS__CONN_ID"), "model_steps", "conn_id", ""
+    )
+    for key in _CONFIGURED:  # the definition layer reads Airflow's environment-variable form
+        configured = config.get("model_steps", key, fallback="")
+        if configured:
+            env.setdefault(f"AIRFLOW__MODEL_STEPS__{key.upper()}", configured)
     cache = setting(
         ("MODEL_STEPS_PARSE_CACHE", "AIRFLOW__MODEL_STEPS__PARSE_CACHE"),
         "model_steps",
         "parse_cache",
         str(home / "model-steps" / "parse-cache"),
     )
-    key = env.get(PARSE_CACHE_KEY_VAR) or config.get("model_steps", "parse_cache_key", fallback="")
+    cache_key = env.get(PARSE_CACHE_KEY_VAR) or config.get(
+        "model_steps", "parse_cache_key", fallback=""
+    )
     return Settings(
         dags_folder=Path(folder),
         assets_root=root,
         environ=env,
+        conn_id=conn_id or None,
         parse_cache=None if cache.lower() in CACHE_OFF else Path(cache),
-        parse_cache_key=key or None,
+        parse_cache_key=cache_key or None,
     )

@@ -65,8 +65,8 @@ def s3_models(s3_server: str) -> dict[str, Any]:
         "extra": {"endpoint_url": s3_server, "region_name": "us-east-1"},
     }
     os.environ["AIRFLOW_CONN_MODEL_STEPS_S3"] = json.dumps(connection)
-    os.environ["S3_ASSETS_ROOT"] = "s3://model-steps-e2e/models"
-    return {"root": os.environ["S3_ASSETS_ROOT"], "storage_options": options}
+    os.environ["MODEL_STEPS_S3_ASSETS_ROOT"] = "s3://model-steps-e2e/models"
+    return {"root": os.environ["MODEL_STEPS_S3_ASSETS_ROOT"], "storage_options": options}
 
 
 @pytest.fixture(scope="session")
@@ -151,6 +151,7 @@ import urllib.request  # noqa: E402
 
 import httpx  # noqa: E402
 
+from tests.cluster import login  # noqa: E402
 from tests.s3 import free_port  # noqa: E402
 
 API_USERS = {"admin": "admin", "viewer": "viewer"}
@@ -173,16 +174,7 @@ class AirflowApi:
 
     def token(self, user: str) -> str:
         """A fresh JWT for ``user`` from Airflow's own login endpoint (``POST /auth/token``)."""
-        body = json.dumps({"username": user, "password": self.password(user)}).encode()
-        request = urllib.request.Request(
-            f"{self.base_url}/auth/token",
-            data=body,
-            headers={"Content-Type": "application/json"},
-            method="POST",
-        )
-        with urllib.request.urlopen(request, timeout=30) as response:
-            token: str = json.loads(response.read())["access_token"]
-            return token
+        return login(self.base_url, user, self.password(user))
 
     def client(self, user: str | None = None) -> httpx.Client:
         """A client for the server, signed in as ``user`` with a bearer token, or anonymous."""
@@ -257,4 +249,50 @@ def airflow_api(synced_bag: Any, tmp_path_factory: pytest.TempPathFactory) -> It
         _stop_group(process)
 
 
+@pytest.fixture(scope="module")
+def anonymous(airflow_api: AirflowApi) -> Iterator[httpx.Client]:
+    """A client of the API server without credentials."""
+    with airflow_api.client() as client:
+        yield client
+
+
+@pytest.fixture(scope="module")
+def admin(airflow_api: AirflowApi) -> Iterator[httpx.Client]:
+    """A client signed in as the admin, with a bearer token."""
+    with airflow_api.client("admin") as client:
+        yield client
+
+
+@pytest.fixture(scope="module")
+def viewer(airflow_api: AirflowApi) -> Iterator[httpx.Client]:
+    """A client signed in as a viewer (may read, may not change), with a bearer token."""
+    with airflow_api.client("viewer") as client:
+        yield client
+
+
 # ---- END Airflow API server fixture ------------------------------------------------------------
+
+
+# ---- BEGIN cluster fixture (tests/cluster.py) --------------------------------------------------
+# PostgreSQL, Redis, Airflow's servers and two Celery workers, on the session's S3 server.
+
+from tests.cluster import Cluster, prepare, start_cluster  # noqa: E402
+
+CLUSTER_BUCKET = "model-steps-cluster"
+CLUSTER_QUEUES = (("default", "first"), ("default", "second"))
+"""Each worker's queues: the cluster model puts one step on each worker's own queue."""
+
+
+@pytest.fixture(scope="session")
+def cluster(s3_server: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
+    """A running cluster whose DAGs folder holds the loader and the S3-backed iris model."""
+    root = tmp_path_factory.mktemp("cluster")
+    dags, s3 = prepare(root, s3_server, CLUSTER_BUCKET, DATA / "cluster" / "iris.yaml")
+    running = start_cluster(root, dags, s3, workers=CLUSTER_QUEUES)
+    try:
+        yield running
+    finally:
+        running.stop()
+
+
+# ---- END cluster fixture -----------------------------------------------------------------------

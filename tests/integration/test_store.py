@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator, Mapping
@@ -22,7 +23,12 @@ from typing import Any
 import fsspec
 import pytest
 
-from model_steps.errors import ChecksumMismatchError, CorruptDocumentError
+from model_steps.errors import (
+    ChecksumMismatchError,
+    CorruptDocumentError,
+    PublishConflictError,
+    StoreOwnedError,
+)
 from model_steps.store.manifest import AssetRecord, Manifest, Pointer, StepRecord
 from model_steps.store.model_store import ModelStore, StagedAsset, open_store, utc_now
 from tests.assets import asset_bytes
@@ -148,6 +154,22 @@ def write(url: str, data: bytes, options: Mapping[str, Any]) -> None:
     fs.pipe_file(path, data)
 
 
+def abandon(store: ModelStore, backend: Backend, version: int, age: timedelta) -> None:
+    """Leave what a publish killed after its claim leaves: a claim and an asset, no manifest."""
+    claimed_at = (datetime.now(UTC) - age).isoformat()
+    claim = {"claimed_at": claimed_at, "pid": 1, "token": "killed"}
+    write(
+        store.url("versions", str(version), "claim.json"),
+        json.dumps(claim).encode(),
+        backend.options,
+    )
+    write(
+        store.url("versions", str(version), "scaler", IDENTIFIER),
+        b"half-published leftover",
+        backend.options,
+    )
+
+
 def same_location(actual: str, expected: str, options: Mapping[str, Any]) -> bool:
     """Whether two full URLs name the same object (``memory://a`` and ``memory:///a`` do)."""
     if "://" not in actual:
@@ -172,9 +194,9 @@ class Backend:
         """A full URL under this test's folder."""
         return "/".join([self.base, *parts])
 
-    def store(self, model: str = MODEL) -> ModelStore:
-        """The store of one model in this folder."""
-        return open_store(f"{self.root}/{model}", self.options)
+    def store(self, model: str = MODEL, *, owner: str | None = None) -> ModelStore:
+        """The store of one model in this folder, opened for ``owner`` (a model) if given."""
+        return open_store(f"{self.root}/{model}", self.options, owner=owner)
 
 
 @pytest.fixture(params=["local", "memory", pytest.param("s3", marks=pytest.mark.integration)])
@@ -415,31 +437,69 @@ class TestStoreContract:
         assert record is not None
         assert asset_bytes(store, record) == b"v2"
 
-    def test_prune_removes_claims_abandoned_for_a_day_but_not_fresh_ones(
+    def test_publish_reclaims_claims_abandoned_past_the_grace_period_only(
         self, backend: Backend
     ) -> None:
         store = backend.store()
         publish(store)
-        now = datetime.now(UTC)
-        ages = {2: timedelta(days=2), 3: timedelta(hours=23), 4: timedelta(seconds=1)}
-        for version, age in ages.items():
-            claim = {"claimed_at": (now - age).isoformat(), "pid": 1}
-            write(
-                store.url("versions", str(version), "claim.json"),
-                json.dumps(claim).encode(),
-                backend.options,
-            )
-            write(
-                store.url("versions", str(version), "scaler", IDENTIFIER),
-                b"half-published leftover",
-                backend.options,
-            )
-        assert store.prune(keep=1) == []
-        assert not exists(store.url("versions", "2"), backend.options)
-        assert exists(store.url("versions", "3", "claim.json"), backend.options)
-        assert exists(store.url("versions", "4", "scaler", IDENTIFIER), backend.options)
+        abandon(store, backend, 2, timedelta(hours=2))
+        abandon(store, backend, 3, timedelta(minutes=10))  # its publisher may still be running
+        assert publish(store)[0] == 4
+        assert not exists(store.url("versions", "2", "scaler", IDENTIFIER), backend.options)
+        reclaimed = json.loads(read(store.url("versions", "2", "claim.json"), backend.options))
+        assert "reclaimed_at" in reclaimed
+        assert exists(store.url("versions", "3", "scaler", IDENTIFIER), backend.options)
+        assert store.versions() == [1, 4]
+
+    def test_a_reclaimed_number_is_never_given_out_again(self, backend: Backend) -> None:
+        store = backend.store()
+        publish(store)
+        abandon(store, backend, 2, timedelta(hours=2))  # the highest number so far
+        assert publish(store)[0] == 3
+        assert publish(store)[0] == 4
+        assert store.versions() == [1, 3, 4]
+
+    def test_a_publish_whose_claim_was_reclaimed_meanwhile_completes_nothing(
+        self, backend: Backend
+    ) -> None:
+        store = backend.store()
+        publish(store, {"scaler": b"v1"})
+        late = manifest_for("late-run")
+
+        def reclaimed_while_promoting(version: int, records: Mapping[str, AssetRecord]) -> Any:
+            assert backend.store().reclaim(grace=0) == [version]  # a later publish's reclaim
+            return late(version, records)
+
+        staged = [stage(store, "late-run", "scaler", b"stale")]
+        with pytest.raises(PublishConflictError, match="reclaimed"):
+            store.publish(staged, reclaimed_while_promoting, card_for)
         assert store.versions() == [1]
-        assert publish(store)[0] == 5
+        pointer = store.pointer()
+        assert pointer is not None
+        assert pointer.version == 1
+        assert publish(store)[0] == 3
+
+    def test_prune_reclaims_abandoned_claims_too(self, backend: Backend) -> None:
+        store = backend.store()
+        publish(store)
+        abandon(store, backend, 2, timedelta(days=2))
+        assert store.prune(keep=1) == []
+        assert not exists(store.url("versions", "2", "scaler", IDENTIFIER), backend.options)
+        assert publish(store)[0] == 3
+
+    def test_a_staged_asset_changed_before_publish_is_refused_unpublished(
+        self, backend: Backend
+    ) -> None:
+        store = backend.store()
+        publish(store, {"scaler": b"v1"})
+        staged = stage(store, "run-2", "scaler", b"fitted-A")
+        write(staged.url, b"fitted-B", backend.options)  # same size, other bytes
+        with pytest.raises(ChecksumMismatchError, match="sha256"):
+            store.publish([staged], manifest_for("run-2"), card_for)
+        assert store.versions() == [1]
+        pointer = store.pointer()
+        assert pointer is not None
+        assert pointer.version == 1
 
     def test_clean_run_removes_the_run_scratch(self, backend: Backend) -> None:
         store = backend.store()
@@ -541,6 +601,72 @@ class TestStoreContract:
         assert store.prune(keep=1) == [1]
         assert not exists(f"{elsewhere}/versions/1/embedding/{IDENTIFIER}", backend.options)
         assert read(f"{elsewhere}/versions/2/embedding/{IDENTIFIER}", backend.options) == b"v2"
+
+
+class TestStoreOwnership:
+    """A store belongs to the model that first published in it; no other model acts there."""
+
+    def test_the_first_publish_claims_the_store_for_its_model(self, backend: Backend) -> None:
+        store = backend.store(owner=MODEL)
+        publish(store)
+        assert json.loads(read(backend.url(MODEL, "owner.json"), backend.options))["model"] == (
+            MODEL
+        )
+
+    def test_another_model_may_not_publish_roll_back_or_prune(self, backend: Backend) -> None:
+        owned = backend.store(owner=MODEL)
+        publish(owned)
+        publish(owned)
+        owned.rollback(1)
+        intruder = backend.store(owner="intruder")
+        for change in (
+            lambda: publish(intruder),
+            lambda: intruder.rollback(2),
+            lambda: intruder.prune(keep=1),
+        ):
+            with pytest.raises(StoreOwnedError, match=r"belongs to model 'churn'.*'intruder'"):
+                change()
+        assert (owned.pointer().version, owned.versions()) == (1, [1, 2])
+        assert not exists(backend.url(MODEL, "versions", "3"), backend.options)
+
+    def test_a_manifest_of_another_model_is_never_read_as_this_ones(self, backend: Backend) -> None:
+        publish(backend.store())  # the manifest says model 'churn'
+        with pytest.raises(StoreOwnedError, match="published by model 'churn', not 'iris'"):
+            backend.store(owner="iris").manifest(1)
+
+    def test_a_store_from_before_ownership_keeps_working_until_a_publish_claims_it(
+        self, backend: Backend
+    ) -> None:
+        publish(backend.store())
+        publish(backend.store())
+        store = backend.store(owner=MODEL)
+        assert store.rollback(1).version == 1
+        assert store.prune(keep=1, pinned=[1]) == []
+        assert not exists(backend.url(MODEL, "owner.json"), backend.options)
+        publish(store)
+        assert json.loads(read(backend.url(MODEL, "owner.json"), backend.options))["model"] == (
+            MODEL
+        )
+
+    def test_two_models_racing_for_a_new_store_never_both_win(self, backend: Backend) -> None:
+        contenders = [backend.store(owner=name) for name in ("churn", "intruder")]
+        start = threading.Barrier(len(contenders))
+        outcomes: list[str] = []
+
+        def claim(store: ModelStore) -> None:
+            start.wait()
+            try:
+                store.check_owner(claim=True)
+                outcomes.append("won")
+            except StoreOwnedError:
+                outcomes.append("refused")
+
+        threads = [threading.Thread(target=claim, args=(s,)) for s in contenders]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        assert sorted(outcomes) == ["refused", "won"]
 
 
 def test_plain_local_assets_root_is_recorded_as_a_full_url(tmp_path: Path) -> None:

@@ -25,7 +25,8 @@ def local_store(name: str) -> ModelStore:
 
 
 def latest_predictions(model: str) -> pd.DataFrame:
-    (path,) = sorted((DATA_ROOT / model / "predictions").glob("*"))
+    """The newest predictions file (each infer run writes its own, named for its run id)."""
+    path = max((DATA_ROOT / model / "predictions").glob("*"), key=lambda p: p.stat().st_mtime_ns)
     return pd.read_csv(path) if path.suffix == ".csv" else pd.read_parquet(path)
 
 

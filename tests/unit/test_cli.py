@@ -28,8 +28,8 @@ def test_validate_prints_one_line_per_problem_and_exits_1(
         "digits, '_' or '-' (at most 100 characters)",
         f"{path}:13:1: statuss: unknown field 'statuss'; expected one of: apiVersion, kind, "
         "name, description, tags, domain, status, version, assets, scheduler, schedule, "
-        "comments, parameters, metadata, intended_use, limitations, license, airflow, steps "
-        "(did you mean 'status'?)",
+        "comments, parameters, metadata, intended_use, limitations, license, airflow, gate, "
+        "card, evaluation, steps (did you mean 'status'?)",
     ]
 
 
@@ -79,3 +79,15 @@ def test_settings_read_airflow_cfg_when_the_environment_is_silent(tmp_path: Path
     assert settings.dags_folder == tmp_path / "my_dags"
     assert settings.assets_root == "s3://models"
     assert "catboost" in settings.allowed_imports
+
+
+def test_the_default_connection_serves_models_without_their_own(tmp_path: Path) -> None:
+    from model_steps.settings import load_settings
+
+    (tmp_path / "airflow.cfg").write_text("[model_steps]\nconn_id = minio\n")
+    settings = load_settings({"AIRFLOW_HOME": str(tmp_path)})
+    assert settings.connection(None) == "minio"
+    assert settings.connection("own_s3") == "own_s3"
+    overridden = load_settings({"AIRFLOW_HOME": str(tmp_path), "MODEL_STEPS_CONN_ID": "other"})
+    assert overridden.connection(None) == "other"
+    assert load_settings({"AIRFLOW_HOME": str(tmp_path / "none")}).connection(None) is None

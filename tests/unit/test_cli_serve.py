@@ -67,9 +67,9 @@ def test_serve_refuses_bad_options_with_a_usage_error(
 def test_serve_names_a_connection_it_cannot_read(
     dags: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    extra = "status: deployed\nassets: {root: s3://bucket/models, conn_id: nowhere}\n"
+    extra = "status: deployed\nassets: {root: s3://bucket/models, conn_id: model_steps_nowhere}\n"
     (dags / "churn.yaml").write_text(definition("churn", extra))
     assert main(["serve", "churn"]) == 1
-    assert "cannot read the Airflow connection 'nowhere' of model 'churn'" in (
+    assert "cannot read the Airflow connection 'model_steps_nowhere' of model 'churn'" in (
         capsys.readouterr().err
     )

@@ -51,9 +51,21 @@ def test_versions_lists_each_version_with_its_metrics_and_marks_the_current(
 ) -> None:
     assert main(["versions", "churn"]) == 0
     lines = capsys.readouterr().out.splitlines()
-    assert lines[0].split() == ["VERSION", "PUBLISHED", "DEFINITION", "RUN", "METRICS"]
-    assert [line.split()[0] for line in lines[1:]] == ["1", "2", "*"]
-    assert lines[3].split()[1] == "3" and lines[3].endswith("accuracy=0.9")
+    assert lines[0].split() == [
+        "VERSION",
+        "STATUS",
+        "PUBLISHED",
+        "DEFINITION",
+        "RUN",
+        "METRICS",
+        "NOTE",
+    ]
+    assert [line.split()[:2] for line in lines[1:]] == [
+        ["1", "published"],
+        ["2", "published"],
+        ["*", "3"],
+    ]
+    assert lines[3].split()[2] == "live" and lines[3].endswith("accuracy=0.9  -")
 
 
 def test_rollback_moves_the_current_version_back(
@@ -88,3 +100,14 @@ def test_rolling_back_to_a_missing_version_is_an_error_not_a_crash(
 ) -> None:
     assert main(["rollback", "churn", "--to", "7"]) == 1
     assert "version 7 has no manifest" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("command", [["rollback", "--to", "1"], ["prune", "--keep", "1"]])
+def test_a_store_another_model_owns_is_refused(
+    model_with_three_versions: Path, capsys: pytest.CaptureFixture[str], command: list[str]
+) -> None:
+    store = open_store(f"{model_with_three_versions.parents[1] / 'store'}/churn")
+    store.fs.pipe_file(store.path("owner.json"), b'{"model": "iris"}')
+    assert main([command[0], str(model_with_three_versions), *command[1:]]) == 1
+    assert "belongs to model 'iris'" in capsys.readouterr().err
+    assert (store.pointer().version, store.versions()) == (3, [1, 2, 3])

@@ -16,9 +16,15 @@ from model_steps.errors import format_problem
 SPECS = Path(__file__).resolve().parents[1] / "data" / "specs"
 INVALID = SPECS / "invalid"
 VALID = SPECS / "valid"
-# The corpus stands in for a DAGs folder whose own code lives in `model_code`.
-ENVIRON = {"ASSETS_ROOT": "s3://bucket/models", "MODEL_STEPS_ALLOWED_IMPORTS": "model_code"}
-KINDS = {"syntax", "schema", "semantic", "env", "security"}
+# The corpus stands in for a DAGs folder whose own code lives in `model_code`, in a deployment
+# that lets definitions read a few variables without the MODEL_STEPS_ prefix.
+ENVIRON = {
+    "ASSETS_ROOT": "s3://bucket/models",
+    "MODEL_STEPS_ALLOWED_IMPORTS": "model_code",
+    "MODEL_STEPS_ALLOWED_ENV": "ASSETS_*,DATA_ROOT,TEAM,ENVIRONMENT,SCORING_BUCKET,"
+    "TRAIN_SCHEDULE,MODEL_NAME",
+}
+KINDS = {"syntax", "schema", "semantic", "env", "security", "governance"}
 
 INVALID_CASES = sorted(INVALID.rglob("*.yaml"))
 VALID_CASES = sorted(VALID.glob("*.yaml"))

@@ -228,11 +228,54 @@ def test_a_store_url_alone_serves_its_published_model(lab: Lab, data: Path) -> N
     assert handler.predict(rows).values() == expected_labels(data, rows)
 
 
+def slip_in_a_version_of(lab: Lab, other: Lab) -> None:
+    """Copy ``other``'s version 1 into ``lab``'s store as the live version 2.
+
+    What a store written before ownership was recorded could hold: another model's version,
+    published there by a definition that shared the folder.
+    """
+    source, target = other.store, lab.store
+    manifest = json.loads(source.fs.cat_file(source.path("versions", "1", "manifest.json")))
+    manifest["version"] = 2
+    target.fs.pipe_file(
+        target.path("versions", "2", "manifest.json"), json.dumps(manifest).encode()
+    )
+    pointer = {
+        "version": 2,
+        "manifest": target.url("versions", "2", "manifest.json"),
+        "published_at": manifest["published_at"],
+    }
+    target.fs.pipe_file(target.path("current.json"), json.dumps(pointer).encode())
+
+
+@pytest.mark.parametrize("opened", ["from_definition", "from_store"])
+def test_a_handler_never_serves_a_version_another_model_published(
+    tmp_path: Path, data: Path, opened: str
+) -> None:
+    iris = make_lab(tmp_path / "iris", data)
+    iris.train()
+    intruder = make_lab(tmp_path / "intruder", data, name="intruder")
+    intruder.train(C=0.01)
+    handler = (
+        iris.handler()
+        if opened == "from_definition"
+        else (ModelHandler.from_store(iris.store.url(), poll_interval=0.05, max_backoff=0.4))
+    )
+    assert handler.load() == 1
+    slip_in_a_version_of(iris, intruder)
+    assert handler.poll_once() is False
+    assert handler.version == 1
+    assert "'intruder'" in str(handler.status.last_error)
+    assert handler.predict(scores(data)).version == 1
+
+
 def test_a_model_with_an_airflow_connection_needs_storage_options(
     tmp_path: Path, data: Path
 ) -> None:
-    lab = make_lab(tmp_path, data, name="conn", conn_id="aws_models")
-    with pytest.raises(PermanentError, match=r"Airflow connection 'aws_models'.*storage_options"):
+    lab = make_lab(tmp_path, data, name="conn", conn_id="model_steps_models")
+    with pytest.raises(
+        PermanentError, match=r"Airflow connection 'model_steps_models'.*storage_options"
+    ):
         ModelHandler.from_definition(lab.definition)
 
 

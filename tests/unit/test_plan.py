@@ -8,6 +8,7 @@ from pathlib import Path
 from model_steps.airflow.plan import (
     AssetRef,
     DagPlan,
+    degraded_asset,
     invalid_dag_id,
     model_asset,
     model_name_of,
@@ -102,3 +103,51 @@ def test_plans_of_the_examples_are_the_same_every_time() -> None:
     first = plan_catalog(load_and_validate([EXAMPLES], {}), EXAMPLES)
     second = plan_catalog(load_and_validate([EXAMPLES], {}), EXAMPLES)
     assert first == second
+
+
+GATED = """\
+schedule: {train: on degradation}
+gate:
+  rules: [accuracy >= 0.9]
+evaluation:
+  input: {url: "fresh/{{ dag_run.run_after | ds }}.csv"}
+  target: churned
+  schedule: "@weekly"
+  rules: [accuracy >= trained - 0.05]
+steps:
+  - id: fit
+    has_assets: true
+    assets_identifier: model.joblib
+    parameters:
+      package: sklearn.linear_model
+      class: LogisticRegression
+      input: {train: {url: data/train.csv}}
+      training: {target: churned, split: {test_size: 0.2}}
+      metrics: [accuracy]
+"""
+
+
+def test_a_gated_model_decides_in_its_own_task_before_publish(tmp_path: Path) -> None:
+    train = plans_for(tmp_path, GATED)["churn__train"]
+    assert [(t.task_id, t.action, t.upstream) for t in train.tasks] == [
+        ("fit", "train", ()),
+        ("gate", "gate", ("fit",)),
+        ("publish", "publish", ("gate",)),
+    ]
+    assert "`accuracy >= 0.9`" in train.tasks[1].doc_md
+
+
+def test_an_evaluation_becomes_a_dag_that_signals_degradation(tmp_path: Path) -> None:
+    evaluate = plans_for(tmp_path, GATED)["churn__evaluate"]
+    assert evaluate.schedule == "@weekly"
+    assert [(t.task_id, t.upstream) for t in evaluate.tasks] == [
+        ("evaluate", ()),
+        ("degraded", ("evaluate",)),
+    ]
+    assert evaluate.tasks[1].outlets == (degraded_asset("churn"),)
+    assert model_name_of("churn__evaluate") == "churn"
+
+
+def test_training_on_degradation_waits_on_the_degraded_asset(tmp_path: Path) -> None:
+    train = plans_for(tmp_path, GATED)["churn__train"]
+    assert train.schedule == AssetRef("model-steps.churn.degraded", "model-steps://churn/degraded")

@@ -12,11 +12,11 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal, cast
 
 from airflow._shared.secrets_masker import redact
 from airflow.api_fastapi.app import get_auth_manager
@@ -26,6 +26,7 @@ from airflow.api_fastapi.auth.managers.models.resource_details import DagDetails
 from airflow.api_fastapi.common.db.common import SessionDep
 from airflow.api_fastapi.core_api.security import GetUserDep, bearer_scheme, get_user
 from airflow.api_fastapi.logging.decorators import action_logging
+from airflow.configuration import conf
 
 # The metadata DB's ORM models, read and written through the API server's own session exactly as
 # Airflow's public routes do (routes/public/dags.py). They are server-side models, not the
@@ -41,12 +42,14 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from model_steps.airflow.api_models import (
-    DAG_KINDS,
     ERROR_RESPONSES,
     CommentOut,
     DagKind,
     DagState,
+    DecisionRequest,
+    DecisionResult,
     ErrorBody,
+    EvaluationSummary,
     InvalidFile,
     LastRun,
     ModelDetail,
@@ -59,28 +62,41 @@ from model_steps.airflow.api_models import (
     ScheduleStatus,
     ScheduleText,
     StepOut,
+    VersionCard,
     VersionList,
     VersionSummary,
 )
 from model_steps.airflow.connections import model_storage_options
-from model_steps.airflow.plan import dag_ids, invalid_dag_id
+from model_steps.airflow.csrf import json_from_same_origin
+from model_steps.airflow.events import announce_version
+from model_steps.airflow.masking import MaskedAnswers
+from model_steps.airflow.plan import dag_ids, dag_kinds, invalid_dag_id
 from model_steps.definition.loader import (
     Catalog,
     LoadedModel,
     find_definition_files,
     load_and_validate,
 )
-from model_steps.definition.schema import ModelSpec, schedule_kind
+from model_steps.definition.schema import ModelSpec
 from model_steps.errors import (
     CorruptDocumentError,
+    DecisionConflictError,
     ModelStepsError,
+    NotServableError,
     PublishConflictError,
+    StoreOwnedError,
     StoreUnavailableError,
     format_problem,
 )
 from model_steps.runtime.context import environment
 from model_steps.settings import Settings, load_settings
-from model_steps.store.manifest import Manifest
+from model_steps.store.manifest import (
+    Decision,
+    EvaluationRecord,
+    Manifest,
+    Pointer,
+    version_status,
+)
 from model_steps.store.model_store import CARD, ModelStore
 
 __all__ = ["create_app"]
@@ -123,8 +139,10 @@ class _Definitions:
         key = self._fingerprint()
         with self._lock:
             if key != self._key:
-                folder = self.settings.dags_folder
-                self._catalog = load_and_validate([folder], self.settings.environ)
+                folder, settings = self.settings.dags_folder, self.settings
+                self._catalog = load_and_validate(
+                    [folder], settings.environ, assets_root=settings.assets_root
+                )
                 self._key = key
             return self._catalog
 
@@ -183,9 +201,7 @@ def _last_runs(session: Session, ids: Sequence[str]) -> dict[str, LastRun]:
 def _dag_states(session: Session, specs: Iterable[ModelSpec]) -> dict[str, DagState]:
     """Every model DAG's state, in two queries for the whole listing."""
     kinds: dict[str, DagKind] = {
-        dag_id: kind
-        for spec in specs
-        for dag_id, kind in zip(dag_ids(spec), DAG_KINDS, strict=False)
+        dag_id: cast(DagKind, kind) for spec in specs for dag_id, kind in dag_kinds(spec).items()
     }
     ids = list(kinds)
     rows = session.execute(
@@ -219,12 +235,11 @@ def _schedule_status(dags: Sequence[DagState]) -> ScheduleStatus:
 
 def _open_store(spec: ModelSpec, settings: Settings) -> ModelStore:
     """The model's store, with its connection's credentials read now (they may have changed)."""
+    conn_id = settings.connection(spec.assets.conn_id)
     try:
-        options = model_storage_options(spec.assets.conn_id)
+        options = model_storage_options(conn_id)
     except Exception as error:  # the connection is missing or its backend is down
-        raise StoreUnavailableError(
-            f"cannot read connection {spec.assets.conn_id!r}: {error}"
-        ) from error
+        raise StoreUnavailableError(f"cannot read connection {conn_id!r}: {error}") from error
     return environment(spec, settings, options).store
 
 
@@ -292,9 +307,7 @@ def _card(store: ModelStore, version: int | None) -> str | None:
 
 
 def _schedule_text(value: str | None) -> str | None:
-    if value is None:
-        return None
-    return "on new version" if schedule_kind(value) == "on_new_version" else value
+    return value.strip() if value is not None else None
 
 
 def _summary(
@@ -311,7 +324,9 @@ def _summary(
         definition_version=spec.version,
         file=definitions.relative(model.path),
         schedule=ScheduleText(
-            train=_schedule_text(spec.schedule.train), infer=_schedule_text(spec.schedule.infer)
+            train=_schedule_text(spec.schedule.train),
+            infer=_schedule_text(spec.schedule.infer),
+            evaluate=_schedule_text(spec.evaluation.schedule) if spec.evaluation else None,
         ),
         schedule_status=_schedule_status(states),
         dags=states,
@@ -368,7 +383,10 @@ def _detail(spec: ModelSpec, summary: ModelSummary, card: str | None) -> ModelDe
     )
 
 
-def _version_summary(manifest: Manifest, current: int | None) -> VersionSummary:
+def _version_summary(store: ModelStore, version: int, current: int | None) -> VersionSummary:
+    manifest = store.manifest(version)
+    decision = store.decision(version)
+    status = version_status(manifest, decision, current)
     return VersionSummary(
         version=manifest.version,
         published_at=manifest.published_at,
@@ -378,6 +396,31 @@ def _version_summary(manifest: Manifest, current: int | None) -> VersionSummary:
         metrics=manifest.metrics,
         comments=manifest.comments,
         is_current=manifest.version == current,
+        status=status,
+        reason=_reason(manifest, decision),
+        gate=manifest.gate,
+        decision=decision,
+        evaluations=[_evaluation_summary(e) for e in store.evaluations(version)],
+    )
+
+
+def _reason(manifest: Manifest, decision: Decision | None) -> str | None:
+    if decision is not None:
+        return f"{decision.action} by {decision.by}" + (
+            f": {decision.reason}" if decision.reason else ""
+        )
+    return manifest.gate.reason if manifest.gate is not None else None
+
+
+def _evaluation_summary(record: EvaluationRecord) -> EvaluationSummary:
+    return EvaluationSummary(
+        run_id=record.run_id,
+        evaluated_at=record.end_date_time,
+        metrics={m.name: m.value for m in record.performance},
+        row_count=record.row_count,
+        degraded=record.degraded,
+        reasons=record.reasons,
+        drift=record.drift,
     )
 
 
@@ -419,13 +462,8 @@ def _set_paused(session: Session, spec: ModelSpec, paused: bool) -> None:
 
 
 def _rollback(store: ModelStore, name: str, version: int) -> RollbackResult:
-    complete = store.versions()
-    if version not in complete:
-        listing = ", ".join(map(str, complete)) or "none"
-        raise HTTPException(
-            status.HTTP_404_NOT_FOUND,
-            f"model {name!r} has no complete version {version} (complete versions: {listing})",
-        )
+    store.check_owner()
+    _complete(store, name, version)
     current = store.pointer()
     if current is not None and current.version == version:
         raise HTTPException(
@@ -433,7 +471,7 @@ def _rollback(store: ModelStore, name: str, version: int) -> RollbackResult:
         )
     try:
         pointer = store.rollback(version)
-    except PublishConflictError as error:
+    except (PublishConflictError, NotServableError) as error:
         raise HTTPException(status.HTTP_409_CONFLICT, str(error)) from error
     return RollbackResult(
         model=name, version=pointer.version, previous=current.version if current else None
@@ -447,6 +485,11 @@ def _store_error(request: Request, error: Exception) -> JSONResponse:
     return JSONResponse({"detail": str(error)}, status_code=status.HTTP_503_SERVICE_UNAVAILABLE)
 
 
+def _owned_elsewhere(request: Request, error: Exception) -> JSONResponse:
+    """Another model owns the store: nothing is read or changed for this one."""
+    return JSONResponse({"detail": str(error)}, status_code=status.HTTP_409_CONFLICT)
+
+
 async def _validation_error(request: Request, error: Exception) -> JSONResponse:
     """Say what is wrong with the request, but only to an authenticated caller.
 
@@ -456,6 +499,8 @@ async def _validation_error(request: Request, error: Exception) -> JSONResponse:
     assert isinstance(error, RequestValidationError)
     try:
         await get_user(request, None, await bearer_scheme(request))
+        if request.method == "POST":  # a forged change is refused as such, whatever its body
+            await json_from_same_origin(request)
     except HTTPException as refused:
         return JSONResponse({"detail": refused.detail}, status_code=refused.status_code)
     messages = [f"{'.'.join(str(part) for part in e['loc'])}: {e['msg']}" for e in error.errors()]
@@ -507,10 +552,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         responses=ERROR_RESPONSES,
         docs_url=None,  # Swagger and ReDoc pages would skip the app's authentication
         redoc_url=None,
+        openapi_url=None,  # served by a route below, behind the same authentication
     )
     app.state.definitions = _Definitions(settings or load_settings())
+    app.state.base_url = conf.get("api", "base_url", fallback="")
+    app.add_middleware(MaskedAnswers)
     app.add_exception_handler(StoreUnavailableError, _store_error)
     app.add_exception_handler(CorruptDocumentError, _store_error)
+    app.add_exception_handler(StoreOwnedError, _owned_elsewhere)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(HTTPException, _refused)
     app.add_exception_handler(Exception, _unexpected_error)
@@ -527,6 +576,11 @@ def _model(name: str, definitions: DefinitionsDep, user: GetUserDep) -> LoadedMo
     model = definitions.model(name)
     _require(model.spec, user, "GET")
     return model
+
+
+def _change(action: str) -> list[Any]:
+    """A change's guards: JSON from Airflow's own pages (CSRF), then Airflow's audit log."""
+    return [Depends(json_from_same_origin), Depends(action_logging(action))]
 
 
 DefinitionsDep = Annotated[_Definitions, Depends(_definitions)]
@@ -569,11 +623,10 @@ def list_versions(model: ModelDep, definitions: DefinitionsDep) -> VersionList:
     store = _open_store(model.spec, definitions.settings)
     pointer = store.pointer()
     current = pointer.version if pointer else None
-    manifests = [store.manifest(v) for v in reversed(store.versions())]
     return VersionList(
         model=model.spec.name,
         current=current,
-        versions=[_version_summary(m, current) for m in manifests],
+        versions=[_version_summary(store, v, current) for v in reversed(store.versions())],
     )
 
 
@@ -589,6 +642,24 @@ def get_version(model: ModelDep, version: int, definitions: DefinitionsDep) -> M
     return _redacted(store.manifest(version))
 
 
+@router.get("/models/{name}/versions/{version}/card", summary="The model card of one version")
+def get_card(model: ModelDep, version: int, definitions: DefinitionsDep) -> VersionCard:
+    """MODEL_CARD.md as written with the version: published, refused or waiting alike."""
+    store = _open_store(model.spec, definitions.settings)
+    _complete(store, model.spec.name, version)
+    return VersionCard(model=model.spec.name, version=version, card=store.card(version))
+
+
+def _complete(store: ModelStore, name: str, version: int) -> None:
+    complete = store.versions()
+    if version not in complete:
+        listing = ", ".join(map(str, complete)) or "none"
+        raise HTTPException(
+            status.HTTP_404_NOT_FOUND,
+            f"model {name!r} has no complete version {version} (complete versions: {listing})",
+        )
+
+
 def _redacted(manifest: Manifest) -> Manifest:
     """The manifest with values under sensitive names masked, as Airflow's API masks them.
 
@@ -601,7 +672,7 @@ def _redacted(manifest: Manifest) -> Manifest:
 @router.post(
     "/models/{name}/rollback",
     summary="Serve an older complete version again",
-    dependencies=[Depends(action_logging("model_steps_rollback"))],
+    dependencies=_change("model_steps_rollback"),
     responses={409: {"description": "Already live, or a publish won the race", "model": ErrorBody}},
 )
 def rollback(
@@ -613,10 +684,104 @@ def rollback(
     return _rollback(store, model.spec.name, body.version)
 
 
+DECISION_CONFLICTS: dict[int | str, dict[str, Any]] = {
+    409: {"description": "Not waiting for approval, or already decided", "model": ErrorBody}
+}
+
+
+@router.post(
+    "/models/{name}/versions/{version}/approve",
+    summary="Approve a candidate that waits for approval: it goes live",
+    dependencies=_change("model_steps_approve"),
+    responses=DECISION_CONFLICTS,
+)
+def approve(
+    model: ModelDep,
+    version: int,
+    body: DecisionRequest,
+    user: GetUserDep,
+    definitions: DefinitionsDep,
+    session: SessionDep,
+) -> DecisionResult:
+    """Records the approval, moves the pointer and sends the model's Asset event."""
+    store, by = _decision(
+        model, version, user, definitions, lambda s, by: s.approve(version, by, body.reason)
+    )
+    live = store.pointer()
+    announced = (
+        live is not None
+        and live.version == version
+        and announce_version(session, model.spec.name, version, live.manifest, by)
+    )
+    return _decided(model, version, "approved", by, live, announced)
+
+
+@router.post(
+    "/models/{name}/versions/{version}/reject",
+    summary="Turn down a candidate that waits for approval",
+    dependencies=_change("model_steps_reject"),
+    responses=DECISION_CONFLICTS,
+)
+def reject(
+    model: ModelDep,
+    version: int,
+    body: DecisionRequest,
+    user: GetUserDep,
+    definitions: DefinitionsDep,
+) -> DecisionResult:
+    """Records the rejection and its reason; the candidate is never served."""
+    reason = (body.reason or "").strip()
+    if not reason:
+        raise HTTPException(
+            status.HTTP_422_UNPROCESSABLE_CONTENT, "say why the candidate is rejected: reason"
+        )
+    store, by = _decision(
+        model, version, user, definitions, lambda s, by: s.reject(version, by, reason)
+    )
+    return _decided(model, version, "rejected", by, store.pointer(), announced=False)
+
+
+def _decision(
+    model: LoadedModel,
+    version: int,
+    user: BaseUser,
+    definitions: _Definitions,
+    act: Callable[[ModelStore, str], Any],
+) -> tuple[ModelStore, str]:
+    """Record a person's decision on a complete version: edit rights first, 409 on a refusal."""
+    _require(model.spec, user, "PUT")
+    store = _open_store(model.spec, definitions.settings)
+    _complete(store, model.spec.name, version)
+    by = user.get_name()
+    try:
+        act(store, by)
+    except (NotServableError, DecisionConflictError, PublishConflictError) as error:
+        raise HTTPException(status.HTTP_409_CONFLICT, str(error)) from error
+    return store, by
+
+
+def _decided(
+    model: LoadedModel,
+    version: int,
+    action: Literal["approved", "rejected"],
+    by: str,
+    live: Pointer | None,
+    announced: bool,
+) -> DecisionResult:
+    return DecisionResult(
+        model=model.spec.name,
+        version=version,
+        action=action,
+        by=by,
+        live_version=live.version if live else None,
+        announced=announced,
+    )
+
+
 @router.post(
     "/models/{name}/pause",
-    summary="Pause both DAGs' schedules",
-    dependencies=[Depends(action_logging("model_steps_pause"))],
+    summary="Pause the model's DAGs' schedules",
+    dependencies=_change("model_steps_pause"),
 )
 def pause(model: ModelDep, user: GetUserDep, session: SessionDep) -> PauseResult:
     """Pauses the train and infer DAGs, as the Airflow UI's toggle would."""
@@ -625,8 +790,8 @@ def pause(model: ModelDep, user: GetUserDep, session: SessionDep) -> PauseResult
 
 @router.post(
     "/models/{name}/resume",
-    summary="Resume both DAGs' schedules",
-    dependencies=[Depends(action_logging("model_steps_resume"))],
+    summary="Resume the model's DAGs' schedules",
+    dependencies=_change("model_steps_resume"),
 )
 def resume(model: ModelDep, user: GetUserDep, session: SessionDep) -> PauseResult:
     """Un-pauses the train and infer DAGs, as the Airflow UI's toggle would."""
@@ -642,6 +807,12 @@ def _pause_or_resume(
 
 
 _files = StaticFiles(directory=UI_FOLDER, html=True, check_dir=False)
+
+
+@router.get("/openapi.json", include_in_schema=False)
+def openapi(request: Request) -> JSONResponse:
+    """The API's OpenAPI document, for signed-in users like every other route."""
+    return JSONResponse(request.app.openapi())
 
 
 @router.get("/", include_in_schema=False)

@@ -10,6 +10,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
+from model_steps.store.manifest import Decision, GateRecord, VersionStatus
+
 
 class ErrorBody(BaseModel):
     """Every error: a message that says what went wrong."""
@@ -28,9 +30,8 @@ ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
 }
 
 
-DagKind = Literal["train", "infer"]
-DAG_KINDS: tuple[DagKind, DagKind] = ("train", "infer")
-"""The kinds of :func:`~model_steps.airflow.plan.dag_ids`, in order (train always, infer maybe)."""
+DagKind = Literal["train", "infer", "evaluate"]
+"""What a model's DAG does (:func:`~model_steps.airflow.plan.dag_kinds`)."""
 
 
 class LastRun(BaseModel):
@@ -58,6 +59,7 @@ class ScheduleText(BaseModel):
 
     train: str | None
     infer: str | None
+    evaluate: str | None = None
 
 
 ScheduleStatus = Literal["active", "paused", "partly paused", "not in Airflow yet"]
@@ -75,7 +77,9 @@ class ModelSummary(BaseModel):
     file: str = Field(description="Path relative to the DAGs folder")
     schedule: ScheduleText
     schedule_status: ScheduleStatus
-    dags: list[DagState] = Field(description="Train first, then infer if the model has one")
+    dags: list[DagState] = Field(
+        description="Train first, then infer and evaluate if the model defines them"
+    )
     live_version: int | None
     published_at: str | None
     versions: int = Field(description="How many complete versions the store holds")
@@ -137,8 +141,20 @@ class ModelDetail(ModelSummary):
     card: str | None = Field(description="MODEL_CARD.md of the live version")
 
 
+class EvaluationSummary(BaseModel):
+    """One evaluation of a version on fresh labelled data."""
+
+    run_id: str
+    evaluated_at: str = Field(description="When the evaluation ended")
+    metrics: dict[str, float | None]
+    row_count: int
+    degraded: bool
+    reasons: list[str]
+    drift: dict[str, float]
+
+
 class VersionSummary(BaseModel):
-    """One published version."""
+    """One version: published, or a candidate the gate refused or that waits for approval."""
 
     version: int
     published_at: str
@@ -148,6 +164,11 @@ class VersionSummary(BaseModel):
     metrics: dict[str, dict[str, float]]
     comments: list[dict[str, str]]
     is_current: bool
+    status: VersionStatus
+    reason: str | None = Field(description="Why it stands there: the gate's or a person's words")
+    gate: GateRecord | None = Field(description="The gate's decision, with every rule's numbers")
+    decision: Decision | None = Field(description="A person's approval or rejection")
+    evaluations: list[EvaluationSummary] = Field(description="Oldest first")
 
 
 class VersionList(BaseModel):
@@ -162,6 +183,33 @@ class RollbackRequest(BaseModel):
     """Which complete version handlers should serve again."""
 
     version: int = Field(ge=1)
+
+
+class DecisionRequest(BaseModel):
+    """Why a person approves or rejects a candidate (a rejection needs a reason)."""
+
+    reason: str | None = Field(None, max_length=2000)
+
+
+class DecisionResult(BaseModel):
+    """A recorded decision and where the pointer stands after it."""
+
+    model: str
+    version: int
+    action: Literal["approved", "rejected"]
+    by: str
+    live_version: int | None
+    announced: bool = Field(
+        description="Whether Airflow got the model's Asset event (approvals that went live)"
+    )
+
+
+class VersionCard(BaseModel):
+    """One version's MODEL_CARD.md."""
+
+    model: str
+    version: int
+    card: str
 
 
 class RollbackResult(BaseModel):

@@ -73,7 +73,6 @@ def build_dag(plan: DagPlan) -> DAG:
             name: Param(p.default, description=p.description, **p.schema)
             for name, p in plan.params.items()
         },
-        render_template_as_native_obj=True,
         auto_register=False,
     ) as dag:
         operators = {task.task_id: _operator(plan, task) for task in plan.tasks}
@@ -109,9 +108,14 @@ def build_dags(
     DAG only the model's own file is read when it is named after the model. Definitions
     unchanged since an earlier parse come from the deployment's parse cache.
     """
-    settings = load_settings(environ)
-    cache = ParseCache.open(settings.parse_cache, settings.parse_cache_key)
-    catalog = load_and_validate([folder], environ, only=model_name_of(dag_id or ""), cache=cache)
+    settings = load_settings(environ)  # airflow.cfg's [model_steps] options count here too
+    catalog = load_and_validate(
+        [folder],
+        settings.environ,
+        only=model_name_of(dag_id or ""),
+        assets_root=settings.assets_root,
+        cache=ParseCache.open(settings.parse_cache, settings.parse_cache_key),
+    )
     plans = plan_catalog(catalog, folder)
     if dag_id is not None:
         plans = [plan for plan in plans if plan.dag_id == dag_id]

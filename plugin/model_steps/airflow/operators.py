@@ -7,19 +7,21 @@ at once.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import asdict
 from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import Asset, BaseOperator
 
-from model_steps.airflow.plan import AssetRef, model_asset
-from model_steps.errors import DefinitionError, PermanentError, Problem
+from model_steps.airflow.plan import AssetRef, degraded_asset, model_asset
+from model_steps.errors import AwaitingApprovalError, DefinitionError, PermanentError, Problem
 from model_steps.runtime.rendered import Rendered
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
 
     from model_steps.definition.schema import ModelSpec
-    from model_steps.runtime.context import RunInfo
+    from model_steps.runtime.context import Environment, RunInfo
 
 __all__ = ["ASSET_GROUP", "InvalidDefinitionOperator", "ModelStepOperator", "airflow_asset"]
 
@@ -31,7 +33,7 @@ def airflow_asset(ref: AssetRef) -> Asset:
     return Asset(name=ref.name, uri=ref.uri, group=ASSET_GROUP)
 
 
-def _run_info(context: Context) -> RunInfo:
+def _run_info(context: Context, model: str) -> RunInfo:
     from model_steps.runtime.context import RunInfo
 
     dag_run = context["dag_run"]
@@ -41,15 +43,38 @@ def _run_info(context: Context) -> RunInfo:
         logical_date=dag_run.logical_date,
         params=dict(context["params"]),
         try_number=context["ti"].try_number,
+        version=_event_version(context, model),
+        run_after=dag_run.run_after,
+        data_interval_start=dag_run.data_interval_start,
+        data_interval_end=dag_run.data_interval_end,
+        run_type=str(dag_run.run_type) if dag_run.run_type is not None else None,
+        conf=dict(dag_run.conf or {}),
     )
 
 
-class ModelStepOperator(BaseOperator):
-    """Runs one train, infer or publish action of a model definition.
+def _event_version(context: Context, model: str) -> int | None:
+    """The newest version among the model's Asset events that triggered this run, if any.
 
-    ``rendered`` (the step's init arguments and data URLs) is a template field: Airflow renders
-    ``{{ params.C }}`` or ``{{ dag_run.run_after | ds }}`` in it before the task runs, as native
-    Python values.
+    An infer run scheduled "on new version" then infers with the version that triggered it,
+    even if the pointer moved on (or was rolled back) before the run started.
+    """
+    events = context.get("triggering_asset_events") or {}
+    asset = airflow_asset(model_asset(model))
+    versions = [
+        int(version)
+        for event in events.get(asset, [])
+        if type(version := (event.extra or {}).get("version")) is int
+    ]
+    return max(versions, default=None)
+
+
+class ModelStepOperator(BaseOperator):
+    """Runs one action of a model definition: train, infer, gate, publish, evaluate, degraded.
+
+    ``rendered`` (the step's init arguments and data URLs) is a template field, so Airflow
+    shows it rendered in the task's "Rendered Templates" view, but Airflow's environment never
+    renders it: :meth:`render_template_fields` renders it in our sandbox over the small
+    documented context (``{{ params.C }}`` stays a float), after checking the run's config.
     """
 
     template_fields = ("rendered",)
@@ -63,8 +88,33 @@ class ModelStepOperator(BaseOperator):
         self.spec = spec
         self.step_id = step_id
         step = next((s for s in spec.steps if s.id == step_id), None)
-        # A shallow copy is enough: Airflow renders into new containers, never in place.
-        self.rendered = dict(vars(Rendered.templates(step, action))) if step else {}
+        if action == "evaluate":
+            self.rendered = asdict(Rendered.evaluation(spec))
+        else:
+            self.rendered = asdict(Rendered.templates(step, action)) if step else {}
+
+    def render_template_fields(self, context: Context, jinja_env: Any = None) -> None:
+        """Check the run's config, then render the step's templates in the sandbox.
+
+        Airflow calls this before :meth:`execute`, so a config with undeclared keys, a failing
+        template or a URL a parameter steers elsewhere fails the task before any work, without
+        retries. Airflow's own environment (``jinja_env``) is never used.
+        """
+        from airflow.sdk.exceptions import AirflowFailException
+
+        from model_steps.runtime.rendered import render_evaluation, render_step
+        from model_steps.runtime.run_config import check_run_config
+
+        run = _run_info(context, self.spec.name)
+        step = next((s for s in self.spec.steps if s.id == self.step_id), None)
+        try:
+            check_run_config(self.spec, run.conf)
+            if self.action == "evaluate":
+                self.rendered = asdict(render_evaluation(self.spec, run))
+            elif step is not None:
+                self.rendered = asdict(render_step(step, self.action, run))
+        except PermanentError as error:
+            raise AirflowFailException(str(error)) from error
 
     def execute(self, context: Context) -> Any:
         """Hand the run's facts to the Airflow-free task function.
@@ -75,30 +125,94 @@ class ModelStepOperator(BaseOperator):
         from airflow.sdk.exceptions import AirflowFailException
 
         from model_steps.airflow.connections import model_storage_options
+        from model_steps.airflow.masking import mask_known_secrets
         from model_steps.runtime.context import environment
-        from model_steps.runtime.infer import infer_step
-        from model_steps.runtime.publish import publish
-        from model_steps.runtime.train import train_step
         from model_steps.settings import load_settings
 
-        env = environment(
-            self.spec, load_settings(), model_storage_options(self.spec.assets.conn_id)
-        )
-        run = _run_info(context)
+        run = _run_info(context, self.spec.name)
         try:
-            if self.action == "publish":
-                result = publish(self.spec, run, env)
-                outlet = airflow_asset(model_asset(self.spec.name))
-                context["outlet_events"][outlet].extra = {
-                    "model": self.spec.name,
-                    "version": result["version"],
-                    "manifest": result["manifest"],
-                }
-                return result
-            step = train_step if self.action == "train" else infer_step
-            return step(self.spec, str(self.step_id), run, env, Rendered(**self.rendered))
+            settings = load_settings()
+            options = model_storage_options(settings.connection(self.spec.assets.conn_id))
+            env = environment(self.spec, settings, options, mask_known_secrets)
+            return ACTIONS[self.action](self, context, run, env)
         except PermanentError as error:
             raise AirflowFailException(str(error)) from error
+
+
+Action = Callable[[ModelStepOperator, "Context", "RunInfo", "Environment"], Any]
+
+
+def _train(op: ModelStepOperator, context: Context, run: RunInfo, env: Environment) -> Any:
+    from model_steps.runtime.train import train_step
+
+    return train_step(op.spec, str(op.step_id), run, env, Rendered(**op.rendered))
+
+
+def _infer(op: ModelStepOperator, context: Context, run: RunInfo, env: Environment) -> Any:
+    from model_steps.runtime.infer import infer_step
+
+    return infer_step(op.spec, str(op.step_id), run, env, Rendered(**op.rendered))
+
+
+def _gate(op: ModelStepOperator, context: Context, run: RunInfo, env: Environment) -> Any:
+    from model_steps.runtime.gate import gate
+
+    return gate(op.spec, run, env)
+
+
+def _publish(op: ModelStepOperator, context: Context, run: RunInfo, env: Environment) -> Any:
+    """Publish, and tell Airflow which version went live (the Asset event's extra)."""
+    from airflow.sdk.exceptions import AirflowSkipException
+
+    from model_steps.runtime.publish import publish
+
+    try:
+        result = publish(op.spec, run, env)
+    except AwaitingApprovalError as waiting:  # nothing went live: no Asset event
+        raise AirflowSkipException(str(waiting)) from waiting
+    outlet = airflow_asset(model_asset(op.spec.name))
+    context["outlet_events"][outlet].extra = {
+        "model": op.spec.name,
+        "version": result["version"],
+        "manifest": result["manifest"],
+    }
+    return result
+
+
+def _evaluate(op: ModelStepOperator, context: Context, run: RunInfo, env: Environment) -> Any:
+    from model_steps.runtime.evaluate import evaluate
+
+    return evaluate(op.spec, run, env, Rendered(**op.rendered))
+
+
+def _degraded(op: ModelStepOperator, context: Context, run: RunInfo, env: Environment) -> Any:
+    """Update the degraded Asset when the evaluation found the version degraded, else skip."""
+    from airflow.sdk.exceptions import AirflowSkipException
+
+    from model_steps.runtime.evaluate import read_evaluation
+
+    record = read_evaluation(op.spec, run, env)
+    if not record.degraded:
+        raise AirflowSkipException(f"version {record.version} of {op.spec.name} is not degraded")
+    outlet = airflow_asset(degraded_asset(op.spec.name))
+    reasons: list[Any] = list(record.reasons)
+    context["outlet_events"][outlet].extra = {
+        "model": op.spec.name,
+        "version": record.version,
+        "reasons": reasons,
+    }
+    return {"version": record.version, "reasons": record.reasons}
+
+
+ACTIONS: dict[str, Action] = {
+    "train": _train,
+    "infer": _infer,
+    "gate": _gate,
+    "publish": _publish,
+    "evaluate": _evaluate,
+    "degraded": _degraded,
+}
+"""What each planned task action runs (the plan's ``TaskPlan.action``)."""
 
 
 class InvalidDefinitionOperator(BaseOperator):

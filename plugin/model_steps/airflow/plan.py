@@ -28,6 +28,8 @@ __all__ = [
     "ParamPlan",
     "TaskPlan",
     "dag_ids",
+    "dag_kinds",
+    "degraded_asset",
     "invalid_dag_id",
     "model_asset",
     "model_name_of",
@@ -36,13 +38,18 @@ __all__ = [
 
 TRAIN_SUFFIX = "__train"
 INFER_SUFFIX = "__infer"
+EVALUATE_SUFFIX = "__evaluate"
+SUFFIXES = (TRAIN_SUFFIX, INFER_SUFFIX, EVALUATE_SUFFIX)
 INVALID_PREFIX = "model_steps_invalid__"
 PRODUCT_TAG = "model-steps"
 INVALID_TAG = "model-steps:invalid"
 PUBLISH_TASK = "publish"
+GATE_TASK = "gate"
+EVALUATE_TASK = "evaluate"
+DEGRADED_TASK = "degraded"
 REPORT_TASK = "report_errors"
 
-Action = Literal["train", "infer", "publish", "report"]
+Action = Literal["train", "infer", "gate", "publish", "evaluate", "degraded", "report"]
 
 
 @dataclass(frozen=True)
@@ -98,13 +105,22 @@ class DagPlan:
 
 
 def dag_ids(spec: ModelSpec) -> tuple[str, ...]:
-    """The DAG ids a model produces: train always, infer when the model defines inference."""
-    return (spec.name + TRAIN_SUFFIX,) + ((spec.name + INFER_SUFFIX,) if spec.has_infer else ())
+    """The DAG ids a model produces: train always, infer and evaluate when it defines them."""
+    return (
+        (spec.name + TRAIN_SUFFIX,)
+        + ((spec.name + INFER_SUFFIX,) if spec.has_infer else ())
+        + ((spec.name + EVALUATE_SUFFIX,) if spec.evaluation else ())
+    )
+
+
+def dag_kinds(spec: ModelSpec) -> dict[str, str]:
+    """Each of the model's DAG ids, with what it does (train, infer, evaluate)."""
+    return {dag_id: dag_id.rsplit("__", 1)[-1] for dag_id in dag_ids(spec)}
 
 
 def model_name_of(dag_id: str) -> str | None:
     """The model a generated DAG id belongs to, or ``None`` for any other DAG id."""
-    for suffix in (TRAIN_SUFFIX, INFER_SUFFIX):
+    for suffix in SUFFIXES:
         if dag_id.endswith(suffix) and not dag_id.startswith(INVALID_PREFIX):
             return dag_id.removesuffix(suffix)
     return None
@@ -120,6 +136,11 @@ def model_asset(name: str) -> AssetRef:
     return AssetRef(name=f"model-steps.{name}", uri=f"model-steps://{name}/")
 
 
+def degraded_asset(name: str) -> AssetRef:
+    """The Asset updated when an evaluation finds ``name``'s live version degraded."""
+    return AssetRef(name=f"model-steps.{name}.degraded", uri=f"model-steps://{name}/degraded")
+
+
 def plan_catalog(catalog: Catalog, root: Path) -> list[DagPlan]:
     """Every DAG for a folder of definitions: models' DAGs and one placeholder per broken file."""
     plans = [plan for model in catalog.models for plan in plan_model(model, root)]
@@ -128,7 +149,7 @@ def plan_catalog(catalog: Catalog, root: Path) -> list[DagPlan]:
 
 
 def plan_model(model: LoadedModel, root: Path) -> list[DagPlan]:
-    """The train DAG and, when the model defines inference, the infer DAG."""
+    """The train DAG and, when the model defines them, the infer and evaluate DAGs."""
     spec = model.spec
     source = _relative(model.path, root)
     step_tasks = _step_tasks(spec, "train")
@@ -139,6 +160,20 @@ def plan_model(model: LoadedModel, root: Path) -> list[DagPlan]:
         outlets=(model_asset(spec.name),),
         doc_md="Publishes the trained assets as the model's next version.",
     )
+    if spec.gate.rules or spec.gate.approval == "manual":
+        gate = TaskPlan(
+            GATE_TASK,
+            "gate",
+            upstream=(step_tasks[-1].task_id,),
+            doc_md=_gate_doc(spec),
+        )
+        step_tasks.append(gate)
+        publish = replace(
+            publish,
+            upstream=(GATE_TASK,),
+            doc_md="Makes the candidate the gate accepted the live version (a candidate "
+            "waiting for approval is skipped: approve it on the Models page).",
+        )
     train = DagPlan(
         dag_id=spec.name + TRAIN_SUFFIX,
         source=model.path,
@@ -156,18 +191,62 @@ def plan_model(model: LoadedModel, root: Path) -> list[DagPlan]:
         dagrun_timeout=spec.airflow.dagrun_timeout,
         default_args={"owner": spec.owner, **spec.airflow.task_defaults.as_kwargs()},
     )
-    if not spec.has_infer:
-        return [train]
-    infer = replace(
-        train,
-        dag_id=spec.name + INFER_SUFFIX,
-        schedule=_schedule(spec.name, spec.schedule.infer),
-        description=_description(spec, "infer"),
-        doc_md=dag_doc(spec, source, "inference"),
-        tasks=tuple(_step_tasks(spec, "infer")),
-        max_active_runs=spec.airflow.max_active_infer_runs,
+    plans = [train]
+    if spec.has_infer:
+        plans.append(
+            replace(
+                train,
+                dag_id=spec.name + INFER_SUFFIX,
+                schedule=_schedule(spec.name, spec.schedule.infer),
+                description=_description(spec, "infer"),
+                doc_md=dag_doc(spec, source, "inference"),
+                tasks=tuple(_step_tasks(spec, "infer")),
+                max_active_runs=spec.airflow.max_active_infer_runs,
+            )
+        )
+    if spec.evaluation is not None:
+        plans.append(_evaluate_plan(spec, source, train))
+    return plans
+
+
+def _gate_doc(spec: ModelSpec) -> str:
+    rules = "\n".join(f"- `{rule}`" for rule in spec.gate.rules) or "- none"
+    approval = (
+        "Then a person approves it (Models page or `model-steps promote`)."
+        if spec.gate.approval == "manual"
+        else "A candidate that passes goes live."
     )
-    return [train, infer]
+    head = "Decides whether the candidate may go live. Rules on its test metrics:"
+    return f"{head}\n\n{rules}\n\n{approval}"
+
+
+def _evaluate_plan(spec: ModelSpec, source: str, train: DagPlan) -> DagPlan:
+    """Score the live version on fresh labelled data; signal degradation through an Asset."""
+    assert spec.evaluation is not None
+    evaluate = TaskPlan(
+        EVALUATE_TASK,
+        "evaluate",
+        doc_md="Scores the live version on the evaluation's labelled data and keeps the record "
+        "beside the version.",
+    )
+    degraded = TaskPlan(
+        DEGRADED_TASK,
+        "degraded",
+        upstream=(EVALUATE_TASK,),
+        outlets=(degraded_asset(spec.name),),
+        doc_md="Succeeds, updating the model's degraded Asset, when the evaluation found the "
+        "live version degraded; skipped otherwise.",
+    )
+    return replace(
+        train,
+        dag_id=spec.name + EVALUATE_SUFFIX,
+        schedule=_schedule(spec.name, spec.evaluation.schedule),
+        description=_description(spec, "evaluate"),
+        doc_md=dag_doc(spec, source, "evaluation"),
+        tasks=(evaluate, degraded),
+        params={},
+        max_active_runs=1,
+    )
 
 
 def _step_tasks(spec: ModelSpec, action: Literal["train", "infer"]) -> list[TaskPlan]:
@@ -192,6 +271,8 @@ def _schedule(name: str, value: str | None) -> str | timedelta | AssetRef | None
     kind = schedule_kind(value)
     if kind == "on_new_version":
         return model_asset(name)
+    if kind == "on_degradation":
+        return degraded_asset(name)
     if kind == "interval":
         interval: timedelta = parse_duration(value)
         return interval

@@ -1,8 +1,10 @@
 """What a model definition is: the YAML schema, reading files with positions, the loader.
 
 Holds the pydantic schema (the single source of the JSON Schema, the field reference and the
-validation messages), the position-keeping YAML reader, ``${VAR}`` interpolation, the loader
-that turns a folder into validated specs and located problems, and the import allow-list.
+validation messages), the position-keeping YAML reader, ``${VAR}`` interpolation of allowed
+variables, the loader that turns a folder into validated specs and located problems, the
+import allow-list, the template sandbox and its checks, where templated URLs may point, and
+which models would share a store.
 
 May import: :mod:`model_steps.errors`, :mod:`model_steps.settings`,
 :mod:`model_steps.libraries`. Never Airflow, never a scientific library at import time: DAG

@@ -20,7 +20,7 @@ from pydantic import BaseModel, ValidationError
 
 from model_steps.definition.allowlist import refused_references
 from model_steps.definition.cache import ParseCache
-from model_steps.definition.interpolation import interpolate
+from model_steps.definition.interpolation import Interpolation, interpolate
 from model_steps.definition.schema import KIND, SEMANTIC, ModelSpec, structural_issues
 from model_steps.definition.source import (
     NeedsPositions,
@@ -32,8 +32,10 @@ from model_steps.definition.source import (
     read_plain,
     read_yaml,
 )
+from model_steps.definition.stores import shared_stores
+from model_steps.definition.templates import template_issues
 from model_steps.errors import Problem, did_you_mean
-from model_steps.settings import allowed_imports
+from model_steps.settings import allowed_connections, allowed_imports
 
 __all__ = [
     "BrokenDefinition",
@@ -223,24 +225,69 @@ def _validate(
     # The copy is skipped only for plain data without references: positioned containers (the
     # slow path) must never reach a definition, so they are always copied into plain ones.
     is_plain = type(data) is dict and not _has_references(data)
-    plain = data if is_plain else interpolate(data, environ, unresolved_reference)
-    spec, schema_findings = _check(data, plain)
+    found = Interpolation()
+    plain = data if is_plain else interpolate(data, environ, unresolved_reference, found)
+    spec, schema_findings = _check(data, plain, found.locations)
     # A value still holding an unresolved ${VAR} was already reported; its own checks are noise.
     findings += [f for f in schema_findings if not any(_under(f.loc, u) for u in unresolved)]
     if spec is None:
         findings += _structural(data, findings)
-    else:  # a YAML file must not be a way to run os.system: names are checked, not imported
-        findings += [
-            _Finding(loc, "import_refused", text) for loc, text in refused_references(spec, allowed)
-        ]
+    else:
+        findings += _deployment_findings(spec, environ, allowed)
     name = data.get("name") if isinstance(data.get("name"), str) else None
     if findings:
-        problems = [_located(path, data, f) for f in findings]
+        problems = [_located(path, data, _hidden(f, found.values)) for f in findings]
         return BrokenDefinition(
             path, tuple(sorted(problems, key=lambda p: (p.line, p.column))), name
         )
     assert spec is not None
     return LoadedModel(path, spec)
+
+
+def _deployment_findings(
+    spec: ModelSpec, environ: Mapping[str, str], allowed: Sequence[str]
+) -> list[_Finding]:
+    """What the deployment forbids: code outside the allow-list, unsafe templates, connections.
+
+    A YAML file must not be a way to run ``os.system``: names are checked, not imported.
+    """
+    findings = [
+        _Finding(loc, "import_refused", text) for loc, text in refused_references(spec, allowed)
+    ]
+    findings += [_Finding(loc, code, text) for loc, code, text in template_issues(spec)]
+    conn_id, pattern = spec.assets.conn_id, allowed_connections(environ)
+    if conn_id is not None and not re.fullmatch(pattern, conn_id):
+        findings.append(
+            _Finding(
+                ("assets", "conn_id"),
+                "connection_refused",
+                f"connection {conn_id!r} is not one definitions may use: the deployment "
+                f"allows connection ids matching {pattern!r} (MODEL_STEPS_ALLOWED_CONNECTIONS "
+                "or [model_steps] allowed_connections), so a definition cannot borrow the "
+                "credentials of another connection",
+            )
+        )
+    return findings
+
+
+_SHORTEST_HIDDEN = 3
+"""Shorter interpolated values are not hidden in messages: they would garble the text."""
+
+
+def _hidden(finding: _Finding, values: Mapping[str, str]) -> _Finding:
+    """The finding with every interpolated value replaced by the reference it came from.
+
+    Messages quote values; a value read from the environment is shown as ``${NAME}``, so an
+    error, a placeholder DAG or the API never echoes what the environment holds.
+    """
+    message = finding.message
+    for value, reference in sorted(values.items(), key=lambda item: -len(item[0])):
+        if len(value) >= _SHORTEST_HIDDEN:
+            message = message.replace(value, reference)
+            message = message.replace(repr(value)[1:-1], reference)
+    if message == finding.message:
+        return finding
+    return _Finding(finding.loc, finding.code, message, finding.suggestions)
 
 
 def _has_references(data: Any) -> bool:
@@ -254,15 +301,21 @@ def _has_references(data: Any) -> bool:
     return False
 
 
-def _check(source: Any, plain: Any) -> tuple[ModelSpec | None, list[_Finding]]:
-    """Validate the interpolated ``plain`` copy; locate problems in the positioned ``source``."""
+def _check(
+    source: Any, plain: Any, written: Mapping[Loc, str]
+) -> tuple[ModelSpec | None, list[_Finding]]:
+    """Validate the interpolated ``plain`` copy; locate problems in the positioned ``source``.
+
+    ``written`` holds the interpolated strings as the file writes them, so a message quotes a
+    value as written, not as read from the environment.
+    """
     try:
         return ModelSpec.model_validate(plain), []
     except ValidationError as error:
-        return None, _findings(source, error)
+        return None, _findings(source, error, written)
 
 
-def _findings(data: Any, error: ValidationError) -> list[_Finding]:
+def _findings(data: Any, error: ValidationError, written: Mapping[Loc, str]) -> list[_Finding]:
     findings: list[_Finding] = []
     seen: set[Loc] = set()
     for detail in error.errors(include_url=False):
@@ -276,6 +329,8 @@ def _findings(data: Any, error: ValidationError) -> list[_Finding]:
         if loc in seen:  # the other members of a union failing on the same value
             continue
         seen.add(loc)
+        if loc in written:
+            detail = {**detail, "input": written[loc]}
         message, suggestions = _message(detail, loc)
         suggestions = suggestions or tuple(context.get("suggestions", ()))
         findings.append(_Finding(loc, detail["type"], message, suggestions))
@@ -465,12 +520,15 @@ def load_and_validate(
     *,
     only: str | None = None,
     allowed: Sequence[str] | None = None,
+    assets_root: str | None = None,
     cache: ParseCache | None = None,
 ) -> Catalog:
     """Load every model definition under ``paths`` and check rules across files.
 
     ``allowed`` is the import allow-list; by default the scientific stack, the prefixes the
     environment adds, and the modules beside the definitions (their DAGs folder's own code).
+    ``assets_root`` is the deployment's default root, where models without ``assets.root``
+    live; without it they are compared with each other only.
 
     With ``only``, a model name, files named after the model (``<name>.yaml``) are tried first
     and the first that defines it wins without reading the rest: this is how a task start
@@ -489,7 +547,7 @@ def load_and_validate(
     files = find_definition_files(paths)
     loaded = (load_file(path, environ, allowed, cache) for path in files)
     results = [result for result in loaded if result is not None]
-    return _resolve_names(results)
+    return _resolve_stores(_resolve_names(results), assets_root)
 
 
 def _resolve_names(results: Sequence[LoadedModel | BrokenDefinition]) -> Catalog:
@@ -522,3 +580,48 @@ def _duplicate(model: LoadedModel, winner: LoadedModel) -> BrokenDefinition:
         ),
     )
     return BrokenDefinition(model.path, (problem,), model.spec.name)
+
+
+def _resolve_stores(catalog: Catalog, assets_root: str | None) -> Catalog:
+    """Models whose stores coincide or nest are all broken, each pointing at the others.
+
+    Neither wins: whichever was there first, sharing a store would let each publish over,
+    prune and serve the other's versions. The message names files, never the resolved URL,
+    which may hold interpolated values.
+    """
+    models = catalog.models
+    shared = shared_stores([m.spec for m in models], assets_root)
+    if not shared:
+        return catalog
+    problems: dict[int, list[Problem]] = {}
+    for share in shared:
+        model, other = models[share.first], models[share.second]
+        named = f"model {other.spec.name!r} ({other.path})"
+        if share.location == share.other:
+            relation = f"this model's store is also the store of {named}"
+        elif share.location.startswith(share.other + "/"):
+            relation = f"this model's store lies inside the store of {named}"
+        else:
+            relation = f"the store of {named} lies inside this model's store"
+        problems.setdefault(share.first, []).append(
+            _store_problem(
+                model,
+                f"{relation} (assets.root, assets.directory and the steps' assets_root "
+                "resolve there); two models must never share a store, so give each its own "
+                "assets.directory",
+            )
+        )
+    broken = [
+        BrokenDefinition(models[i].path, tuple(p), models[i].spec.name) for i, p in problems.items()
+    ]
+    kept = tuple(m for i, m in enumerate(models) if i not in problems)
+    everything = sorted([*catalog.broken, *broken], key=lambda b: str(b.path))
+    return Catalog(kept, tuple(everything))
+
+
+def _store_problem(model: LoadedModel, message: str) -> Problem:
+    data = read_yaml(model.path.read_bytes())
+    assets = data.get("assets") if isinstance(data, dict) else None
+    written = [k for k in ("directory", "root") if isinstance(assets, dict) and k in assets]
+    loc: Loc = ("assets", written[0]) if written else ("name",)
+    return _located(model.path, data, _Finding(loc, "shared_store", message))

@@ -19,6 +19,7 @@ import itertools
 import json
 import re
 import sys
+import types
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
@@ -42,15 +43,27 @@ from pydantic import (
 from pydantic.json_schema import JsonSchemaValue
 from pydantic_core import PydanticCustomError, core_schema
 
+from model_steps.definition import governance
+from model_steps.definition.governance import (
+    Card,
+    Drift,
+    EvaluationRuleText,
+    Gate,
+    Rule,
+    parse_rule,
+)
+
 __all__ = [
     "API_VERSION",
     "KIND",
+    "ON_DEGRADATION",
     "ON_NEW_VERSION",
     "AirflowOptions",
     "Assets",
     "Comment",
     "DataIO",
     "DataRef",
+    "Evaluation",
     "Methods",
     "ModelParameter",
     "ModelSpec",
@@ -71,8 +84,9 @@ __all__ = [
 API_VERSION = "model-steps/v1"
 KIND = "Model"
 ON_NEW_VERSION = "on new version"
+ON_DEGRADATION = "on degradation"
 SEMANTIC = "semantic"
-RESERVED_TASK_IDS = frozenset({"publish"})
+RESERVED_TASK_IDS = frozenset({"publish", "gate"})
 AIRFLOW_PRESETS = frozenset(
     {"@once", "@continuous", "@hourly", "@daily", "@weekly", "@monthly", "@quarterly", "@yearly"}
 )
@@ -205,6 +219,8 @@ def schedule_kind(value: str) -> str:
     text = value.strip()
     if text == ON_NEW_VERSION:
         return "on_new_version"
+    if text == ON_DEGRADATION:
+        return "on_degradation"
     if text.startswith("@"):
         if text not in AIRFLOW_PRESETS:
             presets = ", ".join(sorted(AIRFLOW_PRESETS))
@@ -221,7 +237,8 @@ def schedule_kind(value: str) -> str:
             "schedule",
             f"{text!r} is not a schedule: expected a 5-field cron string "
             "('0 3 * * *'), an Airflow preset ('@daily'), an interval ('6h'), "
-            f"'{ON_NEW_VERSION}' (infer only) or null for manual runs only",
+            f"'{ON_NEW_VERSION}' (infer only), '{ON_DEGRADATION}' (train only) or null for "
+            "manual runs only",
         )
     from croniter import croniter  # imported here: only definitions with a cron string need it
 
@@ -257,8 +274,8 @@ class DataRef(Strict):
     """A table read or written through fsspec."""
 
     url: str
-    """fsspec URL or path of the data; Airflow templates (``{{ dag_run.run_after | ds }}``,
-    ``{{ params.x }}``) are rendered."""
+    """fsspec URL or path of the data; templates (``{{ dag_run.run_after | ds }}``,
+    ``{{ params.x }}``) are rendered for each run, after a literal ``scheme://bucket/``."""
     format: Literal["csv", "parquet", "json"] | None = None
     """File format; inferred from the URL's extension when left out (json means JSON lines)."""
     options: dict[str, Any] = {}
@@ -348,7 +365,8 @@ class StepParameters(Strict):
     callable: CallableRef | None = None
     """Custom code instead of a class: ``package.module:function``."""
     init: dict[str, Any] = {}
-    """Keyword arguments for the class (or for the callable)."""
+    """Keyword arguments for the class (or for the callable); templates in values are rendered
+    for each run as native values (``{{ params.C }}`` stays a float)."""
     input: DataIO | None = None
     """Data this step reads; by default the previous step's output."""
     output: DataIO | None = None
@@ -475,7 +493,9 @@ class Assets(Strict):
     directory: RelativePath | None = None
     """Folder under the root holding this model; the model's name when left out."""
     conn_id: str | None = None
-    """Airflow connection holding the store's credentials (e.g. an AWS connection)."""
+    """Airflow connection holding the store's (and data's) credentials, e.g. an AWS connection;
+    its id must match the deployment's ``MODEL_STEPS_ALLOWED_CONNECTIONS`` (``model_steps_.*``
+    by default)."""
     keep_versions: int | None = Field(None, ge=1)
     """Retention: keep the newest N versions after each publish (plus the current and pinned
     ones); all versions are kept when left out."""
@@ -487,7 +507,8 @@ class Schedule(Strict):
     """When the train and infer DAGs run."""
 
     train: ScheduleValue = None
-    """Cron string, Airflow preset, interval (``6h``) or null for manual runs only."""
+    """Cron string, Airflow preset, interval (``6h``), ``on degradation`` (retrain when an
+    evaluation finds the live version degraded) or null for manual runs only."""
     infer: ScheduleValue = None
     """As ``train``, or ``on new version`` to infer whenever training publishes a version."""
     status: Literal["active", "paused"] = "paused"
@@ -507,6 +528,9 @@ class Comment(Strict):
 
 
 ParamType = Literal["string", "number", "integer", "boolean", "array", "object", "null"]
+ParamFormat = Literal["date", "date-time", "time", "email", "ipv4", "ipv6", "uuid"]
+"""JSON Schema formats that are checked (with jsonschema's format checker) when a run starts."""
+_RULES = ("type", "enum", "minimum", "maximum", "pattern", "min_length", "max_length", "format")
 
 
 class ModelParameter(Strict):
@@ -524,10 +548,31 @@ class ModelParameter(Strict):
     """Smallest allowed number."""
     maximum: float | None = None
     """Largest allowed number."""
+    pattern: str | None = None
+    """Regular expression a text value must match (JSON Schema ``pattern``: it may match
+    anywhere, so anchor it with ``^...$``), e.g. ``^[a-z0-9_-]+$`` for a value that goes
+    into a path."""
+    min_length: int | None = Field(None, alias="minLength", ge=0)
+    """Shortest allowed text."""
+    max_length: int | None = Field(None, alias="maxLength", ge=0)
+    """Longest allowed text."""
+    format: ParamFormat | None = None
+    """Format a text value must have; the trigger form shows a date or time picker for the
+    date formats."""
 
     def rules(self) -> dict[str, Any]:
         """The JSON Schema keywords that constrain the value."""
-        return self.model_dump(include={"type", "enum", "minimum", "maximum"}, exclude_none=True)
+        return self.model_dump(include=set(_RULES), exclude_none=True, by_alias=True)
+
+    @field_validator("pattern")
+    @classmethod
+    def _compiles(cls, value: str | None) -> str | None:
+        if value is not None:
+            try:
+                re.compile(value)
+            except re.error as error:
+                raise _fail("pattern", f"{value!r} is not a regular expression: {error}") from error
+        return value
 
     @model_validator(mode="after")
     def _default_fits(self) -> ModelParameter:
@@ -553,12 +598,13 @@ class ModelParameter(Strict):
 def _rules_validator(schema_json: str) -> Any:
     """A validator per distinct rule set: building one costs far more than using it.
 
-    The rules come from our own closed schema (type, enum, minimum, maximum), so the
-    metaschema check that ``jsonschema.validate`` repeats on every call is skipped.
+    The rules come from our own closed schema (type, enum, bounds, pattern, lengths, format),
+    so the metaschema check that ``jsonschema.validate`` repeats on every call is skipped.
     """
     from jsonschema import Draft202012Validator  # only constrained parameters need it
 
-    return Draft202012Validator(json.loads(schema_json))
+    schema = json.loads(schema_json)
+    return Draft202012Validator(schema, format_checker=Draft202012Validator.FORMAT_CHECKER)
 
 
 def _shorthand_parameter(value: Any) -> Any:
@@ -612,6 +658,31 @@ class Step(Strict):
         return self.name or self.id
 
 
+class Evaluation(Strict):
+    """Scoring the live version on fresh labelled data: the ``<name>__evaluate`` DAG."""
+
+    input: DataRef
+    """Labelled data, with the label in ``target``; Airflow templates are rendered
+    (``{{ dag_run.run_after | ds }}``)."""
+    target: str
+    """Column holding the true label."""
+    metrics: list[Annotated[str, AfterValidator(lambda v: _metric_name(v))]] = []
+    """Metrics to compute; the last step's ``metrics`` when left out."""
+    schedule: ScheduleValue = None
+    """When to evaluate: cron string, preset, interval or null for manual runs only."""
+    rules: list[EvaluationRuleText] = []
+    """Rules on the evaluation's metrics; when one fails, the live version is degraded
+    (``accuracy >= 0.85``, or against its own test metric: ``accuracy >= trained - 0.05``)."""
+    drift: Drift | None = None
+    """Also compare each feature's distribution with the training data's; a feature beyond
+    the threshold marks the version degraded too."""
+
+    @property
+    def parsed(self) -> list[Rule]:
+        """The rules, parsed."""
+        return [parse_rule(text, ("trained",)) for text in self.rules]
+
+
 class ModelSpec(Strict):
     """A model: its ordered steps, where its versions live and when it trains and infers."""
 
@@ -651,6 +722,13 @@ class ModelSpec(Strict):
     """License of the model and its assets."""
     airflow: AirflowOptions = AirflowOptions()
     """DAG and task settings passed through to Airflow."""
+    gate: Gate = Gate()
+    """What a trained candidate must pass before handlers serve it; without rules every
+    successful training run is published."""
+    card: Card = Card()
+    """What only a person knows, for every version's model card."""
+    evaluation: Evaluation | None = None
+    """Scoring the live version on fresh labelled data, and when it counts as degraded."""
     steps: list[Step] = Field(min_length=1)
     """Ordered steps; the last one's infer output is the prediction."""
 
@@ -714,6 +792,99 @@ def semantic_issues(model: ModelSpec) -> list[Issue]:
                 "an infer schedule needs inference data: set steps[0].parameters.input.infer",
             )
         )
+    issues.extend(_gate_issues(model))
+    issues.extend(_evaluation_issues(model))
+    return issues
+
+
+def _has_split(model: ModelSpec) -> bool:
+    """Whether training holds out a test split, which gives the test metrics rules judge."""
+    return any(s.parameters.training and s.parameters.training.split for s in model.steps)
+
+
+def _unknown_metric(metric: str, computed: Sequence[str], where: str) -> str:
+    listing = ", ".join(computed) or "none"
+    return f"a rule on {metric!r}, which {where} does not compute (it computes: {listing})"
+
+
+def _gate_issues(model: ModelSpec) -> list[Issue]:
+    """Gate rules judge the last step's test metrics, so both must exist."""
+    computed = model.steps[-1].parameters.metrics
+    issues: list[Issue] = []
+    for index, rule in enumerate(model.gate.parsed):
+        if rule.metric not in computed:
+            message = _unknown_metric(rule.metric, computed, "the last step")
+            issues.append(
+                (("gate", "rules", index), "gate_metric", f"{message}: add it to its metrics")
+            )
+    if model.gate.rules and not _has_split(model):
+        issues.append(
+            (
+                ("gate", "rules"),
+                "gate_without_split",
+                "gate rules judge test metrics: hold out test data with training.split "
+                "on the step that reads the training data",
+            )
+        )
+    return issues
+
+
+def _evaluation_issues(model: ModelSpec) -> list[Issue]:
+    """An evaluation's rules need its metrics; ``on degradation`` needs something to degrade."""
+    evaluation = model.evaluation
+    issues: list[Issue] = []
+    if model.schedule.infer == ON_DEGRADATION:
+        issues.append(
+            (
+                ("schedule", "infer"),
+                "infer_on_degradation",
+                f"'{ON_DEGRADATION}' is for train: inference runs on new versions "
+                f"('{ON_NEW_VERSION}')",
+            )
+        )
+    if evaluation is not None and evaluation.schedule == ON_DEGRADATION:
+        issues.append(
+            (
+                ("evaluation", "schedule"),
+                "evaluate_on_degradation",
+                f"'{ON_DEGRADATION}' is for train; an evaluation is what finds degradation",
+            )
+        )
+    if model.schedule.train == ON_DEGRADATION and not (
+        evaluation is not None and (evaluation.rules or evaluation.drift)
+    ):
+        issues.append(
+            (
+                ("schedule", "train"),
+                "nothing_degrades",
+                f"'{ON_DEGRADATION}' needs an evaluation with rules or drift that can find "
+                "the live version degraded",
+            )
+        )
+    if evaluation is None:
+        return issues
+    computed = evaluation.metrics or model.steps[-1].parameters.metrics
+    trained = model.steps[-1].parameters.metrics if _has_split(model) else []
+    for index, rule in enumerate(evaluation.parsed):
+        where = ("evaluation", "rules", index)
+        if rule.metric not in computed:
+            issues.append(
+                (
+                    where,
+                    "evaluation_metric",
+                    _unknown_metric(rule.metric, computed, "the evaluation"),
+                )
+            )
+        elif rule.reference == "trained" and rule.metric not in trained:
+            issues.append(
+                (
+                    where,
+                    "no_trained_metric",
+                    f"'trained' is the version's own test {rule.metric!r}, which training does "
+                    "not compute: hold out test data with training.split and list the metric "
+                    "on the last step",
+                )
+            )
     return issues
 
 
@@ -830,20 +1001,23 @@ def json_schema() -> dict[str, Any]:
     """
     schema = ModelSpec.model_json_schema(by_alias=True)
     documents = {"ModelSpec": schema, **schema.get("$defs", {})}
-    for name, descriptions in _field_docstrings().items():
-        model = globals()[name]
-        properties = documents.get(name, {}).get("properties", {})
-        for field, info in model.model_fields.items():
-            if (info.alias or field) in properties and field in descriptions:
-                properties[info.alias or field].setdefault("description", descriptions[field])
+    for module in (sys.modules[__name__], governance):
+        for name, descriptions in _field_docstrings(module).items():
+            model = getattr(module, name)
+            if not (isinstance(model, type) and issubclass(model, BaseModel)):
+                continue
+            properties = documents.get(name, {}).get("properties", {})
+            for field, info in model.model_fields.items():
+                if (info.alias or field) in properties and field in descriptions:
+                    properties[info.alias or field].setdefault("description", descriptions[field])
     schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
     schema["title"] = "model-steps/v1 Model"
     return schema
 
 
-def _field_docstrings() -> dict[str, dict[str, str]]:
-    """``{class: {field: docstring}}`` for the schema classes, from this module's source."""
-    tree = ast.parse(inspect.getsource(sys.modules[__name__]))
+def _field_docstrings(module: types.ModuleType) -> dict[str, dict[str, str]]:
+    """``{class: {field: docstring}}`` for the schema classes, from a module's source."""
+    tree = ast.parse(inspect.getsource(module))
     found: dict[str, dict[str, str]] = {}
     for node in tree.body:
         if not isinstance(node, ast.ClassDef):

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from model_steps.errors import PermanentError
 from model_steps.runtime.rendered import Rendered
+from model_steps.runtime.secrets import Mask, unmasked
 from model_steps.runtime.tables import write_table
 from model_steps.settings import Settings
 from model_steps.store.model_store import ModelStore, open_store
@@ -38,24 +39,44 @@ class RunInfo:
     logical_date: datetime | None = None
     params: Mapping[str, Any] = field(default_factory=dict)
     try_number: int = 1
+    version: int | None = None
+    """The model version an infer run was asked to use (its triggering Asset event's)."""
+    run_after: datetime | None = None
+    data_interval_start: datetime | None = None
+    data_interval_end: datetime | None = None
+    run_type: str | None = None
+    conf: Mapping[str, Any] = field(default_factory=dict)
+    """The trigger config as given, before it was merged into ``params``: checked against the
+    declared parameters (:func:`model_steps.runtime.run_config.check_run_config`)."""
 
 
 @dataclass(frozen=True)
 class Environment:
-    """How a task reaches storage: the model's store, credentials and the import allow-list."""
+    """How a task reaches storage: the model's store, credentials and the import allow-list.
+
+    ``mask`` hides the secrets Airflow knows in text before it is persisted (manifests, cards,
+    step records); outside Airflow nothing is known and it returns the text as it is.
+    """
 
     store: ModelStore
     storage_options: Mapping[str, Any]
     allowed: tuple[str, ...]
+    mask: Mask = unmasked
 
 
 def environment(
-    spec: ModelSpec, settings: Settings, storage_options: Mapping[str, Any]
+    spec: ModelSpec,
+    settings: Settings,
+    storage_options: Mapping[str, Any],
+    mask: Mask = unmasked,
 ) -> Environment:
-    """The store of ``spec`` (its ``assets.root`` or the deployment's default root)."""
+    """The store of ``spec`` (its ``assets.root`` or the deployment's default root).
+
+    The store belongs to the model: it refuses to publish, roll back or prune for another.
+    """
     root = (spec.assets.root or settings.assets_root).rstrip("/")
-    store = open_store(f"{root}/{spec.directory}", storage_options)
-    return Environment(store, dict(storage_options), settings.allowed_imports)
+    store = open_store(f"{root}/{spec.directory}", storage_options, owner=spec.name)
+    return Environment(store, dict(storage_options), settings.allowed_imports, mask)
 
 
 def data_ref(step: Step, direction: str, phase: str) -> DataRef:

@@ -20,7 +20,8 @@ from model_steps.runtime.scratch import Scratch
 from model_steps.runtime.serializers import load_fitted
 from model_steps.runtime.steps import StepKind, prediction_frame, step_kind
 from model_steps.runtime.tables import read_table
-from model_steps.store.manifest import Manifest
+from model_steps.store.manifest import InferenceRecord, Manifest
+from model_steps.store.model_store import utc_now
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -43,11 +44,15 @@ log = logging.getLogger(__name__)
 def infer_step(
     spec: ModelSpec, step_id: str, run: RunInfo, env: Environment, rendered: Rendered
 ) -> dict[str, Any]:
-    """Transform or predict with one step of the version the run started on."""
+    """Transform or predict with one step of the version the run started on.
+
+    The first step fixes the version: the one the run was asked for (the Asset event that
+    triggered it), else the published pointer's. The last step records it beside the output.
+    """
     index = step_index(spec, step_id)
     step = spec.steps[index]
     scratch = Scratch(env, run)
-    version, features = _infer_input(spec, index, rendered, scratch, env)
+    version, features = _infer_input(spec, index, rendered, scratch, env, run)
     last = index == len(spec.steps) - 1
     ready = ready_step(step, env.store.manifest(version), env, rendered.init, last=last)
     log.info(
@@ -59,17 +64,26 @@ def infer_step(
         len(features.columns),
     )
     output = ready.run(features)
+    result = {"step": step.id, "version": version, "rows": len(features)}
     if not last:
         written = scratch.write_frame(step.id, "infer", output, None)
-        return {
-            "step": step.id,
-            "version": version,
-            "rows": len(features),
-            "bytes_written": written,
-        }
+        scratch.finish(step.id, {"version": version})
+        return {**result, "bytes_written": written}
     written = write_output(step, "infer", output, rendered, env)
+    env.store.record_inference(
+        InferenceRecord(
+            model=spec.name,
+            version=version,
+            manifest=env.store.url("versions", str(version), "manifest.json"),
+            dag_id=run.dag_id,
+            run_id=run.run_id,
+            output=rendered.outputs["infer"],
+            rows=len(output),
+            recorded_at=utc_now(),
+        )
+    )
     scratch.clean()
-    return {"step": step.id, "version": version, "rows": len(features), "bytes_written": written}
+    return {**result, "bytes_written": written, "output": rendered.outputs["infer"]}
 
 
 @dataclass(frozen=True)
@@ -155,17 +169,15 @@ def load_step(step: Step, manifest: Manifest, env: Environment) -> Any:
 
 
 def _infer_input(
-    spec: ModelSpec, index: int, rendered: Rendered, scratch: Scratch, env: Environment
+    spec: ModelSpec,
+    index: int,
+    rendered: Rendered,
+    scratch: Scratch,
+    env: Environment,
+    run: RunInfo,
 ) -> tuple[int, pd.DataFrame]:
     """The version this run serves (fixed at its first step) and this step's input."""
     if index == 0:
-        pointer = env.store.pointer()
-        if pointer is None:
-            raise PermanentError(
-                f"model {spec.name!r} has no published version in "
-                f"{env.store.url()}: run {spec.name}__train first"
-            )
-        scratch.write_json("version.json", {"version": pointer.version})
         step = spec.steps[0]
         ref = data_ref(step, "input", "infer")
         frame = read_table(
@@ -174,13 +186,26 @@ def _infer_input(
             storage_options=env.storage_options,
             options=ref.options,
         )
-        return pointer.version, features_of(frame, step)
-    version = int(scratch.read_json("version.json")["version"])
+        return _run_version(spec, run, env), features_of(frame, step)
     previous = spec.steps[index - 1].id
+    version = int(scratch.record(previous)["version"])
     found = scratch.read_frame(previous, "infer")
     if found is None:
         raise PermanentError(f"no output of step {previous!r} in this run's scratch")
     return version, found[0]
+
+
+def _run_version(spec: ModelSpec, run: RunInfo, env: Environment) -> int:
+    """The version asked for (an Asset event's), else the one the pointer names now."""
+    if run.version is not None:
+        return run.version
+    pointer = env.store.pointer()
+    if pointer is None:
+        raise PermanentError(
+            f"model {spec.name!r} has no published version in "
+            f"{env.store.url()}: run {spec.name}__train first"
+        )
+    return pointer.version
 
 
 def features_of(frame: pd.DataFrame, step: Step) -> pd.DataFrame:

@@ -7,13 +7,17 @@ through the import allow-list; every metric must give one number.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from model_steps.definition.allowlist import import_object
 from model_steps.errors import StepError, UnknownMetricError, did_you_mean
 from model_steps.libraries import library
+from model_steps.runtime.steps import as_fitted
 
-__all__ = ["AVERAGES", "Metric", "compute_metrics"]
+if TYPE_CHECKING:
+    from model_steps.runtime.steps import StepKind
+
+__all__ = ["AVERAGES", "Metric", "compute_metrics", "step_metrics"]
 
 AVERAGES = ("macro", "micro", "weighted")
 """Metric name suffixes that select scikit-learn's ``average=`` (``f1_macro``)."""
@@ -85,3 +89,23 @@ def _number(name: str, value: Any) -> float:
             f"metric {name!r} gave {type(value).__name__}, not one number: "
             "a metric must return a single number"
         ) from error
+
+
+def step_metrics(
+    kind: StepKind, fitted: Any, X: Any, y: Any, names: Sequence[str], allowed: Sequence[str]
+) -> dict[str, float]:
+    """The named metrics of a fitted last step on labelled data (its input ``X``, labels ``y``).
+
+    Training scores its train and test parts with it, the gate the live version on the same
+    test part, and an evaluation the live version on fresh data: one definition of each metric.
+    """
+    # Metrics compare labels, even when the step's predict method is predict_proba.
+    # A step fitted on an array is given one (the caller checked the columns).
+    labels = (
+        fitted.predict(as_fitted(fitted, X))
+        if hasattr(fitted, "predict")
+        else kind.predict(fitted, X)
+    )
+    needs_scores = any(name.startswith("roc_auc") for name in names)
+    scores = kind.scores(fitted, X) if needs_scores else None
+    return compute_metrics(names, y, labels, scores, allowed)

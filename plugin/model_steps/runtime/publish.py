@@ -1,78 +1,63 @@
-"""Publishing a run: its staged assets become the model's next version, the pointer last."""
+"""Publishing a run: its candidate version goes live, the pointer moving last.
+
+Without a gate, publish stages the run's assets as the next version and moves the pointer at
+once, as it always did. With one, the gate task staged the candidate and decided: publish moves
+the pointer to an accepted candidate, and leaves a waiting one for a person to approve.
+"""
 
 from __future__ import annotations
 
-import json
 import logging
-import platform
-from collections.abc import Mapping
-from importlib import metadata
 from typing import TYPE_CHECKING, Any
 
-from model_steps.definition.schema import spec_hash
+from model_steps.errors import AwaitingApprovalError, NotServableError
+from model_steps.runtime.candidate import (
+    GATE_TASK,
+    PUBLISH_TASK,
+    read_candidate,
+    stage_candidate,
+)
 from model_steps.runtime.context import Environment, RunInfo
 from model_steps.runtime.scratch import Scratch
-from model_steps.store.cards import model_card
-from model_steps.store.manifest import AssetRecord, Manifest, StepRecord
-from model_steps.store.model_store import StagedAsset, utc_now
+from model_steps.store.model_store import CLAIM_GRACE_SECONDS
 
 if TYPE_CHECKING:
     from model_steps.definition.schema import ModelSpec
 
-__all__ = ["LIBRARIES", "publish"]
+__all__ = ["claim_grace", "publish"]
 
 log = logging.getLogger(__name__)
 
-LIBRARIES = (
-    "airflow-model-steps",
-    "apache-airflow",
-    "scikit-learn",
-    "pandas",
-    "numpy",
-    "scipy",
-    "joblib",
-    "skops",
-    "pyarrow",
-    "fsspec",
-    "s3fs",
-    "xgboost",
-    "lightgbm",
-)
-"""Distributions whose versions each manifest records (those installed)."""
-
 
 def publish(spec: ModelSpec, run: RunInfo, env: Environment) -> dict[str, Any]:
-    """Publish the run's staged assets as the model's next version (the pointer moves last)."""
+    """Make the run's candidate the live version; abandoned claims and retention come after.
+
+    Raises:
+        AwaitingApprovalError: the gate left the candidate waiting for a person.
+        NotServableError: the gate refused the candidate (its task failed before this one).
+    """
     scratch = Scratch(env, run)
-    entries = [scratch.read_json(f"steps/{step.id}.json") for step in spec.steps]
-    staged = [StagedAsset(**entry["staged"]) for entry in entries if entry["staged"]]
-    records = [StepRecord.model_validate(entry["record"]) for entry in entries]
-
-    def manifest_for(version: int, assets: Mapping[str, AssetRecord]) -> Manifest:
-        return Manifest(
-            model=spec.name,
-            version=version,
-            definition_version=spec.version,
-            spec_hash=spec_hash(spec),
-            dag_id=run.dag_id,
-            run_id=run.run_id,
-            created_at=records[0].started_at,
-            published_at=utc_now(),
-            steps=[r.model_copy(update={"asset": assets.get(r.step_id)}) for r in records],
-            metrics=records[-1].metrics,
-            parameters=json.loads(json.dumps(dict(run.params), default=str)),
-            environment=_versions(),
-            comments=[c.model_dump(mode="json") for c in spec.comments],
-            sample_records=entries[0]["samples"],
-        )
-
-    pointer = env.store.publish(staged, manifest_for, lambda manifest: model_card(spec, manifest))
-    scratch.clean()
-    pruned = (
-        env.store.prune(spec.assets.keep_versions, spec.assets.pinned_versions)
-        if (spec.assets.keep_versions)
-        else []
+    candidate = (
+        read_candidate(scratch, GATE_TASK)
+        or read_candidate(scratch, PUBLISH_TASK)
+        or stage_candidate(spec, run, env, None)
     )
+    if candidate.outcome == "pending":
+        raise AwaitingApprovalError(
+            f"version {candidate.version} of {spec.name} waits for approval: "
+            f"model-steps promote {spec.name} --version {candidate.version}, or approve it on "
+            "the Models page"
+        )
+    if candidate.outcome != "accepted":
+        raise NotServableError(
+            f"version {candidate.version} was {candidate.outcome}: {candidate.reason}"
+        )
+    manifest = env.store.manifest(candidate.version)
+    pointer = env.store.go_live(candidate.version, manifest.published_at)
+    env.store.reclaim(claim_grace(spec))
+    scratch.clean()
+    keep = spec.assets.keep_versions
+    pruned = env.store.prune(keep, spec.assets.pinned_versions) if keep else []
     log.info(
         "published %s version %d (%s); pruned %s",
         spec.name,
@@ -83,16 +68,16 @@ def publish(spec: ModelSpec, run: RunInfo, env: Environment) -> dict[str, Any]:
     return {
         "version": pointer.version,
         "manifest": pointer.manifest,
-        "metrics": records[-1].metrics,
+        "metrics": manifest.metrics,
         "pruned": pruned,
     }
 
 
-def _versions() -> dict[str, str]:
-    found = {"python": platform.python_version()}
-    for name in LIBRARIES:
-        try:
-            found[name] = metadata.version(name)
-        except metadata.PackageNotFoundError:
-            continue
-    return found
+def claim_grace(spec: ModelSpec) -> float:
+    """Seconds before a claim without a manifest counts as abandoned, for this model.
+
+    Airflow stops a task at its ``execution_timeout``, even a try whose worker died, so a
+    grace that long plus :data:`CLAIM_GRACE_SECONDS` outlives every try of the publish.
+    """
+    timeout = spec.airflow.task_defaults.execution_timeout
+    return CLAIM_GRACE_SECONDS + (timeout.total_seconds() if timeout else 0.0)

@@ -1,23 +1,34 @@
-"""A step's run-specific values: what Airflow renders before a task runs.
+"""A step's run-specific values: its templates rendered for one run, in the sandbox.
 
 Kept apart from the task runtime so the DAG builder can name them at parse time without
 importing the runtime (the store, the data and step libraries), which only a running task needs.
+Rendering uses :mod:`model_steps.definition.templates` (Jinja's sandbox over a small context),
+never Airflow's environment; each rendered URL is checked before anything reads or writes it.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from model_steps.definition.schema import Step
+from model_steps.definition.schema import ModelSpec, Step
+from model_steps.definition.templates import render_native, render_text, template_context
+from model_steps.definition.urls import url_refusal
+from model_steps.errors import UnsafeUrlError
 
-__all__ = ["Rendered"]
+if TYPE_CHECKING:
+    from model_steps.runtime.context import RunInfo
+
+__all__ = ["EVALUATE", "Rendered", "render_evaluation", "render_step"]
+
+EVALUATE = "evaluate"
+"""The key of an evaluation's labelled data among the rendered inputs."""
 
 
 @dataclass(frozen=True)
 class Rendered:
-    """A step's run-specific values after Airflow rendered their templates."""
+    """A step's run-specific values after its templates were rendered."""
 
     init: Mapping[str, Any]
     inputs: Mapping[str, str] = field(default_factory=dict)
@@ -36,6 +47,62 @@ class Rendered:
             inputs=_urls(params.input, phase),
             outputs=_urls(params.output, phase),
         )
+
+    @classmethod
+    def evaluation(cls, spec: ModelSpec) -> Rendered:
+        """The evaluation's labelled-data URL as written, before rendering."""
+        evaluation = spec.evaluation
+        return cls(init={}, inputs={EVALUATE: evaluation.input.url} if evaluation else {})
+
+
+def render_step(step: Step, phase: str, run: RunInfo) -> Rendered:
+    """The step's values for ``run``: init as native values, URLs as checked text.
+
+    Raises:
+        TemplateError: a template failed or tried what the sandbox refuses.
+        UnsafeUrlError: a rendered URL leaves the place its template names (``..``, another
+            scheme or bucket, an absolute path): nothing has been read or written yet.
+    """
+    written = Rendered.templates(step, phase)
+    context = _context(run)
+    where = f"steps[{step.id}].parameters"
+    return Rendered(
+        init=render_native(dict(written.init), context, f"{where}.init"),
+        inputs=_checked(written.inputs, context, f"{where}.input"),
+        outputs=_checked(written.outputs, context, f"{where}.output"),
+    )
+
+
+def render_evaluation(spec: ModelSpec, run: RunInfo) -> Rendered:
+    """The evaluation's labelled-data URL for ``run``, rendered and checked like a step's."""
+    written = Rendered.evaluation(spec)
+    return Rendered(init={}, inputs=_checked(written.inputs, _context(run), "evaluation.input"))
+
+
+def _context(run: RunInfo) -> dict[str, Any]:
+    return template_context(
+        run.params,
+        run.run_id,
+        run_after=run.run_after,
+        logical_date=run.logical_date,
+        data_interval_start=run.data_interval_start,
+        data_interval_end=run.data_interval_end,
+        run_type=run.run_type,
+    )
+
+
+def _checked(urls: Mapping[str, str], context: Mapping[str, Any], where: str) -> dict[str, str]:
+    rendered = {}
+    for phase, template in urls.items():
+        url = render_text(template, context, f"{where}.{phase}.url")
+        refusal = url_refusal(template, url)
+        if refusal is not None:
+            raise UnsafeUrlError(
+                f"{where}.{phase}.url: {template!r} renders to {url!r}, which is refused: "
+                f"{refusal}; check the run's parameters"
+            )
+        rendered[phase] = url
+    return rendered
 
 
 def _urls(io: Any, phase: str) -> dict[str, str]:

@@ -2,7 +2,8 @@
 
 Each step is fitted on its own data (the first step's input, split into train and test) or on
 the previous step's output from the run's scratch; the last step's metrics are computed on
-both parts. The asset waits in the scratch until :func:`model_steps.runtime.publish.publish`.
+both parts. The asset waits in the try's own scratch folder until
+:func:`model_steps.runtime.publish.publish` takes it from the try that succeeded.
 """
 
 from __future__ import annotations
@@ -16,14 +17,16 @@ from typing import TYPE_CHECKING, Any
 
 from model_steps.errors import PermanentError
 from model_steps.runtime.context import Environment, RunInfo, step_index, write_output
-from model_steps.runtime.metrics import compute_metrics
+from model_steps.runtime.drift import feature_references
+from model_steps.runtime.metrics import step_metrics
 from model_steps.runtime.rendered import Rendered
 from model_steps.runtime.scratch import Scratch
+from model_steps.runtime.secrets import masked
 from model_steps.runtime.serializers import save_fitted
 from model_steps.runtime.splits import split_xy, train_test
-from model_steps.runtime.steps import StepKind, as_fitted, prediction_frame, step_kind
+from model_steps.runtime.steps import StepKind, prediction_frame, step_kind
 from model_steps.runtime.tables import read_table
-from model_steps.store.manifest import StepRecord
+from model_steps.store.manifest import FeatureReference, StepRecord
 from model_steps.store.model_store import StagedAsset, utc_now
 
 if TYPE_CHECKING:
@@ -52,6 +55,9 @@ def train_step(
     metrics, written = _outputs(step, kind, fitted, parts, last, scratch, rendered, env)
     staged = _stage(spec, step, fitted, scratch, env) if step.has_assets else None
     rows = len(x_train) + (len(parts["test"][0]) if "test" in parts else 0)  # one out per in
+    reads_data = "train" in rendered.inputs
+    if reads_data:
+        _keep_test_input(spec, step.id, parts, scratch)
     record = StepRecord(
         step_id=step.id,
         started_at=started,
@@ -65,14 +71,18 @@ def train_step(
         metrics=metrics,
         dtypes_in={str(c): str(t) for c, t in x_train.dtypes.items()},
         definition=_trained_definition(step, rendered.init),
+        rows={split: len(features) for split, (features, _) in parts.items()},
+        inputs={"train": rendered.inputs["train"]} if reads_data else {},
+        reference=_reference(spec, x_train) if reads_data else {},
     )
-    scratch.write_json(
-        f"steps/{step.id}.json",
-        {
-            "record": record.model_dump(mode="json"),
-            "staged": staged.__dict__ if staged else None,
-            "samples": samples,
-        },
+    document = {
+        "record": record.model_dump(mode="json"),
+        "samples": samples,
+        "classes": _classes(fitted) if last else [],
+    }
+    scratch.finish(
+        step.id,
+        {**masked(document, env.mask), "staged": staged.__dict__ if staged else None},
     )
     written += staged.size if staged else 0
     log.info(
@@ -94,6 +104,39 @@ def train_step(
         "bytes_written": written,
         "metrics": metrics,
     }
+
+
+TEST_INPUT = "test-input"
+"""Scratch name of the raw test part (beside the first step's outputs), kept for scoring the
+live version on the same rows as a candidate."""
+
+
+def _keep_test_input(
+    spec: ModelSpec, step_id: str, parts: Mapping[str, tuple[Any, Any]], scratch: Scratch
+) -> None:
+    """Keep the test part as read (before any step) when the gate scores the live version.
+
+    A relative gate rule is fair only on the same data, so the gate task runs the live version
+    on exactly these rows.
+    """
+    if spec.gate.relative and "test" in parts:
+        features, target = parts["test"]
+        scratch.write_frame(step_id, TEST_INPUT, features, target)
+
+
+def _reference(spec: ModelSpec, x_train: Any) -> dict[str, FeatureReference]:
+    """The training part's feature distributions, when the model's evaluation watches drift."""
+    evaluation = spec.evaluation
+    if evaluation is None or evaluation.drift is None:
+        return {}
+    drift = evaluation.drift
+    return feature_references(x_train, drift.bins, drift.features)
+
+
+def _classes(fitted: Any) -> list[str]:
+    """A classifier's labels in its own order (``classes_``); none for other estimators."""
+    classes = getattr(fitted, "classes_", None)
+    return [str(label) for label in classes] if classes is not None else []
 
 
 def _trained_definition(step: Step, init: Mapping[str, Any]) -> dict[str, Any]:
@@ -168,7 +211,7 @@ def _training_data(
     if "train" not in parts:
         raise PermanentError(
             f"step {step.id!r} found no output of step {previous!r} in "
-            f"{scratch.url('data', previous)}: did it run in this run?"
+            f"{scratch.url(previous)}: did it run in this run?"
         )
     return parts, []
 
@@ -179,27 +222,18 @@ def _metrics(
     names = step.parameters.metrics
     if not names:
         return {}
-    results = {}
-    for split, (features, target) in parts.items():
-        if target is None:
-            continue
-        # Metrics compare labels, even when the step's predict method is predict_proba.
-        labels = (
-            fitted.predict(as_fitted(fitted, features))
-            if hasattr(fitted, "predict")
-            else kind.predict(fitted, features)
-        )
-        needs_scores = any(name.startswith("roc_auc") for name in names)
-        scores = kind.scores(fitted, features) if needs_scores else None
-        results[split] = compute_metrics(names, target, labels, scores, env.allowed)
-    return results
+    return {
+        split: step_metrics(kind, fitted, features, target, names, env.allowed)
+        for split, (features, target) in parts.items()
+        if target is not None
+    }
 
 
 def _stage(
     spec: ModelSpec, step: Step, fitted: Any, scratch: Scratch, env: Environment
 ) -> StagedAsset:
     identifier = str(step.assets_identifier)
-    url = scratch.url("assets", step.id, identifier)
+    url = scratch.own(step.id, "assets", identifier)
     size, sha256 = env.store.write_bytes(url, save_fitted(fitted, step, env.allowed))
     root = (
         f"{step.assets_root.rstrip('/')}/{spec.directory}"

@@ -41,6 +41,7 @@ from model_steps.errors import (
     PermanentError,
     PointerMissingError,
     Problem,
+    StoreOwnedError,
     UnknownModelError,
     did_you_mean,
 )
@@ -602,6 +603,13 @@ class ModelHandler(_Serving):
     def _build(self, version: int, manifest: Manifest | None = None) -> _Version:
         """Load, verify and (optionally) warm up a version beside the one being served."""
         manifest = manifest or self.store.manifest(version)
+        if manifest.model != self.name:  # another model published into this store
+            raise StoreOwnedError(
+                f"version {version} in {self.store.url()} is model {manifest.model!r}'s, "
+                f"not {self.name!r}'s: it is never served as {self.name!r}",
+                owner=manifest.model,
+                model=self.name,
+            )
         size = sum(s.asset.size for s in manifest.steps if s.asset)
         self._stats.loading, self._stats.loading_bytes = True, size
         try:

@@ -8,6 +8,7 @@ memory filesystem (tests) a process lock. Any other backend can be read but not 
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import fcntl
 import hashlib
@@ -73,8 +74,12 @@ class ConditionalWrites(Protocol):
     def swap(self, path: str, data: bytes, tag: str | None) -> None:
         """Replace the document only if its tag is still ``tag``; else raise Conflict."""
 
-    def duplicate(self, source: str, target: str) -> None:
-        """Copy a file within the backend (server-side, or a link on disk)."""
+    def duplicate(self, source: str, target: str, *, checksum: bool) -> str | None:
+        """Copy a file within the backend (server-side, or a link on disk).
+
+        Returns the copy's sha256 (hex) when the backend computed it while copying and
+        ``checksum`` asked for it; None when the caller must read the copy back to check it.
+        """
 
 
 def _digest(data: bytes) -> str:
@@ -100,8 +105,25 @@ class _S3Writes:
     def tag(self, path: str) -> str:
         return str(self.fs.info(path, refresh=True)["ETag"])
 
-    def duplicate(self, source: str, target: str) -> None:
-        self.fs.copy(source, target)  # server-side copy
+    def duplicate(self, source: str, target: str, *, checksum: bool) -> str | None:
+        """A server-side copy; S3 computes the copy's SHA-256 when asked (one request)."""
+        if not checksum:
+            self.fs.copy(source, target)
+            return None
+        bucket, key, _ = self.fs.split_path(target)
+        source_bucket, source_key, _ = self.fs.split_path(source)
+        response = self.fs.call_s3(
+            "copy_object",
+            Bucket=bucket,
+            Key=key,
+            CopySource={"Bucket": source_bucket, "Key": source_key},
+            ChecksumAlgorithm="SHA256",
+        )
+        self.fs.invalidate_cache(target)
+        encoded = response.get("CopyObjectResult", {}).get("ChecksumSHA256")
+        if not encoded or "-" in encoded:  # none, or a composite of parts: not the file's digest
+            return None
+        return base64.b64decode(encoded).hex()
 
     def swap(self, path: str, data: bytes, tag: str | None) -> None:
         try:
@@ -157,7 +179,7 @@ class _LocalWrites:
                 raise Conflict
             os.replace(self._write_temporary(path, data), path)
 
-    def duplicate(self, source: str, target: str) -> None:
+    def duplicate(self, source: str, target: str, *, checksum: bool) -> str | None:
         """A hard link: instant, and the staged file stays for a retried publish."""
         os.makedirs(os.path.dirname(target), exist_ok=True)
         with contextlib.suppress(FileNotFoundError):
@@ -166,6 +188,7 @@ class _LocalWrites:
             os.link(source, target)
         except OSError:  # another filesystem, or links not supported
             shutil.copyfile(source, target)
+        return None
 
     @staticmethod
     def _write_temporary(path: str, data: bytes) -> str:
@@ -202,8 +225,9 @@ class _MemoryWrites:
     def tag(self, path: str) -> str:
         return _digest(self.fs.cat_file(path))
 
-    def duplicate(self, source: str, target: str) -> None:
+    def duplicate(self, source: str, target: str, *, checksum: bool) -> str | None:
         self.fs.copy(source, target)
+        return None
 
     def swap(self, path: str, data: bytes, tag: str | None) -> None:
         with self._lock:
@@ -242,8 +266,9 @@ class _ReadOnly:
         info = self.fs.info(path)
         return str(info.get("ETag") or f"{info.get('mtime')}:{info['size']}")
 
-    def duplicate(self, source: str, target: str) -> None:
+    def duplicate(self, source: str, target: str, *, checksum: bool) -> str | None:
         self.fs.copy(source, target)
+        return None
 
 
 def conditional_writes(fs: Any) -> ConditionalWrites:

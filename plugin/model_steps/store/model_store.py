@@ -2,19 +2,24 @@
 
 Layout under ``<assets.root>/<assets.directory>/``::
 
+    owner.json                      the model the store belongs to, claimed at first publish
     current.json                    the pointer, moved last
-    versions/<N>/claim.json         N taken exactly once (exclusive create)
+    versions/<N>/claim.json         N taken exactly once (exclusive create); kept for good
     versions/<N>/manifest.json      written once every asset is complete
     versions/<N>/<step>/<file>      assets (or under a step's own assets_root)
     versions/<N>/MODEL_CARD.md
     runs/<run>/...                  one run's scratch; never read by handlers
+    inferences/<run>.json           which version each infer run used
 
 The promises: a reader never sees a partial version (the pointer moves after the assets and the
 manifest); numbers only grow and two publishes never share one (claims are exclusive creates);
-a failed run leaves the pointer alone (it never reached the last write); rollback only moves the
-pointer; retention never deletes the current or a pinned version. The store uses a handful of
-fsspec calls on the filesystem it is given, plus one conditional write per backend, and knows
-nothing of Airflow.
+a failed run leaves the pointer alone (it never reached the last write); every promoted asset's
+sha256 is checked before the manifest names it; a claim abandoned by a killed publish is
+reclaimed (its files removed, its number never reused) once it is older than any try of the
+publish could still run; rollback only moves the pointer; retention never deletes the current or
+a pinned version; a store opened for a model (``owner``) never publishes, rolls back, prunes or
+reads a manifest for another one. The store uses a handful of fsspec calls on the filesystem it
+is given, plus one conditional write per backend, and knows nothing of Airflow.
 """
 
 from __future__ import annotations
@@ -26,18 +31,22 @@ import os
 import re
 import tempfile
 import time
+import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import IO, Any, TypeVar
+from typing import IO, Any, Literal, TypeVar
 
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
 from model_steps.errors import (
     ChecksumMismatchError,
     CorruptDocumentError,
+    DecisionConflictError,
+    NotServableError,
     PublishConflictError,
+    StoreOwnedError,
     StoreUnavailableError,
 )
 from model_steps.store.backends import (
@@ -49,15 +58,41 @@ from model_steps.store.backends import (
     takes_refresh,
 )
 from model_steps.store.checksums import copy_digest, file_digest, handle_digest, verify
-from model_steps.store.manifest import AssetRecord, Manifest, Pointer
+from model_steps.store.manifest import (
+    AssetRecord,
+    Decision,
+    EvaluationRecord,
+    InferenceRecord,
+    Manifest,
+    Pointer,
+    VersionStatus,
+    version_status,
+)
 
-__all__ = ["ModelStore", "PointerRead", "StagedAsset", "open_store", "utc_now"]
+__all__ = [
+    "CLAIM_GRACE_SECONDS",
+    "ModelStore",
+    "PointerRead",
+    "StagedAsset",
+    "open_store",
+    "utc_now",
+]
 
 POINTER = "current.json"
 MANIFEST = "manifest.json"
 CARD = "MODEL_CARD.md"
 CLAIM = "claim.json"
-ABANDONED_CLAIM_SECONDS = 24 * 3600
+DECISION = "decision.json"
+EVALUATIONS = "evaluations"
+OWNER = "owner.json"
+INFERENCES = "inferences"
+CLAIM_GRACE_SECONDS = 3600
+"""How long a claim without a manifest is left to its publisher before it counts as abandoned:
+far beyond a publish (seconds), its retry delay and a worker's heartbeat timeout (minutes)."""
+STALE_RUN_SECONDS = 24 * 3600
+"""How long a run's scratch is kept untouched for Airflow to retry the run before prune takes it."""
+S3_COPY_LIMIT = 5 * 2**30
+"""Largest object S3 copies in one request (and so can checksum while copying)."""
 _CAS_ATTEMPTS = 20
 
 
@@ -66,11 +101,16 @@ def utc_now() -> str:
     return datetime.now(UTC).isoformat()
 
 
-def open_store(url: str, storage_options: Mapping[str, Any] | None = None) -> ModelStore:
-    """The store of one model at ``url`` (``<assets.root>/<assets.directory>``)."""
+def open_store(
+    url: str, storage_options: Mapping[str, Any] | None = None, *, owner: str | None = None
+) -> ModelStore:
+    """The store of one model at ``url`` (``<assets.root>/<assets.directory>``).
+
+    With ``owner`` (the model's name) the store refuses to act for any other model.
+    """
     options = dict(storage_options or {})
     fs, path = filesystem(url, options)
-    return ModelStore(fs, path, options)
+    return ModelStore(fs, path, options, owner=owner)
 
 
 @dataclass(frozen=True)
@@ -104,10 +144,19 @@ class PointerRead:
 class ModelStore:
     """One model's folder in an fsspec filesystem."""
 
-    def __init__(self, fs: Any, root: str, storage_options: Mapping[str, Any] | None = None):
+    def __init__(
+        self,
+        fs: Any,
+        root: str,
+        storage_options: Mapping[str, Any] | None = None,
+        *,
+        owner: str | None = None,
+    ):
         self.fs = fs
         self.root = root.rstrip("/")
         self.storage_options = dict(storage_options or {})
+        self.owner = owner
+        """The model this store is opened for; None for a tool that reads any store."""
         self._conditional = conditional_writes(fs)
 
     # -- paths -------------------------------------------------------------------------------
@@ -173,22 +222,31 @@ class ModelStore:
         data = self._read(location)
         if data is None:
             raise CorruptDocumentError(f"version {version} has no manifest at {self.url()}")
-        return _parse(Manifest, data, self.fs.unstrip_protocol(location))
+        manifest = _parse(Manifest, data, self.fs.unstrip_protocol(location))
+        if self.owner is not None and manifest.model != self.owner:
+            raise StoreOwnedError(
+                f"version {version} in {self.url()} was published by model "
+                f"{manifest.model!r}, not {self.owner!r}: it is never loaded for {self.owner!r}",
+                owner=manifest.model,
+                model=self.owner,
+            )
+        return manifest
 
     def versions(self) -> list[int]:
         """Complete versions (with a manifest), oldest first."""
-        pattern = self.path("versions", "*", MANIFEST)
-        try:
-            found = (
-                self.fs.glob(pattern, refresh=True)
-                if takes_refresh(self.fs)
-                else (self.fs.glob(pattern))
-            )
-        except FileNotFoundError:
-            return []
-        except Exception as error:
-            raise StoreUnavailableError(f"cannot list {self.url('versions')}: {error}") from error
+        found = _glob(self.fs, self.path("versions", "*", MANIFEST))
         return sorted(int(n) for n in _version_numbers(found))
+
+    def find(self, pattern: str) -> list[str]:
+        """URLs matching the glob ``pattern`` (listed fresh, never from a listing cache)."""
+        fs, path = self._fs_for(pattern)
+        return [str(fs.unstrip_protocol(found)) for found in _glob(fs, path)]
+
+    def inference(self, run_id: str) -> InferenceRecord | None:
+        """What an infer run recorded (the version it used), or None if it recorded nothing."""
+        url = self.url(INFERENCES, f"{_safe(run_id)}.json")
+        data = self._read(self.path(INFERENCES, f"{_safe(run_id)}.json"))
+        return None if data is None else _parse(InferenceRecord, data, url)
 
     @contextlib.contextmanager
     def open_asset(self, record: AssetRecord) -> Iterator[IO[bytes]]:
@@ -290,6 +348,14 @@ class ModelStore:
             raise StoreUnavailableError(f"cannot read {url}: {error}") from error
         return data
 
+    def record_inference(self, record: InferenceRecord) -> None:
+        """Keep which version an infer run used and where its output went."""
+        path = self.path(INFERENCES, f"{_safe(record.run_id)}.json")
+        try:
+            self.fs.pipe_file(path, record.model_dump_json(indent=2).encode())
+        except Exception as error:
+            raise StoreUnavailableError(f"cannot write {self.url(INFERENCES)}: {error}") from error
+
     def clean_run(self, run_id: str) -> None:
         """Remove a finished run's scratch."""
         with contextlib.suppress(FileNotFoundError):
@@ -302,32 +368,71 @@ class ModelStore:
         staged: Sequence[StagedAsset],
         manifest_for: Callable[[int, Mapping[str, AssetRecord]], Manifest],
         card_for: Callable[[Manifest], str],
+        claim_grace: float = CLAIM_GRACE_SECONDS,
     ) -> Pointer:
         """Publish staged assets as the next version; the pointer moves last, forward only.
 
         Returns this publish's pointer; if a newer version was published meanwhile, the
         current pointer stays on it and this version remains available for rollback. A crash
         anywhere before the pointer write leaves ``current.json`` as it was; the claimed
-        number then stays unused (numbers only grow) and retention removes it.
+        number then stays unused (numbers only grow) and a publish at least ``claim_grace``
+        seconds later reclaims its files.
         """
-        version = self._claim()
+        manifest = self.stage(staged, manifest_for, card_for)
+        pointer = self.go_live(manifest.version, manifest.published_at)
+        self.reclaim(claim_grace)
+        return pointer
+
+    def stage(
+        self,
+        staged: Sequence[StagedAsset],
+        manifest_for: Callable[[int, Mapping[str, AssetRecord]], Manifest],
+        card_for: Callable[[Manifest], str],
+    ) -> Manifest:
+        """Make staged assets a complete version, with its card and manifest, not yet live.
+
+        The version's number is claimed, its assets are copied and checked, and the manifest
+        is written last: from then on it can be read, rolled back to or approved, but handlers
+        only serve it once :meth:`go_live` moves the pointer.
+
+        Raises:
+            StoreOwnedError: the store belongs to another model.
+        """
+        self.check_owner(claim=True)
+        version, token = self._claim()
         records = {asset.step_id: self._promote(asset, version) for asset in staged}
         manifest = manifest_for(version, records)
         self.fs.pipe_file(self.path("versions", str(version), CARD), card_for(manifest).encode())
         manifest_path = self.path("versions", str(version), MANIFEST)
+        self._check_claim(version, token)  # a stale publisher whose claim was reclaimed stops
         self._conditional.create(manifest_path, manifest.model_dump_json(indent=2).encode())
+        return manifest
+
+    def go_live(self, version: int, published_at: str) -> Pointer:
+        """Point handlers at a complete version, forward only: a newer live version stays."""
         pointer = Pointer(
             version=version,
             manifest=self.url("versions", str(version), MANIFEST),
-            published_at=manifest.published_at,
+            published_at=published_at,
         )
         self._move_pointer(pointer, forward_only=True)
         return pointer
 
     def rollback(self, version: int) -> Pointer:
-        """Point handlers back at an older complete version; nothing is rewritten."""
+        """Point handlers back at an older complete version; nothing is rewritten.
+
+        Raises:
+            NotServableError: the gate refused the version, or it waits for or was denied a
+                person's approval: it never went live and is not fit to.
+        """
+        self.check_owner()
         manifest = self.manifest(version)
         current = self.pointer()
+        status = version_status(manifest, self.decision(version), None)
+        if status != "published":
+            raise NotServableError(
+                f"version {version} is {status}, not published: {_status_reason(manifest, status)}"
+            )
         pointer = Pointer(
             version=version,
             manifest=self.url("versions", str(version), MANIFEST),
@@ -339,23 +444,171 @@ class ModelStore:
     def prune(self, keep: int, pinned: Iterable[int] = ()) -> list[int]:
         """Delete all but the newest ``keep`` versions, never the current or a pinned one.
 
-        Claims that never got a manifest (a crashed publish) and the scratch of runs that
-        never published (a failed run, kept meanwhile so Airflow can retry it) are removed
-        once untouched for a day, so a publish or a run still in flight is never disturbed.
+        Claims that never got a manifest (a killed publish) are reclaimed after
+        :data:`CLAIM_GRACE_SECONDS`, and the scratch of runs that never published (a failed
+        run, kept meanwhile so Airflow can retry it) is removed once untouched for a day, so a
+        publish or a run still in flight is never disturbed.
         """
         if keep < 1:
             raise ValueError("keep must be at least 1: the newest version is always kept")
+        self.check_owner()
         current = self.pointer()
         complete = self.versions()
         protected = set(complete[-keep:]) | set(pinned) | ({current.version} if current else set())
         doomed = [v for v in complete if v not in protected]
         for version in doomed:
             self._delete_version(version)
-        for version in self._abandoned_claims(set(complete)):
-            self.fs.rm(self.path("versions", str(version)), recursive=True)
+        self.reclaim(CLAIM_GRACE_SECONDS)
         for run in self._stale_runs():
             self.fs.rm(run, recursive=True)
         return doomed
+
+    # -- people's decisions and evaluations ---------------------------------------------------
+
+    def decision(self, version: int) -> Decision | None:
+        """A person's decision on a candidate version, if one was recorded."""
+        location = self.path("versions", str(version), DECISION)
+        data = self._read(location)
+        return None if data is None else _parse(Decision, data, self.fs.unstrip_protocol(location))
+
+    def card(self, version: int) -> str:
+        """A version's ``MODEL_CARD.md``."""
+        self.manifest(version)  # only complete versions have a card to show
+        data = self._read(self.path("versions", str(version), CARD))
+        if data is None:
+            raise CorruptDocumentError(f"version {version} has no model card at {self.url()}")
+        return data.decode()
+
+    def status(self, version: int, live: int | None) -> VersionStatus:
+        """Where a complete version stands (live, published, pending, refused, rejected)."""
+        return version_status(self.manifest(version), self.decision(version), live)
+
+    def approve(self, version: int, by: str, reason: str | None = None) -> Pointer:
+        """Record a person's approval of a waiting candidate, then make it the live version.
+
+        The decision is written once, before the pointer moves: a crash in between leaves an
+        approved version that a rollback can serve. If a newer version went live meanwhile,
+        the pointer stays on it and this one stays available for rollback.
+
+        Raises:
+            NotServableError: the version is not waiting for approval.
+            DecisionConflictError: someone decided on it first.
+        """
+        decision = self._decide(version, "approved", by, reason)
+        return self.go_live(version, decision.at)
+
+    def reject(self, version: int, by: str, reason: str) -> Decision:
+        """Record that a person turned a waiting candidate down, and why; it is never served.
+
+        Raises:
+            NotServableError: the version is not waiting for approval.
+            DecisionConflictError: someone decided on it first.
+        """
+        return self._decide(version, "rejected", by, reason)
+
+    def write_evaluation(self, record: EvaluationRecord) -> str:
+        """Keep an evaluation beside the version it scored; a retried run replaces its own."""
+        name = f"{_safe(record.run_id)}.json"
+        location = self.path("versions", str(record.version), EVALUATIONS, name)
+        try:
+            self.fs.pipe_file(location, record.model_dump_json(indent=2).encode())
+        except Exception as error:
+            raise StoreUnavailableError(
+                f"cannot write {self.fs.unstrip_protocol(location)}: {error}"
+            ) from error
+        return str(self.fs.unstrip_protocol(location))
+
+    def evaluations(self, version: int) -> list[EvaluationRecord]:
+        """A version's evaluations, oldest first."""
+        pattern = self.path("versions", str(version), EVALUATIONS, "*.json")
+        try:
+            found = self.fs.glob(pattern, **({"refresh": True} if takes_refresh(self.fs) else {}))
+        except FileNotFoundError:
+            return []
+        except Exception as error:
+            raise StoreUnavailableError(f"cannot list {pattern}: {error}") from error
+        records = []
+        for path in found:
+            data = self._read(path)
+            if data is not None:
+                records.append(_parse(EvaluationRecord, data, self.fs.unstrip_protocol(path)))
+        return sorted(records, key=lambda r: r.start_date_time)
+
+    def _decide(
+        self, version: int, action: Literal["approved", "rejected"], by: str, reason: str | None
+    ) -> Decision:
+        """Write a person's decision on a waiting candidate, once."""
+        self.check_owner()
+        manifest = self.manifest(version)
+        status = version_status(manifest, self.decision(version), None)
+        if status != "pending":
+            raise NotServableError(
+                f"version {version} is {status}, not waiting for approval: "
+                f"{_status_reason(manifest, status)}"
+            )
+        decision = Decision(action=action, by=by, at=utc_now(), reason=reason)
+        location = self.path("versions", str(version), DECISION)
+        try:
+            self._conditional.create(location, decision.model_dump_json(indent=2).encode())
+        except FileExistsError as error:
+            earlier = self.decision(version)
+            who = f" by {earlier.by} at {earlier.at}" if earlier else ""
+            done = earlier.action if earlier else "decided"
+            raise DecisionConflictError(f"version {version} was already {done}{who}") from error
+        return decision
+
+    def check_owner(self, *, claim: bool = False) -> None:
+        """Refuse to act for a model other than the one the store belongs to.
+
+        With ``claim`` (publishing), a store without an owner record becomes this model's, in
+        one exclusive create, so two models racing for a new store cannot both win. A store
+        published before ownership was recorded keeps working until its next publish claims it.
+
+        Raises:
+            StoreOwnedError: ``owner.json`` names another model.
+        """
+        if self.owner is None:
+            return
+        location = self.path(OWNER)
+        if claim:
+            body = json.dumps({"model": self.owner, "claimed_at": utc_now()}).encode()
+            try:
+                self._conditional.create(location, body)
+                return
+            except FileExistsError:
+                pass
+        data = self._read(location)
+        owner = _owner_of(data, self.url(OWNER)) if data is not None else self.owner
+        if owner != self.owner:
+            raise StoreOwnedError(
+                f"{self.url()} belongs to model {owner!r} ({self.url(OWNER)}): model "
+                f"{self.owner!r} may not publish, roll back or prune there; give it its own "
+                "assets.directory",
+                owner=owner,
+                model=self.owner,
+            )
+
+    def reclaim(self, grace: float = CLAIM_GRACE_SECONDS) -> list[int]:
+        """Free the files of claims older than ``grace`` seconds that never got a manifest.
+
+        The claim itself stays, marked reclaimed, so its number is never given out again and
+        its publisher, if it still runs, finds its claim gone before it writes a manifest.
+        Returns the versions reclaimed now.
+        """
+        self.check_owner()
+        reclaimed = []
+        for version in self._abandoned_claims(set(self.versions()), grace):
+            claim = self.path("versions", str(version), CLAIM)
+            body = {"reclaimed_at": utc_now(), "by_pid": os.getpid()}
+            self.fs.pipe_file(claim, json.dumps(body).encode())
+            folder = self.path("versions", str(version))
+            self.fs.invalidate_cache(folder)  # files another process wrote must be seen
+            for path in self.fs.find(folder):
+                if path != claim:
+                    with contextlib.suppress(FileNotFoundError):
+                        self.fs.rm_file(path)
+            reclaimed.append(version)
+        return reclaimed
 
     # -- internals ---------------------------------------------------------------------------
 
@@ -377,55 +630,65 @@ class ModelStore:
             return self.fs, self.fs._strip_protocol(url)
         return filesystem(url, self.storage_options)
 
-    def _claim(self) -> int:
-        """Take the next version number; a lost race moves on to the next number."""
+    def _claim(self) -> tuple[int, str]:
+        """Take the next version number and this claim's token; a lost race moves on."""
         existing = self._claimed()
         version = max(existing, default=0) + 1
+        token = uuid.uuid4().hex
         while True:
-            body = json.dumps({"claimed_at": utc_now(), "pid": os.getpid()}).encode()
+            claim = {"claimed_at": utc_now(), "pid": os.getpid(), "token": token}
             try:
-                self._conditional.create(self.path("versions", str(version), CLAIM), body)
-                return version
+                self._conditional.create(
+                    self.path("versions", str(version), CLAIM), json.dumps(claim).encode()
+                )
+                return version, token
             except FileExistsError:
                 version += 1
 
+    def _check_claim(self, version: int, token: str) -> None:
+        """Refuse to complete a version whose claim is no longer this publish's."""
+        data = self._read(self.path("versions", str(version), CLAIM))
+        if data is None or json.loads(data).get("token") != token:
+            raise PublishConflictError(
+                f"the claim on version {version} in {self.url()} was reclaimed as abandoned "
+                "while this publish ran: its version is given up (a retry publishes a new one)"
+            )
+
     def _claimed(self) -> list[int]:
-        try:
-            found = self.fs.glob(self.path("versions", "*", CLAIM))
-        except FileNotFoundError:
-            return []
-        except Exception as error:
-            raise StoreUnavailableError(f"cannot list {self.url('versions')}: {error}") from error
-        return [int(n) for n in _version_numbers(found)]
+        return [int(n) for n in _version_numbers(_glob(self.fs, self.path("versions", "*", CLAIM)))]
 
     def _promote(self, asset: StagedAsset, version: int) -> AssetRecord:
-        """Copy a staged asset to its version folder and check it arrived whole.
+        """Copy a staged asset to its version folder and check its bytes arrived unchanged.
 
-        A copy, not a move: if this publish fails later, a retry finds the scratch intact.
+        A copy, not a move: if this publish fails later, a retry finds the scratch intact. The
+        copy's sha256 must be the one computed when the asset was staged, so a staged file
+        changed since (same size or not) never reaches a manifest.
         """
         target = f"{asset.root.rstrip('/')}/versions/{version}/{asset.step_id}/{asset.identifier}"
         source_fs, source = self._fs_for(asset.url)
         target_fs, target_path = self._fs_for(target)
-        if source_fs is target_fs:
-            conditional_writes(target_fs).duplicate(source, target_path)
-        else:
-            with source_fs.open(source, "rb") as src, target_fs.open(target_path, "wb") as dst:
-                _, digest = copy_digest(src, dst)  # bytes cross machines here: check them all
-            if digest != asset.sha256:
-                raise ChecksumMismatchError(f"{target} changed in transit from {asset.url}")
-        info = target_fs.info(
-            target_path, **({"refresh": True} if takes_refresh(target_fs) else {})
-        )
-        if info["size"] != asset.size:
-            raise ChecksumMismatchError(
-                f"{target} has {info['size']} bytes after publishing, {asset.size} were staged"
-            )
-        return AssetRecord(
+        record = AssetRecord(
             url=str(target_fs.unstrip_protocol(target_path)),
             size=asset.size,
             sha256=asset.sha256,
             serializer=asset.serializer,
         )
+        if source_fs is target_fs:
+            writes = conditional_writes(target_fs)
+            digest = writes.duplicate(source, target_path, checksum=asset.size <= S3_COPY_LIMIT)
+            if digest is None:  # the backend did not hash the copy: read it back
+                with target_fs.open(target_path, "rb") as copied:
+                    verify(record, *copy_digest(copied, None))
+            elif digest != asset.sha256:
+                raise ChecksumMismatchError(
+                    f"{target} has sha256 {digest[:12]}… after publishing, "
+                    f"{asset.sha256[:12]}… was staged: {asset.url} changed since it was staged"
+                )
+        else:
+            with source_fs.open(source, "rb") as src, target_fs.open(target_path, "wb") as dst:
+                size, digest = copy_digest(src, dst)  # bytes cross machines here: check them all
+            verify(record, size, digest)
+        return record
 
     def _move_pointer(self, pointer: Pointer, *, forward_only: bool) -> Pointer:
         """Compare-and-swap the pointer; with ``forward_only`` a newer pointer is left alone."""
@@ -469,19 +732,34 @@ class ModelStore:
         for path, info in files.items():
             run = prefix + path.removeprefix(prefix).split("/", 1)[0]
             newest[run] = min(newest.get(run, float("inf")), _age_seconds(info))
-        yield from (run for run, age in newest.items() if age >= ABANDONED_CLAIM_SECONDS)
+        yield from (run for run, age in newest.items() if age >= STALE_RUN_SECONDS)
 
-    def _abandoned_claims(self, complete: set[int]) -> Iterator[int]:
-        for version in set(self._claimed()) - complete:
+    def _abandoned_claims(self, complete: set[int], grace: float) -> Iterator[int]:
+        """Claims without a manifest, older than ``grace`` and not reclaimed yet."""
+        for version in sorted(set(self._claimed()) - complete):
             data = self._read(self.path("versions", str(version), CLAIM))
-            claimed = json.loads(data or b"{}").get("claimed_at")
+            claim = json.loads(data or b"{}")
+            if "reclaimed_at" in claim:
+                continue
+            claimed = claim.get("claimed_at")
             age = (
                 (datetime.now(UTC) - datetime.fromisoformat(claimed)).total_seconds()
-                if (claimed)
-                else ABANDONED_CLAIM_SECONDS
+                if claimed
+                else grace
             )
-            if age >= ABANDONED_CLAIM_SECONDS:
+            if age >= grace:
                 yield version
+
+
+def _status_reason(manifest: Manifest, status: VersionStatus) -> str:
+    """Why a version stands where it does, in words for an error."""
+    if status in ("refused", "pending") and manifest.gate is not None:
+        return manifest.gate.reason
+    return {
+        "live": "it is the live version",
+        "published": "it was published",
+        "rejected": "a person rejected it",
+    }.get(status, status)
 
 
 def _age_seconds(info: Mapping[str, Any]) -> float:
@@ -490,6 +768,29 @@ def _age_seconds(info: Mapping[str, Any]) -> float:
     if isinstance(stamp, datetime):
         return (datetime.now(UTC) - stamp).total_seconds()
     return time.time() - float(stamp) if stamp is not None else 0.0
+
+
+def _owner_of(data: bytes, where: str) -> str:
+    try:
+        owner = json.loads(data)["model"]
+    except (ValueError, KeyError, TypeError) as error:
+        raise CorruptDocumentError(f"{where} does not name the model owning the store") from error
+    if not isinstance(owner, str):
+        raise CorruptDocumentError(f"{where} does not name the model owning the store")
+    return owner
+
+
+def _glob(fs: Any, pattern: str) -> list[str]:
+    """Paths matching ``pattern``, listed fresh; missing folders are no match, not an error."""
+    try:
+        found: list[str] = fs.glob(pattern, **({"refresh": True} if takes_refresh(fs) else {}))
+    except FileNotFoundError:
+        return []
+    except Exception as error:
+        raise StoreUnavailableError(
+            f"cannot list {fs.unstrip_protocol(pattern)}: {error}"
+        ) from error
+    return found
 
 
 def _safe(run_id: str) -> str:
@@ -504,7 +805,7 @@ def _version_numbers(paths: Iterable[str]) -> Iterator[str]:
             yield number
 
 
-_Document = TypeVar("_Document", Pointer, Manifest)
+_Document = TypeVar("_Document", bound=BaseModel)
 
 
 def _parse(kind: type[_Document], data: bytes, where: str) -> _Document:

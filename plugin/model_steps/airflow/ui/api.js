@@ -11,24 +11,27 @@ class ApiError extends Error {
 
 /** JSON from the Models API; an error carries the API's own message ({"detail": ...}). */
 export async function api(path, { method = "GET", body } = {}) {
+  // A change is always JSON (the API refuses anything else, so no other site's form can
+  // forge one); {} when it takes no arguments.
+  const payload = method === "GET" ? undefined : JSON.stringify(body ?? {});
   let response;
   try {
     response = await fetch(new URL(path, API), {
       method,
       credentials: "same-origin",
       headers:
-        body === undefined
+        payload === undefined
           ? { Accept: "application/json" }
           : { Accept: "application/json", "Content-Type": "application/json" },
-      body: body === undefined ? undefined : JSON.stringify(body),
+      body: payload,
     });
   } catch (error) {
     throw new ApiError(0, `cannot reach Airflow's API server (${error.message})`);
   }
-  const payload = await response.json().catch(() => ({}));
+  const answer = await response.json().catch(() => ({}));
   if (!response.ok)
-    throw new ApiError(response.status, detailText(payload.detail) ?? response.statusText);
-  return payload;
+    throw new ApiError(response.status, detailText(answer.detail) ?? response.statusText);
+  return answer;
 }
 
 function detailText(detail) {

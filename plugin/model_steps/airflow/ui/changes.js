@@ -1,4 +1,5 @@
-// Changes a user asks for (pause, resume, rollback): confirmed in a real <dialog> first, then sent
+// Changes a user asks for (pause, resume, rollback, approve, reject): confirmed in a real <dialog>
+// first, then sent
 // to the API; the router re-renders the model with the outcome.
 
 import { api, describe } from "./api.js";
@@ -19,16 +20,40 @@ export function takeNotice() {
 const CONFIRM = document.getElementById("confirm");
 
 /** Ask before a change, in a real <dialog>; resolves true when the user confirms. */
-export function confirmAction(title, message, action) {
+export async function confirmAction(title, message, action) {
+  return (await ask(title, message, action, null)) !== null;
+}
+
+/**
+ * Ask before a change that records why (approve, reject): resolves to the reason the user gave,
+ * "" when they gave none, or null when they cancelled. A required reason blocks the confirm
+ * button until there is text.
+ */
+export function confirmWithReason(title, message, action, { required = false } = {}) {
+  return ask(title, message, action, { required });
+}
+
+function ask(title, message, action, reason) {
   CONFIRM.querySelector("#confirm-title").textContent = title;
   CONFIRM.querySelector("#confirm-message").textContent = message;
-  CONFIRM.querySelector("#confirm-button").textContent = action;
+  const button = CONFIRM.querySelector("#confirm-button");
+  button.textContent = action;
+  const field = CONFIRM.querySelector("#confirm-reason-field");
+  const text = CONFIRM.querySelector("#confirm-reason");
+  field.hidden = reason === null;
+  text.value = "";
+  text.required = Boolean(reason?.required);
+  CONFIRM.querySelector("#confirm-reason-label").textContent = reason?.required
+    ? "Reason (required)"
+    : "Reason (optional)";
   CONFIRM.returnValue = "";
   CONFIRM.showModal();
   return new Promise((resolve) =>
-    CONFIRM.addEventListener("close", () => resolve(CONFIRM.returnValue === "confirm"), {
-      once: true,
-    }),
+    CONFIRM.addEventListener(
+      "close",
+      () => resolve(CONFIRM.returnValue === "confirm" ? text.value.trim() : null),
+      { once: true },
+    ),
   );
 }
 

@@ -48,7 +48,7 @@ function modelCard(model) {
           h("br"),
           h("span", { class: "muted mono" }, model.file),
         ),
-        field("Schedule", ...scheduleText(model.schedule)),
+        field("Schedule", ...scheduleText(model)),
         field("Live version", liveVersion(model)),
         ...dagFields(model),
         field("Metrics (live version)", metricsTable(model.metrics)),

@@ -4,7 +4,6 @@
 import { api } from "./api.js";
 import { change, confirmAction, takeNotice } from "./changes.js";
 import { h } from "./dom.js";
-import { markdown } from "./markdown.js";
 import {
   badge,
   dagFields,
@@ -59,7 +58,7 @@ function overview(model) {
     field("Tags", tagList(model.tags) ?? "—"),
     field("Definition version", model.definition_version ?? "—"),
     field("File", h("span", { class: "mono" }, model.file)),
-    field("Schedule", ...scheduleText(model.schedule)),
+    field("Schedule", ...scheduleText(model)),
     field("Live version", liveVersion(model)),
     ...dagFields(model),
   );
@@ -211,13 +210,6 @@ export async function modelPage(name) {
       { class: "columns" },
       section("comments-title", "Comments", h("div", { class: "panel" }, comments(model))),
       section("details-title", "Details", h("div", { class: "panel" }, details(model))),
-    ),
-    section(
-      "card-title",
-      "Model card",
-      model.card
-        ? h("div", { class: "panel markdown" }, markdown(model.card))
-        : h("p", { class: "muted" }, "No card: the card is written with each published version."),
     ),
   );
 }

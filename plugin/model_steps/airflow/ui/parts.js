@@ -15,6 +15,13 @@ const TONES = {
   paused: "gray",
   undeployed: "gray",
   "not in Airflow yet": "blue",
+  live: "green",
+  published: "blue",
+  pending: "amber",
+  refused: "red",
+  rejected: "red",
+  degraded: "red",
+  healthy: "green",
 };
 
 export function badge(text, tone = TONES[text] ?? "gray") {
@@ -121,12 +128,13 @@ export function field(label, ...value) {
   return h("div", {}, h("dt", {}, label), h("dd", {}, ...value));
 }
 
-/** Both DAGs as fields: link, pause state and last run. */
+/** The model's DAGs as fields: link, pause state and last run. */
 export function dagFields(model) {
-  const [train, infer] = [dagOf(model, "train"), dagOf(model, "infer")];
+  const [train, infer, evaluate] = ["train", "infer", "evaluate"].map((k) => dagOf(model, k));
   return [
     field("Train DAG", train ? dagState(train) : "—"),
     field("Infer DAG", infer ? dagState(infer) : h("span", { class: "muted" }, "no infer DAG")),
+    evaluate ? field("Evaluate DAG", dagState(evaluate)) : null,
   ];
 }
 
@@ -136,8 +144,12 @@ export function storeAlert(model) {
   return h("p", { class: "alert", role: "alert" }, `Store unavailable: ${model.store_error}`);
 }
 
-export function scheduleText(schedule) {
-  return [`train: ${schedule.train ?? "manual"}`, h("br"), `infer: ${schedule.infer ?? "manual"}`];
+/** Each DAG's schedule as written ("manual" for none); evaluate only for models that have it. */
+export function scheduleText(model) {
+  const { schedule } = model;
+  const lines = [`train: ${schedule.train ?? "manual"}`, h("br"), `infer: ${schedule.infer ?? "manual"}`];
+  if (dagOf(model, "evaluate")) lines.push(h("br"), `evaluate: ${schedule.evaluate ?? "manual"}`);
+  return lines;
 }
 
 export function liveVersion(model) {

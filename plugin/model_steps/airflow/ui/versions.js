@@ -1,11 +1,14 @@
-// A model's published versions: a table with metrics per version and rollback, and a chart of the
-// chosen metric across versions.
+// A model's versions: a table with each version's status (live, published, waiting for approval,
+// refused by the gate, rejected), its metrics and what can be done with it (roll back, approve,
+// reject, read its card); the gate's comparison; a chart of a metric across versions; and the
+// live version's evaluations on fresh data over time.
 
 import { formatTime } from "./airflow.js";
 import { api } from "./api.js";
-import { change, confirmAction } from "./changes.js";
-import { chart } from "./chart.js";
+import { change, confirmAction, confirmWithReason } from "./changes.js";
+import { chart, timeline } from "./chart.js";
 import { h } from "./dom.js";
+import { markdown } from "./markdown.js";
 import {
   alertBox,
   badge,
@@ -19,6 +22,8 @@ import {
 
 /** The chart's metric per model, kept across re-renders. */
 const chosenMetric = new Map();
+/** The evaluations chart's metric per model. */
+const chosenEvaluation = new Map();
 
 async function rollback(model, version, current) {
   const message = `Handlers serving ${model.name} switch from version ${current} to version ${version} on their next poll. Nothing is deleted; a new training publishes a newer version as usual.`;
@@ -34,7 +39,108 @@ async function rollback(model, version, current) {
   );
 }
 
-function versionsTable(model, listing) {
+async function approve(model, version) {
+  const message = `Version ${version} passed the gate's rules and waits for a person. Approving it records your name and makes it the live version: handlers load it on their next poll, and DAGs scheduled on new versions run.`;
+  const reason = await confirmWithReason(
+    `Approve version ${version} of ${model.name}?`,
+    message,
+    "Approve",
+  );
+  if (reason === null) return;
+  await change(
+    model.name,
+    { path: `versions/${version}/approve`, body: { reason: reason || null } },
+    (result) =>
+      `Version ${result.version} approved by ${result.by}; the live version is now ${result.live_version ?? "none"}.`,
+  );
+}
+
+async function reject(model, version) {
+  const message = `Version ${version} is kept with your reason and is never served. Say why, for whoever trains the next one.`;
+  const reason = await confirmWithReason(
+    `Reject version ${version} of ${model.name}?`,
+    message,
+    "Reject",
+    { required: true },
+  );
+  if (!reason) return;
+  await change(
+    model.name,
+    { path: `versions/${version}/reject`, body: { reason } },
+    (result) => `Version ${result.version} rejected by ${result.by}.`,
+  );
+}
+
+function button(label, onClick, tone = "") {
+  return h("button", { class: `button small ${tone}`, type: "button", onClick }, label);
+}
+
+function versionActions(model, version, listing, showCard) {
+  const buttons = [button("Card", () => showCard(version.version))];
+  if (version.status === "pending") {
+    buttons.push(
+      button(`Approve v${version.version}`, () => approve(model, version.version), "solid"),
+      button(`Reject v${version.version}`, () => reject(model, version.version)),
+    );
+  }
+  if (version.status === "published") {
+    buttons.push(
+      button(`Roll back to v${version.version}`, () =>
+        rollback(model, version.version, listing.current),
+      ),
+    );
+  }
+  return h("div", { class: "row" }, buttons);
+}
+
+/** The gate's numbers for one version: each rule with the candidate's and the live side. */
+function gateDetails(version) {
+  const gate = version.gate;
+  if (!gate || !gate.rules.length) return null;
+  const result = (passed) =>
+    passed === null ? badge("not applicable") : badge(passed ? "passed" : "failed", passed ? "green" : "red");
+  return h(
+    "details",
+    { class: "gate" },
+    h("summary", {}, `Gate: ${gate.outcome}`),
+    gate.live_version === null
+      ? h("p", { class: "muted" }, "Nothing was live to compare with.")
+      : h("p", { class: "muted" }, `Compared with live version ${gate.live_version} on this run's test split.`),
+    gate.live_error ? h("p", { class: "alert" }, gate.live_error) : null,
+    h(
+      "table",
+      { class: "mini", "aria-label": `gate of version ${version.version}` },
+      h(
+        "thead",
+        {},
+        h(
+          "tr",
+          {},
+          ["rule", "candidate", "live", "threshold", "result"].map((t) =>
+            h("th", { scope: "col" }, t),
+          ),
+        ),
+      ),
+      h(
+        "tbody",
+        {},
+        gate.rules.map((r) =>
+          h(
+            "tr",
+            {},
+            h("th", { scope: "row" }, h("code", {}, r.rule)),
+            h("td", { class: "number" }, formatMetric(r.candidate)),
+            h("td", { class: "number" }, formatMetric(r.live)),
+            h("td", { class: "number" }, formatMetric(r.threshold)),
+            h("td", {}, result(r.passed)),
+          ),
+        ),
+      ),
+    ),
+  );
+}
+
+function versionsTable(model, listing, showCard) {
   const names = metricNames(listing.versions.map((v) => v.metrics));
   const row = (version) =>
     h(
@@ -42,36 +148,23 @@ function versionsTable(model, listing) {
       {
         class: version.is_current ? "current" : null,
         "aria-current": version.is_current ? "true" : null,
+        "data-status": version.status,
       },
+      h("td", {}, h("strong", {}, `v${version.version}`)),
       h(
         "td",
-        {},
-        h("strong", {}, `v${version.version}`),
-        " ",
-        version.is_current ? badge("live", "green") : null,
+        { class: "wrap" },
+        badge(version.status),
+        version.reason ? h("div", { class: "muted reason" }, version.reason) : null,
+        gateDetails(version),
       ),
       h("td", {}, formatTime(version.published_at)),
       h("td", {}, version.definition_version ?? "—"),
       h("td", { class: "mono", title: version.run_id }, version.run_id),
-      h("td", { class: "mono", title: version.spec_hash }, version.spec_hash.slice(0, 12)),
       names.map((name) =>
         h("td", { class: "number" }, formatMetric(metricValue(version.metrics, name))),
       ),
-      h(
-        "td",
-        {},
-        version.is_current
-          ? null
-          : h(
-              "button",
-              {
-                class: "button small",
-                type: "button",
-                onClick: () => rollback(model, version.version, listing.current),
-              },
-              `Roll back to v${version.version}`,
-            ),
-      ),
+      h("td", {}, versionActions(model, version, listing, showCard)),
     );
   return h(
     "div",
@@ -85,14 +178,27 @@ function versionsTable(model, listing) {
         h(
           "tr",
           {},
-          ["Version", "Published", "Definition", "Run", "Spec hash"].map((t) =>
+          ["Version", "Status", "Published", "Definition", "Run"].map((t) =>
             h("th", { scope: "col" }, t),
           ),
           names.map((n) => h("th", { scope: "col", class: "number" }, n)),
-          h("th", { scope: "col" }, h("span", { class: "visually-hidden" }, "Rollback")),
+          h("th", { scope: "col" }, h("span", { class: "visually-hidden" }, "Actions")),
         ),
       ),
       h("tbody", {}, listing.versions.map(row)),
+    ),
+  );
+}
+
+function metricChooser(id, names, chosen, onChange) {
+  return h(
+    "div",
+    { class: "row" },
+    h("label", { for: id, class: "label" }, "Metric"),
+    h(
+      "select",
+      { id, onChange: (event) => onChange(event.target.value) },
+      names.map((name) => h("option", { value: name, selected: name === chosen }, name)),
     ),
   );
 }
@@ -104,23 +210,104 @@ function chartPanel(model, listing) {
     ? chosenMetric.get(model.name)
     : names[0];
   const holder = h("div", {}, chart(listing.versions, chosen, listing.current));
-  const select = h(
-    "select",
-    {
-      id: "metric",
-      onChange: (event) => {
-        chosenMetric.set(model.name, event.target.value);
-        holder.replaceChildren(chart(listing.versions, event.target.value, listing.current));
-      },
-    },
-    names.map((name) => h("option", { value: name, selected: name === chosen }, name)),
+  const chooser = metricChooser("metric", names, chosen, (name) => {
+    chosenMetric.set(model.name, name);
+    holder.replaceChildren(chart(listing.versions, name, listing.current));
+  });
+  return h("div", { class: "stack", style: "gap: 8px" }, chooser, holder);
+}
+
+/** Every evaluation of every version, oldest first, each knowing its version. */
+function evaluationsOf(listing) {
+  return listing.versions
+    .flatMap((v) => v.evaluations.map((e) => ({ ...e, version: v.version })))
+    .sort((a, b) => a.evaluated_at.localeCompare(b.evaluated_at));
+}
+
+function evaluationsPanel(model, listing) {
+  const evaluations = evaluationsOf(listing);
+  const names = [...new Set(evaluations.flatMap((e) => Object.keys(e.metrics)))].sort();
+  const chosen = names.includes(chosenEvaluation.get(model.name))
+    ? chosenEvaluation.get(model.name)
+    : names[0];
+  const holder = h("div", {}, timeline(evaluations, chosen));
+  const chooser = metricChooser("evaluation-metric", names, chosen, (name) => {
+    chosenEvaluation.set(model.name, name);
+    holder.replaceChildren(timeline(evaluations, name));
+  });
+  const rows = [...evaluations].reverse().map((e) =>
+    h(
+      "tr",
+      { "data-degraded": String(e.degraded) },
+      h("td", {}, formatTime(e.evaluated_at)),
+      h("td", {}, `v${e.version}`),
+      h("td", { class: "number" }, String(e.row_count)),
+      h(
+        "td",
+        { class: "wrap" },
+        Object.entries(e.metrics)
+          .map(([name, value]) => `${name} ${formatMetric(value)}`)
+          .join(", "),
+      ),
+      h(
+        "td",
+        { class: "wrap" },
+        badge(e.degraded ? "degraded" : "healthy"),
+        e.reasons.length ? h("div", { class: "muted reason" }, e.reasons.join("; ")) : null,
+      ),
+    ),
   );
   return h(
     "div",
     { class: "stack", style: "gap: 8px" },
-    h("div", { class: "row" }, h("label", { for: "metric", class: "label" }, "Metric"), select),
+    names.length ? chooser : null,
+    holder,
+    h(
+      "div",
+      { class: "table-wrap" },
+      h(
+        "table",
+        { "aria-label": "evaluations" },
+        h(
+          "thead",
+          {},
+          h(
+            "tr",
+            {},
+            ["Evaluated", "Version", "Rows", "Metrics", "Verdict"].map((t) =>
+              h("th", { scope: "col" }, t),
+            ),
+          ),
+        ),
+        h("tbody", {}, rows),
+      ),
+    ),
+  );
+}
+
+/** The card of one version, loaded when asked for (the live one first). */
+function cardPanel(model, listing) {
+  const holder = h("div", { class: "panel markdown", id: "card" });
+  const title = h("h2", { id: "card-title" }, "Model card");
+  const show = async (version) => {
+    title.textContent = `Model card of version ${version}`;
+    holder.replaceChildren(h("p", { class: "muted" }, "Loading…"));
+    try {
+      const found = await api(`models/${encodeURIComponent(model.name)}/versions/${version}/card`);
+      holder.replaceChildren(...markdown(found.card));
+    } catch (error) {
+      holder.replaceChildren(alertBox(error));
+    }
+  };
+  const first = listing.current ?? listing.versions[0]?.version;
+  if (first !== undefined) show(first);
+  const panel = h(
+    "section",
+    { class: "stack", style: "gap: 8px", "aria-labelledby": "card-title" },
+    h("div", { class: "section-title" }, title),
     holder,
   );
+  return { panel, show: (version) => show(version).then(() => holder.scrollIntoView()) };
 }
 
 export async function versionsSection(model) {
@@ -146,12 +333,19 @@ export async function versionsSection(model) {
       ),
     ];
   }
-  return [
+  const card = cardPanel(model, listing);
+  const sections = [
     section(
       "versions-title",
       `Versions (${listing.versions.length})`,
-      versionsTable(model, listing),
+      versionsTable(model, listing, card.show),
     ),
     section("chart-title", "Metric across versions", chartPanel(model, listing)),
   ];
+  if (dagOf(model, "evaluate") || evaluationsOf(listing).length)
+    sections.push(
+      section("evaluations-title", "Evaluations on fresh data", evaluationsPanel(model, listing)),
+    );
+  sections.push(card.panel);
+  return sections;
 }

@@ -1,0 +1,73 @@
+"""The gate task without Airflow: one decision per run, whatever the retries."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from model_steps.definition.loader import load_and_validate
+from model_steps.errors import CandidateRefusedError
+from model_steps.runtime.context import RunInfo, environment
+from model_steps.runtime.gate import gate
+from model_steps.runtime.publish import publish
+from model_steps.runtime.rendered import Rendered
+from model_steps.runtime.train import train_step
+from model_steps.settings import load_settings
+from tests.lab import write_iris
+
+GATED = """\
+apiVersion: model-steps/v1
+kind: Model
+name: gated
+assets: {{root: "{root}"}}
+gate: {{rules: ["accuracy >= {threshold}"]}}
+steps:
+  - id: classify
+    has_assets: true
+    assets_identifier: model.joblib
+    parameters:
+      package: sklearn.linear_model
+      class: LogisticRegression
+      init: {{max_iter: 500}}
+      input: {{train: {{url: "{data}"}}}}
+      training: {{target: species, split: {{test_size: 0.25, seed: 42, stratify: true}}}}
+      metrics: [accuracy]
+"""
+
+
+def trained(tmp_path: Path, threshold: float) -> tuple[Any, Any, RunInfo]:
+    data = write_iris(tmp_path / "data")
+    path = tmp_path / "gated.yaml"
+    path.write_text(GATED.format(root=tmp_path / "assets", data=data, threshold=threshold))
+    (model,) = load_and_validate([path], {}).models
+    spec = model.spec
+    env = environment(spec, load_settings({}), {})
+    run = RunInfo("gated__train", "manual__1")
+    step = spec.steps[0]
+    train_step(spec, step.id, run, env, Rendered.templates(step, "train"))
+    return spec, env, run
+
+
+def test_a_retried_gate_repeats_the_refusal_without_staging_again(tmp_path: Path) -> None:
+    spec, env, run = trained(tmp_path, threshold=0.99)
+    with pytest.raises(CandidateRefusedError, match="version 1 refused by the gate") as first:
+        gate(spec, run, env)
+    with pytest.raises(CandidateRefusedError) as retried:
+        gate(spec, RunInfo(run.dag_id, run.run_id, try_number=2), env)
+    assert str(retried.value) == str(first.value)
+    assert env.store.versions() == [1]
+    assert env.store.pointer() is None
+
+
+def test_publish_after_an_accepting_gate_makes_the_staged_candidate_live(tmp_path: Path) -> None:
+    spec, env, run = trained(tmp_path, threshold=0.5)
+    assert gate(spec, run, env) == {
+        "version": 1,
+        "outcome": "accepted",
+        "reason": "passed the gate's rules",
+    }
+    assert publish(spec, run, env)["version"] == 1
+    assert env.store.pointer().version == 1
+    assert env.store.versions() == [1]  # publish staged nothing more
