@@ -568,7 +568,7 @@ def throughput(work: Workspace, frame: Any, repeat: int) -> tuple[list[str], int
     settings = load_settings()
     (model,) = load_and_validate([work.definition], settings.environ).models
     store = open_store(f"{work.assets}/{MODEL}", work.storage_options)
-    env = Environment(store, work.storage_options, settings.allowed_imports)
+    env = Environment(store, work.storage_options, settings.allow_list)
     manifest = store.manifest(version)
     release_freed_memory()
     before = psutil.Process().memory_info().rss

@@ -9,7 +9,6 @@ templates of their own, so each shows only what it changes.
 
 from __future__ import annotations
 
-import sys
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -26,7 +25,7 @@ from model_steps.runtime.publish import publish
 from model_steps.runtime.rendered import Rendered
 from model_steps.runtime.train import train_step
 from model_steps.serving.handler import ModelHandler
-from model_steps.settings import allowed_imports, load_settings
+from model_steps.settings import allow_list, load_settings
 from model_steps.store.model_store import ModelStore
 
 FEATURES = ["sepal_length", "sepal_width", "petal_length", "petal_width"]
@@ -144,12 +143,10 @@ class Lab:
 
     def _env(self) -> Environment:
         """The train DAG's environment; the definition's folder is importable, as in Airflow."""
-        env = environment(self.spec, load_settings(), self.storage_options)
-        folder = self.definition.parent
-        if str(folder) not in sys.path:
-            sys.path.append(str(folder))
-        allowed = (*env.allowed, *allowed_imports({}, folder))
-        return Environment(env.store, env.storage_options, allowed)
+        settings = load_settings()
+        env = environment(self.spec, settings, self.storage_options)
+        allow = allow_list(settings.environ, [settings.dags_folder, self.definition.parent])
+        return Environment(env.store, env.storage_options, allow)
 
 
 def make_lab(

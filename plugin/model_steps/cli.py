@@ -1,7 +1,8 @@
 """The ``model-steps`` command: check definitions, manage versions, serve a model.
 
-Airflow is never imported here, so ``validate`` runs in an editor hook or CI job in well under a
-second and without an Airflow home; a model's Airflow connection is read only when it names one.
+Airflow is never imported here, so ``validate`` runs in an editor hook or CI job without an
+Airflow home; a model's Airflow connection is read only when it names one (and ``--data`` needs
+it). ``validate`` imports what the definitions name in a child process, never in this one.
 ``serve`` imports the handler and the HTTP server only when it runs.
 """
 
@@ -17,13 +18,19 @@ from typing import Any
 
 from model_steps.airflow.connections import model_storage_options
 from model_steps.airflow.plan import dag_ids
-from model_steps.definition.loader import Catalog, LoadedModel, load_and_validate
+from model_steps.definition.loader import (
+    Catalog,
+    LoadedModel,
+    allow_list_for,
+    load_and_validate,
+)
 from model_steps.definition.reference import markdown_reference
 from model_steps.definition.schema import ModelSpec, json_schema
 from model_steps.errors import ModelStepsError, format_problem
 from model_steps.examples import write_example_data
 from model_steps.runtime.context import Environment, environment
-from model_steps.settings import Settings, load_settings
+from model_steps.runtime.preflight import check_in_child
+from model_steps.settings import AllowList, Settings, load_settings
 from model_steps.store.manifest import Decision, EvaluationRecord, Manifest, version_status
 
 __all__ = ["main"]
@@ -39,19 +46,31 @@ def _paths(args: argparse.Namespace, settings: Settings) -> list[Path]:
     return [Path(p) for p in args.paths] or [settings.dags_folder]
 
 
-def _catalog(args: argparse.Namespace, settings: Settings) -> Catalog:
+def _catalog(
+    args: argparse.Namespace, settings: Settings, allowed: AllowList | None = None
+) -> Catalog:
     return load_and_validate(
-        _paths(args, settings), settings.environ, assets_root=settings.assets_root
+        _paths(args, settings), settings.environ, assets_root=settings.assets_root, allowed=allowed
     )
 
 
 def _validate(args: argparse.Namespace, settings: Settings) -> int:
-    catalog = _catalog(args, settings)
-    for problem in catalog.problems:
+    allow = allow_list_for(_paths(args, settings), settings.environ)
+    catalog = _catalog(args, settings, allow)
+    problems = list(catalog.problems)
+    if catalog.models:
+        options = (
+            {m.spec.name: _connection_options(m.spec, settings) for m in catalog.models}
+            if args.data
+            else None
+        )
+        problems += check_in_child(catalog.models, allow, settings.environ, options)
+    for problem in sorted(problems, key=lambda p: (p.file, p.line, p.column)):
         print(format_problem(problem))
-    valid, broken = len(catalog.models), len(catalog.broken)
-    print(f"{valid} valid model(s), {broken} invalid file(s)", file=sys.stderr)
-    return 1 if broken else 0
+    invalid = len({problem.file for problem in problems})
+    valid = len(catalog.models) + len(catalog.broken) - invalid
+    print(f"{valid} valid model(s), {invalid} invalid file(s)", file=sys.stderr)
+    return 1 if problems else 0
 
 
 def _list(args: argparse.Namespace, settings: Settings) -> int:
@@ -293,6 +312,8 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
 def _connection_options(spec: ModelSpec, settings: Settings) -> dict[str, Any]:
     """Storage options from the model's Airflow connection, when Airflow is installed here."""
     conn_id = settings.connection(spec.assets.conn_id)
+    if conn_id is None:
+        return {}
     try:
         return model_storage_options(conn_id)
     except ImportError as error:
@@ -367,6 +388,13 @@ def _parser() -> argparse.ArgumentParser:
             help="files or folders (default: the Airflow DAGs folder)",
         )
         command.set_defaults(run=run)
+        if name == "validate":
+            command.add_argument(
+                "--data",
+                action="store_true",
+                help="also read the header of each step's training data and check the target "
+                "and feature columns (with the model's assets.conn_id credentials)",
+            )
     versions = commands.add_parser("versions", help="list a model's published versions")
     versions.set_defaults(run=_versions)
     rollback = commands.add_parser("rollback", help="point handlers back at an older version")

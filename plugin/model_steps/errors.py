@@ -19,6 +19,7 @@ __all__ = [
     "CorruptDocumentError",
     "DecisionConflictError",
     "DefinitionError",
+    "Finding",
     "ImportRefusedError",
     "InvalidInputError",
     "MissingAttributeError",
@@ -35,6 +36,7 @@ __all__ = [
     "StepError",
     "StoreOwnedError",
     "StoreUnavailableError",
+    "Suggesting",
     "TemplateError",
     "TooManyRecordsError",
     "UnknownMetricError",
@@ -42,8 +44,10 @@ __all__ = [
     "UnknownParameterError",
     "UnsafeUrlError",
     "UntrustedTypeError",
+    "closest",
     "did_you_mean",
     "format_problem",
+    "hint",
 ]
 
 
@@ -64,19 +68,60 @@ class Problem:
     suggestions: tuple[str, ...] = ()
 
 
+@dataclass(frozen=True)
+class Finding:
+    """A problem located by its field path in the model, before it is given a line and column.
+
+    The checks produce findings; the loader turns them into :class:`Problem` s with positions
+    read from the file, so every surface shows the same ``path:line:column: field`` form.
+    """
+
+    loc: tuple[str | int, ...]
+    code: str
+    message: str
+    suggestions: tuple[str, ...] = ()
+
+
 def format_problem(problem: Problem) -> str:
     """Render a problem as ``path:line:column: field: message``, the form editors link to."""
     where = f"{problem.file}:{problem.line}:{problem.column}"
     head = f"{where}: {problem.field}:" if problem.field else f"{where}:"
-    text = f"{head} {problem.message}"
-    if problem.suggestions:
-        text += f" (did you mean {' or '.join(repr(s) for s in problem.suggestions)}?)"
-    return text
+    return f"{head} {problem.message}{hint(problem.suggestions)}"
+
+
+def hint(suggestions: Sequence[str]) -> str:
+    """`` (did you mean 'a' or 'b'?)``, or nothing without suggestions."""
+    if not suggestions:
+        return ""
+    return f" (did you mean {' or '.join(repr(s) for s in suggestions)}?)"
 
 
 def did_you_mean(word: str, choices: Iterable[str]) -> tuple[str, ...]:
     """Near misses for a misspelt key, so a typo's error points at the intended field."""
     return tuple(difflib.get_close_matches(word, list(choices), n=2, cutoff=0.6))
+
+
+def closest(word: str, choices: Iterable[str]) -> tuple[str, ...]:
+    """Near misses for a name people abbreviate or capitalise: :func:`did_you_mean` first.
+
+    Then a different case (``c`` for ``C``), initials (``rmse`` for
+    ``root_mean_squared_error``) and a prefix either way (``Cee`` for ``C``), so the
+    suggestion names what was meant even when the spelling is far from it.
+    """
+    options = list(choices)
+    found = did_you_mean(word, options)
+    if found:
+        return found
+    lower = word.lower()
+    for matches in (
+        lambda c: c.lower() == lower,
+        lambda c: "".join(part[:1] for part in c.lower().split("_")) == lower,
+        lambda c: lower.startswith(c.lower()) or c.lower().startswith(lower),
+    ):
+        found = tuple(c for c in options if matches(c))[:2]
+        if found:
+            return found
+    return ()
 
 
 class ModelStepsError(Exception):
@@ -127,20 +172,29 @@ class ImportRefusedError(PermanentError):
         self.allowed = tuple(allowed)
 
 
-class MissingModuleError(PermanentError):
-    """An allowed module is not installed where the task runs."""
+class Suggesting(ModelStepsError):
+    """An error with near misses: the message ends with "did you mean" when there are any.
 
-    def __init__(self, message: str, *, module: str) -> None:
-        super().__init__(message)
+    ``reason`` is the message without it and ``suggestions`` the near misses, so a surface
+    that shows suggestions its own way (``model-steps validate``) does not show them twice.
+    """
+
+    def __init__(self, reason: str, *, suggestions: Sequence[str] = ()) -> None:
+        super().__init__(reason + hint(suggestions))
+        self.reason = reason
+        self.suggestions = tuple(suggestions)
+
+
+class MissingModuleError(Suggesting, PermanentError):
+    """An allowed module is not installed where the task runs (or is misspelt)."""
+
+    def __init__(self, reason: str, *, module: str, suggestions: Sequence[str] = ()) -> None:
+        super().__init__(reason, suggestions=suggestions)
         self.module = module
 
 
-class MissingAttributeError(PermanentError):
-    """The module imports but has no attribute of the name the definition gives."""
-
-    def __init__(self, message: str, *, suggestions: Sequence[str] = ()) -> None:
-        super().__init__(message)
-        self.suggestions = tuple(suggestions)
+class MissingAttributeError(Suggesting, PermanentError):
+    """The module (or class) has no attribute (or method) of the name the definition gives."""
 
 
 class StepError(PermanentError):
@@ -156,12 +210,8 @@ class MissingColumnsError(StepError):
         self.available = tuple(available)
 
 
-class UnknownMetricError(StepError):
-    """A metric name is neither a scikit-learn metric nor ``pkg.mod:fn``."""
-
-    def __init__(self, message: str, *, suggestions: Sequence[str]) -> None:
-        super().__init__(message)
-        self.suggestions = tuple(suggestions)
+class UnknownMetricError(Suggesting, StepError):
+    """A metric name is neither a scikit-learn scorer nor ``pkg.mod:fn``."""
 
 
 class UntrustedTypeError(StepError):

@@ -6,7 +6,7 @@ import configparser
 import fnmatch
 import os
 import re
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -17,16 +17,24 @@ __all__ = [
     "DEFAULT_ALLOWED_CONNECTIONS",
     "ENV_PREFIX",
     "ENV_VARS",
+    "FUNCTION_ENV_VARS",
+    "AllowList",
     "Settings",
+    "allow_list",
     "allowed_connections",
-    "allowed_imports",
     "env_refusal",
     "load_settings",
 ]
 
-DEFAULT_ALLOWED = ("sklearn", "xgboost", "lightgbm", "numpy", "pandas", "scipy")
+DEFAULT_ALLOWED = ("sklearn", "xgboost", "lightgbm")
+"""Packages a step's ``class`` may come from unless the deployment adds more: the estimator
+libraries. numpy, pandas and scipy hold no estimators, and they do hold functions that read
+pickles or evaluate expressions (``pandas.eval``, ``numpy.load``), so they are not on it."""
 ENV_VARS = ("MODEL_STEPS_ALLOWED_IMPORTS", "AIRFLOW__MODEL_STEPS__ALLOWED_IMPORTS")
-"""Comma-separated module prefixes that extend :data:`DEFAULT_ALLOWED` (both are read)."""
+"""Comma-separated packages that extend :data:`DEFAULT_ALLOWED` (both are read)."""
+FUNCTION_ENV_VARS = ("MODEL_STEPS_ALLOWED_FUNCTIONS", "AIRFLOW__MODEL_STEPS__ALLOWED_FUNCTIONS")
+"""Comma-separated ``package.module:function`` references a definition may name as a
+``callable``, a metric or a ``save``/``load`` function besides the DAGs folder's own code."""
 LOADER_FILE = "model_steps_loader.py"
 CACHE_OFF = ("off", "none", "false", "0")
 PARSE_CACHE_KEY_VAR = "AIRFLOW__MODEL_STEPS__PARSE_CACHE_KEY"
@@ -48,27 +56,55 @@ ALLOWED_CONNECTIONS_VARS = (
 DEFAULT_ALLOWED_CONNECTIONS = r"model_steps_.*"
 """Only connections created for model stores: ``aws_default`` or a warehouse's connection would
 hand its credentials to whatever URLs a definition's author writes."""
-_CONFIGURED = ("allowed_imports", "allowed_env", "allowed_connections")
+_CONFIGURED = ("allowed_imports", "allowed_functions", "allowed_env", "allowed_connections")
 """``[model_steps]`` options of ``airflow.cfg`` read through their environment-variable form."""
 
 
-def allowed_imports(environ: Mapping[str, str], dags_folder: Path | None) -> tuple[str, ...]:
-    """The defaults, the prefixes the deployment adds and the DAGs folder's top-level modules.
+@dataclass(frozen=True)
+class AllowList:
+    """What a model definition may name, decided by the deployment.
 
-    Only file names are read: the folder's code is never imported here.
+    A step's ``class`` comes from one of ``packages`` or from the deployment's own code: the
+    modules in ``code_folders`` (the DAGs folder), whose top-level names are ``code_modules``.
+    A function (``callable``, ``save``, ``load``, a metric) comes from that own code, from
+    ``sklearn.metrics`` for metrics, or is one of ``functions``, named exactly.
     """
-    extra = (
-        prefix.strip()
-        for name in ENV_VARS
-        for prefix in environ.get(name, "").split(",")
-        if prefix.strip()
+
+    packages: tuple[str, ...] = DEFAULT_ALLOWED
+    code_folders: tuple[Path, ...] = ()
+    code_modules: tuple[str, ...] = ()
+    functions: tuple[str, ...] = ()
+
+
+def allow_list(environ: Mapping[str, str], code_folders: Iterable[Path]) -> AllowList:
+    """The defaults, what the deployment adds, and the modules of its code folders.
+
+    Only file names are read: the folders' code is never imported here. A folder's module named
+    like a standard-library one is still listed, so the checks can say why it is refused.
+    """
+    folders = tuple(dict.fromkeys(folder.resolve() for folder in code_folders))
+    modules = (name for folder in folders for name in _folder_modules(folder))
+    return AllowList(
+        packages=tuple(dict.fromkeys((*DEFAULT_ALLOWED, *_listed(environ, ENV_VARS)))),
+        code_folders=folders,
+        code_modules=tuple(sorted(set(modules))),
+        functions=tuple(dict.fromkeys(_listed(environ, FUNCTION_ENV_VARS))),
     )
-    return tuple(dict.fromkeys((*DEFAULT_ALLOWED, *extra, *_dags_folder_modules(dags_folder))))
 
 
-def _dags_folder_modules(folder: Path | None) -> list[str]:
-    """Packages (with ``__init__.py``) and ``*.py`` modules directly in the DAGs folder."""
-    if folder is None or not folder.is_dir():
+def _listed(environ: Mapping[str, str], names: tuple[str, ...]) -> list[str]:
+    """The comma-separated entries of every variable in ``names``."""
+    return [
+        entry.strip()
+        for name in names
+        for entry in environ.get(name, "").split(",")
+        if entry.strip()
+    ]
+
+
+def _folder_modules(folder: Path) -> list[str]:
+    """Packages (with ``__init__.py``) and ``*.py`` modules directly in a code folder."""
+    if not folder.is_dir():
         return []
     names = []
     with os.scandir(folder) as entries:  # names and types only: this runs at every task start
@@ -94,12 +130,7 @@ def env_refusal(name: str, environ: Mapping[str, str]) -> str | None:
         )
     if name.startswith(ENV_PREFIX):
         return None
-    patterns = [
-        pattern.strip()
-        for setting in ALLOWED_ENV_VARS
-        for pattern in environ.get(setting, "").split(",")
-        if pattern.strip()
-    ]
+    patterns = _listed(environ, ALLOWED_ENV_VARS)
     if any(fnmatch.fnmatchcase(name, pattern) for pattern in patterns):
         return None
     return (
@@ -136,9 +167,9 @@ class Settings:
         return model_conn_id or self.conn_id
 
     @property
-    def allowed_imports(self) -> tuple[str, ...]:
-        """Module prefixes a definition may name (the scientific stack and the DAGs folder's)."""
-        return allowed_imports(self.environ, self.dags_folder)
+    def allow_list(self) -> AllowList:
+        """What a definition may name: the estimator packages, the DAGs folder's own code."""
+        return allow_list(self.environ, [self.dags_folder])
 
 
 def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
@@ -149,14 +180,14 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
     ``assets.root``): ``MODEL_STEPS_ASSETS_ROOT``, ``AIRFLOW__MODEL_STEPS__ASSETS_ROOT``,
     ``[model_steps] assets_root``, then ``$AIRFLOW_HOME/model-assets``. Default connection (for
     models without ``assets.conn_id``): ``MODEL_STEPS_CONN_ID``,
-    ``AIRFLOW__MODEL_STEPS__CONN_ID``, ``[model_steps] conn_id``, else none. Extra allowed imports,
-    environment variables and connections: ``[model_steps] allowed_imports``, ``allowed_env``
-    and ``allowed_connections`` too. Parse cache: ``MODEL_STEPS_PARSE_CACHE``,
-    ``AIRFLOW__MODEL_STEPS__PARSE_CACHE``, ``[model_steps] parse_cache``, then
-    ``$AIRFLOW_HOME/model-steps/parse-cache`` (``off`` turns it off); its key
-    ``AIRFLOW__MODEL_STEPS__PARSE_CACHE_KEY`` or ``[model_steps] parse_cache_key``. Airflow
-    itself is not imported: importing it writes a default config file, a side effect a linter
-    must not have.
+    ``AIRFLOW__MODEL_STEPS__CONN_ID``, ``[model_steps] conn_id``, else none. Extra allowed
+    packages, functions, environment variables and connections: ``[model_steps]
+    allowed_imports``, ``allowed_functions``, ``allowed_env`` and ``allowed_connections`` too.
+    Parse cache: ``MODEL_STEPS_PARSE_CACHE``, ``AIRFLOW__MODEL_STEPS__PARSE_CACHE``,
+    ``[model_steps] parse_cache``, then ``$AIRFLOW_HOME/model-steps/parse-cache`` (``off``
+    turns it off); its key ``AIRFLOW__MODEL_STEPS__PARSE_CACHE_KEY`` or ``[model_steps]
+    parse_cache_key``. Airflow itself is not imported: importing it writes a default config
+    file, a side effect a linter must not have.
     """
     env = dict(os.environ if environ is None else environ)
     home = Path(env.get("AIRFLOW_HOME") or Path.home() / "airflow").expanduser()

@@ -119,21 +119,25 @@ def failure_listener() -> Iterator[_FailureListener]:
     manager.pm.unregister(listener)
 
 
+def run_in(
+    bag: Any, dag_id: str, listener: _FailureListener, conf: dict[str, Any] | None = None
+) -> RunOutcome:
+    """Run one DAG of a parsed, synced folder with dag.test() and report what happened."""
+    from airflow.utils.session import create_session
+
+    dag_run = bag.dags[dag_id].test(run_conf=conf)
+    with create_session() as session:
+        states = {ti.task_id: str(ti.state) for ti in dag_run.get_task_instances(session=session)}
+    errors = {task: text for (dag, task), text in listener.errors.items() if dag == dag_id}
+    return RunOutcome(str(dag_run.state), states, errors)
+
+
 @pytest.fixture(scope="session")
 def run_dag(synced_bag: Any, failure_listener: _FailureListener) -> Any:
     """Run one DAG of the session folder with dag.test() and report what happened."""
-    from airflow.utils.session import create_session
 
     def run(dag_id: str, conf: dict[str, Any] | None = None) -> RunOutcome:
-        dag_run = synced_bag.dags[dag_id].test(run_conf=conf)
-        with create_session() as session:
-            states = {
-                ti.task_id: str(ti.state) for ti in dag_run.get_task_instances(session=session)
-            }
-        errors = {
-            task: text for (dag, task), text in failure_listener.errors.items() if dag == dag_id
-        }
-        return RunOutcome(str(dag_run.state), states, errors)
+        return run_in(synced_bag, dag_id, failure_listener, conf)
 
     return run
 

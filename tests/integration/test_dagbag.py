@@ -41,9 +41,19 @@ def test_example_folder_loads_every_model_without_import_errors(examples: Any) -
     assert set(examples.dag_ids) == EXAMPLE_DAG_IDS
 
 
-def test_train_dag_runs_each_step_in_order_then_publishes(examples: Any) -> None:
-    assert upstream_chain(examples.dags["iris__train"]) == ["scale", "classify", "publish"]
-    assert upstream_chain(examples.dags["diabetes__train"]) == ["features", "regress", "publish"]
+def test_train_dag_checks_then_runs_each_step_in_order_then_publishes(examples: Any) -> None:
+    assert upstream_chain(examples.dags["iris__train"]) == [
+        "check",
+        "scale",
+        "classify",
+        "publish",
+    ]
+    assert upstream_chain(examples.dags["diabetes__train"]) == [
+        "check",
+        "features",
+        "regress",
+        "publish",
+    ]
 
 
 def test_infer_dag_runs_each_step_in_order(examples: Any) -> None:

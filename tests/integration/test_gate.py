@@ -71,6 +71,7 @@ def gated(run_dag: Any, example_data: Path, session_dags: Path) -> Iterator[dict
 def test_a_candidate_that_passes_every_rule_goes_live(gated: dict[str, Any]) -> None:
     assert gated["first"].state == "success"
     assert gated["first"].task_states == {
+        "check": "success",
         "scale": "success",
         "classify": "success",
         "gate": "success",

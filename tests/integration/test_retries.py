@@ -29,7 +29,7 @@ from model_steps.runtime.publish import publish
 from model_steps.runtime.rendered import Rendered
 from model_steps.runtime.scratch import Scratch
 from model_steps.runtime.train import train_step
-from model_steps.settings import allowed_imports, load_settings
+from model_steps.settings import allow_list, load_settings
 from tests.s3 import create_bucket, storage_options
 
 pytestmark = pytest.mark.integration
@@ -84,12 +84,9 @@ steps:
 def load(definition: Path, endpoint: str) -> tuple[ModelSpec, Environment]:
     """The model and the environment its tasks run in (its folder's code importable)."""
     (loaded,) = load_and_validate([definition], {}).models
-    folder = definition.parent
-    if str(folder) not in sys.path:
-        sys.path.insert(0, str(folder))
     env = environment(loaded.spec, load_settings(), storage_options(endpoint))
-    allowed = (*env.allowed, *allowed_imports({}, folder))
-    return loaded.spec, Environment(env.store, env.storage_options, allowed)
+    allow = allow_list({}, [definition.parent])
+    return loaded.spec, Environment(env.store, env.storage_options, allow)
 
 
 def train(spec: ModelSpec, env: Environment, step_id: str, try_number: int) -> None:

@@ -62,12 +62,13 @@ def test_a_run_name_leaving_its_folder_fails_the_first_task_before_it_reads_or_w
     before = bucket_keys(s3_models)
     outcome = run_dag(f"{MODEL}__train", conf={"run_name": run_name})
     assert outcome.state == "failed"
-    assert (outcome.task_states["scale"], outcome.task_states["classify"]) == (
+    assert [outcome.task_states[task] for task in ("check", "scale", "classify")] == [
         "failed",
         "upstream_failed",
-    )
-    assert "steps[scale].parameters.output.train.url" in outcome.errors["scale"]
-    assert "which is refused" in outcome.errors["scale"]
+        "upstream_failed",
+    ]
+    assert "steps[scale].parameters.output.train.url" in outcome.errors["check"]
+    assert "which is refused" in outcome.errors["check"]
     assert bucket_keys(s3_models) == before  # not even the run's scratch was written
 
 
@@ -76,8 +77,8 @@ def test_an_undeclared_trigger_key_fails_the_first_task_with_did_you_mean(
 ) -> None:
     before = bucket_keys(s3_models)
     outcome = run_dag(f"{MODEL}__train", conf={"run_nam": "typo"})
-    assert outcome.task_states["scale"] == "failed"
-    assert "'run_nam' (did you mean 'run_name'?)" in outcome.errors["scale"]
+    assert outcome.task_states["check"] == "failed"
+    assert "'run_nam' (did you mean 'run_name'?)" in outcome.errors["check"]
     assert bucket_keys(s3_models) == before
 
 

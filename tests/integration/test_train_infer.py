@@ -167,7 +167,7 @@ def test_a_failing_step_leaves_the_published_version_untouched(
     before = pointer.read_bytes()
     outcome = run_dag("failing__train", conf={"fail": True})
     assert outcome.state == "failed"
-    assert "the step failed on purpose" in outcome.errors["check"]
+    assert "the step failed on purpose" in outcome.errors["maybe_fail"]
     assert pointer.read_bytes() == before
     assert local_store("failing").versions() == [1]
 

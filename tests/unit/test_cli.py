@@ -74,11 +74,56 @@ def test_settings_read_airflow_cfg_when_the_environment_is_silent(tmp_path: Path
     (tmp_path / "airflow.cfg").write_text(
         "[core]\ndags_folder = {AIRFLOW_HOME}/my_dags\n"
         "[model_steps]\nassets_root = s3://models\nallowed_imports = catboost\n"
+        "allowed_functions = numpy:log1p\n"
     )
     settings = load_settings({"AIRFLOW_HOME": str(tmp_path)})
     assert settings.dags_folder == tmp_path / "my_dags"
     assert settings.assets_root == "s3://models"
-    assert "catboost" in settings.allowed_imports
+    assert "catboost" in settings.allow_list.packages
+    assert settings.allow_list.functions == ("numpy:log1p",)
+
+
+def test_validate_resolves_what_a_definition_names_and_points_at_the_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "churn.yaml"
+    text = definition("churn", "").replace("class: LinearRegression", "class: LinearRegresion")
+    path.write_text(text)
+    assert main(["validate", str(path)]) == 1
+    captured = capsys.readouterr()
+    assert captured.out.splitlines() == [
+        f"{path}:10:7: steps[0].parameters.class: module 'sklearn.linear_model' has no class "
+        "'LinearRegresion' (did you mean 'LinearRegression' or 'LogisticRegression'?)"
+    ]
+    assert captured.err.strip() == "0 valid model(s), 1 invalid file(s)"
+
+
+def test_validate_with_data_reads_the_training_header(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (tmp_path / "train.csv").write_text("tenure,plan,Churned\n3,basic,0\n")
+    path = tmp_path / "churn.yaml"
+    text = definition("churn", "").replace("data/train.csv", str(tmp_path / "train.csv"))
+    path.write_text(text + "      training: {target: churned}\n")
+    assert main(["validate", str(path)]) == 0
+    assert main(["validate", "--data", str(path)]) == 1
+    assert capsys.readouterr().out.splitlines() == [
+        f"{path}:13:18: steps[0].parameters.training.target: column 'churned' is not in the "
+        "training data; its columns are tenure, plan, Churned (did you mean 'Churned'?)"
+    ]
+
+
+def test_validate_imports_nothing_a_definition_names_into_the_caller() -> None:
+    import subprocess
+    import sys
+
+    code = (
+        "import sys\nfrom model_steps.cli import main\n"
+        f"status = main(['validate', {str(EXAMPLES)!r}])\n"
+        "print(status, sorted(m for m in ('sklearn', 'pandas', 'model_code') if m in sys.modules))"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert result.stdout.strip() == "0 []", result.stderr
 
 
 def test_the_default_connection_serves_models_without_their_own(tmp_path: Path) -> None:

@@ -1,30 +1,39 @@
 """The corpus of model definitions: every bad file reports exactly its problems, good files load.
 
-Each ``invalid/<kind>/<case>.yaml`` has a ``<case>.expected`` beside it holding the problems the
-loader must report, one per line, as ``line:column: field.path: message``.
+Each ``invalid/<kind>/<case>.yaml`` has a ``<case>.expected`` beside it holding the problems
+``model-steps validate`` must report, one per line, as ``line:column: field.path: message``:
+the loader's (names only, as every DAG parse runs it) and, for a file the loader accepts, the
+checks that import what it names (as the validate child and the train DAG's ``check`` task run
+them). Cases of the ``data`` kind are validated with ``--data``: their tables' headers are read.
 """
 
 from __future__ import annotations
 
+import importlib.util
+import re
 from pathlib import Path
 
 import pytest
 
-from model_steps.definition.loader import load_and_validate
-from model_steps.errors import format_problem
+from model_steps.definition.loader import load_and_validate, locate_findings
+from model_steps.errors import Problem, format_problem
+from model_steps.runtime.preflight import check_definition
+from model_steps.settings import allow_list
 
 SPECS = Path(__file__).resolve().parents[1] / "data" / "specs"
 INVALID = SPECS / "invalid"
 VALID = SPECS / "valid"
-# The corpus stands in for a DAGs folder whose own code lives in `model_code`, in a deployment
-# that lets definitions read a few variables without the MODEL_STEPS_ prefix.
 ENVIRON = {
     "ASSETS_ROOT": "s3://bucket/models",
-    "MODEL_STEPS_ALLOWED_IMPORTS": "model_code",
+    "MODEL_STEPS_CORPUS_DATA": str(SPECS / "data"),
     "MODEL_STEPS_ALLOWED_ENV": "ASSETS_*,DATA_ROOT,TEAM,ENVIRONMENT,SCORING_BUCKET,"
     "TRAIN_SCHEDULE,MODEL_NAME",
 }
-KINDS = {"syntax", "schema", "semantic", "env", "security", "governance"}
+"""A deployment that lets definitions read a few variables without the MODEL_STEPS_ prefix."""
+ALLOW = allow_list(ENVIRON, [SPECS / "code"])
+"""The corpus stands in for a DAGs folder whose own code is ``code/`` (``corpus_code``, and a
+``joblib.py`` and ``logging.py`` named like installed modules)."""
+KINDS = {"syntax", "schema", "semantic", "env", "security", "governance", "resolve", "data"}
 
 INVALID_CASES = sorted(INVALID.rglob("*.yaml"))
 VALID_CASES = sorted(VALID.glob("*.yaml"))
@@ -34,9 +43,19 @@ def case_id(path: Path) -> str:
     return path.relative_to(INVALID if INVALID in path.parents else VALID).as_posix()
 
 
+def validate(path: Path) -> list[Problem]:
+    """What ``model-steps validate`` reports for ``path`` (``--data`` for the data kind)."""
+    catalog = load_and_validate([path], ENVIRON, allowed=ALLOW)
+    options = {} if path.parent.name == "data" else None
+    problems = list(catalog.problems)
+    for model in catalog.models:
+        findings = check_definition(model.spec, ALLOW, options)
+        problems += locate_findings(model.path, findings, ENVIRON)
+    return sorted(problems, key=lambda p: (p.line, p.column))
+
+
 def reported(path: Path) -> list[str]:
-    catalog = load_and_validate([path], ENVIRON)
-    return [format_problem(p).removeprefix(f"{path}:") for p in catalog.problems]
+    return [format_problem(p).removeprefix(f"{path}:") for p in validate(path)]
 
 
 @pytest.mark.parametrize("path", INVALID_CASES, ids=case_id)
@@ -47,10 +66,13 @@ def test_a_bad_definition_reports_every_problem_at_its_line(path: Path) -> None:
 
 
 @pytest.mark.parametrize("path", VALID_CASES, ids=case_id)
-def test_a_good_definition_loads_without_problems(path: Path) -> None:
-    catalog = load_and_validate([path], ENVIRON)
-    assert catalog.problems == ()
-    assert len(catalog.models) == 1
+def test_a_good_definition_validates_without_problems(path: Path) -> None:
+    problems = validate(path)
+    missing = [re.search(r"no module named '(\w+)'", p.message) for p in problems]
+    absent = {found.group(1) for found in missing if found}
+    assert all(importlib.util.find_spec(module) is None for module in absent)
+    assert [p for p in problems if p.code != "missing_module"] == []
+    assert len(load_and_validate([path], ENVIRON, allowed=ALLOW).models) == 1
 
 
 def test_the_corpus_covers_every_kind_of_failure() -> None:

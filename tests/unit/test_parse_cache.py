@@ -11,8 +11,8 @@ from typing import Any
 import pytest
 
 from model_steps.definition.cache import ParseCache
-from model_steps.definition.loader import LoadedModel, load_and_validate
-from model_steps.settings import load_settings
+from model_steps.definition.loader import LoadedModel, allow_list_for, load_and_validate
+from model_steps.settings import AllowList, load_settings
 from tests.definitions import definition
 
 USES_ENV = """\
@@ -168,7 +168,5 @@ def test_the_cache_is_on_under_airflow_home_by_default_and_can_be_turned_off(
     assert load_settings(elsewhere).parse_cache == tmp_path / "c"
 
 
-def _allowed(path: Path) -> list[str]:
-    from model_steps.settings import allowed_imports
-
-    return sorted(allowed_imports({}, path.parent))
+def _allowed(path: Path) -> AllowList:
+    return allow_list_for([path.parent], {})

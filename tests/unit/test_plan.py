@@ -26,7 +26,8 @@ airflow:
 steps:
   - id: prepare
     parameters:
-      callable: sklearn.preprocessing:normalize
+      package: sklearn.preprocessing
+      class: Normalizer
       input:
         train: {url: data/train.csv}
         infer: {url: data/score.csv}
@@ -53,15 +54,16 @@ def test_a_model_without_inference_gets_only_a_train_dag(tmp_path: Path) -> None
     (tmp_path / "churn.yaml").write_text(definition("churn"))
     plans = plan_catalog(load_and_validate([tmp_path], {}), tmp_path)
     assert [plan.dag_id for plan in plans] == ["churn__train"]
-    assert [task.task_id for task in plans[0].tasks] == ["fit", "publish"]
+    assert [task.task_id for task in plans[0].tasks] == ["check", "fit", "publish"]
 
 
-def test_train_tasks_chain_the_steps_then_publish(tmp_path: Path) -> None:
+def test_train_tasks_check_first_then_chain_the_steps_then_publish(tmp_path: Path) -> None:
     train = plans_for(tmp_path, INFER)["churn__train"]
-    assert [(t.task_id, t.upstream) for t in train.tasks] == [
-        ("prepare", ()),
-        ("fit", ("prepare",)),
-        ("publish", ("fit",)),
+    assert [(t.task_id, t.action, t.upstream) for t in train.tasks] == [
+        ("check", "check", ()),
+        ("prepare", "train", ("check",)),
+        ("fit", "train", ("prepare",)),
+        ("publish", "publish", ("fit",)),
     ]
     assert train.tasks[-1].outlets == (model_asset("churn"),)
 
@@ -80,7 +82,8 @@ def test_schedules_become_intervals_and_asset_triggers(tmp_path: Path) -> None:
 def test_task_defaults_and_step_options_pass_through(tmp_path: Path) -> None:
     train = plans_for(tmp_path, INFER)["churn__train"]
     assert train.default_args == {"owner": "airflow", "retries": 3, "pool": "ml"}
-    assert train.tasks[1].options == {"queue": "gpu", "execution_timeout": timedelta(minutes=10)}
+    fit = next(task for task in train.tasks if task.task_id == "fit")
+    assert fit.options == {"queue": "gpu", "execution_timeout": timedelta(minutes=10)}
 
 
 def test_parameters_keep_their_rules(tmp_path: Path) -> None:
@@ -130,11 +133,12 @@ steps:
 def test_a_gated_model_decides_in_its_own_task_before_publish(tmp_path: Path) -> None:
     train = plans_for(tmp_path, GATED)["churn__train"]
     assert [(t.task_id, t.action, t.upstream) for t in train.tasks] == [
-        ("fit", "train", ()),
+        ("check", "check", ()),
+        ("fit", "train", ("check",)),
         ("gate", "gate", ("fit",)),
         ("publish", "publish", ("gate",)),
     ]
-    assert "`accuracy >= 0.9`" in train.tasks[1].doc_md
+    assert "`accuracy >= 0.9`" in train.tasks[2].doc_md
 
 
 def test_an_evaluation_becomes_a_dag_that_signals_degradation(tmp_path: Path) -> None:

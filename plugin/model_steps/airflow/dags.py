@@ -48,6 +48,8 @@ def _operator(plan: DagPlan, task: TaskPlan) -> BaseOperator:
     if task.action == "report":
         return InvalidDefinitionOperator(problems=plan.problems, **common)
     assert plan.spec is not None, "model tasks are planned from a valid spec"
+    if task.action == "check":
+        common["source"] = str(plan.source)
     return ModelStepOperator(action=task.action, spec=plan.spec, step_id=task.step_id, **common)
 
 

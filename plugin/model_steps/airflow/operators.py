@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import asdict
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import Asset, BaseOperator
@@ -20,7 +21,7 @@ from model_steps.runtime.rendered import Rendered
 if TYPE_CHECKING:
     from airflow.sdk import Context
 
-    from model_steps.definition.schema import ModelSpec
+    from model_steps.definition.schema import ModelSpec, Step
     from model_steps.runtime.context import Environment, RunInfo
 
 __all__ = ["ASSET_GROUP", "InvalidDefinitionOperator", "ModelStepOperator", "airflow_asset"]
@@ -69,7 +70,7 @@ def _event_version(context: Context, model: str) -> int | None:
 
 
 class ModelStepOperator(BaseOperator):
-    """Runs one action of a model definition: train, infer, gate, publish, evaluate, degraded.
+    """Runs one action of a model definition: check, train, infer, gate, publish, evaluate...
 
     ``rendered`` (the step's init arguments and data URLs) is a template field, so Airflow
     shows it rendered in the task's "Rendered Templates" view, but Airflow's environment never
@@ -81,17 +82,31 @@ class ModelStepOperator(BaseOperator):
     ui_color = "#dbeafe"
 
     def __init__(
-        self, *, action: str, spec: ModelSpec, step_id: str | None = None, **kwargs: Any
+        self,
+        *,
+        action: str,
+        spec: ModelSpec,
+        step_id: str | None = None,
+        source: str | None = None,
+        **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
         self.action = action
         self.spec = spec
         self.step_id = step_id
-        step = next((s for s in spec.steps if s.id == step_id), None)
-        if action == "evaluate":
-            self.rendered = asdict(Rendered.evaluation(spec))
-        else:
-            self.rendered = asdict(Rendered.templates(step, action)) if step else {}
+        self.source = source  # the definition file: the check task locates problems in it
+        self.rendered = (
+            asdict(Rendered.evaluation(spec))
+            if action == "evaluate"
+            else self._values(lambda step, phase: Rendered.templates(step, phase))
+        )
+
+    def _values(self, step_values: Callable[[Step, str], Rendered]) -> dict[str, Any]:
+        """What this task renders: its step's values, every step's for ``check``, or none."""
+        if self.action == "check":  # every step's training values, as this run renders them
+            return {step.id: asdict(step_values(step, "train")) for step in self.spec.steps}
+        step = next((s for s in self.spec.steps if s.id == self.step_id), None)
+        return asdict(step_values(step, self.action)) if step else {}
 
     def render_template_fields(self, context: Context, jinja_env: Any = None) -> None:
         """Check the run's config, then render the step's templates in the sandbox.
@@ -106,13 +121,12 @@ class ModelStepOperator(BaseOperator):
         from model_steps.runtime.run_config import check_run_config
 
         run = _run_info(context, self.spec.name)
-        step = next((s for s in self.spec.steps if s.id == self.step_id), None)
         try:
             check_run_config(self.spec, run.conf)
             if self.action == "evaluate":
                 self.rendered = asdict(render_evaluation(self.spec, run))
-            elif step is not None:
-                self.rendered = asdict(render_step(step, self.action, run))
+            else:
+                self.rendered = self._values(lambda step, phase: render_step(step, phase, run))
         except PermanentError as error:
             raise AirflowFailException(str(error)) from error
 
@@ -140,6 +154,16 @@ class ModelStepOperator(BaseOperator):
 
 
 Action = Callable[[ModelStepOperator, "Context", "RunInfo", "Environment"], Any]
+
+
+def _check(op: ModelStepOperator, context: Context, run: RunInfo, env: Environment) -> Any:
+    """Every check of ``validate --data`` on this run's values, before the first step runs."""
+    from model_steps.runtime.preflight import check_run
+    from model_steps.settings import load_settings
+
+    steps = {step_id: Rendered(**values) for step_id, values in op.rendered.items()}
+    source = Path(op.source) if op.source else None
+    return check_run(op.spec, source, env, steps, load_settings().environ)
 
 
 def _train(op: ModelStepOperator, context: Context, run: RunInfo, env: Environment) -> Any:
@@ -205,6 +229,7 @@ def _degraded(op: ModelStepOperator, context: Context, run: RunInfo, env: Enviro
 
 
 ACTIONS: dict[str, Action] = {
+    "check": _check,
     "train": _train,
     "infer": _infer,
     "gate": _gate,

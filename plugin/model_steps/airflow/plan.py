@@ -43,13 +43,14 @@ SUFFIXES = (TRAIN_SUFFIX, INFER_SUFFIX, EVALUATE_SUFFIX)
 INVALID_PREFIX = "model_steps_invalid__"
 PRODUCT_TAG = "model-steps"
 INVALID_TAG = "model-steps:invalid"
+CHECK_TASK = "check"
 PUBLISH_TASK = "publish"
 GATE_TASK = "gate"
 EVALUATE_TASK = "evaluate"
 DEGRADED_TASK = "degraded"
 REPORT_TASK = "report_errors"
 
-Action = Literal["train", "infer", "gate", "publish", "evaluate", "degraded", "report"]
+Action = Literal["check", "train", "infer", "gate", "publish", "evaluate", "degraded", "report"]
 
 
 @dataclass(frozen=True)
@@ -152,7 +153,13 @@ def plan_model(model: LoadedModel, root: Path) -> list[DagPlan]:
     """The train DAG and, when the model defines them, the infer and evaluate DAGs."""
     spec = model.spec
     source = _relative(model.path, root)
-    step_tasks = _step_tasks(spec, "train")
+    check = TaskPlan(
+        CHECK_TASK,
+        "check",
+        doc_md="Checks every step before any work, as `model-steps validate --data` does: "
+        "classes, methods, init arguments, metrics and the training data's columns.",
+    )
+    step_tasks = _step_tasks(spec, "train", first_upstream=(CHECK_TASK,))
     publish = TaskPlan(
         PUBLISH_TASK,
         "publish",
@@ -183,7 +190,7 @@ def plan_model(model: LoadedModel, root: Path) -> list[DagPlan]:
         tags=_tags(spec),
         paused=spec.schedule.status == "paused",
         start_date=spec.airflow.start_datetime(),
-        tasks=(*step_tasks, publish),
+        tasks=(check, *step_tasks, publish),
         spec=spec,
         params=_params(spec),
         max_active_runs=1,
@@ -249,7 +256,9 @@ def _evaluate_plan(spec: ModelSpec, source: str, train: DagPlan) -> DagPlan:
     )
 
 
-def _step_tasks(spec: ModelSpec, action: Literal["train", "infer"]) -> list[TaskPlan]:
+def _step_tasks(
+    spec: ModelSpec, action: Literal["train", "infer"], first_upstream: tuple[str, ...] = ()
+) -> list[TaskPlan]:
     tasks: list[TaskPlan] = []
     for step in spec.steps:
         tasks.append(
@@ -257,7 +266,7 @@ def _step_tasks(spec: ModelSpec, action: Literal["train", "infer"]) -> list[Task
                 task_id=step.id,
                 action=action,
                 step_id=step.id,
-                upstream=(tasks[-1].task_id,) if tasks else (),
+                upstream=(tasks[-1].task_id,) if tasks else first_upstream,
                 options=step.airflow.as_kwargs() if step.airflow else {},
                 doc_md=step.description,
             )

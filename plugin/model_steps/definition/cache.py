@@ -34,7 +34,7 @@ import os
 import secrets
 import sys
 import tempfile
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -42,6 +42,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from model_steps.definition.schema import ModelSpec
+from model_steps.settings import AllowList
 
 __all__ = ["ParseCache", "RecordingEnviron"]
 
@@ -113,7 +114,7 @@ class ParseCache:
         return RecordingEnviron(environ)
 
     def get(
-        self, path: Path, raw: bytes, environ: Mapping[str, str], allowed: Sequence[str]
+        self, path: Path, raw: bytes, environ: Mapping[str, str], allowed: AllowList
     ) -> ModelSpec | None:
         """The spec validated from exactly these bytes at this path, if nothing else changed."""
         entry_file = self._entry_file(path)
@@ -142,7 +143,7 @@ class ParseCache:
         path: Path,
         raw: bytes,
         reads: RecordingEnviron,
-        allowed: Sequence[str],
+        allowed: AllowList,
         spec: ModelSpec,
     ) -> None:
         """Keep ``spec``, validated from ``raw``, with what its validation read."""
@@ -165,9 +166,9 @@ class ParseCache:
         name = hashlib.sha256(str(path.absolute()).encode()).hexdigest()[:32]
         return self.folder / f"{name}.json"
 
-    def _entry_key(self, path: Path, raw: bytes, allowed: Sequence[str]) -> str:
+    def _entry_key(self, path: Path, raw: bytes, allowed: AllowList) -> str:
         digest = hashlib.sha256()
-        for part in (_code_fingerprint(), str(path.absolute()), "\0".join(allowed)):
+        for part in (_code_fingerprint(), str(path.absolute()), repr(allowed)):
             digest.update(part.encode() + b"\0")
         digest.update(raw)
         return digest.hexdigest()

@@ -34,16 +34,18 @@ from model_steps.definition.source import (
 )
 from model_steps.definition.stores import shared_stores
 from model_steps.definition.templates import template_issues
-from model_steps.errors import Problem, did_you_mean
-from model_steps.settings import allowed_connections, allowed_imports
+from model_steps.errors import Finding, Problem, did_you_mean
+from model_steps.settings import AllowList, allow_list, allowed_connections
 
 __all__ = [
     "BrokenDefinition",
     "Catalog",
     "LoadedModel",
+    "allow_list_for",
     "find_definition_files",
     "load_and_validate",
     "load_file",
+    "locate_findings",
 ]
 
 SUFFIXES = (".yaml", ".yml")
@@ -119,13 +121,13 @@ def _named(paths: Iterable[Path], stem: str) -> list[Path]:
 def load_file(
     path: Path,
     environ: Mapping[str, str],
-    allowed: Sequence[str],
+    allowed: AllowList,
     cache: ParseCache | None = None,
 ) -> LoadedModel | BrokenDefinition | None:
     """Load one file; ``None`` when it is not a model definition (other YAML is left alone).
 
-    ``allowed`` lists the module prefixes a definition may name (the import allow-list). With
-    a ``cache``, a valid file unchanged since it was last validated is not validated again.
+    ``allowed`` says what a definition may name (the import allow-list). With a ``cache``, a
+    valid file unchanged since it was last validated is not validated again.
     """
     try:
         raw = path.read_bytes()
@@ -146,7 +148,7 @@ def load_file(
 
 
 def _load_bytes(
-    path: Path, raw: bytes, environ: Mapping[str, str], allowed: Sequence[str]
+    path: Path, raw: bytes, environ: Mapping[str, str], allowed: AllowList
 ) -> LoadedModel | BrokenDefinition | None:
     try:
         plain = read_plain(raw)
@@ -162,7 +164,7 @@ def _load_bytes(
 
 
 def _load_positioned(
-    path: Path, raw: bytes, environ: Mapping[str, str], allowed: Sequence[str]
+    path: Path, raw: bytes, environ: Mapping[str, str], allowed: AllowList
 ) -> BrokenDefinition | LoadedModel | None:
     """The slow, exact path for files with problems: every problem gets its line and column."""
     try:
@@ -194,21 +196,11 @@ def _is_model(data: dict[str, Any]) -> bool:
 Loc = tuple[str | int, ...]
 
 
-@dataclass(frozen=True)
-class _Finding:
-    """A problem located by field path, before it is given a line and column."""
-
-    loc: Loc
-    code: str
-    message: str
-    suggestions: tuple[str, ...] = ()
-
-
 def _validate(
-    path: Path, data: dict[str, Any], environ: Mapping[str, str], allowed: Sequence[str]
+    path: Path, data: dict[str, Any], environ: Mapping[str, str], allowed: AllowList
 ) -> LoadedModel | BrokenDefinition:
     findings = [
-        _Finding(
+        Finding(
             loc,
             "duplicate_key",
             f"duplicate key: {d.key!r} is already set on line "
@@ -220,7 +212,7 @@ def _validate(
 
     def unresolved_reference(loc: Loc, message: str) -> None:
         unresolved.append(loc)
-        findings.append(_Finding(loc, "env_var", message))
+        findings.append(Finding(loc, "env_var", message))
 
     # The copy is skipped only for plain data without references: positioned containers (the
     # slow path) must never reach a definition, so they are always copied into plain ones.
@@ -245,20 +237,20 @@ def _validate(
 
 
 def _deployment_findings(
-    spec: ModelSpec, environ: Mapping[str, str], allowed: Sequence[str]
-) -> list[_Finding]:
+    spec: ModelSpec, environ: Mapping[str, str], allowed: AllowList
+) -> list[Finding]:
     """What the deployment forbids: code outside the allow-list, unsafe templates, connections.
 
     A YAML file must not be a way to run ``os.system``: names are checked, not imported.
     """
     findings = [
-        _Finding(loc, "import_refused", text) for loc, text in refused_references(spec, allowed)
+        Finding(loc, "import_refused", text) for loc, text in refused_references(spec, allowed)
     ]
-    findings += [_Finding(loc, code, text) for loc, code, text in template_issues(spec)]
+    findings += [Finding(loc, code, text) for loc, code, text in template_issues(spec)]
     conn_id, pattern = spec.assets.conn_id, allowed_connections(environ)
     if conn_id is not None and not re.fullmatch(pattern, conn_id):
         findings.append(
-            _Finding(
+            Finding(
                 ("assets", "conn_id"),
                 "connection_refused",
                 f"connection {conn_id!r} is not one definitions may use: the deployment "
@@ -274,7 +266,7 @@ _SHORTEST_HIDDEN = 3
 """Shorter interpolated values are not hidden in messages: they would garble the text."""
 
 
-def _hidden(finding: _Finding, values: Mapping[str, str]) -> _Finding:
+def _hidden(finding: Finding, values: Mapping[str, str]) -> Finding:
     """The finding with every interpolated value replaced by the reference it came from.
 
     Messages quote values; a value read from the environment is shown as ``${NAME}``, so an
@@ -287,7 +279,7 @@ def _hidden(finding: _Finding, values: Mapping[str, str]) -> _Finding:
             message = message.replace(repr(value)[1:-1], reference)
     if message == finding.message:
         return finding
-    return _Finding(finding.loc, finding.code, message, finding.suggestions)
+    return Finding(finding.loc, finding.code, message, finding.suggestions)
 
 
 def _has_references(data: Any) -> bool:
@@ -303,7 +295,7 @@ def _has_references(data: Any) -> bool:
 
 def _check(
     source: Any, plain: Any, written: Mapping[Loc, str]
-) -> tuple[ModelSpec | None, list[_Finding]]:
+) -> tuple[ModelSpec | None, list[Finding]]:
     """Validate the interpolated ``plain`` copy; locate problems in the positioned ``source``.
 
     ``written`` holds the interpolated strings as the file writes them, so a message quotes a
@@ -315,14 +307,14 @@ def _check(
         return None, _findings(source, error, written)
 
 
-def _findings(data: Any, error: ValidationError, written: Mapping[Loc, str]) -> list[_Finding]:
-    findings: list[_Finding] = []
+def _findings(data: Any, error: ValidationError, written: Mapping[Loc, str]) -> list[Finding]:
+    findings: list[Finding] = []
     seen: set[Loc] = set()
     for detail in error.errors(include_url=False):
         context = detail.get("ctx") or {}
         if detail["type"] == SEMANTIC:
             findings.extend(
-                _Finding(tuple(loc), code, text) for loc, code, text in context["issues"]
+                Finding(tuple(loc), code, text) for loc, code, text in context["issues"]
             )
             continue
         loc = (*_data_loc(data, detail["loc"], detail["type"]), *context.get("at", ()))
@@ -333,11 +325,11 @@ def _findings(data: Any, error: ValidationError, written: Mapping[Loc, str]) -> 
             detail = {**detail, "input": written[loc]}
         message, suggestions = _message(detail, loc)
         suggestions = suggestions or tuple(context.get("suggestions", ()))
-        findings.append(_Finding(loc, detail["type"], message, suggestions))
+        findings.append(Finding(loc, detail["type"], message, suggestions))
     return findings
 
 
-def _structural(data: dict[str, Any], known: list[_Finding]) -> list[_Finding]:
+def _structural(data: dict[str, Any], known: list[Finding]) -> list[Finding]:
     """The step-id and schedule rules, read from the raw data when validation failed."""
     steps = data.get("steps")
     ids = (
@@ -349,7 +341,7 @@ def _structural(data: dict[str, Any], known: list[_Finding]) -> list[_Finding]:
     train = schedule.get("train") if isinstance(schedule, dict) else None
     seen = {(f.loc, f.message) for f in known}
     return [
-        _Finding(tuple(loc), code, message)
+        Finding(tuple(loc), code, message)
         for loc, code, message in structural_issues(ids, train)
         if (tuple(loc), message) not in seen
     ]
@@ -481,7 +473,7 @@ def _unwrap(annotation: Any) -> Any:
             return annotation
 
 
-def _located(path: Path, data: Any, finding: _Finding) -> Problem:
+def _located(path: Path, data: Any, finding: Finding) -> Problem:
     position = locate(data, finding.loc)
     return _problem(
         path,
@@ -514,19 +506,46 @@ def _problem(
     return Problem(str(path), line, column, field, code, message, suggestions)
 
 
+def allow_list_for(paths: Sequence[Path], environ: Mapping[str, str]) -> AllowList:
+    """The allow-list for definitions under ``paths``: their folders hold the deployment's code.
+
+    A folder given is a DAGs folder; a file given stands in its own folder.
+    """
+    return allow_list(environ, (p if p.is_dir() else p.parent for p in paths))
+
+
+def locate_findings(
+    path: Path, findings: Iterable[Finding], environ: Mapping[str, str]
+) -> tuple[Problem, ...]:
+    """Findings about the definition in ``path``, each at its line and column in the file.
+
+    As for the loader's own problems, a value the file took from ``environ`` is shown as the
+    reference it came from. A file that can no longer be read (moved since it was loaded) puts
+    them all at 1:1.
+    """
+    try:
+        data: Any = read_yaml(path.read_bytes())
+    except (OSError, SourceError):
+        data = {}
+    found = Interpolation()
+    interpolate(data, environ, lambda loc, message: None, found)
+    problems = (_located(path, data, _hidden(finding, found.values)) for finding in findings)
+    return tuple(sorted(problems, key=lambda p: (p.line, p.column)))
+
+
 def load_and_validate(
     paths: Sequence[Path],
     environ: Mapping[str, str],
     *,
     only: str | None = None,
-    allowed: Sequence[str] | None = None,
+    allowed: AllowList | None = None,
     assets_root: str | None = None,
     cache: ParseCache | None = None,
 ) -> Catalog:
     """Load every model definition under ``paths`` and check rules across files.
 
-    ``allowed`` is the import allow-list; by default the scientific stack, the prefixes the
-    environment adds, and the modules beside the definitions (their DAGs folder's own code).
+    ``allowed`` is the import allow-list; by default the estimator packages, what the
+    environment adds, and the modules beside the definitions (see :func:`allow_list_for`).
     ``assets_root`` is the deployment's default root, where models without ``assets.root``
     live; without it they are compared with each other only.
 
@@ -537,8 +556,7 @@ def load_and_validate(
     validating files unchanged since their last validation.
     """
     if allowed is None:
-        folders = {p if p.is_dir() else p.parent for p in paths}
-        allowed = sorted({a for folder in folders for a in allowed_imports(environ, folder)})
+        allowed = allow_list_for(paths, environ)
     if only is not None:
         for path in _named(paths, only):
             result = load_file(path, environ, allowed, cache)
@@ -572,7 +590,7 @@ def _duplicate(model: LoadedModel, winner: LoadedModel) -> BrokenDefinition:
     problem = _located(
         model.path,
         data,
-        _Finding(
+        Finding(
             ("name",),
             "duplicate_model",
             f"model name {model.spec.name!r} is already defined in {winner.path}; "
@@ -624,4 +642,4 @@ def _store_problem(model: LoadedModel, message: str) -> Problem:
     assets = data.get("assets") if isinstance(data, dict) else None
     written = [k for k in ("directory", "root") if isinstance(assets, dict) and k in assets]
     loc: Loc = ("assets", written[0]) if written else ("name",)
-    return _located(model.path, data, _Finding(loc, "shared_store", message))
+    return _located(model.path, data, Finding(loc, "shared_store", message))

@@ -65,6 +65,7 @@ __all__ = [
     "DataRef",
     "Evaluation",
     "Methods",
+    "MetricFunction",
     "ModelParameter",
     "ModelSpec",
     "Schedule",
@@ -74,6 +75,7 @@ __all__ = [
     "TaskOptions",
     "Training",
     "json_schema",
+    "metric_key",
     "parse_duration",
     "schedule_kind",
     "semantic_issues",
@@ -86,7 +88,7 @@ KIND = "Model"
 ON_NEW_VERSION = "on new version"
 ON_DEGRADATION = "on degradation"
 SEMANTIC = "semantic"
-RESERVED_TASK_IDS = frozenset({"publish", "gate"})
+RESERVED_TASK_IDS = frozenset({"check", "publish", "gate"})
 AIRFLOW_PRESETS = frozenset(
     {"@once", "@continuous", "@hourly", "@daily", "@weekly", "@monthly", "@quarterly", "@yearly"}
 )
@@ -355,6 +357,42 @@ class Methods(Strict):
     """Produces the predictions (last step), e.g. ``predict_proba``."""
 
 
+def _metric_name(value: str) -> str:
+    if not (re.fullmatch(IDENTIFIER_PATTERN, value) or re.fullmatch(CALLABLE_PATTERN, value)):
+        raise _fail(
+            "metric",
+            f"{value!r} is not a metric: expected a scikit-learn metric name "
+            "such as 'accuracy', or 'package.module:function'",
+        )
+    return value
+
+
+MetricName = Annotated[str, AfterValidator(_metric_name)]
+ResponseMethod = Literal["predict", "predict_proba", "predict_log_proba", "decision_function"]
+
+
+class MetricFunction(Strict):
+    """A metric computed by a function, and what the function needs from the model."""
+
+    function: CallableRef
+    """``package.module:function``, called as ``f(y_true, y_pred, **options)``: from the DAGs
+    folder's own modules, ``sklearn.metrics`` or the deployment's allowed functions."""
+    response_method: ResponseMethod = "predict"
+    """What ``y_pred`` is: ``predict`` (labels, or values of a regressor), ``predict_proba``
+    (the positive class's probability for two classes, else one column per class in the
+    estimator's ``classes_`` order), ``predict_log_proba`` or ``decision_function`` (scores)."""
+    name: Identifier | None = None
+    """Key of the metric in the manifest and the model card; the function reference when left
+    out."""
+    options: dict[str, Any] = {}
+    """Keyword arguments for the function, e.g. ``{beta: 2}``."""
+
+
+def metric_key(metric: str | MetricFunction) -> str:
+    """The key a metric's values are recorded under."""
+    return metric if isinstance(metric, str) else metric.name or metric.function
+
+
 class StepParameters(Strict):
     """What a step runs and on which data."""
 
@@ -382,8 +420,11 @@ class StepParameters(Strict):
     """Your own save function, ``f(obj) -> bytes``, instead of the serializer."""
     load: CallableRef | None = None
     """Your own load function, ``f(data: bytes) -> obj``; goes with ``save``."""
-    metrics: list[Annotated[str, AfterValidator(lambda v: _metric_name(v))]] = []
-    """Metrics on train and test data: scikit-learn names (``accuracy``) or ``pkg.mod:fn``."""
+    metrics: list[MetricName | MetricFunction] = []
+    """Metrics of the last step on train and test data: scikit-learn scorer names
+    (``accuracy``, ``log_loss``, ``f1_macro``, ``root_mean_squared_error``), ``pkg.mod:fn``
+    (called with the labels), or a function with what it needs (``function``,
+    ``response_method``)."""
 
     @model_validator(mode="after")
     def _one_kind(self) -> StepParameters:
@@ -423,16 +464,6 @@ class StepParameters(Strict):
     def kind(self) -> Literal["class", "callable"]:
         """Which step kind runs this step (the key of the step-kind registry)."""
         return "callable" if self.callable is not None else "class"
-
-
-def _metric_name(value: str) -> str:
-    if not (re.fullmatch(IDENTIFIER_PATTERN, value) or re.fullmatch(CALLABLE_PATTERN, value)):
-        raise _fail(
-            "metric",
-            f"{value!r} is not a metric: expected a scikit-learn metric name "
-            "such as 'accuracy', or 'package.module:function'",
-        )
-    return value
 
 
 class TaskOptions(Strict):
@@ -666,8 +697,8 @@ class Evaluation(Strict):
     (``{{ dag_run.run_after | ds }}``)."""
     target: str
     """Column holding the true label."""
-    metrics: list[Annotated[str, AfterValidator(lambda v: _metric_name(v))]] = []
-    """Metrics to compute; the last step's ``metrics`` when left out."""
+    metrics: list[MetricName | MetricFunction] = []
+    """Metrics to compute, as a step lists them; the last step's ``metrics`` when left out."""
     schedule: ScheduleValue = None
     """When to evaluate: cron string, preset, interval or null for manual runs only."""
     rules: list[EvaluationRuleText] = []
@@ -809,7 +840,7 @@ def _unknown_metric(metric: str, computed: Sequence[str], where: str) -> str:
 
 def _gate_issues(model: ModelSpec) -> list[Issue]:
     """Gate rules judge the last step's test metrics, so both must exist."""
-    computed = model.steps[-1].parameters.metrics
+    computed = [metric_key(metric) for metric in model.steps[-1].parameters.metrics]
     issues: list[Issue] = []
     for index, rule in enumerate(model.gate.parsed):
         if rule.metric not in computed:
@@ -863,8 +894,8 @@ def _evaluation_issues(model: ModelSpec) -> list[Issue]:
         )
     if evaluation is None:
         return issues
-    computed = evaluation.metrics or model.steps[-1].parameters.metrics
-    trained = model.steps[-1].parameters.metrics if _has_split(model) else []
+    computed = [metric_key(m) for m in evaluation.metrics or model.steps[-1].parameters.metrics]
+    trained = [metric_key(m) for m in model.steps[-1].parameters.metrics if _has_split(model)]
     for index, rule in enumerate(evaluation.parsed):
         where = ("evaluation", "rules", index)
         if rule.metric not in computed:

@@ -174,6 +174,7 @@ def _staged_step(
         if record.definition
         else next(s for s in spec.steps if s.id == record.step_id)
     )
+    kind = step_kind(step, step.parameters.init, env.allow, last=last)  # before any unpickling
     fitted = None
     if entry["staged"]:
         staged = StagedAsset(**entry["staged"])
@@ -181,8 +182,8 @@ def _staged_step(
             url=staged.url, size=staged.size, sha256=staged.sha256, serializer=staged.serializer
         )
         with env.store.open_asset(asset) as stream:
-            fitted = load_fitted(stream, step, env.allowed)
-    return ReadyStep(step, step_kind(step, step.parameters.init, env.allowed), fitted, last)
+            fitted = load_fitted(stream, step, env.allow)
+    return ReadyStep(step, kind, fitted, last)
 
 
 def _seconds_since(stamp: str) -> float:

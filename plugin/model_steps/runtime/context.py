@@ -17,7 +17,7 @@ from model_steps.errors import PermanentError
 from model_steps.runtime.rendered import Rendered
 from model_steps.runtime.secrets import Mask, unmasked
 from model_steps.runtime.tables import write_table
-from model_steps.settings import Settings
+from model_steps.settings import AllowList, Settings
 from model_steps.store.model_store import ModelStore, open_store
 
 if TYPE_CHECKING:
@@ -60,7 +60,7 @@ class Environment:
 
     store: ModelStore
     storage_options: Mapping[str, Any]
-    allowed: tuple[str, ...]
+    allow: AllowList
     mask: Mask = unmasked
 
 
@@ -76,7 +76,7 @@ def environment(
     """
     root = (spec.assets.root or settings.assets_root).rstrip("/")
     store = open_store(f"{root}/{spec.directory}", storage_options, owner=spec.name)
-    return Environment(store, dict(storage_options), settings.allowed_imports, mask)
+    return Environment(store, dict(storage_options), settings.allow_list, mask)
 
 
 def data_ref(step: Step, direction: str, phase: str) -> DataRef:

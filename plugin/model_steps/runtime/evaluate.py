@@ -123,7 +123,7 @@ def _record(
     features, labels = split_xy(frame, Training(target=evaluation.target, features=columns))
     names = evaluation.metrics or spec.steps[-1].parameters.metrics
     pipeline = version_pipeline(manifest, env, spec)
-    metrics = score(pipeline, features, labels, names, env.allowed)
+    metrics = score(pipeline, features, labels, names, env.allow, split="evaluation")
     results = judge(evaluation.parsed, metrics, manifest.metrics.get("test", {}))
     reasons = failures(results)
     drift: dict[str, float] = {}
@@ -141,7 +141,7 @@ def _record(
         run_id=run.run_id,
         start_date_time="",
         end_date_time="",
-        performance=[PerformanceMetric(name=n, value=metrics.get(n)) for n in names],
+        performance=[PerformanceMetric(name=k, value=metrics.get(k)) for k in metrics],
         input_path=url,
         row_count=len(frame),
         resources=ResourceUsage(wall_seconds=0.0, cpu_seconds=0.0, peak_memory_bytes=0),

@@ -87,7 +87,7 @@ def _live_metrics(spec: ModelSpec, env: Environment, scratch: Scratch) -> _Live:
     try:
         pipeline = version_pipeline(manifest, env, spec)
         columns = manifest.steps[0].columns_in or list(features.columns)
-        metrics = score(pipeline, features[columns], target, names, env.allowed)
+        metrics = score(pipeline, features[columns], target, names, env.allow, split="test")
     except (KeyError, ValueError, StepError) as error:
         message = f"live version {pointer.version} could not score this run's test part: {error}"
         log.warning(message)

@@ -109,9 +109,13 @@ class ReadyStep:
 def ready_step(
     step: Step, manifest: Manifest, env: Environment, init: Mapping[str, Any], *, last: bool
 ) -> ReadyStep:
-    """A step of ``manifest``'s version with its fitted object loaded (checksum verified)."""
+    """A step of ``manifest``'s version with its fitted object loaded (checksum verified).
+
+    What the step names is resolved first, so a refused name never gets its asset loaded.
+    """
+    kind = step_kind(step, init, env.allow, last=last)
     fitted = load_step(step, manifest, env) if step.has_assets else None
-    return ReadyStep(step, step_kind(step, init, env.allowed), fitted, last)
+    return ReadyStep(step, kind, fitted, last)
 
 
 def infer_frame(pipeline: Sequence[ReadyStep], features: pd.DataFrame) -> pd.DataFrame:
@@ -165,7 +169,7 @@ def load_step(step: Step, manifest: Manifest, env: Environment) -> Any:
             f"version {manifest.version} of {manifest.model} has no asset for step {step.id!r}"
         )
     with env.store.open_asset(record) as stream:
-        return load_fitted(stream, step, env.allowed)
+        return load_fitted(stream, step, env.allow)
 
 
 def _infer_input(

@@ -1,84 +1,216 @@
-"""Metrics of a trained model on its train and test data.
+"""Metrics of a trained model on its train and test data, computed by scikit-learn's scorers.
 
-Names are scikit-learn's (``accuracy``, ``f1_macro``, ``roc_auc``) or ``package.module:function``
-through the import allow-list; every metric must give one number.
+A scorer knows what its metric needs from the model (labels, the probability of each class in
+the estimator's ``classes_`` order, decision scores) and which class is the positive one, so
+``log_loss`` gets probabilities and ``f1_macro`` labels, for numeric and string labels alike,
+exactly as ``cross_validate`` would compute them. Names are scikit-learn's scorer names with the
+``neg_`` prefix optional (``log_loss`` is recorded as the loss itself, ``neg_log_loss`` as its
+negation), or the function's own name (``brier_score_loss``, ``accuracy_score``). A metric
+function of the definition's own is wrapped in a scorer with the response method it asks for.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+import functools
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from model_steps.definition.allowlist import import_object
-from model_steps.errors import StepError, UnknownMetricError, did_you_mean
+from model_steps.definition.schema import MetricFunction, metric_key
+from model_steps.errors import StepError, UnknownMetricError, closest
 from model_steps.libraries import library
+from model_steps.runtime.resolution import resolve_function
 from model_steps.runtime.steps import as_fitted
+from model_steps.settings import AllowList
 
 if TYPE_CHECKING:
     from model_steps.runtime.steps import StepKind
 
-__all__ = ["AVERAGES", "Metric", "compute_metrics", "step_metrics"]
+__all__ = ["Metric", "Scoring", "compute_metrics", "metric_names", "scoring", "step_metrics"]
 
-AVERAGES = ("macro", "micro", "weighted")
-"""Metric name suffixes that select scikit-learn's ``average=`` (``f1_macro``)."""
+Metric = str | MetricFunction
+"""A metric as a step lists it: a scorer name, ``pkg.mod:fn``, or a function with its needs."""
 
 
-Metric = Callable[[Any, Any, Any], Any]
-"""``(y_true, y_pred, y_score) -> number``."""
+@dataclass(frozen=True)
+class Scoring:
+    """A metric ready to compute: scikit-learn's scorer and how to read its value."""
+
+    key: str
+    """What the value is recorded under (the name as written, or the function's name)."""
+    scorer: Any
+    """``scorer(estimator, X, y) -> number``, calling the estimator's response method itself."""
+    sign: float
+    """1, or -1 to turn a ``neg_`` scorer's value back into the metric (a loss stays > 0)."""
+    responses: tuple[str, ...]
+    """The estimator methods the scorer may use; it needs one of them (empty: unknown)."""
+
+
+def metric_names() -> list[str]:
+    """Every metric name scikit-learn's registry offers, as users write them (no ``neg_``)."""
+    names = library("sklearn.metrics").get_scorer_names()
+    return sorted({name.removeprefix("neg_") for name in names})
+
+
+def scoring(metric: Metric, allow: AllowList) -> Scoring:
+    """The scorer behind ``metric``: a registry name, or a function wrapped in a scorer.
+
+    Raises:
+        UnknownMetricError: the name is not a scorer (with near misses: ``rmse`` suggests
+            ``root_mean_squared_error``).
+        ImportRefusedError: a metric function the allow-list refuses.
+    """
+    if isinstance(metric, str) and ":" not in metric:
+        return _named(metric)
+    function = MetricFunction(function=metric) if isinstance(metric, str) else metric
+    make_scorer = library("sklearn.metrics").make_scorer
+    score = resolve_function(function.function, "metric", allow)
+    scorer = make_scorer(score, response_method=function.response_method, **function.options)
+    return Scoring(metric_key(metric), scorer, 1.0, (function.response_method,))
+
+
+def _named(name: str) -> Scoring:
+    metrics = library("sklearn.metrics")
+    registry = set(metrics.get_scorer_names())
+    found = next((c for c in _candidates(name) if c in registry), None)
+    if found is None:
+        raise UnknownMetricError(
+            f"unknown metric {name!r}: expected a scikit-learn scorer name such as 'accuracy', "
+            "'f1_macro', 'log_loss' or 'root_mean_squared_error' (the 'neg_' prefix is "
+            "optional), or 'package.module:function'",
+            suggestions=closest(name, metric_names()),
+        )
+    scorer = metrics.get_scorer(found)
+    negated = found.startswith("neg_") and not name.startswith("neg_")
+    return Scoring(name, scorer, -1.0 if negated else 1.0, _responses(scorer))
+
+
+def _candidates(name: str) -> Iterator[str]:
+    """Registry names ``name`` may mean: itself, its ``neg_`` form, its function's name."""
+    yield name
+    yield f"neg_{name}"
+    yield name.removesuffix("_score")  # accuracy_score -> accuracy
+    yield f"neg_{name.removesuffix('_loss')}"  # brier_score_loss -> neg_brier_score
+
+
+def _responses(scorer: Any) -> tuple[str, ...]:
+    """The response methods a registry scorer tries, in order.
+
+    scikit-learn shows them only in the scorer's repr and its ``_response_method``; when a
+    release renames that attribute the estimator check is skipped, not the metric.
+    """
+    method = getattr(scorer, "_response_method", None)
+    if isinstance(method, str):
+        return (method,)
+    if isinstance(method, list | tuple):
+        return tuple(str(m) for m in method)
+    return ()
 
 
 def compute_metrics(
-    names: Sequence[str], y_true: Any, y_pred: Any, y_score: Any, allowed: Sequence[str]
+    scorings: Sequence[Scoring], predictor: Any, X: Any, y: Any, *, split: str
 ) -> dict[str, float]:
-    """Each named metric as a float: scikit-learn names (``f1_macro``) or ``pkg.mod:fn``.
+    """Each metric of ``predictor`` on ``X`` against ``y``, as a float, keyed as recorded.
 
-    ``y_score`` (class probabilities, see :meth:`StepKind.scores`) is used by ``roc_auc`` only.
+    ``scorings`` come from :func:`scoring` (resolved before the step fits, so a bad name
+    never costs a fit); ``predictor`` is what :meth:`StepKind.predictor` gives: a fitted
+    estimator, or an object with the ``predict`` of a callable step.
+
+    Raises:
+        StepError: a metric cannot be computed (the message names it, the split and why).
     """
-    return {name: _number(name, _metric(name, allowed)(y_true, y_pred, y_score)) for name in names}
+    estimator = _scoring_estimator(predictor)
+    results: dict[str, float] = {}
+    for found in scorings:
+        try:
+            value = found.scorer(estimator, X, y)
+        except Exception as error:  # any failure is this metric's, and the user must know which
+            raise StepError(
+                f"metric {found.key!r} failed on the {split} data: {type(error).__name__}: {error}"
+            ) from error
+        results[found.key] = _number(found.key, value) * found.sign
+    return results
 
 
-def _metric(name: str, allowed: Sequence[str]) -> Metric:
-    if ":" in name:
-        custom = import_object(name, allowed)
-        return lambda y_true, y_pred, y_score: custom(y_true, y_pred)
-    base, _, suffix = name.rpartition("_")
-    base, average = (base, suffix) if suffix in AVERAGES else (name, None)
-    kwargs = {} if average is None else {"average": average}
-    if base == "roc_auc":
-        return lambda y_true, y_pred, y_score: _roc_auc(y_true, y_score, kwargs)
-    function = _sklearn_metric(name, base)
-    return lambda y_true, y_pred, y_score: function(y_true, y_pred, **kwargs)
+def step_metrics(
+    kind: StepKind,
+    fitted: Any,
+    X: Any,
+    y: Any,
+    metrics: Sequence[Metric],
+    allow: AllowList,
+    *,
+    split: str,
+) -> dict[str, float]:
+    """The metrics of a fitted last step on labelled data (its input ``X``, labels ``y``).
+
+    Training scores its train and test parts this way (resolving the scorers before the fit),
+    the gate the live version on the same test part, and an evaluation the live version on
+    fresh data: one definition of each metric.
+    """
+    scorings = [scoring(metric, allow) for metric in metrics]
+    data = as_fitted(fitted, X)  # a step fitted on an array is scored on one
+    return compute_metrics(scorings, kind.predictor(fitted), data, y, split=split)
 
 
-def _sklearn_metric(name: str, base: str) -> Callable[..., Any]:
-    """``sklearn.metrics.<base>_score``, else ``sklearn.metrics.<base>``: public functions only."""
-    metrics = library("sklearn.metrics")
-    functions = [n for n in metrics.__all__ if n.islower()]
-    for candidate in (f"{base}_score", base):
-        if candidate in functions:
-            function: Callable[..., Any] = getattr(metrics, candidate)
-            return function
-    choices = functions + [n.removesuffix("_score") for n in functions if n.endswith("_score")]
-    suggestions = did_you_mean(name, choices)
-    hint = f" (did you mean {' or '.join(suggestions)}?)" if suggestions else ""
-    raise UnknownMetricError(
-        f"unknown metric {name!r}{hint}: expected a scikit-learn metric such as 'accuracy', "
-        "'f1_macro' or 'mean_absolute_error', or 'package.module:function'",
-        suggestions=suggestions,
-    )
+def _scoring_estimator(predictor: Any) -> Any:
+    """``predictor`` as scikit-learn's scorers need it: an estimator that declares its type.
+
+    scikit-learn, xgboost and lightgbm models are used as they are. Anything else (a class of
+    the DAGs folder's, a callable step) is wrapped in an estimator that offers the same
+    methods and says it is a classifier when it has ``classes_``.
+    """
+    if hasattr(predictor, "__sklearn_tags__"):
+        return predictor
+    return _scored_class()(predictor)
 
 
-def _roc_auc(y_true: Any, y_score: Any, kwargs: Mapping[str, Any]) -> Any:
-    """ROC AUC from probabilities: the positive class's column, or one-vs-rest for many."""
-    if y_score is None:
-        raise StepError(
-            "'roc_auc' needs class probabilities, and the step's estimator has no predict_proba"
+@functools.cache
+def _scored_class() -> type:
+    """The wrapper class, made on first use so scikit-learn is imported only by a scoring task."""
+    base = library("sklearn.base")
+    available_if = library("sklearn.utils.metaestimators").available_if
+
+    def offers(name: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+        """Offer a method only when the wrapped object has it, as scorers probe with hasattr."""
+        decorator: Callable[[Callable[..., Any]], Callable[..., Any]] = available_if(
+            lambda self: hasattr(self.predictor, name)
         )
-    scores = library("numpy").asarray(y_score)
-    if scores.ndim == 2 and scores.shape[1] <= 2:
-        scores = scores[:, -1]
-    multi = {"multi_class": "ovr"} if scores.ndim == 2 else {}
-    return library("sklearn.metrics").roc_auc_score(y_true, scores, **kwargs, **multi)
+        return decorator
+
+    class Scored(base.BaseEstimator):  # type: ignore[misc, name-defined]
+        """A fitted object that is not a scikit-learn estimator, as scorers see one."""
+
+        def __init__(self, predictor: Any = None) -> None:
+            self.predictor = predictor
+
+        def __sklearn_tags__(self) -> Any:
+            tags = super().__sklearn_tags__()
+            tags.estimator_type = (
+                "classifier" if hasattr(self.predictor, "classes_") else "regressor"
+            )
+            return tags
+
+        @property
+        def classes_(self) -> Any:
+            return self.predictor.classes_
+
+        def predict(self, X: Any) -> Any:
+            return self.predictor.predict(X)
+
+        @offers("predict_proba")
+        def predict_proba(self, X: Any) -> Any:
+            return self.predictor.predict_proba(X)
+
+        @offers("predict_log_proba")
+        def predict_log_proba(self, X: Any) -> Any:
+            return self.predictor.predict_log_proba(X)
+
+        @offers("decision_function")
+        def decision_function(self, X: Any) -> Any:
+            return self.predictor.decision_function(X)
+
+    return Scored
 
 
 def _number(name: str, value: Any) -> float:
@@ -89,23 +221,3 @@ def _number(name: str, value: Any) -> float:
             f"metric {name!r} gave {type(value).__name__}, not one number: "
             "a metric must return a single number"
         ) from error
-
-
-def step_metrics(
-    kind: StepKind, fitted: Any, X: Any, y: Any, names: Sequence[str], allowed: Sequence[str]
-) -> dict[str, float]:
-    """The named metrics of a fitted last step on labelled data (its input ``X``, labels ``y``).
-
-    Training scores its train and test parts with it, the gate the live version on the same
-    test part, and an evaluation the live version on fresh data: one definition of each metric.
-    """
-    # Metrics compare labels, even when the step's predict method is predict_proba.
-    # A step fitted on an array is given one (the caller checked the columns).
-    labels = (
-        fitted.predict(as_fitted(fitted, X))
-        if hasattr(fitted, "predict")
-        else kind.predict(fitted, X)
-    )
-    needs_scores = any(name.startswith("roc_auc") for name in names)
-    scores = kind.scores(fitted, X) if needs_scores else None
-    return compute_metrics(names, y, labels, scores, allowed)

@@ -11,7 +11,8 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from model_steps.runtime.infer import ReadyStep, infer_frame
-from model_steps.runtime.metrics import step_metrics
+from model_steps.runtime.metrics import Metric, step_metrics
+from model_steps.settings import AllowList
 
 if TYPE_CHECKING:
     from pandas import DataFrame  # type: ignore[import-untyped, unused-ignore]
@@ -23,10 +24,12 @@ def score(
     pipeline: Sequence[ReadyStep],
     features: DataFrame,
     target: Any,
-    names: Sequence[str],
-    allowed: Sequence[str],
+    metrics: Sequence[Metric],
+    allow: AllowList,
+    *,
+    split: str,
 ) -> dict[str, float]:
-    """The named metrics of a loaded version on ``features`` with true labels ``target``."""
+    """The metrics of a loaded version on ``features`` with true labels ``target``."""
     *head, last = pipeline
     inputs = infer_frame(head, features)
-    return step_metrics(last.kind, last.fitted, inputs, target, names, allowed)
+    return step_metrics(last.kind, last.fitted, inputs, target, metrics, allow, split=split)

@@ -1,20 +1,22 @@
 """Running one step: fit, transform and predict, whatever the step runs.
 
 Each step kind (``class``: ``package`` + ``class``; ``callable``: ``package.module:function``)
-is one implementation in :data:`STEP_KINDS`, keyed by ``StepParameters.kind``. Everything a
-definition names goes through the import allow-list (:mod:`model_steps.definition.allowlist`).
-Nothing here knows Airflow, and pandas and scikit-learn are imported only when a step runs.
+is one implementation in :data:`STEP_KINDS`, keyed by ``StepParameters.kind``. What a step names
+is resolved when its kind is built (:mod:`model_steps.runtime.resolution`), before any data is
+read, so a refused or misspelt name fails a task in its first second. Nothing here knows Airflow,
+and pandas and scikit-learn are imported only when a step runs.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
-from model_steps.definition.allowlist import import_object
-from model_steps.errors import StepError, did_you_mean
+from model_steps.errors import StepError, closest, hint
 from model_steps.libraries import library
+from model_steps.runtime.resolution import refuse_init, resolve_class, resolve_function
+from model_steps.settings import AllowList
 
 if TYPE_CHECKING:
     from pandas import DataFrame, Series  # type: ignore[import-untyped, unused-ignore]
@@ -29,6 +31,7 @@ __all__ = [
     "ClassStep",
     "StepKind",
     "as_fitted",
+    "calls",
     "prediction_frame",
     "step_kind",
 ]
@@ -53,8 +56,14 @@ class StepKind(Protocol):
     def predict(self, fitted: Any, X: DataFrame) -> DataFrame | Series:
         """The last step's predictions."""
 
-    def scores(self, fitted: Any, X: DataFrame) -> DataFrame | None:
-        """Class probabilities for metrics such as ``roc_auc``; None when there are none."""
+    def predictor(self, fitted: Any) -> Any:
+        """What metrics score: an object with ``predict`` (and ``predict_proba``... if any)."""
+
+
+def calls(step: Step, *, last: bool) -> tuple[str, ...]:
+    """The method names a class step's object must have: fit, then predict or transform."""
+    methods = step.parameters.methods
+    return (methods.fit, methods.predict if last else methods.transform)
 
 
 @dataclass(frozen=True)
@@ -63,20 +72,18 @@ class ClassStep:
 
     step: Step
     init: Mapping[str, Any]
-    allowed: Sequence[str]
+    factory: type
 
     def fit(self, X: DataFrame, y: Series | None) -> Any:
         """A new estimator, fitted with ``methods.fit`` (without ``y`` when there is none)."""
-        params = self.step.parameters
-        factory = import_object(f"{params.package}:{params.class_}", self.allowed)
         try:
-            estimator = factory(**self.init)
+            estimator = self.factory(**self.init)
         except TypeError as error:
             raise StepError(
-                f"step {self.step.id!r}: cannot create {params.class_} with init "
+                f"step {self.step.id!r}: cannot create {self.factory.__name__} with init "
                 f"{sorted(self.init)}: {error}"
             ) from error
-        fit = _method(estimator, params.methods.fit, self.step)
+        fit = _method(estimator, self.step.parameters.methods.fit, self.step)
         data = X.to_numpy() if self._fits_on_arrays(X) else X
         if y is None:
             fit(data)
@@ -94,11 +101,9 @@ class ClassStep:
         method = _method(fitted, self.step.parameters.methods.predict, self.step)
         return _predictions(method(as_fitted(fitted, X)), fitted, X, self.step.id)
 
-    def scores(self, fitted: Any, X: DataFrame) -> DataFrame | None:
-        """``predict_proba`` when the estimator has it (``SVC`` only with probability=True)."""
-        if not hasattr(fitted, "predict_proba"):
-            return None
-        return _predictions(fitted.predict_proba(as_fitted(fitted, X)), fitted, X, self.step.id)
+    def predictor(self, fitted: Any) -> Any:
+        """The fitted estimator: scorers call its own predict, predict_proba..."""
+        return fitted
 
     def _fits_on_arrays(self, X: DataFrame) -> bool:
         """Whether to fit on an array, as scikit-learn's ``Pipeline`` would.
@@ -123,7 +128,7 @@ class CallableStep:
 
     step: Step
     init: Mapping[str, Any]
-    allowed: Sequence[str]
+    function: Callable[..., Any]
 
     def fit(self, X: DataFrame, y: Series | None) -> None:
         """Nothing to learn: the function is the whole step."""
@@ -131,29 +136,54 @@ class CallableStep:
 
     def transform(self, fitted: Any, X: DataFrame) -> DataFrame:
         """The function's result, as a frame."""
-        return _as_frame(self._call(X), X, self.step.id, None)
+        return _as_frame(self.function(X, **self.init), X, self.step.id, None)
 
     def predict(self, fitted: Any, X: DataFrame) -> DataFrame | Series:
         """The function's result, as it is when it is already a frame or series."""
-        return _predictions(self._call(X), None, X, self.step.id)
+        return _predictions(self.function(X, **self.init), None, X, self.step.id)
 
-    def scores(self, fitted: Any, X: DataFrame) -> DataFrame | None:
-        """A function gives predictions only."""
-        return None
-
-    def _call(self, X: DataFrame) -> Any:
-        function = import_object(str(self.step.parameters.callable), self.allowed)
-        return function(X, **self.init)
+    def predictor(self, fitted: Any) -> Any:
+        """An object whose ``predict`` is the function: a function gives predictions only."""
+        return _FunctionPredictor(self)
 
 
-StepKindFactory = Callable[["Step", Mapping[str, Any], Sequence[str]], StepKind]
-STEP_KINDS: Mapping[str, StepKindFactory] = {"class": ClassStep, "callable": CallableStep}
-"""``StepParameters.kind`` -> the implementation that runs such a step."""
+@dataclass(frozen=True)
+class _FunctionPredictor:
+    kind: CallableStep
+
+    def predict(self, X: DataFrame) -> Any:
+        return library("numpy").asarray(self.kind.predict(None, X))
 
 
-def step_kind(step: Step, init: Mapping[str, Any], allowed: Sequence[str]) -> StepKind:
-    """The runner of ``step``, with ``init`` as Airflow rendered it (templates filled in)."""
-    return STEP_KINDS[step.parameters.kind](step, init, allowed)
+def _class_step(step: Step, init: Mapping[str, Any], allow: AllowList, last: bool) -> StepKind:
+    params = step.parameters
+    refuse_init(str(params.package), init, allow)  # before the library is even imported
+    factory = resolve_class(str(params.package), str(params.class_), calls(step, last=last), allow)
+    return ClassStep(step, init, factory)
+
+
+def _callable_step(step: Step, init: Mapping[str, Any], allow: AllowList, last: bool) -> StepKind:
+    return CallableStep(
+        step, init, resolve_function(str(step.parameters.callable), "callable", allow)
+    )
+
+
+StepKindFactory = Callable[["Step", Mapping[str, Any], AllowList, bool], StepKind]
+STEP_KINDS: Mapping[str, StepKindFactory] = {"class": _class_step, "callable": _callable_step}
+"""``StepParameters.kind`` -> what builds the implementation that runs such a step."""
+
+
+def step_kind(step: Step, init: Mapping[str, Any], allow: AllowList, *, last: bool) -> StepKind:
+    """The runner of ``step``, with ``init`` as Airflow rendered it (templates filled in).
+
+    What the step names is imported and checked here, before any data is read.
+
+    Raises:
+        ImportRefusedError: the step names something it may not (see the allow-list).
+        MissingModuleError: a module it names is not installed.
+        MissingAttributeError: a class, function or method it names does not exist.
+    """
+    return STEP_KINDS[step.parameters.kind](step, init, allow, last)
 
 
 def as_fitted(fitted: Any, X: Any) -> Any:
@@ -173,11 +203,9 @@ def _method(obj: Any, name: str, step: Step) -> Callable[..., Any]:
         method = getattr(obj, name, None)
     if not callable(method):
         public = [attr for attr in dir(obj) if not attr.startswith("_")]
-        suggestions = did_you_mean(name, public)
-        hint = f" (did you mean {' or '.join(suggestions)}?)" if suggestions else ""
         raise StepError(
-            f"step {step.id!r}: {type(obj).__name__} has no method {name!r}{hint}; "
-            "set the step's 'methods'"
+            f"step {step.id!r}: {type(obj).__name__} has no method {name!r}"
+            f"{hint(closest(name, public))}; set the step's 'methods'"
         )
     return method
 

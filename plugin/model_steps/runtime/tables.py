@@ -9,9 +9,10 @@ only when a table is actually read or written.
 from __future__ import annotations
 
 import io
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import IO, TYPE_CHECKING, Any
 
 import fsspec
 from fsspec.implementations.local import LocalFileSystem
@@ -22,7 +23,14 @@ from model_steps.libraries import library
 if TYPE_CHECKING:
     from pandas import DataFrame  # type: ignore[import-untyped, unused-ignore]
 
-__all__ = ["FORMATS", "frame_from_bytes", "frame_to_bytes", "read_table", "write_table"]
+__all__ = [
+    "FORMATS",
+    "frame_from_bytes",
+    "frame_to_bytes",
+    "read_columns",
+    "read_table",
+    "write_table",
+]
 
 READ_DEFAULTS: Mapping[str, Mapping[str, Any]] = {
     "csv": {},
@@ -53,9 +61,43 @@ def read_table(
     """
     kwargs = {**_defaults(READ_DEFAULTS, fmt), **(options or {})}
     reader = getattr(library("pandas"), f"read_{fmt}")
+    with _reading(url, fmt, storage_options) as handle:
+        return reader(handle, **kwargs)
+
+
+def read_columns(
+    url: str,
+    fmt: str,
+    *,
+    storage_options: Mapping[str, Any] | None = None,
+    options: Mapping[str, Any] | None = None,
+) -> list[str]:
+    """The column names of a table, reading as little of it as the format allows.
+
+    csv reads its header (``nrows=0``), JSON lines its first record and parquet its schema, so
+    checking a large table's columns costs a request, not a download. ``options`` apply as in
+    :func:`read_table` (``usecols``, parquet's ``columns``).
+
+    Raises:
+        FileNotFoundError: nothing is at ``url`` (the message names it).
+    """
+    kwargs = {**_defaults(READ_DEFAULTS, fmt), **(options or {})}
+    with _reading(url, fmt, storage_options) as handle:
+        if fmt == "parquet":
+            names = library("pyarrow.parquet").read_schema(handle).names
+            wanted = kwargs.get("columns")
+            return [str(n) for n in names if wanted is None or n in wanted]
+        reader = getattr(library("pandas"), f"read_{fmt}")
+        frame = reader(handle, **{**kwargs, "nrows": 0 if fmt == "csv" else 1})
+        return [str(column) for column in frame.columns]
+
+
+@contextmanager
+def _reading(url: str, fmt: str, storage_options: Mapping[str, Any] | None) -> Iterator[IO[bytes]]:
+    """``url`` opened for reading; a missing table's error names its URL and format."""
     try:
         with fsspec.open(url, "rb", **(storage_options or {})) as handle:
-            return reader(handle, **kwargs)
+            yield handle
     except FileNotFoundError as error:
         raise FileNotFoundError(f"no {fmt} table at {url!r}: {error}") from error
 

@@ -12,17 +12,17 @@ import json
 import logging
 import resource
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from model_steps.errors import PermanentError
 from model_steps.runtime.context import Environment, RunInfo, step_index, write_output
 from model_steps.runtime.drift import feature_references
-from model_steps.runtime.metrics import step_metrics
+from model_steps.runtime.metrics import Scoring, compute_metrics, scoring
 from model_steps.runtime.rendered import Rendered
 from model_steps.runtime.scratch import Scratch
 from model_steps.runtime.secrets import masked
-from model_steps.runtime.serializers import save_fitted
+from model_steps.runtime.serializers import Serializer, serializer_for
 from model_steps.runtime.splits import split_xy, train_test
 from model_steps.runtime.steps import StepKind, prediction_frame, step_kind
 from model_steps.runtime.tables import read_table
@@ -45,15 +45,19 @@ def train_step(
     step = spec.steps[index]
     started, clock, cpu = utc_now(), time.perf_counter(), time.process_time()
     scratch = Scratch(env, run)
+    last = index == len(spec.steps) - 1
+    # Everything the step names is resolved (or refused) before any data is read.
+    kind = step_kind(step, rendered.init, env.allow, last=last)
+    serializer = serializer_for(step, env.allow) if step.has_assets else None
+    scorings = [scoring(metric, env.allow) for metric in step.parameters.metrics] if last else []
     parts, samples = _training_data(spec, index, rendered, scratch, env)
     x_train, y_train = parts["train"]
-    kind = step_kind(step, rendered.init, env.allowed)
     fit_clock = time.perf_counter()
     fitted = kind.fit(x_train, y_train)
     fit_seconds = time.perf_counter() - fit_clock
-    last = index == len(spec.steps) - 1
-    metrics, written = _outputs(step, kind, fitted, parts, last, scratch, rendered, env)
-    staged = _stage(spec, step, fitted, scratch, env) if step.has_assets else None
+    metrics = _metrics(scorings, kind, fitted, parts)
+    written = _outputs(step, kind, fitted, parts, last, scratch, rendered, env)
+    staged = _stage(spec, step, fitted, serializer, scratch, env) if serializer else None
     rows = len(x_train) + (len(parts["test"][0]) if "test" in parts else 0)  # one out per in
     reads_data = "train" in rendered.inputs
     if reads_data:
@@ -155,20 +159,17 @@ def _outputs(
     scratch: Scratch,
     rendered: Rendered,
     env: Environment,
-) -> tuple[dict[str, dict[str, float]], int]:
-    """What a fitted step hands on: metrics if it is the last, else its transformed data."""
+) -> int:
+    """Bytes written of what a fitted step hands on: its transformed data, its train output."""
     written = 0
-    metrics: dict[str, dict[str, float]] = {}
-    if last:
-        metrics = _metrics(step, kind, fitted, parts, env)
-    else:
+    if not last:
         for split, (features, target) in parts.items():
             written += scratch.write_frame(step.id, split, kind.transform(fitted, features), target)
     if "train" in rendered.outputs:
         x_train = parts["train"][0]
         output = kind.predict(fitted, x_train) if last else kind.transform(fitted, x_train)
         written += write_output(step, "train", prediction_frame(output), rendered, env)
-    return metrics, written
+    return written
 
 
 def _training_data(
@@ -217,31 +218,37 @@ def _training_data(
 
 
 def _metrics(
-    step: Step, kind: Any, fitted: Any, parts: Mapping[str, tuple[Any, Any]], env: Environment
+    scorings: Sequence[Scoring], kind: StepKind, fitted: Any, parts: Mapping[str, tuple[Any, Any]]
 ) -> dict[str, dict[str, float]]:
-    names = step.parameters.metrics
-    if not names:
+    """Each metric on each labelled part, from what the fitted step predicts for it."""
+    if not scorings:
         return {}
+    predictor = kind.predictor(fitted)
     return {
-        split: step_metrics(kind, fitted, features, target, names, env.allowed)
+        split: compute_metrics(scorings, predictor, features, target, split=split)
         for split, (features, target) in parts.items()
         if target is not None
     }
 
 
 def _stage(
-    spec: ModelSpec, step: Step, fitted: Any, scratch: Scratch, env: Environment
+    spec: ModelSpec,
+    step: Step,
+    fitted: Any,
+    serializer: Serializer,
+    scratch: Scratch,
+    env: Environment,
 ) -> StagedAsset:
     identifier = str(step.assets_identifier)
     url = scratch.own(step.id, "assets", identifier)
-    size, sha256 = env.store.write_bytes(url, save_fitted(fitted, step, env.allowed))
+    size, sha256 = env.store.write_bytes(url, serializer.save(fitted))
     root = (
         f"{step.assets_root.rstrip('/')}/{spec.directory}"
         if step.assets_root
         else (env.store.url())
     )
-    serializer = "custom" if step.parameters.save else step.parameters.serializer
-    return StagedAsset(step.id, url, size, sha256, serializer, identifier, root)
+    name = "custom" if step.parameters.save else step.parameters.serializer
+    return StagedAsset(step.id, url, size, sha256, name, identifier, root)
 
 
 def _peak_memory() -> int:

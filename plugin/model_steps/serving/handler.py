@@ -19,7 +19,6 @@ import asyncio
 import functools
 import logging
 import random
-import sys
 import threading
 import time
 from abc import ABC, abstractmethod
@@ -52,8 +51,7 @@ from model_steps.serving.json_records import json_frame
 from model_steps.serving.memory import release_freed_memory
 from model_steps.serving.records import InputSchema, Prediction, Records, input_frame
 from model_steps.serving.status import HandlerStatus, metrics_text
-from model_steps.settings import allowed_imports as folder_imports
-from model_steps.settings import load_settings
+from model_steps.settings import AllowList, allow_list, load_settings
 from model_steps.store.manifest import Manifest, Pointer
 from model_steps.store.model_store import ModelStore, PointerRead, open_store
 
@@ -146,7 +144,7 @@ class ModelHandler(_Serving):
         warm_up: run the manifest's sample records through a new version before swapping.
         unload_first: drop the old version before loading the new one, for models too large
             to hold twice; predict answers NotReadyError in the gap, which is reported.
-        allowed_imports: the import allow-list for step code (the deployment's by default).
+        allow_list: what step code a definition may name (the deployment's by default).
         batching: how concurrent predict calls share one prediction (see
             :mod:`model_steps.serving.batching`); None predicts each call on its own.
         strict_values: refuse text and booleans in number columns; False converts numeric
@@ -170,7 +168,7 @@ class ModelHandler(_Serving):
         pin: int | None = None,
         warm_up: bool = True,
         unload_first: bool = False,
-        allowed_imports: tuple[str, ...] | None = None,
+        allow_list: AllowList | None = None,
         batching: Batching | None = Batching(),  # noqa: B008 - frozen, so shared safely
         strict_values: bool = True,
         on_reload: ReloadHook | None = None,
@@ -191,8 +189,8 @@ class ModelHandler(_Serving):
         self._batcher = Batcher(batching, self._infer) if batching else None
         self._unbatched = 0
         self._count_lock = threading.Lock()
-        allowed = allowed_imports or load_settings().allowed_imports
-        self._env = Environment(store, store.storage_options, allowed)
+        allow = allow_list or load_settings().allow_list
+        self._env = Environment(store, store.storage_options, allow)
         self._check_deployed(pin)
         self._pinned = pin
         self._loaded: _Version | None = None
@@ -242,12 +240,9 @@ class ModelHandler(_Serving):
                 "storage_options (for example key, secret and client_kwargs for S3, or {} for "
                 "fsspec's default credential chain)"
             )
-        folder = str(path.resolve().parent)
-        if folder not in sys.path:
-            sys.path.append(folder)
         env = environment(spec, settings, storage_options or {})
-        allowed = (*env.allowed, *folder_imports(settings.environ, path.parent))
-        options.setdefault("allowed_imports", tuple(dict.fromkeys(allowed)))
+        folders = (settings.dags_folder, path.parent)
+        options.setdefault("allow_list", allow_list(settings.environ, folders))
         return cls(spec, env.store, name=spec.name, **options)
 
     @classmethod
