@@ -120,6 +120,7 @@ def compute_metrics(
         StepError: a metric cannot be computed (the message names it, the split and why).
     """
     estimator = _scoring_estimator(predictor)
+    X = as_fitted(predictor, X)  # a step fitted on an array is scored on one
     results: dict[str, float] = {}
     for found in scorings:
         try:
@@ -149,8 +150,7 @@ def step_metrics(
     fresh data: one definition of each metric.
     """
     scorings = [scoring(metric, allow) for metric in metrics]
-    data = as_fitted(fitted, X)  # a step fitted on an array is scored on one
-    return compute_metrics(scorings, kind.predictor(fitted), data, y, split=split)
+    return compute_metrics(scorings, kind.predictor(fitted), X, y, split=split)
 
 
 def _scoring_estimator(predictor: Any) -> Any:
