@@ -10,7 +10,7 @@ templates of their own, so each shows only what it changes.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -45,7 +45,7 @@ steps:
       input:
         train: {{url: "{data}"}}
       training: {{target: species}}
-{middle}  - id: classify
+{carry}{middle}  - id: classify
     has_assets: true
     assets_identifier: model.joblib
     parameters:
@@ -76,6 +76,23 @@ class CodeStep:
     code: str
     init: str
     """The step's ``init``, as a YAML flow mapping."""
+
+
+PAUSE_CODE = '''\
+import time
+import weakref
+
+
+def pause(data, seconds):
+    """Slow inference down, to observe what a handler does while a version loads."""
+    time.sleep(seconds)
+    return data
+'''
+
+
+def pause_step(module: str) -> CodeStep:
+    """A step that sleeps ``seconds`` (none unless training says), written to ``module``."""
+    return CodeStep("pause", module, PAUSE_CODE, "{seconds: 0.0}")
 
 
 def write_iris(folder: Path) -> Path:
@@ -143,12 +160,13 @@ def make_lab(
     conn_id: str | None = None,
     step: CodeStep | None = None,
     storage_options: Mapping[str, Any] | None = None,
+    carry: Sequence[str] = (),
 ) -> Lab:
     """Write ``folder/<name>.yaml`` training on the CSV ``data`` and load it.
 
     Versions go to ``root`` (``folder/assets`` unless given); ``conn_id`` names an Airflow
     connection for that store and ``storage_options`` are what the tasks open it with here;
-    ``step`` adds a step of the test's own code.
+    ``step`` adds a step of the test's own code; ``carry`` the columns the first step carries.
     """
     folder.mkdir(parents=True, exist_ok=True)
     middle = ""
@@ -164,6 +182,7 @@ def make_lab(
         data=data,
         predict=predict,
         middle=middle,
+        carry=f"      carry: [{', '.join(carry)}]\n" if carry else "",
     )
     path.write_text(text)
     (loaded,) = load_and_validate([path], load_settings().environ).models

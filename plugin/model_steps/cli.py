@@ -330,13 +330,16 @@ def _example_data(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _serve(args: argparse.Namespace, settings: Settings) -> int:
+    from model_steps.serving.batching import Batching
     from model_steps.serving.handler import HandlerSet, ModelHandler
+    from model_steps.serving.limits import ServerLimits
     from model_steps.serving.server import run
 
     if args.pin is not None and len(args.models) > 1:
         print("error: --pin needs exactly one MODEL (versions differ per model)", file=sys.stderr)
         return 2
     handlers = []
+    batching = Batching(args.batch_rows, args.batch_wait_ms / 1000)
     for reference in args.models:
         found = _definition(reference, settings)
         if found is None:
@@ -352,15 +355,17 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
             pin=args.pin,
             warm_up=not args.no_warm_up,
             unload_first=args.unload_first,
+            batching=None if args.no_batching else batching,
+            strict_values=not args.lenient_values,
         )
         handlers.append(handler)
-    limits = {"max_body_bytes": args.max_body_bytes, "max_rows": args.max_rows}
+    limits = ServerLimits(**{name: getattr(args, name) for name in SERVE_LIMITS})
     run(
         HandlerSet(handlers),
         host=args.host,
         port=args.port,
+        limits=limits,
         access_log=args.access_log,
-        **{name: value for name, value in limits.items() if value is not None},
     )
     return 0
 
@@ -526,18 +531,7 @@ def _serve_parser(commands: Any) -> None:
     serve.add_argument(
         "--no-warm-up", action="store_true", help="skip the trial prediction before a swap"
     )
-    serve.add_argument(
-        "--max-body-bytes",
-        type=_positive(int),
-        metavar="N",
-        help="larger request bodies get 413 (default: 10 MiB)",
-    )
-    serve.add_argument(
-        "--max-rows",
-        type=_positive(int),
-        metavar="N",
-        help="more records per request get 413 (default: 100000)",
-    )
+    _limit_options(serve)
     serve.add_argument(
         "--storage-options",
         type=_json_object,
@@ -547,6 +541,61 @@ def _serve_parser(commands: Any) -> None:
     )
     serve.add_argument("--access-log", action="store_true", help="log every request")
     serve.set_defaults(run=_serve)
+
+
+SERVE_LIMITS = {
+    "max_body_bytes": ("N", "larger request bodies get 413"),
+    "max_rows": ("N", "more records per request get 413"),
+    "max_concurrency": ("N", "requests handled at once; more get 503"),
+    "max_connections": ("N", "open connections served; more get 503"),
+    "header_timeout": (
+        "S",
+        "seconds for a request's headers to arrive, else the connection closes",
+    ),
+    "body_timeout": ("S", "seconds for a request's body to arrive after its headers, else 408"),
+    "keep_alive_timeout": ("S", "seconds an idle kept-alive connection stays open"),
+}
+"""``ServerLimits`` fields as ``serve`` options (``--max-rows``...): metavar and help."""
+
+
+def _limit_options(serve: Any) -> None:
+    """What one client may cost the server, and how requests are batched and checked."""
+    from model_steps.serving.batching import Batching
+    from model_steps.serving.limits import ServerLimits
+
+    defaults = ServerLimits()
+    for name, (metavar, text) in SERVE_LIMITS.items():
+        default = getattr(defaults, name)
+        serve.add_argument(
+            f"--{name.replace('_', '-')}",
+            type=_positive(type(default)),
+            default=default,
+            metavar=metavar,
+            help=f"{text} (default: %(default)s)",
+        )
+    batching = Batching()
+    serve.add_argument(
+        "--batch-rows",
+        type=_positive(int),
+        default=batching.max_rows,
+        metavar="N",
+        help="concurrent requests share one prediction of up to N rows (default: %(default)s)",
+    )
+    serve.add_argument(
+        "--batch-wait-ms",
+        type=_positive(float),
+        default=batching.max_wait * 1000,
+        metavar="MS",
+        help="longest a batch waits for requests still being read (default: %(default)s)",
+    )
+    serve.add_argument(
+        "--no-batching", action="store_true", help="predict every request on its own"
+    )
+    serve.add_argument(
+        "--lenient-values",
+        action="store_true",
+        help="convert numeric text in number columns instead of refusing it with 422",
+    )
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -38,6 +38,7 @@ __all__ = [
     "StoreUnavailableError",
     "Suggesting",
     "TemplateError",
+    "TooManyRecordsError",
     "UnknownMetricError",
     "UnknownModelError",
     "UnknownParameterError",
@@ -231,6 +232,10 @@ class NotReadyError(ModelStepsError):
 
 class InvalidInputError(ModelStepsError):
     """Records a model cannot predict on: empty, missing or unknown columns, wrong types."""
+
+
+class TooManyRecordsError(InvalidInputError):
+    """More records in one request than the server takes (HTTP 413)."""
 
 
 class UnknownModelError(ModelStepsError, KeyError):

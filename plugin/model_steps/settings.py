@@ -7,7 +7,7 @@ import fnmatch
 import os
 import re
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 __all__ = [
@@ -36,6 +36,10 @@ FUNCTION_ENV_VARS = ("MODEL_STEPS_ALLOWED_FUNCTIONS", "AIRFLOW__MODEL_STEPS__ALL
 """Comma-separated ``package.module:function`` references a definition may name as a
 ``callable``, a metric or a ``save``/``load`` function besides the DAGs folder's own code."""
 LOADER_FILE = "model_steps_loader.py"
+CACHE_OFF = ("off", "none", "false", "0")
+PARSE_CACHE_KEY_VAR = "AIRFLOW__MODEL_STEPS__PARSE_CACHE_KEY"
+"""The parse cache's signing key. Deliberately not a ``MODEL_STEPS_`` name: definitions may
+interpolate those, and must never read this."""
 
 ENV_PREFIX = "MODEL_STEPS_"
 """``${VAR}`` references to names with this prefix are always interpolated."""
@@ -153,6 +157,10 @@ class Settings:
     environ: Mapping[str, str]
     conn_id: str | None = None
     """The Airflow connection of models without ``assets.conn_id`` (e.g. the MinIO endpoint)."""
+    parse_cache: Path | None = None
+    """Where the DAG loader keeps validated definitions between parses; None: no cache."""
+    parse_cache_key: str | None = field(default=None, repr=False)
+    """The key cache entries are signed with; None: a key file beside the folder."""
 
     def connection(self, model_conn_id: str | None) -> str | None:
         """The connection a model's store is reached with: its own, else the deployment's."""
@@ -175,8 +183,11 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
     ``AIRFLOW__MODEL_STEPS__CONN_ID``, ``[model_steps] conn_id``, else none. Extra allowed
     packages, functions, environment variables and connections: ``[model_steps]
     allowed_imports``, ``allowed_functions``, ``allowed_env`` and ``allowed_connections`` too.
-    Airflow itself is not imported: importing it writes a default config file, a side effect a
-    linter must not have.
+    Parse cache: ``MODEL_STEPS_PARSE_CACHE``, ``AIRFLOW__MODEL_STEPS__PARSE_CACHE``,
+    ``[model_steps] parse_cache``, then ``$AIRFLOW_HOME/model-steps/parse-cache`` (``off``
+    turns it off); its key ``AIRFLOW__MODEL_STEPS__PARSE_CACHE_KEY`` or ``[model_steps]
+    parse_cache_key``. Airflow itself is not imported: importing it writes a default config
+    file, a side effect a linter must not have.
     """
     env = dict(os.environ if environ is None else environ)
     home = Path(env.get("AIRFLOW_HOME") or Path.home() / "airflow").expanduser()
@@ -207,6 +218,20 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         configured = config.get("model_steps", key, fallback="")
         if configured:
             env.setdefault(f"AIRFLOW__MODEL_STEPS__{key.upper()}", configured)
+    cache = setting(
+        ("MODEL_STEPS_PARSE_CACHE", "AIRFLOW__MODEL_STEPS__PARSE_CACHE"),
+        "model_steps",
+        "parse_cache",
+        str(home / "model-steps" / "parse-cache"),
+    )
+    cache_key = env.get(PARSE_CACHE_KEY_VAR) or config.get(
+        "model_steps", "parse_cache_key", fallback=""
+    )
     return Settings(
-        dags_folder=Path(folder), assets_root=root, environ=env, conn_id=conn_id or None
+        dags_folder=Path(folder),
+        assets_root=root,
+        environ=env,
+        conn_id=conn_id or None,
+        parse_cache=None if cache.lower() in CACHE_OFF else Path(cache),
+        parse_cache_key=cache_key or None,
     )

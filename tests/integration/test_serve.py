@@ -14,6 +14,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -243,6 +244,21 @@ BAD_REQUESTS = {
     ),
     "unknown column": (json.dumps([{**FLOWER, "colour": "blue"}]).encode(), 422, "colour"),
     "wrong type": (json.dumps([{**FLOWER, "sepal_length": "long"}]).encode(), 422, "sepal_length"),
+    "boolean for a number": (
+        json.dumps([{**FLOWER, "sepal_length": True}]).encode(),
+        422,
+        "column 'sepal_length' takes numbers; record 0 has true (a boolean)",
+    ),
+    "numeric text for a number": (
+        json.dumps([{**FLOWER, "sepal_length": "19.02"}]).encode(),
+        422,
+        "column 'sepal_length' takes numbers; record 0 has '19.02' (text)",
+    ),
+    "nested value": (
+        json.dumps([{**FLOWER, "sepal_length": [[5.1]]}]).encode(),
+        422,
+        "sepal_length",
+    ),
     "too many records": (json.dumps([FLOWER] * 101).encode(), 413, "101 records are over"),
 }
 
@@ -447,3 +463,171 @@ def read_http_response(conn: socket.socket) -> bytes:
     while chunk := conn.recv(65536):
         chunks.append(chunk)
     return b"".join(chunks)
+
+
+# -- hostile clients -------------------------------------------------------------------------
+
+LIMIT_SECONDS = 1.0
+MAX_CONCURRENCY = 6
+NEAR_MISS_KEYS = 360_000  # a 9.5 MB record, as reported (under the 10 MiB body limit)
+
+
+@pytest.fixture(scope="module")
+def guarded(flowers_folder: Path) -> Iterator[Server]:
+    """``model-steps serve flowers`` with one-second timeouts and a small concurrency limit."""
+    seconds = str(LIMIT_SECONDS)
+    with serving(
+        "flowers",
+        "--header-timeout",
+        seconds,
+        "--body-timeout",
+        seconds,
+        "--keep-alive-timeout",
+        seconds,
+        "--max-concurrency",
+        str(MAX_CONCURRENCY),
+        log=flowers_folder / "guarded.log",
+        environ={"MODEL_STEPS_DAGS_FOLDER": str(flowers_folder)},
+    ) as server:
+        wait_ready(server)
+        yield server
+
+
+def near_miss_record(keys: int) -> bytes:
+    """One record of ``keys`` keys, each a near miss of a real column."""
+    names = list(FLOWER)
+    return json.dumps([{f"{names[i % 4]}_{i}": 1.0 for i in range(keys)}]).encode()
+
+
+def open_request(server: Server, head: bytes) -> socket.socket:
+    conn = socket.create_connection(("127.0.0.1", server.port), timeout=10)
+    conn.sendall(head)
+    return conn
+
+
+def half_sent_body(server: Server) -> socket.socket:
+    """A request whose headers arrived and whose body never will."""
+    return open_request(
+        server,
+        b"POST /predict HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+        b"Content-Length: 1000\r\n\r\n[{",
+    )
+
+
+def request_counts(server: Server) -> dict[str, float]:
+    """``/metrics``' request counters by status, for /predict."""
+    counts = {}
+    for line in server.client().get("/metrics").text.splitlines():
+        if line.startswith('model_steps_server_requests_total{route="/predict"'):
+            status = line.split('status="')[1].split('"')[0]
+            counts[status] = float(line.rsplit(" ", 1)[1])
+    return counts
+
+
+def test_a_record_of_near_miss_keys_is_refused_at_once_with_a_short_answer(
+    guarded: Server,
+) -> None:
+    body = near_miss_record(NEAR_MISS_KEYS)
+    assert 9 * 10**6 < len(body) < 10 * 2**20
+    started = time.monotonic()
+    with httpx.Client(base_url=guarded.url, timeout=60.0) as client:
+        response = client.post("/predict", content=body)
+    assert time.monotonic() - started < 5.0  # was 31 s of "did you mean"
+    assert response.status_code == 422
+    assert len(response.content) < 2_500  # was 10 MB
+    assert "unknown field `sepal_length_0`" in response.json()["detail"]
+
+
+def test_deeply_nested_json_is_a_422_not_a_500(guarded: Server) -> None:
+    with guarded.client() as client:
+        for body in (b"[" * 100_000, b'{"a": ' * 50_000, json.dumps([[[[[[FLOWER]]]]]]).encode()):
+            response = client.post("/predict", content=body)
+            assert response.status_code == 422, response.text
+
+
+def test_idle_and_half_sent_connections_are_closed_by_the_timeouts(guarded: Server) -> None:
+    idle = open_request(guarded, b"")
+    half_headers = open_request(guarded, b"POST /predict HTTP/1.1\r\nHost: x\r\n")
+    half_body = half_sent_body(guarded)
+    started = time.monotonic()
+    assert idle.recv(65536) == b""
+    assert half_headers.recv(65536) == b""
+    assert half_body.recv(65536).startswith(b"HTTP/1.1 408")
+    assert time.monotonic() - started < LIMIT_SECONDS + 5.0  # was: open past 70 s
+    for conn in (idle, half_headers, half_body):
+        conn.close()
+
+
+def test_a_client_that_hangs_up_is_counted_as_499_never_500(guarded: Server) -> None:
+    before = request_counts(guarded)
+    half_sent_body(guarded).close()
+    wait_for(lambda: request_counts(guarded).get("499", 0) > before.get("499", 0), 10.0)
+    assert request_counts(guarded).get("500", 0) == before.get("500", 0)
+    assert "Exception in ASGI application" not in guarded.output()
+
+
+def test_requests_beyond_the_concurrency_limit_get_503_until_a_slot_frees(
+    guarded: Server,
+) -> None:
+    held = [half_sent_body(guarded) for _ in range(MAX_CONCURRENCY)]
+    time.sleep(0.2)
+    refused = predict(guarded, [FLOWER])
+    assert refused.status_code == 503
+    assert refused.headers["retry-after"] == "1"
+    assert f"its limit of {MAX_CONCURRENCY} requests at once" in refused.json()["detail"]
+    for conn in held:
+        assert conn.recv(65536).startswith(b"HTTP/1.1 408")  # the body timeout frees them
+        conn.close()
+    assert predict(guarded, [FLOWER]).status_code == 200
+
+
+def test_a_good_client_keeps_normal_latency_while_a_bounded_attack_runs(guarded: Server) -> None:
+    """Two clients sending near-miss records, one deep nesting, one hanging up, one half-sent
+    connections: a good client's requests all answer, each within a second (was 33-103 s)."""
+    stop = threading.Event()
+    near_miss = near_miss_record(100_000)
+
+    def post_until_stopped(body: bytes) -> None:
+        with httpx.Client(base_url=guarded.url, timeout=30.0) as client:
+            while not stop.is_set():
+                with contextlib.suppress(httpx.TransportError):
+                    client.post("/predict", content=body)
+
+    def hang_up_until_stopped() -> None:
+        while not stop.is_set():
+            half_sent_body(guarded).close()
+            time.sleep(0.05)
+
+    def half_send_until_stopped() -> None:
+        opened = []
+        while not stop.is_set() and len(opened) < 20:
+            opened.append(open_request(guarded, b"POST /predict HTTP/1.1\r\n"))
+            time.sleep(0.1)
+        stop.wait()
+        for conn in opened:
+            conn.close()
+
+    attack = [
+        threading.Thread(target=post_until_stopped, args=(near_miss,)),
+        threading.Thread(target=post_until_stopped, args=(near_miss,)),
+        threading.Thread(target=post_until_stopped, args=(b"[" * 200_000,)),
+        threading.Thread(target=hang_up_until_stopped),
+        threading.Thread(target=half_send_until_stopped),
+    ]
+    for thread in attack:
+        thread.start()
+    latencies, statuses = [], []
+    try:
+        time.sleep(0.5)
+        with guarded.client() as client:
+            for _ in range(30):
+                started = time.monotonic()
+                statuses.append(client.post("/predict", json=[FLOWER]).status_code)
+                latencies.append(time.monotonic() - started)
+                time.sleep(0.05)
+    finally:
+        stop.set()
+        for thread in attack:
+            thread.join()
+    assert set(statuses) == {200}
+    assert max(latencies) < 1.0, sorted(latencies)[-5:]

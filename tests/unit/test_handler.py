@@ -34,30 +34,15 @@ from model_steps.errors import (
 from model_steps.serving.handler import HandlerSet, ModelHandler, poll_wait
 from tests.lab import (
     FEATURES,
-    CodeStep,
+    PAUSE_CODE,
     Lab,
     expected_labels,
     make_lab,
+    pause_step,
     scores,
     wait_for,
     write_iris,
 )
-
-PAUSE_CODE = '''\
-import time
-import weakref
-
-
-def pause(data, seconds):
-    """Slow inference down, to observe what a handler does while a version loads."""
-    time.sleep(seconds)
-    return data
-'''
-
-
-def pause_step(module: str) -> CodeStep:
-    """A step that sleeps ``seconds`` (none unless training says), written to ``module``."""
-    return CodeStep("pause", module, PAUSE_CODE, "{seconds: 0.0}")
 
 
 def rewrite_manifest(lab: Lab, version: int, change: Callable[[dict[str, Any]], None]) -> None:
@@ -128,10 +113,27 @@ def test_records_may_keep_the_target_column_and_any_column_order(
     assert served.predict(shuffled).values() == served.predict(frame[FEATURES]).values()
 
 
-def test_numbers_sent_as_text_are_converted(served: ModelHandler, data: Path) -> None:
+@pytest.mark.parametrize(
+    ("value", "shown"),
+    [("5.1", "'5.1' (text)"), (True, "true (a boolean)")],
+    ids=["text", "boolean"],
+)
+def test_a_number_column_refuses_text_and_booleans_by_default(
+    served: ModelHandler, value: Any, shown: str
+) -> None:
+    record = {**dict.fromkeys(FEATURES, 1.0), "sepal_length": value}
+    with pytest.raises(InvalidInputError) as refused:
+        served.predict(record)
+    assert f"column 'sepal_length' takes numbers; record 0 has {shown}" in str(refused.value)
+
+
+def test_lenient_values_convert_numbers_sent_as_text(lab: Lab, data: Path) -> None:
+    lab.train()
+    handler = lab.handler(strict_values=False)
+    handler.load()
     record = scores(data).iloc[0].to_dict()
     as_text = {column: str(value) for column, value in record.items()}
-    assert served.predict(as_text).values() == served.predict(record).values()
+    assert handler.predict(as_text).values() == handler.predict(record).values()
 
 
 def test_probabilities_come_back_with_the_label_as_one_json_ready_dict_per_row(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import warnings
 from typing import Any
 
 import numpy as np
@@ -191,3 +192,41 @@ def test_stratified_split_keeps_class_proportions() -> None:
 
 def test_no_split_leaves_test_parts_empty() -> None:
     assert train_test(X, Y, None) == (X, None, Y, None)
+
+
+def test_a_scikit_learn_step_after_an_array_output_is_fitted_and_run_on_arrays() -> None:
+    """As in scikit-learn's Pipeline: no column-name checks on every call after the first step."""
+    scaler = step_kind(
+        step(package="sklearn.preprocessing", **{"class": "StandardScaler"}),
+        {},
+        ALLOWED,
+        last=False,
+    )
+    scaled = scaler.transform(scaler.fit(X, None), X)
+    model = step_kind(
+        step(package="sklearn.linear_model", **{"class": "LinearRegression"}),
+        {},
+        ALLOWED,
+        last=True,
+    )
+    fitted = model.fit(scaled, Y)
+    assert not hasattr(fitted, "feature_names_in_")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        predicted = model.predict(fitted, scaled)
+    assert predicted.tolist() == fitted.predict(scaled.to_numpy()).tolist()
+
+
+def test_a_step_that_may_select_columns_by_name_keeps_getting_frames() -> None:
+    scaler = step_kind(
+        step(package="sklearn.preprocessing", **{"class": "StandardScaler"}),
+        {},
+        ALLOWED,
+        last=False,
+    )
+    scaled = scaler.transform(scaler.fit(X, None), X)
+    selector = step(package="sklearn.compose", **{"class": "ColumnTransformer"})
+    columns = [["keep", "passthrough", list(scaled.columns[:2])]]
+    kind = step_kind(selector, {"transformers": columns}, ALLOWED, last=False)
+    fitted = kind.fit(scaled, None)
+    assert list(fitted.feature_names_in_) == list(scaled.columns)

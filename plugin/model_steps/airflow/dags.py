@@ -27,6 +27,7 @@ from model_steps.airflow.plan import (
     plan_catalog,
     plan_invalid,
 )
+from model_steps.definition.cache import ParseCache
 from model_steps.definition.loader import BrokenDefinition, load_and_validate
 from model_steps.errors import Problem
 from model_steps.settings import load_settings
@@ -106,14 +107,18 @@ def build_dags(
     """Every DAG the definitions under ``folder`` produce, keyed by DAG id.
 
     With ``dag_id`` (a task start's parsing context) only that DAG is built, and for a model's
-    DAG only the model's own file is read when it is named after the model.
+    DAG only the model's own file is read when it is named after the model. In a full parse,
+    definitions unchanged since an earlier parse come from the deployment's parse cache.
     """
     settings = load_settings(environ)  # airflow.cfg's [model_steps] options count here too
+    # A task start reads one file once: the cache would only add a write on a worker's disk.
+    cache = None if dag_id else ParseCache.open(settings.parse_cache, settings.parse_cache_key)
     catalog = load_and_validate(
         [folder],
         settings.environ,
         only=model_name_of(dag_id or ""),
         assets_root=settings.assets_root,
+        cache=cache,
     )
     plans = plan_catalog(catalog, folder)
     if dag_id is not None:

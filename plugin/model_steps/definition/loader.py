@@ -19,6 +19,7 @@ from typing import Any
 from pydantic import BaseModel, ValidationError
 
 from model_steps.definition.allowlist import refused_references
+from model_steps.definition.cache import ParseCache
 from model_steps.definition.interpolation import Interpolation, interpolate
 from model_steps.definition.schema import KIND, SEMANTIC, ModelSpec, structural_issues
 from model_steps.definition.source import (
@@ -118,11 +119,15 @@ def _named(paths: Iterable[Path], stem: str) -> list[Path]:
 
 
 def load_file(
-    path: Path, environ: Mapping[str, str], allowed: AllowList
+    path: Path,
+    environ: Mapping[str, str],
+    allowed: AllowList,
+    cache: ParseCache | None = None,
 ) -> LoadedModel | BrokenDefinition | None:
     """Load one file; ``None`` when it is not a model definition (other YAML is left alone).
 
-    ``allowed`` says what a definition may name (the import allow-list).
+    ``allowed`` says what a definition may name (the import allow-list). With a ``cache``, a
+    valid file unchanged since it was last validated is not validated again.
     """
     try:
         raw = path.read_bytes()
@@ -130,6 +135,21 @@ def load_file(
         return BrokenDefinition(path, (_problem(path, 0, 0, "", "unreadable", str(error)),))
     if not _MARKER.search(raw):
         return None
+    if cache is None:
+        return _load_bytes(path, raw, environ, allowed)
+    spec = cache.get(path, raw, environ, allowed)
+    if spec is not None:
+        return LoadedModel(path, spec)
+    reads = cache.recorder(environ)
+    result = _load_bytes(path, raw, reads, allowed)
+    if isinstance(result, LoadedModel):
+        cache.put(path, raw, reads, allowed, result.spec)
+    return result
+
+
+def _load_bytes(
+    path: Path, raw: bytes, environ: Mapping[str, str], allowed: AllowList
+) -> LoadedModel | BrokenDefinition | None:
     try:
         plain = read_plain(raw)
     except NeedsPositions:
@@ -520,6 +540,7 @@ def load_and_validate(
     only: str | None = None,
     allowed: AllowList | None = None,
     assets_root: str | None = None,
+    cache: ParseCache | None = None,
 ) -> Catalog:
     """Load every model definition under ``paths`` and check rules across files.
 
@@ -531,17 +552,19 @@ def load_and_validate(
     With ``only``, a model name, files named after the model (``<name>.yaml``) are tried first
     and the first that defines it wins without reading the rest: this is how a task start
     builds just its own DAG. The same file wins in a full load (see :func:`_resolve_names`),
-    so both paths agree on which definition a name means.
+    so both paths agree on which definition a name means. ``cache`` (the DAG loader's) skips
+    validating files unchanged since their last validation.
     """
     if allowed is None:
         allowed = allow_list_for(paths, environ)
     if only is not None:
         for path in _named(paths, only):
-            result = load_file(path, environ, allowed)
+            result = load_file(path, environ, allowed, cache)
             if isinstance(result, LoadedModel) and result.spec.name == only:
                 return Catalog((result,), ())
     files = find_definition_files(paths)
-    results = [r for r in (load_file(path, environ, allowed) for path in files) if r is not None]
+    loaded = (load_file(path, environ, allowed, cache) for path in files)
+    results = [result for result in loaded if result is not None]
     return _resolve_stores(_resolve_names(results), assets_root)
 
 

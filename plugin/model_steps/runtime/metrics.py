@@ -20,6 +20,7 @@ from model_steps.definition.schema import MetricFunction, metric_key
 from model_steps.errors import StepError, UnknownMetricError, closest
 from model_steps.libraries import library
 from model_steps.runtime.resolution import resolve_function
+from model_steps.runtime.steps import as_fitted
 from model_steps.settings import AllowList
 
 if TYPE_CHECKING:
@@ -119,6 +120,7 @@ def compute_metrics(
         StepError: a metric cannot be computed (the message names it, the split and why).
     """
     estimator = _scoring_estimator(predictor)
+    X = as_fitted(predictor, X)  # a step fitted on an array is scored on one
     results: dict[str, float] = {}
     for found in scorings:
         try:

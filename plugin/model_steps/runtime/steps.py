@@ -25,11 +25,13 @@ if TYPE_CHECKING:
     from model_steps.definition.schema import Step
 
 __all__ = [
+    "FROM_ARRAY",
     "PREDICTION",
     "STEP_KINDS",
     "CallableStep",
     "ClassStep",
     "StepKind",
+    "as_fitted",
     "calls",
     "prediction_frame",
     "step_kind",
@@ -37,6 +39,10 @@ __all__ = [
 
 PREDICTION = PREDICTION_COLUMN
 """Name of the column holding a one-dimensional prediction, or a classifier's label."""
+FROM_ARRAY = "model_steps.from_array"
+"""Marks (in ``DataFrame.attrs``, which parquet keeps) a frame built from a step's array output."""
+NAMED_INPUTS = ("sklearn.compose", "sklearn.pipeline")
+"""scikit-learn packages whose estimators may select columns by name: always given frames."""
 
 
 class StepKind(Protocol):
@@ -79,16 +85,17 @@ class ClassStep:
                 f"{sorted(self.init)}: {error}"
             ) from error
         fit = _method(estimator, self.step.parameters.methods.fit, self.step)
+        data = X.to_numpy() if self._fits_on_arrays(X) else X
         if y is None:
-            fit(X)
+            fit(data)
         else:
-            fit(X, y)
+            fit(data, y)
         return estimator
 
     def transform(self, fitted: Any, X: DataFrame) -> DataFrame:
         """``methods.transform`` as a frame, named by ``get_feature_names_out`` when offered."""
-        output = _method(fitted, self.step.parameters.methods.transform, self.step)(X)
-        return _as_frame(output, X, self.step.id, _feature_names(fitted))
+        method = _method(fitted, self.step.parameters.methods.transform, self.step)
+        return _as_frame(method(as_fitted(fitted, X)), X, self.step.id, _feature_names(fitted))
 
     def predict(self, fitted: Any, X: DataFrame) -> DataFrame | Series:
         """``methods.predict``: a Series, or the label and one column per class.
@@ -98,11 +105,12 @@ class ClassStep:
         estimator's own ``predict`` (the label a user would otherwise derive, not always the
         most probable class: ``SVC``'s Platt scaling can disagree with its decision).
         """
-        output = _method(fitted, self.step.parameters.methods.predict, self.step)(X)
-        predictions = _predictions(output, fitted, X, self.step.id)
+        method = _method(fitted, self.step.parameters.methods.predict, self.step)
+        data = as_fitted(fitted, X)
+        predictions = _predictions(method(data), fitted, X, self.step.id)
         if isinstance(predictions, library("pandas").Series) or not _per_class(predictions, fitted):
             return predictions
-        label = fitted.predict(X) if hasattr(fitted, "predict") else None
+        label = fitted.predict(data) if hasattr(fitted, "predict") else None
         if label is None:
             label = fitted.classes_[predictions.to_numpy().argmax(axis=1)]
         predictions.insert(0, PREDICTION, label)
@@ -111,6 +119,22 @@ class ClassStep:
     def predictor(self, fitted: Any) -> Any:
         """The fitted estimator: scorers call its own predict, predict_proba..."""
         return fitted
+
+    def _fits_on_arrays(self, X: DataFrame) -> bool:
+        """Whether to fit on an array, as scikit-learn's ``Pipeline`` would.
+
+        A scikit-learn estimator after a step whose output was an array gets that array, so it
+        is fitted without column names and predicts on arrays, skipping the name checks of
+        every call (a fifth of a one-record prediction). Other code, and estimators that may
+        select columns by name, keep getting frames.
+        """
+        package = str(self.step.parameters.package)
+        return (
+            bool(getattr(X, "attrs", {}).get(FROM_ARRAY))
+            and package.split(".")[0] == "sklearn"
+            and not package.startswith(NAMED_INPUTS)
+            and self.step.parameters.class_ != "FunctionTransformer"
+        )
 
 
 @dataclass(frozen=True)
@@ -177,6 +201,16 @@ def step_kind(step: Step, init: Mapping[str, Any], allow: AllowList, *, last: bo
     return STEP_KINDS[step.parameters.kind](step, init, allow, last)
 
 
+def as_fitted(fitted: Any, X: Any) -> Any:
+    """``X`` as ``fitted`` was fitted: an array if it saw no column names, else as it is.
+
+    scikit-learn records ``n_features_in_`` on every fit and ``feature_names_in_`` only on a
+    fit on a frame; the columns were checked where the data came in, so nothing is lost.
+    """
+    unnamed = hasattr(fitted, "n_features_in_") and not hasattr(fitted, "feature_names_in_")
+    return X.to_numpy() if unnamed and hasattr(X, "to_numpy") else X
+
+
 def _method(obj: Any, name: str, step: Step) -> Callable[..., Any]:
     """``obj.name``, refusing private names and naming near misses when it is missing."""
     method: Callable[..., Any] | None = None
@@ -218,7 +252,9 @@ def _as_frame(output: Any, X: DataFrame, step_id: str, names: list[str] | None) 
     if array.ndim == 1:
         array = array.reshape(-1, 1)
     columns = names or [f"{step_id}_{i}" for i in range(array.shape[1])]
-    return pd.DataFrame(array, index=getattr(X, "index", None), columns=columns)
+    frame = pd.DataFrame(array, index=getattr(X, "index", None), columns=columns)
+    frame.attrs[FROM_ARRAY] = True
+    return frame
 
 
 def _predictions(output: Any, fitted: Any, X: DataFrame, step_id: str) -> DataFrame | Series:

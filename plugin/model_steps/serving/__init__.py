@@ -10,8 +10,9 @@ a serving process has no Airflow installed.
 
 from __future__ import annotations
 
+from model_steps.serving.batching import Batching
 from model_steps.serving.handler import HandlerSet, ModelHandler
 from model_steps.serving.records import Prediction
 from model_steps.serving.status import HandlerStatus
 
-__all__ = ["HandlerSet", "HandlerStatus", "ModelHandler", "Prediction"]
+__all__ = ["Batching", "HandlerSet", "HandlerStatus", "ModelHandler", "Prediction"]

@@ -15,17 +15,20 @@ needs its ``storage_options`` passed explicitly (``{}`` for fsspec's default cre
 
 from __future__ import annotations
 
+import asyncio
+import functools
 import logging
 import random
 import threading
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Iterator, Mapping
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from types import TracebackType
-from typing import Any, Self
+from typing import TYPE_CHECKING, Any, Self
 
 from model_steps.definition.loader import load_and_validate
 from model_steps.definition.schema import ModelSpec
@@ -45,18 +48,23 @@ from model_steps.runtime.carried import with_carried
 from model_steps.runtime.context import Environment, environment
 from model_steps.runtime.infer import ReadyStep, infer_frame, version_pipeline
 from model_steps.runtime.serializers import quiet_type_lookup
+from model_steps.serving.batching import Arrival, Batcher, Batching
+from model_steps.serving.json_records import json_frame
 from model_steps.serving.memory import release_freed_memory
 from model_steps.serving.records import (
+    Checked,
     InputSchema,
     Prediction,
     Records,
-    carried_frame,
-    input_frame,
+    checked_records,
 )
 from model_steps.serving.status import HandlerStatus, metrics_text
 from model_steps.settings import AllowList, allow_list, load_settings
 from model_steps.store.manifest import Manifest, Pointer
 from model_steps.store.model_store import ModelStore, PointerRead, open_store
+
+if TYPE_CHECKING:
+    from pandas import DataFrame  # type: ignore[import-untyped, unused-ignore]
 
 __all__ = ["HandlerSet", "ModelHandler", "poll_wait"]
 
@@ -145,6 +153,10 @@ class ModelHandler(_Serving):
         unload_first: drop the old version before loading the new one, for models too large
             to hold twice; predict answers NotReadyError in the gap, which is reported.
         allow_list: what step code a definition may name (the deployment's by default).
+        batching: how concurrent predict calls share one prediction (see
+            :mod:`model_steps.serving.batching`); None predicts each call on its own.
+        strict_values: refuse text and booleans in number columns; False converts numeric
+            text.
         on_reload: called with (old, new) version after each swap; old is None at first.
         on_error: called with each poll or load failure.
 
@@ -165,6 +177,8 @@ class ModelHandler(_Serving):
         warm_up: bool = True,
         unload_first: bool = False,
         allow_list: AllowList | None = None,
+        batching: Batching | None = Batching(),  # noqa: B008 - frozen, so shared safely
+        strict_values: bool = True,
         on_reload: ReloadHook | None = None,
         on_error: ErrorHook | None = None,
     ) -> None:
@@ -178,7 +192,11 @@ class ModelHandler(_Serving):
         self.store = store
         self.poll_interval, self.jitter, self.max_backoff = poll_interval, jitter, max_backoff
         self.warm_up, self.unload_first = warm_up, unload_first
+        self.strict_values = strict_values
         self.on_reload, self.on_error = on_reload, on_error
+        self._batcher = Batcher(batching, self._infer) if batching else None
+        self._unbatched = 0
+        self._count_lock = threading.Lock()
         allow = allow_list or load_settings().allow_list
         self._env = Environment(store, store.storage_options, allow)
         quiet_type_lookup()  # before any thread starts: see its docstring
@@ -268,7 +286,94 @@ class ModelHandler(_Serving):
         loaded = self._loaded
         if loaded is None:
             raise NotReadyError(self._not_ready())
-        return _predict(loaded, self.name, records)
+
+        def checked() -> Checked:
+            return checked_records(records, loaded.schema, strict=self.strict_values)
+
+        return self._predict_checked(loaded, checked)
+
+    def incoming(self) -> AbstractContextManager[Arrival | None]:
+        """Announce a request whose body is still on its way, for :meth:`predict_json`.
+
+        A batch being formed waits a moment (the batching's ``max_wait``) for announced
+        requests, so concurrent clients share predictions; leaving the block unused counts the
+        request out.
+        """
+        return self._batcher.arriving() if self._batcher else nullcontext()
+
+    def predict_json(
+        self, body: bytes, *, max_rows: int | None = None, arrival: Arrival | None = None
+    ) -> Prediction:
+        """Predict the records of a JSON body: an array of records, or one record.
+
+        The body is read against the version's columns as it parses (see
+        :mod:`model_steps.serving.json_records`), so what a client sends costs little to refuse.
+        ``arrival`` is what :meth:`incoming` gave when the request came in.
+
+        Raises:
+            NotReadyError: as :meth:`predict`.
+            InvalidInputError: the body is not JSON records this version can use.
+            TooManyRecordsError: it holds more than ``max_rows`` records (when given).
+        """
+        loaded = self._loaded
+        if loaded is None:
+            raise NotReadyError(self._not_ready())
+
+        def checked() -> Checked:
+            return json_frame(body, loaded.schema, strict=self.strict_values, max_rows=max_rows)
+
+        return self._predict_checked(loaded, checked, arrival)
+
+    async def predict_json_async(
+        self, body: bytes, *, max_rows: int | None = None, arrival: Arrival | None = None
+    ) -> Prediction:
+        """:meth:`predict_json` for a caller on an event loop, holding no thread while it waits.
+
+        The body is checked on the loop, so this is for small bodies (a few records, checked
+        in microseconds); the prediction runs in a thread of the loop's executor, once per
+        batch. Without batching, the whole call runs in that executor.
+        """
+        if self._batcher is None:
+            call = functools.partial(self.predict_json, body, max_rows=max_rows, arrival=arrival)
+            return await asyncio.get_running_loop().run_in_executor(None, call)
+        loaded = self._loaded
+        if loaded is None:
+            raise NotReadyError(self._not_ready())
+        found = json_frame(body, loaded.schema, strict=self.strict_values, max_rows=max_rows)
+        output = await self._batcher.run_async(loaded, found.frame, arrival)
+        return Prediction(self.name, loaded.number, with_carried(output, found.carried))
+
+    def _predict_checked(
+        self, loaded: _Version, checked: Callable[[], Checked], arrival: Arrival | None = None
+    ) -> Prediction:
+        """Predict what ``checked()`` returns, batched with other callers' when batching is on.
+
+        Records are checked before they join a batch, so a bad one fails only its request. The
+        carried columns never join a batch: they wait here and go back beside this call's rows.
+        """
+        carried: list[DataFrame | None] = []
+
+        def model_input() -> DataFrame:
+            found = checked()
+            carried.append(found.carried)
+            return found.frame
+
+        if self._batcher is None:
+            frame = model_input()
+            with self._count_lock:
+                self._unbatched += 1
+            output = _infer(loaded, self.name, frame)
+        else:
+            output = self._batcher.run(loaded, model_input, arrival)
+        return Prediction(self.name, loaded.number, with_carried(output, carried[0]))
+
+    @property
+    def batching(self) -> Batching | None:
+        """How concurrent predict calls are batched (None: each on its own)."""
+        return self._batcher.policy if self._batcher else None
+
+    def _infer(self, loaded: _Version, frame: DataFrame) -> DataFrame:
+        return _infer(loaded, self.name, frame)
 
     @property
     def ready(self) -> bool:
@@ -308,6 +413,8 @@ class ModelHandler(_Serving):
             loaded_bytes=(loaded.size if loaded else 0) + stats.loading_bytes,
             poll_requests=stats.poll_requests,
             poll_bytes=stats.poll_bytes,
+            predict_requests=self._batcher.requests if self._batcher else self._unbatched,
+            predict_batches=self._batcher.batches if self._batcher else self._unbatched,
         )
 
     def metrics_text(self) -> str:
@@ -522,7 +629,7 @@ class ModelHandler(_Serving):
             schema = InputSchema.of(manifest, pipeline[0].step)
             loaded = _Version(version, pipeline, schema, size)
             if self.warm_up and manifest.sample_records:
-                _predict(loaded, self.name, manifest.sample_records)
+                _predict(loaded, self.name, manifest.sample_records, strict=False)
             return loaded
         finally:
             self._stats.loading, self._stats.loading_bytes = False, 0
@@ -580,17 +687,21 @@ def poll_wait(
     return base * (rng or random.Random()).uniform(1 - jitter, 1 + jitter) if jitter else base
 
 
-def _predict(loaded: _Version, name: str, records: Records) -> Prediction:
+def _predict(loaded: _Version, name: str, records: Records, strict: bool) -> Prediction:
     """Check the records against the version's schema and run its whole pipeline."""
-    frame = input_frame(records, loaded.schema)
-    carried = carried_frame(records, loaded.schema)
+    found = checked_records(records, loaded.schema, strict=strict)
+    output = with_carried(_infer(loaded, name, found.frame), found.carried)
+    return Prediction(name, loaded.number, output)
+
+
+def _infer(loaded: _Version, name: str, frame: DataFrame) -> DataFrame:
+    """The version's predictions for checked records; what its model refuses is the caller's."""
     try:
-        output = infer_frame(loaded.pipeline, frame)
+        return infer_frame(loaded.pipeline, frame)
     except (ValueError, TypeError) as error:
         raise InvalidInputError(
             f"version {loaded.number} of {name} cannot predict these records: {error}"
         ) from error
-    return Prediction(name, loaded.number, with_carried(output, carried))
 
 
 def _published_name(store: ModelStore) -> str:

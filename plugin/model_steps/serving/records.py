@@ -6,13 +6,21 @@ first step's input columns and their dtypes, from the manifest) before any model
 a caller learns which column is missing or which value is not a number, instead of reading a
 scikit-learn traceback. The checks cost a few column comparisons per call, never a loop over
 rows of a DataFrame, and a frame that already fits passes through without a copy.
+
+Values are strict by default: a number column takes JSON numbers (or null), never ``true`` or
+``"19.02"``, since a client sending text where a number belongs has a bug worth hearing about;
+``strict=False`` converts numeric text as before. Whatever a caller sends, the cost of refusing
+it is bounded: "did you mean" runs for the first few unknown columns only, and names and values
+are shortened in messages.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, TypeAlias
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from itertools import chain
+from operator import itemgetter
+from typing import TYPE_CHECKING, Any, TypeAlias, cast
 
 from model_steps.errors import InvalidInputError, did_you_mean
 from model_steps.libraries import library
@@ -23,12 +31,30 @@ if TYPE_CHECKING:
     from model_steps.definition.schema import Step
     from model_steps.store.manifest import Manifest
 
-__all__ = ["InputSchema", "Prediction", "Records", "carried_frame", "input_frame"]
+__all__ = [
+    "Checked",
+    "InputSchema",
+    "Prediction",
+    "Records",
+    "carried_frame",
+    "checked_records",
+    "input_frame",
+]
 
 Records: TypeAlias = "Sequence[Mapping[str, Any]] | Mapping[str, Any] | DataFrame"
 """A list of records, one record, or a DataFrame."""
 NUMERIC_KINDS = "biuf"
-"""numpy dtype kinds a model trained on numbers accepts as they are."""
+"""numpy dtype kinds a model trained on numbers accepts as they are (lenient values)."""
+STRICT_NUMERIC_KINDS = "iuf"
+"""The same, strict: a boolean is not a number."""
+REPORTED_UNKNOWN = 5
+"""Unknown columns named (with "did you mean") in a refusal; the rest are counted."""
+SHOWN_CHARS = 60
+"""Longest column name or value quoted in a message."""
+SUGGEST_CHARS = 100
+"""Longest unknown name "did you mean" is computed for (its cost grows with the square)."""
+NESTED = (list, tuple, dict, set)
+"""Containers a cell must not hold (JSON arrays and objects)."""
 
 
 @dataclass(frozen=True)
@@ -78,24 +104,33 @@ class InputSchema:
     carried: tuple[str, ...] = ()
     """Columns every record must have that the model never sees, returned beside the
     predictions as they came (the first step's ``carry``)."""
+    floats: bool = False
+    """Every column was trained as floating point: records of numbers take the fast path."""
+    integers: frozenset[str] = frozenset()
+    """Numeric columns trained as integers (their whole numbers stay integers)."""
+    row: Any = field(default=None, compare=False, repr=False)
+    """The values of one record in training order (``operator.itemgetter``)."""
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "row", _row_getter(self.columns))
 
     @classmethod
     def of(cls, manifest: Manifest, first: Step) -> InputSchema:
         """The schema of ``manifest``'s version, whose first step is ``first``."""
         record = manifest.steps[0]
         training = first.parameters.training
+        kinds = {column: library("numpy").dtype(d).kind for column, d in record.dtypes_in.items()}
+        columns = tuple(record.columns_in)
         return cls(
             model=manifest.model,
             version=manifest.version,
-            columns=tuple(record.columns_in),
-            numeric=frozenset(
-                column
-                for column, dtype in record.dtypes_in.items()
-                if library("numpy").dtype(dtype).kind in NUMERIC_KINDS
-            ),
+            columns=columns,
+            numeric=frozenset(column for column, kind in kinds.items() if kind in NUMERIC_KINDS),
             ignored=frozenset([training.target] if training and training.target else []),
             selects=bool(training and training.features),
             carried=tuple(first.parameters.carry),
+            floats=bool(columns) and all(kinds.get(column) == "f" for column in columns),
+            integers=frozenset(column for column, kind in kinds.items() if kind in "iu"),
         )
 
     def describe(self) -> str:
@@ -104,21 +139,75 @@ class InputSchema:
         return reads + (f" and carries {', '.join(self.carried)}" if self.carried else "")
 
 
-def input_frame(records: Records, schema: InputSchema) -> DataFrame:
+def input_frame(records: Records, schema: InputSchema, *, strict: bool = True) -> DataFrame:
     """``records`` as a frame with exactly the schema's columns, in order, numbers as numbers.
+
+    Records of plain numbers for a model trained on floating-point columns (the common case)
+    become one float array, about as cheap as ``pd.DataFrame(records)``; anything else takes
+    the column-by-column path that finds and names what is wrong.
 
     Raises:
         InvalidInputError: no records, a record that is not a mapping, missing or unknown
-            columns, or a value that is not a number in a numeric column.
+            columns, a value that is not a number in a numeric column (text or a boolean, unless
+            ``strict`` is off), or a nested value.
     """
     pd = library("pandas")
     if isinstance(records, pd.DataFrame):
         frame = _select(records, schema)
     else:
-        frame = _from_records(_mappings(records), schema)
+        mappings = _mappings(records)
+        fast = _float_frame(mappings, schema)
+        if fast is not None:
+            return fast
+        frame = _from_records(mappings, schema)
     if len(frame) == 0:
         raise InvalidInputError("no records to predict: send at least one record")
-    return _convert(frame, schema)
+    return _convert(frame, schema, strict)
+
+
+def _row_getter(columns: tuple[str, ...]) -> Callable[[Mapping[str, Any]], tuple[Any, ...]]:
+    """A record's values in ``columns`` order, as a tuple, computed in C (``itemgetter``)."""
+    if len(columns) < 2:  # itemgetter returns a bare value for one column, fails for none
+        return lambda record: tuple(record[column] for column in columns)
+    getter: Any = itemgetter  # (mypy cannot expand itemgetter's overloads over a star tuple)
+    return cast("Callable[[Mapping[str, Any]], tuple[Any, ...]]", getter(*columns))
+
+
+def _float_frame(records: Sequence[Mapping[str, Any]], schema: InputSchema) -> DataFrame | None:
+    """Records holding exactly the schema's columns, all numbers, as one float frame; else None."""
+    if not schema.floats or not records:
+        return None
+    width = len(schema.columns) + len(schema.carried)  # carried ones are checked apart
+    if any(len(record) != width for record in records):
+        return None
+    try:
+        rows = [schema.row(record) for record in records]
+    except (KeyError, TypeError):
+        return None
+    if not set(map(type, chain.from_iterable(rows))) <= {float, int}:
+        return None
+    values = library("numpy").array(rows, dtype="float64")
+    return library("pandas").DataFrame(values, columns=list(schema.columns), copy=False)
+
+
+@dataclass(frozen=True)
+class Checked:
+    """Records checked against a version: the model's input, and the columns carried past it."""
+
+    frame: DataFrame
+    """The version's input columns, in training order, numbers as numbers."""
+    carried: DataFrame | None
+    """The carried columns as they came, one row per record (None when the version has none)."""
+
+
+def checked_records(records: Records, schema: InputSchema, *, strict: bool = True) -> Checked:
+    """``records`` checked: the model's input (:func:`input_frame`) and the carried columns.
+
+    Raises:
+        InvalidInputError: as :func:`input_frame`, or a record lacks a carried column.
+    """
+    frame = input_frame(records, schema, strict=strict)
+    return Checked(frame, carried_frame(records, schema))
 
 
 def carried_frame(records: Records, schema: InputSchema) -> DataFrame | None:
@@ -134,7 +223,11 @@ def carried_frame(records: Records, schema: InputSchema) -> DataFrame | None:
         return None
     pd = library("pandas")
     if isinstance(records, pd.DataFrame):
-        return records.rename(columns=str)[list(schema.carried)]
+        frame = records.rename(columns=str)
+        missing = [column for column in schema.carried if column not in frame.columns]
+        if missing:
+            raise InvalidInputError(_column_problems(missing, [], 0, schema))
+        return frame[list(schema.carried)]
     mappings = _mappings(records)
     for position, record in enumerate(mappings):
         missing = [column for column in schema.carried if column not in record]
@@ -167,50 +260,118 @@ def _from_records(records: Sequence[Mapping[str, Any]], schema: InputSchema) -> 
 
     A record without a column gives a missing value there, as pandas does.
     """
-    _check_columns(set().union(*records) if records else set(schema.columns), schema)
+    if records:
+        _check_columns(set().union(*records), schema, _in_order(records))
     columns = {column: [record.get(column) for record in records] for column in schema.columns}
     return library("pandas").DataFrame(columns)
 
 
+def _in_order(records: Sequence[Mapping[str, Any]]) -> Iterable[str]:
+    """Every key in record order, so the columns named in a refusal do not vary by run."""
+    return chain.from_iterable(records)
+
+
 def _select(frame: DataFrame, schema: InputSchema) -> DataFrame:
     """The schema's columns in training order; extra columns are refused unless selected."""
-    if tuple(frame.columns) == schema.columns and not schema.carried:
+    if tuple(frame.columns) == schema.columns:
         return frame
     if any(not isinstance(column, str) for column in frame.columns):
         frame = frame.rename(columns=str)
-    _check_columns(set(frame.columns), schema)
+    _check_columns(set(frame.columns), schema, frame.columns)
     return frame[list(schema.columns)]
 
 
-def _check_columns(given: set[str], schema: InputSchema) -> None:
+def _check_columns(given: set[str], schema: InputSchema, ordered: Iterable[str]) -> None:
     missing = [column for column in (*schema.columns, *schema.carried) if column not in given]
     known = set(schema.columns) | schema.ignored | set(schema.carried)
-    unknown = [] if schema.selects else sorted(str(c) for c in given - known)
+    unknown = 0 if schema.selects else len(given - known)
     if missing or unknown:
-        raise InvalidInputError(_column_problems(missing, unknown, schema))
+        first = _first_unknown(ordered, known) if unknown else []
+        raise InvalidInputError(_column_problems(missing, first, unknown, schema))
 
 
-def _column_problems(missing: list[str], unknown: list[str], schema: InputSchema) -> str:
+def _first_unknown(ordered: Iterable[str], known: set[str]) -> list[str]:
+    """The first few unknown columns, in the order the caller sent them."""
+    found: dict[str, None] = {}
+    for column in ordered:
+        if column not in known:
+            found[str(column)] = None
+            if len(found) == REPORTED_UNKNOWN:
+                break
+    return list(found)
+
+
+def _column_problems(
+    missing: list[str], unknown: list[str], count: int, schema: InputSchema
+) -> str:
     problems = []
     if missing:
         problems.append(f"missing column(s) {', '.join(map(repr, missing))}")
     for column in unknown:
-        close = did_you_mean(column, schema.columns)
+        close = did_you_mean(column, schema.columns) if len(column) <= SUGGEST_CHARS else ()
         hint = f" (did you mean {' or '.join(map(repr, close))}?)" if close else ""
-        problems.append(f"unknown column {column!r}{hint}")
+        problems.append(f"unknown column {_shown(column)}{hint}")
+    if count > len(unknown):
+        problems.append(f"{count - len(unknown)} more unknown columns")
     return f"{'; '.join(problems)}: {schema.describe()}"
 
 
-def _convert(frame: DataFrame, schema: InputSchema) -> DataFrame:
-    """Numeric columns that arrived as text (or mixed) become numbers, once, or are refused."""
-    wrong = [
-        column
-        for column, dtype in zip(schema.columns, frame.dtypes, strict=True)
-        if column in schema.numeric and dtype.kind not in NUMERIC_KINDS
-    ]
+def _shown(value: Any) -> str:
+    """A value or name as a message quotes it, shortened: a caller controls its length."""
+    text = ("true" if value else "false") if isinstance(value, bool) else repr(value)
+    return text if len(text) <= SHOWN_CHARS else f"{text[: SHOWN_CHARS - 5]}...{text[-2:]}"
+
+
+def _convert(frame: DataFrame, schema: InputSchema, strict: bool) -> DataFrame:
+    """Nested values are refused, and so are numeric columns that did not arrive as numbers.
+
+    With ``strict`` off, numeric text is converted instead, once per column.
+    """
+    kinds = STRICT_NUMERIC_KINDS if strict else NUMERIC_KINDS
+    wrong = []
+    for column, dtype in zip(schema.columns, frame.dtypes, strict=True):
+        if dtype.kind == "O":
+            _refuse_nested(frame[column], column)
+        if column in schema.numeric and dtype.kind not in kinds:
+            wrong.append(column)
     if not wrong:
         return frame
-    return frame.assign(**{column: _numbers(frame[column], column) for column in wrong})
+    convert = _strict_numbers if strict else _numbers
+    return frame.assign(**{column: convert(frame[column], column) for column in wrong})
+
+
+def _refuse_nested(values: Series, column: str) -> None:
+    """A cell holds one value: an array or an object nested in a record is refused."""
+    for position, value in enumerate(values):
+        if isinstance(value, NESTED):
+            raise InvalidInputError(
+                f"column {column!r}, record {position}: expected a number, text, true/false "
+                f"or null, got {_json_kind(value)}"
+            )
+
+
+def _strict_numbers(values: Series, column: str) -> Series:
+    """Numbers (and missing values) only: text and booleans are the caller's mistake."""
+    numpy = library("numpy")
+    for position, value in enumerate(values):
+        number = isinstance(value, int | float | numpy.integer | numpy.floating)
+        if isinstance(value, bool | numpy.bool_) or not (number or value is None):
+            raise InvalidInputError(
+                f"column {column!r} takes numbers; record {position} has {_shown(value)} "
+                f"({_json_kind(value)})"
+            )
+    return library("pandas").to_numeric(values)
+
+
+def _json_kind(value: Any) -> str:
+    """What a value is, in JSON's words where it came from JSON."""
+    if isinstance(value, bool | library("numpy").bool_):
+        return "a boolean"
+    if isinstance(value, list | tuple):
+        return "an array"
+    if isinstance(value, Mapping):
+        return "an object"
+    return "text" if isinstance(value, str) else type(value).__name__
 
 
 def _numbers(values: Series, column: str) -> Series:
@@ -220,6 +381,7 @@ def _numbers(values: Series, column: str) -> Series:
     if refused.any():
         position = int(refused.to_numpy().argmax())
         raise InvalidInputError(
-            f"column {column!r} takes numbers; record {position} has {values.iloc[position]!r}"
+            f"column {column!r} takes numbers; record {position} has "
+            f"{_shown(values.iloc[position])}"
         )
     return numbers

@@ -5,22 +5,25 @@ One process serves one model (``POST /predict``, ``GET /version``) or several (`
 ``GET /health`` answers 200 only once every model has a version loaded, so a load balancer sends
 no traffic to a server that cannot answer yet; ``GET /metrics`` is Prometheus text.
 
-Bad input is the client's problem, never the server's: every request is read with a size cap,
-parsed, checked and predicted inside a guard that turns any failure into a JSON ``{"detail":
-...}`` answer (422 for records the model cannot use, 413 for too large a request, 503 while no
-version is loaded, 404 for an unknown model). Airflow is not imported here: a serving fleet
-installs the package without it.
+Bad input is the client's problem, never the server's: every request is read with a size cap
+and a deadline, parsed, checked and predicted inside a guard that turns any failure into a JSON
+``{"detail": ...}`` answer of bounded length (422 for records the model cannot use, 413 for too
+large a request, 408 for a body that does not arrive in time, 503 while no version is loaded or
+while the server is at its concurrency limit, 404 for an unknown model). A client that hangs up
+is counted as 499, never as a server error. :mod:`model_steps.serving.limits` has the bounds.
+Airflow is not imported here: a serving fleet installs the package without it.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import os
 import signal
 import threading
 from collections import Counter
-from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from types import FrameType
 from typing import Any, Literal
@@ -29,15 +32,32 @@ from fastapi import FastAPI, HTTPException, Request
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from pydantic import BaseModel
 from starlette.concurrency import run_in_threadpool
+from starlette.requests import ClientDisconnect
 
-from model_steps.errors import InvalidInputError, NotReadyError, UnknownModelError
+from model_steps.errors import (
+    InvalidInputError,
+    NotReadyError,
+    TooManyRecordsError,
+    UnknownModelError,
+)
+from model_steps.serving.batching import Arrival
 from model_steps.serving.handler import HandlerSet, ModelHandler
+from model_steps.serving.limits import (
+    RETRY_AFTER_SECONDS,
+    ASGIApp,
+    ConcurrencyLimit,
+    Message,
+    Receive,
+    Scope,
+    Send,
+    ServerLimits,
+    timed_protocol,
+)
 from model_steps.serving.memory import limit_malloc_arenas
+from model_steps.serving.records import Prediction
 from model_steps.serving.status import HandlerStatus
 
 __all__ = [
-    "DEFAULT_MAX_BODY_BYTES",
-    "DEFAULT_MAX_ROWS",
     "ErrorResponse",
     "HealthResponse",
     "ModelHealth",
@@ -48,16 +68,14 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-DEFAULT_MAX_BODY_BYTES = 10 * 2**20
-DEFAULT_MAX_ROWS = 100_000
-RETRY_AFTER_SECONDS = 1
 PROMETHEUS_TEXT = "text/plain; version=0.0.4; charset=utf-8"
-
-Scope = MutableMapping[str, Any]
-Message = MutableMapping[str, Any]
-Receive = Callable[[], Awaitable[Message]]
-Send = Callable[[Message], Awaitable[None]]
-ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+MAX_DETAIL_CHARS = 2_000
+"""Longest error message answered; the rest is cut (a caller controls what errors quote)."""
+CLIENT_CLOSED = 499
+"""Counted when a client hangs up before its answer (nginx's code); never sent."""
+INLINE_BODY_BYTES = 16 * 2**10
+"""Bodies up to this size (a few dozen records) are checked on the event loop and wait for
+their batch there, holding no thread; larger ones are parsed and checked in a worker thread."""
 
 
 # -- what the endpoints answer (typed, so /openapi.json documents it) ------------------------
@@ -112,6 +130,7 @@ RECORDS_BODY: dict[str, Any] = {
 }
 PREDICT_ERRORS: dict[int | str, dict[str, Any]] = {
     404: {"model": ErrorResponse, "description": "No model of that name is served here."},
+    408: {"model": ErrorResponse, "description": "The body did not arrive in time."},
     413: {
         "model": ErrorResponse,
         "description": "The body or the number of records is over the server's limit.",
@@ -121,24 +140,24 @@ PREDICT_ERRORS: dict[int | str, dict[str, Any]] = {
         "description": "Malformed JSON, or records the model cannot "
         "use (missing or unknown columns, wrong types, no records).",
     },
-    503: {"model": ErrorResponse, "description": "No version is loaded yet; retry later."},
+    503: {
+        "model": ErrorResponse,
+        "description": "No version is loaded yet, or the server is at its concurrency limit; "
+        "retry later.",
+    },
 }
 
 
 # -- the app ---------------------------------------------------------------------------------
 
 
-def create_app(
-    handlers: HandlerSet | ModelHandler,
-    *,
-    max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
-    max_rows: int = DEFAULT_MAX_ROWS,
-) -> FastAPI:
+def create_app(handlers: HandlerSet | ModelHandler, limits: ServerLimits | None = None) -> FastAPI:
     """The HTTP app for ``handlers``; it starts them when it starts and stops them when it stops.
 
     The handlers start in a background thread, so the server listens (and answers 503) while
     the first version loads, instead of refusing connections.
     """
+    limits = limits or ServerLimits()
     served = handlers if isinstance(handlers, HandlerSet) else HandlerSet([handlers])
     counter = _RequestCounter()
 
@@ -156,21 +175,28 @@ def create_app(
         description="Real-time predictions from published model versions.",
         lifespan=lifespan,
     )
+    app.add_middleware(ConcurrencyLimit, limit=limits.max_concurrency)
     app.add_middleware(_CountRequests, counter=counter)
     for error, status in ERROR_STATUS.items():
         app.add_exception_handler(error, _answer(status))
+    app.add_exception_handler(HTTPException, _http_error)
+    app.add_exception_handler(ClientDisconnect, _client_closed)
     app.add_exception_handler(Exception, _internal)
-    _routes(app, served, counter, max_body_bytes, max_rows)
+    _routes(app, served, counter, limits)
     return app
 
 
 def _routes(
-    app: FastAPI, served: HandlerSet, counter: _RequestCounter, max_body_bytes: int, max_rows: int
+    app: FastAPI, served: HandlerSet, counter: _RequestCounter, limits: ServerLimits
 ) -> None:
     async def predict_named(name: str, request: Request) -> Response:
         handler = served[name]
-        body = await _read_body(request, max_body_bytes)
-        return await run_in_threadpool(_predict, handler, body, max_rows)
+        with handler.incoming() as arrival:  # a batch forming now may wait for this one
+            body = await _read_body(request, limits.max_body_bytes, limits.body_timeout)
+            if len(body) > INLINE_BODY_BYTES:
+                return await run_in_threadpool(_predict, handler, body, limits.max_rows, arrival)
+            rows = limits.max_rows
+            return _response(await handler.predict_json_async(body, max_rows=rows, arrival=arrival))
 
     def version_named(name: str) -> HandlerStatus:
         return served[name].status
@@ -231,18 +257,30 @@ def _stop(starter: threading.Thread, served: HandlerSet) -> None:
 # -- one prediction --------------------------------------------------------------------------
 
 
-async def _read_body(request: Request, limit: int) -> bytes:
-    """The body, read with a cap: a declared length is only a hint, the stream is the truth."""
+async def _read_body(request: Request, limit: int, seconds: float) -> bytes:
+    """The body, read with a cap and a deadline.
+
+    A declared length is only a hint, the stream is the truth; the deadline covers the whole
+    body, so a client trickling a byte a second cannot hold a connection for long.
+    """
     declared = request.headers.get("content-length", "")
     if declared.isdigit() and int(declared) > limit:
         raise _too_large(f"the request body ({int(declared)} bytes)", limit)
     chunks: list[bytes] = []
     size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise _too_large("the request body", limit)
-        chunks.append(chunk)
+    try:
+        async with asyncio.timeout(seconds):
+            async for chunk in request.stream():
+                size += len(chunk)
+                if size > limit:
+                    raise _too_large("the request body", limit)
+                chunks.append(chunk)
+    except TimeoutError:
+        raise HTTPException(
+            408,
+            f"the request body did not arrive within {seconds:g} s ({size} bytes came)",
+            headers={"Connection": "close"},
+        ) from None
     return b"".join(chunks)
 
 
@@ -252,15 +290,23 @@ def _too_large(what: str, limit: int) -> HTTPException:
     )
 
 
-def _predict(handler: ModelHandler, body: bytes, max_rows: int) -> Response:
+def _predict(
+    handler: ModelHandler, body: bytes, max_rows: int, arrival: Arrival | None
+) -> Response:
     """Parse, check and predict in a worker thread, so big bodies never block the event loop.
 
     The handler turns records its model refuses into InvalidInputError (422); anything else
-    reaches the app's last-resort handler (500), so no input can take the server down. The
-    answer is serialised here, once: the values are already JSON-ready, and validating a
-    100,000-row list against :class:`PredictResponse` (which documents it) would only cost.
+    reaches the app's last-resort handler (500), so no input can take the server down.
     """
-    prediction = handler.predict(_records(body, max_rows))
+    return _response(handler.predict_json(body, max_rows=max_rows, arrival=arrival))
+
+
+def _response(prediction: Prediction) -> Response:
+    """The answer, serialised once.
+
+    The values are JSON-ready already, and validating a 100,000-row list against
+    :class:`PredictResponse` (which documents it) would only cost.
+    """
     values = prediction.values()
     answer = {
         "model": prediction.model,
@@ -271,47 +317,8 @@ def _predict(handler: ModelHandler, body: bytes, max_rows: int) -> Response:
     return Response(json.dumps(answer, allow_nan=False), media_type="application/json")
 
 
-def _records(body: bytes, max_rows: int) -> list[dict[str, Any]]:
-    """The records of a request body: a JSON array of objects, or one object."""
-    try:
-        data = json.loads(body, parse_constant=_refuse_constant)
-    except ValueError as error:  # JSONDecodeError and UnicodeDecodeError both are
-        raise InvalidInputError(
-            f"the request body is not valid JSON ({error}); send an array of records"
-        ) from error
-    records = [data] if isinstance(data, dict) else data
-    if not isinstance(records, list):
-        raise InvalidInputError(
-            f"expected an array of records (objects, one key per column), got {_kind(data)}"
-        )
-    if not records:
-        raise InvalidInputError("the array of records is empty: send at least one record")
-    if len(records) > max_rows:
-        raise HTTPException(
-            413, f"{len(records)} records are over this server's limit of {max_rows} per request"
-        )
-    for index, record in enumerate(records):
-        if not isinstance(record, dict):
-            raise InvalidInputError(
-                f"record {index} is {_kind(record)}; each record must be an object with one "
-                "key per column"
-            )
-    return records
-
-
-def _refuse_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not JSON: send null for a missing value")
-
-
-def _kind(value: Any) -> str:
-    """A JSON value's type as the client wrote it."""
-    if value is None:
-        return "null"
-    names = {bool: "a boolean", str: "a string", int: "a number", float: "a number"}
-    return names.get(type(value), "an array" if isinstance(value, list) else "an object")
-
-
 ERROR_STATUS: dict[type[Exception], int] = {
+    TooManyRecordsError: 413,
     InvalidInputError: 422,
     UnknownModelError: 404,
     NotReadyError: 503,
@@ -324,9 +331,28 @@ def _answer(status: int) -> Callable[[Request, Exception], Awaitable[JSONRespons
     headers = {"Retry-After": str(RETRY_AFTER_SECONDS)} if status == 503 else None
 
     async def answer(request: Request, error: Exception) -> JSONResponse:
-        return JSONResponse({"detail": str(error)}, status_code=status, headers=headers)
+        return JSONResponse({"detail": _capped(str(error))}, status_code=status, headers=headers)
 
     return answer
+
+
+async def _http_error(request: Request, error: Exception) -> JSONResponse:
+    assert isinstance(error, HTTPException)
+    detail = _capped(str(error.detail))
+    return JSONResponse({"detail": detail}, status_code=error.status_code, headers=error.headers)
+
+
+def _capped(detail: str) -> str:
+    """At most MAX_DETAIL_CHARS of a message: its start says what was wrong."""
+    if len(detail) <= MAX_DETAIL_CHARS:
+        return detail
+    return f"{detail[:MAX_DETAIL_CHARS]}... ({len(detail) - MAX_DETAIL_CHARS} more characters)"
+
+
+async def _client_closed(request: Request, error: Exception) -> Response:
+    """The client hung up mid-request: nobody is there to answer, and it is not our failure."""
+    log.info("a client closed its connection before its request was read")
+    return Response(status_code=CLIENT_CLOSED)
 
 
 async def _internal(request: Request, error: Exception) -> JSONResponse:
@@ -389,8 +415,7 @@ def run(
     *,
     host: str = "127.0.0.1",
     port: int = 8000,
-    max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
-    max_rows: int = DEFAULT_MAX_ROWS,
+    limits: ServerLimits | None = None,
     graceful_seconds: int = 30,
     access_log: bool = False,
 ) -> None:
@@ -401,10 +426,12 @@ def run(
     so a supervisor sees status 0 for an orderly stop.
     """
     import uvicorn
+    from uvicorn.protocols.http.auto import AutoHTTPProtocol
 
+    limits = limits or ServerLimits()
     if "MALLOC_ARENA_MAX" not in os.environ:
         limit_malloc_arenas()
-    app = create_app(handlers, max_body_bytes=max_body_bytes, max_rows=max_rows)
+    app = create_app(handlers, limits)
     config = uvicorn.Config(
         app,
         host=host,
@@ -412,6 +439,9 @@ def run(
         access_log=access_log,
         timeout_graceful_shutdown=graceful_seconds,
         log_config=_log_config(uvicorn.config.LOGGING_CONFIG),
+        http=timed_protocol(AutoHTTPProtocol, limits.header_timeout),
+        limit_concurrency=limits.max_connections,
+        timeout_keep_alive=limits.keep_alive_timeout,  # type: ignore[arg-type]
     )
     for stopping in (signal.SIGTERM, signal.SIGINT):
         signal.signal(stopping, _exit_cleanly)

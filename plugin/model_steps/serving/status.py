@@ -39,6 +39,10 @@ class HandlerStatus:
     """Storage requests made by polls: one per poll, one more when the pointer changed."""
     poll_bytes: int = 0
     """Pointer bytes read by polls: none unless the pointer changed."""
+    predict_requests: int = 0
+    """Predict calls whose records were checked and predicted (or refused by the model)."""
+    predict_batches: int = 0
+    """Prediction runs: fewer than requests when batching combined concurrent ones."""
 
     def as_dict(self) -> dict[str, Any]:
         """JSON-ready: timestamps as ISO 8601 strings."""
@@ -76,6 +80,10 @@ _METRICS: tuple[tuple[str, str, str, Callable[[HandlerStatus], float | None]], .
     ("versions_in_memory", "gauge", "Versions held (two while one loads).",
      lambda s: s.versions_in_memory),
     ("loaded_bytes", "gauge", "Asset bytes of the versions held.", lambda s: s.loaded_bytes),
+    ("predict_requests_total", "counter", "Predict calls that reached the model.",
+     lambda s: s.predict_requests),
+    ("predict_batches_total", "counter", "Prediction runs (batches of predict calls).",
+     lambda s: s.predict_batches),
 )  # fmt: skip
 
 

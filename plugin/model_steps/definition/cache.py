@@ -1,0 +1,235 @@
+"""Validated definitions kept between parses, so an unchanged file is not validated again.
+
+Airflow parses the DAGs folder every few seconds, and every task start parses it once more;
+nearly every time, nothing changed. Reading YAML and validating it is most of what the loader
+costs over a hand-written DAG file, so each valid definition is kept, as the JSON of its spec,
+in a folder the deployment chooses (``parse_cache``), one file per definition path.
+
+An entry is used only when everything that went into it is the same: the file's bytes, its
+path, the import allow-list, the package's definition code, and the value of every environment
+variable validation looked up (found or not), recorded as it read them. Anything else is a
+miss, and the file is validated as usual.
+
+Whoever can write to the cache folder must not be able to change what a DAG runs, so an entry
+is signed (HMAC-SHA256 over its bytes, on its first line) with a key the cache folder does not
+hold: the deployment's
+``parse_cache_key``, or a random key kept beside the folder (``<folder>.key``, readable by its
+owner only). An entry whose signature does not match is refused and replaced, and logged. The
+spec in an entry is validated again on reading (about a tenth of reading the YAML), so even a
+forged entry could only hold a definition that validates. Environment values are stored as
+keyed hashes, never in clear.
+
+Concurrent DAG processors are safe: an entry is written to a temporary file and renamed over
+the old one, so a reader sees a whole entry or none.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import hmac
+import json
+import logging
+import os
+import secrets
+import sys
+import tempfile
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from pydantic import ValidationError
+
+from model_steps.definition.schema import ModelSpec
+from model_steps.settings import AllowList
+
+__all__ = ["ParseCache", "RecordingEnviron"]
+
+log = logging.getLogger(__name__)
+
+FORMAT = 1
+KEY_BYTES = 32
+PRIVATE = 0o077
+"""Permission bits no one but the owner may have on the key file."""
+
+
+class RecordingEnviron(Mapping[str, str]):
+    """An environment that remembers every name looked up in it, and what was found."""
+
+    def __init__(self, environ: Mapping[str, str]) -> None:
+        self._environ = environ
+        self.reads: dict[str, str | None] = {}
+        self.listed = False
+        """Validation went through every name: what it read cannot be told, so not cached."""
+
+    def __getitem__(self, name: str) -> str:
+        value = self._environ.get(name)
+        self.reads[name] = value
+        if value is None:
+            raise KeyError(name)
+        return value
+
+    def __contains__(self, name: object) -> bool:
+        if not isinstance(name, str):
+            return False
+        self.reads[name] = self._environ.get(name)
+        return name in self._environ
+
+    def __iter__(self) -> Iterator[str]:
+        self.listed = True
+        return iter(self._environ)
+
+    def __len__(self) -> int:
+        self.listed = True
+        return len(self._environ)
+
+
+@dataclass(frozen=True)
+class ParseCache:
+    """The cache folder and the key entries are signed with."""
+
+    folder: Path
+    key: bytes
+
+    @classmethod
+    def open(cls, folder: Path | None, key: str | None = None) -> ParseCache | None:
+        """The cache in ``folder`` with ``key``, or with the key kept beside the folder.
+
+        None when no folder is set, or (parsing goes on without a cache, and says why in the
+        log) when the folder cannot be created or the key file is not private to this user.
+        """
+        if folder is None:
+            return None
+        try:
+            folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+            secret = key.encode() if key else _key_file(folder.with_name(folder.name + ".key"))
+        except OSError as error:
+            log.warning("the parse cache in %s is off: %s", folder, error)
+            return None
+        return cls(folder, secret)
+
+    def recorder(self, environ: Mapping[str, str]) -> RecordingEnviron:
+        """``environ``, recording what validation looks up in it, for :meth:`put`."""
+        return RecordingEnviron(environ)
+
+    def get(
+        self, path: Path, raw: bytes, environ: Mapping[str, str], allowed: AllowList
+    ) -> ModelSpec | None:
+        """The spec validated from exactly these bytes at this path, if nothing else changed."""
+        entry_file = self._entry_file(path)
+        try:
+            mac, _, body = entry_file.read_bytes().partition(b"\n")
+            if not hmac.compare_digest(mac, self._sign(body)):
+                log.warning("refusing a parse-cache entry that is not ours: %s", entry_file)
+                return None
+            entry = json.loads(body)
+            if entry["format"] != FORMAT or entry["key"] != self._entry_key(path, raw, allowed):
+                return None
+            if any(
+                entry_value != self._hide(environ.get(name))
+                for name, entry_value in entry["reads"].items()
+            ):
+                return None
+            return ModelSpec.model_validate_json(entry["spec"])
+        except FileNotFoundError:
+            return None
+        except (OSError, ValueError, KeyError, TypeError, AttributeError, ValidationError) as error:
+            log.warning("ignoring unreadable parse-cache entry %s: %s", entry_file, error)
+            return None
+
+    def put(
+        self,
+        path: Path,
+        raw: bytes,
+        reads: RecordingEnviron,
+        allowed: AllowList,
+        spec: ModelSpec,
+    ) -> None:
+        """Keep ``spec``, validated from ``raw``, with what its validation read."""
+        if reads.listed:
+            return
+        entry: dict[str, Any] = {
+            "format": FORMAT,
+            "path": str(path),
+            "key": self._entry_key(path, raw, allowed),
+            "reads": {name: self._hide(value) for name, value in sorted(reads.reads.items())},
+            "spec": spec.model_dump_json(by_alias=True),
+        }
+        body = json.dumps(entry).encode()
+        try:
+            _write_atomically(self._entry_file(path), self._sign(body) + b"\n" + body)
+        except OSError as error:
+            log.warning("cannot write the parse cache in %s: %s", self.folder, error)
+
+    def _entry_file(self, path: Path) -> Path:
+        name = hashlib.sha256(str(path.absolute()).encode()).hexdigest()[:32]
+        return self.folder / f"{name}.json"
+
+    def _entry_key(self, path: Path, raw: bytes, allowed: AllowList) -> str:
+        digest = hashlib.sha256()
+        for part in (_code_fingerprint(), str(path.absolute()), repr(allowed)):
+            digest.update(part.encode() + b"\0")
+        digest.update(raw)
+        return digest.hexdigest()
+
+    def _hide(self, value: str | None) -> str | None:
+        """An environment value as a keyed hash: comparable, never readable."""
+        if value is None:
+            return None
+        return hmac.new(self.key, value.encode(), hashlib.sha256).hexdigest()
+
+    def _sign(self, body: bytes) -> bytes:
+        """The entry's signature: its first line, over every byte after it."""
+        return hmac.new(self.key, body, hashlib.sha256).hexdigest().encode()
+
+
+def _key_file(path: Path) -> bytes:
+    """The cache's key, created on first use (whole or not at all), and refused if not private."""
+    if not path.exists():
+        with tempfile.NamedTemporaryFile(dir=path.parent, prefix=".key-", delete=False) as temp:
+            temp.write(secrets.token_hex(KEY_BYTES).encode())  # mode 0600, as mkstemp makes it
+        made = Path(temp.name)
+        try:
+            path.hardlink_to(made)  # fails if another process made it first: theirs is used
+        except FileExistsError:
+            pass
+        finally:
+            made.unlink()
+    status = path.stat()
+    if status.st_uid != os.geteuid() or status.st_mode & PRIVATE:
+        raise PermissionError(
+            f"{path} must belong to this user and be readable by no one else (chmod 600)"
+        )
+    key = path.read_bytes().strip()
+    if len(key) < KEY_BYTES:
+        raise PermissionError(f"{path} holds no usable key: remove it to have a new one made")
+    return key
+
+
+def _write_atomically(target: Path, data: bytes) -> None:
+    with tempfile.NamedTemporaryFile(dir=target.parent, prefix=".entry-", delete=False) as temp:
+        temp.write(data)
+    written = Path(temp.name)
+    try:
+        written.replace(target)
+    except OSError:
+        written.unlink()
+        raise
+
+
+@functools.cache
+def _code_fingerprint() -> str:
+    """What the validating code is: its files' sizes and times, and the validator's version.
+
+    An upgrade or an edited schema then misses every entry, with no version bump to forget.
+    """
+    import pydantic_core
+
+    package = Path(__file__).resolve().parent
+    files = sorted([*package.glob("*.py"), package.parent / "settings.py"])
+    parts = [f"{FORMAT}", sys.version, pydantic_core.__version__]
+    for file in files:
+        status = file.stat()
+        parts.append(f"{file.name}:{status.st_size}:{status.st_mtime_ns}")
+    return hashlib.sha256("\n".join(parts).encode()).hexdigest()
