@@ -17,7 +17,7 @@ export AIRFLOW__DAG_PROCESSOR__PARSING_PROCESSES := 1
 export MODEL_STEPS_ASSETS_ROOT := $(CURDIR)/.data/assets
 export MODEL_STEPS_DATA_ROOT := $(CURDIR)/.data/data
 
-.PHONY: setup run run-cluster test lint types docs clean
+.PHONY: setup env run run-cluster test lint types docs clean
 
 setup: $(VENV)/.installed
 
@@ -27,10 +27,22 @@ $(VENV)/.installed: pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	touch $@
 
-run: setup
-	mkdir -p $(AIRFLOW_HOME) $(MODEL_STEPS_ASSETS_ROOT)
+run: setup env
+	mkdir -p $(MODEL_STEPS_ASSETS_ROOT)
 	test -f $(MODEL_STEPS_DATA_ROOT)/iris/train.csv || $(BIN)/model-steps example-data
 	$(BIN)/airflow standalone
+
+# The same settings for a shell of your own (`. .airflow/env`): the model-steps and airflow
+# commands then see this project's Airflow home, DAGs folder and stores, as `make run` does.
+env: $(AIRFLOW_HOME)/env
+
+$(AIRFLOW_HOME)/env: Makefile
+	mkdir -p $(AIRFLOW_HOME)
+	printf '%s\n' "export PATH=$(BIN):\$$PATH" "export AIRFLOW_HOME=$(AIRFLOW_HOME)" \
+		"export AIRFLOW__CORE__DAGS_FOLDER=$(AIRFLOW__CORE__DAGS_FOLDER)" \
+		"export AIRFLOW__CORE__LOAD_EXAMPLES=False" \
+		"export MODEL_STEPS_ASSETS_ROOT=$(MODEL_STEPS_ASSETS_ROOT)" \
+		"export MODEL_STEPS_DATA_ROOT=$(MODEL_STEPS_DATA_ROOT)" > $@
 
 # The docker/ topology without containers: PostgreSQL, Redis, a moto S3, Airflow's servers and two
 # Celery workers (needs Debian's postgresql and redis-server). The UI is on CLUSTER_API_PORT.

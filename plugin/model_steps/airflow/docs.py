@@ -9,8 +9,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from model_steps.definition.schema import ModelSpec, Step
+from model_steps.definition.summary import history, model_facts, section
 from model_steps.errors import Problem, format_problem
-from model_steps.store.cards import history, model_facts, section
 
 __all__ = ["dag_doc", "invalid_doc"]
 

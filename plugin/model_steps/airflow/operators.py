@@ -8,7 +8,6 @@ at once.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import asdict
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -96,7 +95,7 @@ class ModelStepOperator(BaseOperator):
         self.step_id = step_id
         self.source = source  # the definition file: the check task locates problems in it
         self.rendered = (
-            asdict(Rendered.evaluation(spec))
+            Rendered.evaluation(spec).fields()
             if action == "evaluate"
             else self._values(lambda step, phase: Rendered.templates(step, phase))
         )
@@ -104,9 +103,9 @@ class ModelStepOperator(BaseOperator):
     def _values(self, step_values: Callable[[Step, str], Rendered]) -> dict[str, Any]:
         """What this task renders: its step's values, every step's for ``check``, or none."""
         if self.action == "check":  # every step's training values, as this run renders them
-            return {step.id: asdict(step_values(step, "train")) for step in self.spec.steps}
+            return {step.id: step_values(step, "train").fields() for step in self.spec.steps}
         step = next((s for s in self.spec.steps if s.id == self.step_id), None)
-        return asdict(step_values(step, self.action)) if step else {}
+        return step_values(step, self.action).fields() if step else {}
 
     def render_template_fields(self, context: Context, jinja_env: Any = None) -> None:
         """Check the run's config, then render the step's templates in the sandbox.
@@ -124,7 +123,7 @@ class ModelStepOperator(BaseOperator):
         try:
             check_run_config(self.spec, run.conf)
             if self.action == "evaluate":
-                self.rendered = asdict(render_evaluation(self.spec, run))
+                self.rendered = render_evaluation(self.spec, run).fields()
             else:
                 self.rendered = self._values(lambda step, phase: render_step(step, phase, run))
         except PermanentError as error:

@@ -34,6 +34,14 @@ class Rendered:
     inputs: Mapping[str, str] = field(default_factory=dict)
     outputs: Mapping[str, str] = field(default_factory=dict)
 
+    def fields(self) -> dict[str, Any]:
+        """The values as an operator's template field holds them.
+
+        Shallow copies, not :func:`dataclasses.asdict`'s deep ones: a parse builds thousands of
+        operators, and their values are replaced whole when a run renders them, never changed.
+        """
+        return {"init": dict(self.init), "inputs": dict(self.inputs), "outputs": dict(self.outputs)}
+
     @classmethod
     def templates(cls, step: Step, phase: str) -> Rendered:
         """The step's values as written, before rendering, for one phase (train or infer).

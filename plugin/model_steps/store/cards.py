@@ -8,8 +8,8 @@ metrics and the gate's comparison, timings, sizes, libraries, hardware); what on
 knows comes from the definition's ``card:`` block and shows as "not provided" when absent, so a
 reviewer sees the gaps. Output is deterministic for a given definition and manifest.
 
-The helpers that describe a definition (its facts, sections, history) are shared with the DAG
-documentation in :mod:`model_steps.airflow.docs`.
+The comment history comes from :mod:`model_steps.definition.summary`, which the DAG
+documentation (:mod:`model_steps.airflow.docs`) shares.
 """
 
 from __future__ import annotations
@@ -19,17 +19,10 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from model_steps.definition.schema import ModelSpec, Step
+from model_steps.definition.summary import history
 from model_steps.store.manifest import GateRecord, Manifest, StepRecord, Timings
 
-__all__ = [
-    "NOT_PROVIDED",
-    "SECTIONS",
-    "byte_size",
-    "history",
-    "model_card",
-    "model_facts",
-    "section",
-]
+__all__ = ["NOT_PROVIDED", "SECTIONS", "byte_size", "model_card"]
 
 NOT_PROVIDED = "_not provided_"
 """How a card shows a fact only a person can give, when nobody gave it."""
@@ -45,33 +38,6 @@ SECTIONS = (
     "How to Get Started with the Model",
 )
 """The template's top-level sections, in its order."""
-
-
-def model_facts(spec: ModelSpec) -> str:
-    """The definition's key facts as a Markdown list (status, version, owner, schedules)."""
-    facts = {
-        "Status": spec.status,
-        "Definition version": spec.version,
-        "Domain": spec.domain,
-        "Owner": spec.owner,
-        "License": spec.license,
-        "Train schedule": spec.schedule.train or "manual",
-        "Infer schedule": (spec.schedule.infer or "manual") if spec.has_infer else None,
-    }
-    return "\n".join(f"- **{key}**: {value}" for key, value in facts.items() if value)
-
-
-def section(title: str, text: str | None) -> str:
-    """A Markdown section, or nothing when there is no text to show."""
-    return f"## {title}\n\n{text.strip()}" if text and text.strip() else ""
-
-
-def history(spec: ModelSpec) -> str:
-    """The dated comment history as a Markdown section (empty without comments)."""
-    if not spec.comments:
-        return ""
-    lines = [f"- {c.date.isoformat()} — {c.author}: {c.text.strip()}" for c in spec.comments]
-    return "## History\n\n" + "\n".join(lines)
 
 
 def model_card(spec: ModelSpec, manifest: Manifest) -> str:
