@@ -193,6 +193,11 @@ def _publish(op: ModelStepOperator, context: Context, run: RunInfo, env: Environ
         result = publish(op.spec, run, env)
     except AwaitingApprovalError as waiting:  # nothing went live: no Asset event
         raise AirflowSkipException(str(waiting)) from waiting
+    if not result["live"]:  # a newer version went live meanwhile: this one must not trigger
+        raise AirflowSkipException(
+            f"version {result['version']} of {op.spec.name} is published but a newer version "
+            "is live, so no Asset event is sent for it"
+        )
     outlet = airflow_asset(model_asset(op.spec.name))
     context["outlet_events"][outlet].extra = {
         "model": op.spec.name,

@@ -2,8 +2,9 @@
 
 Staging happens once per run: the gate task stages the candidate it decided on (refused ones
 too, so a reviewer can see what was turned away and why), or the publish task stages it when
-the model has no gate. The staging task's record in the run's scratch remembers the version
-and the decision, so a retried task never claims a second number nor decides again.
+the model has no gate. The staging task's record in the run's scratch remembers the version,
+the decision and which try of each step it was built from: a retried task never claims a second
+number nor decides again, while a run cleared and trained again (new tries) is decided anew.
 """
 
 from __future__ import annotations
@@ -76,16 +77,27 @@ class Candidate:
     reason: str
 
     def as_dict(self) -> dict[str, Any]:
-        """JSON-ready, for the scratch and the task's return value."""
+        """JSON-ready, for the task's return value."""
         return {"version": self.version, "outcome": self.outcome, "reason": self.reason}
 
 
-def read_candidate(scratch: Scratch, task: str) -> Candidate | None:
-    """The candidate ``task`` staged in this run, if one of its tries got that far."""
+def read_candidate(scratch: Scratch, task: str, spec: ModelSpec) -> Candidate | None:
+    """The candidate ``task`` staged from the steps' current tries, if one of its tries did.
+
+    A candidate staged from older tries (the run was cleared and its steps trained again) is
+    not this run's candidate any more: None, so the caller decides and stages anew.
+    """
     if scratch.finished_try(task) is None:
         return None
     found = scratch.record(task)
-    return Candidate(**found["candidate"]) if "candidate" in found else None
+    if "candidate" not in found or found.get("trained_from") != _step_tries(scratch, spec):
+        return None
+    return Candidate(**found["candidate"])
+
+
+def _step_tries(scratch: Scratch, spec: ModelSpec) -> dict[str, int | None]:
+    """The try of each step that the run's next task reads (the newest finished one)."""
+    return {step.id: scratch.finished_try(step.id) for step in spec.steps}
 
 
 def stage_candidate(
@@ -138,7 +150,10 @@ def stage_candidate(
         gate.outcome if gate else "accepted",
         gate.reason if gate else "no gate",
     )
-    scratch.finish(GATE_TASK if gate else PUBLISH_TASK, {"candidate": candidate.as_dict()})
+    scratch.finish(
+        GATE_TASK if gate else PUBLISH_TASK,
+        {"candidate": candidate.as_dict(), "trained_from": _step_tries(scratch, spec)},
+    )
     return candidate
 
 

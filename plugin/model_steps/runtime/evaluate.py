@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import resource
 import time
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from model_steps.definition.schema import Training
@@ -25,7 +26,12 @@ from model_steps.runtime.scoring import score
 from model_steps.runtime.scratch import Scratch
 from model_steps.runtime.splits import split_xy
 from model_steps.runtime.tables import read_table
-from model_steps.store.manifest import EvaluationRecord, PerformanceMetric, ResourceUsage
+from model_steps.store.manifest import (
+    EvaluationRecord,
+    PerformanceMetric,
+    ResourceUsage,
+    RuleResult,
+)
 from model_steps.store.model_store import utc_now
 
 if TYPE_CHECKING:
@@ -149,4 +155,26 @@ def _record(
         reasons=reasons,
         rules=results,
         drift={k: round(v, 6) for k, v in drift.items()},
+        notes=_unchecked(evaluation, manifest, results) or None,
     )
+
+
+def _unchecked(evaluation: Evaluation, manifest: Manifest, results: Sequence[RuleResult]) -> str:
+    """What this evaluation could not check on this version.
+
+    Said in the record so its silence is not read as health: drift needs the training
+    distributions, ``trained`` rules the version's test metrics.
+    """
+    notes = []
+    if evaluation.drift is not None and not manifest.steps[0].reference:
+        notes.append(
+            f"drift not checked: version {manifest.version} recorded no training distributions "
+            "(trained before the evaluation watched drift); the next version will"
+        )
+    skipped = [r.rule for r in results if r.passed is None]
+    if skipped:
+        notes.append(
+            f"not applied: {', '.join(skipped)} (version {manifest.version} has no test metric "
+            "to compare with)"
+        )
+    return "; ".join(notes)

@@ -39,7 +39,7 @@ def gate(spec: ModelSpec, run: RunInfo, env: Environment) -> dict[str, Any]:
             run fails here, before publish (a retry repeats this outcome, not the decision).
     """
     scratch = Scratch(env, run)
-    candidate = read_candidate(scratch, GATE_TASK)
+    candidate = read_candidate(scratch, GATE_TASK, spec)
     if candidate is None:
         candidate = _decide_and_stage(spec, run, env, scratch)
     log.info("gate on %s version %d: %s", spec.name, candidate.version, candidate.reason)

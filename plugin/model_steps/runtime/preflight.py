@@ -334,9 +334,12 @@ def check_run(
     Raises:
         DefinitionError: what ``model-steps validate --data`` would report, located in
             ``source`` (the definition file, interpolated from ``environ``) when it can be read.
+        FileNotFoundError: a training table is not there (yet): the task's retries apply.
     """
     urls = {step_id: r.inputs["train"] for step_id, r in rendered.items() if "train" in r.inputs}
-    columns, findings = read_headers(spec, urls, env.storage_options)
+    # A table that is not there yet (a daily file landing late) is an error the task's retries
+    # are for, not a definition problem: only tables that are there and unreadable are findings.
+    columns, findings = read_headers(spec, urls, env.storage_options, unreadable=(ValueError,))
     inits = {step_id: r.init for step_id, r in rendered.items()}
     findings += check_model(spec, env.allow, inits=inits, columns=columns)
     if findings:

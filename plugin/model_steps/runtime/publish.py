@@ -10,10 +10,16 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING, Any
 
-from model_steps.errors import AwaitingApprovalError, NotServableError
+from model_steps.errors import (
+    AwaitingApprovalError,
+    ModelStepsError,
+    NotServableError,
+    PermanentError,
+)
 from model_steps.runtime.candidate import (
     GATE_TASK,
     PUBLISH_TASK,
+    Candidate,
     read_candidate,
     stage_candidate,
 )
@@ -37,11 +43,7 @@ def publish(spec: ModelSpec, run: RunInfo, env: Environment) -> dict[str, Any]:
         NotServableError: the gate refused the candidate (its task failed before this one).
     """
     scratch = Scratch(env, run)
-    candidate = (
-        read_candidate(scratch, GATE_TASK)
-        or read_candidate(scratch, PUBLISH_TASK)
-        or stage_candidate(spec, run, env, None)
-    )
+    candidate = _candidate(spec, run, env, scratch)
     if candidate.outcome == "pending":
         raise AwaitingApprovalError(
             f"version {candidate.version} of {spec.name} waits for approval: "
@@ -53,24 +55,58 @@ def publish(spec: ModelSpec, run: RunInfo, env: Environment) -> dict[str, Any]:
             f"version {candidate.version} was {candidate.outcome}: {candidate.reason}"
         )
     manifest = env.store.manifest(candidate.version)
-    pointer = env.store.go_live(candidate.version, manifest.published_at)
-    env.store.reclaim(claim_grace(spec))
-    scratch.clean()
-    keep = spec.assets.keep_versions
-    pruned = env.store.prune(keep, spec.assets.pinned_versions) if keep else []
+    env.store.go_live(candidate.version, manifest.published_at)
+    live = env.store.pointer()
+    pruned = _tidy(spec, env)
+    scratch.clean()  # last: until here a retry finds the candidate and goes live again
     log.info(
-        "published %s version %d (%s); pruned %s",
+        "published %s version %d (%s); the live version is %s; pruned %s",
         spec.name,
-        pointer.version,
-        pointer.manifest,
+        candidate.version,
+        manifest.published_at,
+        live.version if live else "none",
         pruned or "nothing",
     )
     return {
-        "version": pointer.version,
-        "manifest": pointer.manifest,
+        "version": candidate.version,
+        "manifest": env.store.url("versions", str(candidate.version), "manifest.json"),
+        "live": live is not None and live.version == candidate.version,
         "metrics": manifest.metrics,
         "pruned": pruned,
     }
+
+
+def _candidate(spec: ModelSpec, run: RunInfo, env: Environment, scratch: Scratch) -> Candidate:
+    """The candidate to make live: the gate's decision, or this task's own staging.
+
+    A gated model's candidate only ever comes from its gate: publishing never stages one
+    itself, so a gate that has not decided on the run's current steps stops the publish.
+    """
+    if spec.gate.rules or spec.gate.approval == "manual":
+        decided = read_candidate(scratch, GATE_TASK, spec)
+        if decided is None:
+            raise PermanentError(
+                f"the gate has not decided on the steps this run trained last: run the "
+                f"{GATE_TASK!r} task of run {run.run_id} again"
+            )
+        return decided
+    return read_candidate(scratch, PUBLISH_TASK, spec) or stage_candidate(spec, run, env, None)
+
+
+def _tidy(spec: ModelSpec, env: Environment) -> list[int]:
+    """Reclaim abandoned claims and apply retention; the version is live whatever happens here.
+
+    A failure is logged, not raised: failing the task now would end a run that published (and
+    send no Asset event), and the next publish or ``model-steps prune`` tidies up instead.
+    """
+    grace = claim_grace(spec)
+    try:
+        env.store.reclaim(grace)
+        keep = spec.assets.keep_versions
+        return env.store.prune(keep, spec.assets.pinned_versions, grace) if keep else []
+    except ModelStepsError as error:
+        log.warning("published %s, but could not tidy its store: %s", spec.name, error)
+        return []
 
 
 def claim_grace(spec: ModelSpec) -> float:

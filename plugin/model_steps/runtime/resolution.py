@@ -179,8 +179,10 @@ def _import(module: str, allow: AllowList) -> ModuleType:
     own = is_own_code(module, allow)
     if own:
         for folder in map(str, allow.code_folders):
-            if folder not in sys.path:
+            if folder not in sys.path and Path(folder).is_dir():
                 sys.path.append(folder)  # appended: it cannot shadow an installed module
+                # A finder cached while the folder did not exist would hide it for good.
+                sys.path_importer_cache.pop(folder, None)
     try:
         return importlib.import_module(module)
     except ModuleNotFoundError as error:

@@ -440,11 +440,13 @@ class ModelStore:
         )
         return self._move_pointer(pointer, forward_only=False)
 
-    def prune(self, keep: int, pinned: Iterable[int] = ()) -> list[int]:
+    def prune(
+        self, keep: int, pinned: Iterable[int] = (), claim_grace: float = CLAIM_GRACE_SECONDS
+    ) -> list[int]:
         """Delete all but the newest ``keep`` versions, never the current or a pinned one.
 
         Claims that never got a manifest (a killed publish) are reclaimed after
-        :data:`CLAIM_GRACE_SECONDS`, and the scratch of runs that never published (a failed
+        ``claim_grace`` seconds, and the scratch of runs that never published (a failed
         run, kept meanwhile so Airflow can retry it) is removed once untouched for a day, so a
         publish or a run still in flight is never disturbed.
         """
@@ -457,7 +459,7 @@ class ModelStore:
         doomed = [v for v in complete if v not in protected]
         for version in doomed:
             self._delete_version(version)
-        self.reclaim(CLAIM_GRACE_SECONDS)
+        self.reclaim(claim_grace)
         for run in self.runs():
             if run.stale:
                 self.fs.rm(self.path("runs", run.key), recursive=True)
