@@ -18,6 +18,7 @@ by one, so a record the model refuses fails only the request that sent it.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import threading
 import time
 from collections import deque
@@ -80,7 +81,8 @@ class _Ticket:
         """Wake the caller: its result is in, or it leads the next batch."""
         if self.loop is None:
             self.ready.set()
-        else:
+            return
+        with contextlib.suppress(RuntimeError):  # its loop closed: nobody waits for this one
             self.loop.call_soon_threadsafe(self.ready.set)
 
     def result(self) -> DataFrame:
@@ -169,8 +171,12 @@ class Batcher:
         ticket = _Ticket(key, frame, loop)
         self._queue_up(ticket, arrival or self.arriving())
         if not ticket.leads:
-            await ticket.ready.wait()  # type: ignore[misc]
-        if ticket.leads:
+            try:
+                await ticket.ready.wait()  # type: ignore[misc]
+            except BaseException:  # cancelled: the client left, or its request timed out
+                self._withdraw(ticket)
+                raise
+        if ticket.leads:  # once submitted, the batch runs to its end even if this caller leaves
             await loop.run_in_executor(None, self._lead)
         return ticket.result()
 
@@ -229,15 +235,37 @@ class Batcher:
                 rows += ticket.rows
         return batch
 
+    def _withdraw(self, ticket: _Ticket) -> None:
+        """Take a caller that stopped waiting out of line, passing on the lead it was handed.
+
+        A ticket a leader already took into its batch is left to it: the batch's other callers
+        get their rows, and waking the departed caller costs nothing. A ticket still queued
+        leaves the queue, so no batch predicts for nobody; if it had been handed the lead, the
+        next in line leads instead, or nobody will and every later caller would wait forever.
+        """
+        with self._lock:
+            if ticket not in self._queue:
+                return
+            self._queue.remove(ticket)
+            successor = self._successor() if ticket.leads else None
+        if successor is not None:
+            successor.wake()
+
     def _hand_over(self) -> None:
         """Pass the lead to the next caller in line, or put it down."""
         with self._lock:
-            if not self._queue:
-                self._leading = False
-                return
-            successor = self._queue[0]
-            successor.leads = True
-        successor.wake()
+            successor = self._successor()
+        if successor is not None:
+            successor.wake()
+
+    def _successor(self) -> _Ticket | None:
+        """Give the lead to the head of the queue, or put it down if nobody waits (locked)."""
+        if not self._queue:
+            self._leading = False
+            return None
+        successor = self._queue[0]
+        successor.leads = True
+        return successor
 
     def _run_batch(self, batch: list[_Ticket]) -> None:
         """Predict the batch as one frame and hand each caller its rows; alone if that fails."""
