@@ -13,20 +13,22 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import pandas as pd
 
 from model_steps.definition.loader import load_and_validate
 from model_steps.definition.schema import ModelSpec
 from model_steps.examples import write_example_data
+from model_steps.runtime.candidate import stage_candidate
 from model_steps.runtime.context import Environment, RunInfo, environment
 from model_steps.runtime.publish import publish
 from model_steps.runtime.rendered import Rendered
 from model_steps.runtime.train import train_step
 from model_steps.serving.handler import ModelHandler
 from model_steps.settings import allow_list, load_settings
-from model_steps.store.model_store import ModelStore
+from model_steps.store.manifest import GateRecord
+from model_steps.store.model_store import ModelStore, utc_now
 
 FEATURES = ["sepal_length", "sepal_width", "petal_length", "petal_width"]
 IRIS = """\
@@ -122,16 +124,31 @@ class Lab:
         differently; ``steps_init`` changes other steps' init by step id (recorded rendered in
         the manifest, as Airflow renders init).
         """
+        run, env = self._train_steps(
+            {**steps_init, "classify": {"C": C}, "scale": {"with_std": with_std}}
+        )
+        version: int = publish(self.spec, run, env)["version"]
+        return version
+
+    def candidate(self, outcome: Literal["refused", "pending"], C: float = 1.0) -> int:
+        """Train every step and stage a candidate the gate decided on (``refused`` or
+        ``pending``), as a gated model's gate task does: a complete version, never live."""
+        run, env = self._train_steps({"classify": {"C": C}})
+        gate = GateRecord(
+            outcome=outcome, reason=f"the test's gate said {outcome}", decided_at=utc_now()
+        )
+        return stage_candidate(self.spec, run, env, gate).version
+
+    def _train_steps(self, changes: Mapping[str, Mapping[str, Any]]) -> tuple[RunInfo, Environment]:
+        """Run every step's training for a new run, its init changed by step id."""
         self.runs += 1
         run = RunInfo(f"{self.spec.name}__train", f"manual__{self.runs}")
         env = self._env()
-        changes = {**steps_init, "classify": {"C": C}, "scale": {"with_std": with_std}}
         for step in self.spec.steps:
             rendered = Rendered.templates(step, "train")
             init = {**rendered.init, **changes.get(step.id, {})}
             train_step(self.spec, step.id, run, env, Rendered(init, rendered.inputs))
-        version: int = publish(self.spec, run, env)["version"]
-        return version
+        return run, env
 
     def handler(self, **options: Any) -> ModelHandler:
         """A handler built from the definition file, with short test-friendly waits."""

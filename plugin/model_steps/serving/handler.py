@@ -51,6 +51,7 @@ from model_steps.runtime.serializers import quiet_type_lookup
 from model_steps.serving.batching import Arrival, Batcher, Batching
 from model_steps.serving.json_records import json_frame
 from model_steps.serving.memory import release_freed_memory
+from model_steps.serving.pins import check_pinnable
 from model_steps.serving.records import (
     Checked,
     InputSchema,
@@ -469,15 +470,21 @@ class ModelHandler(_Serving):
     def pin(self, version: int | None) -> None:
         """Serve ``version`` whatever the pointer says; None follows the pointer again.
 
-        Pinning loads the version now and raises if it cannot (the old one keeps serving).
+        Pinning loads the version now and raises if it cannot: the old version keeps serving,
+        and the handler keeps following what it followed before (its pin, or the pointer).
         """
         with self._lock:
             self._check_deployed(version)
+            before = self._pinned, self._retry, self._tag
             self._pinned, self._retry, self._tag = version, None, None
             if version is None:
                 self.poll_once()
             elif self.version != version:
-                self._install(version, None)
+                try:
+                    self._install(version, None)
+                except Exception:
+                    self._pinned, self._retry, self._tag = before
+                    raise
 
     def start(self) -> Self:
         """Load (failures are recorded, and retried by polling) and start the poll thread."""
@@ -569,10 +576,13 @@ class ModelHandler(_Serving):
         started = time.perf_counter()
         old = self.version
         try:
+            manifest = self._manifest(version)
+            if pointer is None:  # a pin; the pointer names published versions only
+                check_pinnable(self.store, manifest)
             if self.unload_first and old is not None:
-                self._load_unloading_first(version, old)
+                self._load_unloading_first(manifest, old)
             else:
-                self._loaded = self._build(version)
+                self._loaded = self._build(manifest)
         except Exception as error:
             self._stats.reload_failures += 1
             self._record(error, f"load version {version}")
@@ -590,38 +600,42 @@ class ModelHandler(_Serving):
         log.info("%s: serving version %d (was %s)", self.name, version, old)
         self._call(self.on_reload, old, version)
 
-    def _load_unloading_first(self, version: int, old: int) -> None:
+    def _load_unloading_first(self, manifest: Manifest, old: int) -> None:
         """Free the old version before loading the new; the gap is counted, not hidden.
 
         The manifest and every asset's checksum are checked first, so a pointer to nothing or
         a corrupt or missing asset never empties the handler (nor does each retry of one); if
         the new version still fails, the old one is loaded back.
         """
-        manifest = self.store.manifest(version)
         for step in manifest.steps:
             if step.asset is not None:
                 self.store.verify_asset(step.asset)
         gap = time.monotonic()
-        self._switching, self._loaded = (old, version), None
+        self._switching, self._loaded = (old, manifest.version), None
         try:
-            self._loaded = self._build(version, manifest)
+            self._loaded = self._build(manifest)
         except Exception:
-            self._loaded = self._build(old)
+            self._loaded = self._build(self._manifest(old))
             raise
         finally:
             self._switching = None
             self._stats.unavailable_seconds += time.monotonic() - gap
 
-    def _build(self, version: int, manifest: Manifest | None = None) -> _Version:
-        """Load, verify and (optionally) warm up a version beside the one being served."""
-        manifest = manifest or self.store.manifest(version)
-        if manifest.model != self.name:  # another model published into this store
+    def _manifest(self, version: int) -> Manifest:
+        """The version's manifest, if this model's: another model may publish into the store."""
+        manifest = self.store.manifest(version)
+        if manifest.model != self.name:
             raise StoreOwnedError(
                 f"version {version} in {self.store.url()} is model {manifest.model!r}'s, "
                 f"not {self.name!r}'s: it is never served as {self.name!r}",
                 owner=manifest.model,
                 model=self.name,
             )
+        return manifest
+
+    def _build(self, manifest: Manifest) -> _Version:
+        """Load, verify and (optionally) warm up a version beside the one being served."""
+        version = manifest.version
         size = sum(s.asset.size for s in manifest.steps if s.asset)
         self._stats.loading, self._stats.loading_bytes = True, size
         try:
