@@ -31,6 +31,7 @@ from model_steps.store.manifest import GateRecord
 from model_steps.store.model_store import ModelStore, utc_now
 
 FEATURES = ["sepal_length", "sepal_width", "petal_length", "petal_width"]
+CLASSES = ["setosa", "versicolor", "virginica"]
 IRIS = """\
 apiVersion: model-steps/v1
 kind: Model
@@ -215,6 +216,17 @@ def expected_labels(
     data: Path, rows: pd.DataFrame, C: float = 1.0, with_std: bool = True
 ) -> list[str]:
     """What a plain scikit-learn pipeline trained the same way predicts."""
+    return list(_plain_pipeline(data, C, with_std).predict(rows))
+
+
+def expected_probabilities(
+    data: Path, rows: pd.DataFrame, C: float = 1.0, with_std: bool = True
+) -> Any:
+    """Each row's probabilities of :data:`CLASSES` from a plain pipeline trained the same way."""
+    return _plain_pipeline(data, C, with_std).predict_proba(rows)
+
+
+def _plain_pipeline(data: Path, C: float, with_std: bool) -> Any:
     from sklearn.linear_model import LogisticRegression
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
@@ -222,7 +234,7 @@ def expected_labels(
     frame = pd.read_csv(data)
     model = make_pipeline(StandardScaler(with_std=with_std), LogisticRegression(C=C, max_iter=500))
     model.fit(frame[FEATURES], frame["species"])
-    return list(model.predict(rows))
+    return model
 
 
 def wait_for(condition: Callable[[], bool], timeout: float = 10.0) -> None:

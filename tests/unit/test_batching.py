@@ -7,20 +7,24 @@ arrive while a prediction runs; the answers are compared with a handler that bat
 from __future__ import annotations
 
 import asyncio
+import itertools
 import threading
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 
 from model_steps.errors import InvalidInputError
 from model_steps.serving.batching import Batching
 from model_steps.serving.handler import ModelHandler
 from tests.lab import (
+    CLASSES,
     FEATURES,
     Lab,
     expected_labels,
+    expected_probabilities,
     make_lab,
     pause_step,
     scores,
@@ -128,15 +132,30 @@ def test_records_refused_by_their_checks_never_reach_a_batch(slow_lab: Lab) -> N
     assert handler.status.predict_requests == 0
 
 
-def test_a_reload_while_requests_batch_fails_none_and_never_mixes_versions(
+def answered_by(probabilities: list[float], per_version: dict[int, Any], index: int) -> int:
+    """The one version whose probabilities for row ``index`` these are."""
+    (version,) = [
+        v for v, expected in per_version.items() if np.allclose(probabilities, expected[index])
+    ]
+    return version
+
+
+def test_a_reload_while_requests_batch_fails_none_and_each_answer_is_the_named_version(
     data: Path, tmp_path: Path
 ) -> None:
-    lab = make_lab(tmp_path, data, step=pause_step("batching_reload_pause"))
+    lab = make_lab(
+        tmp_path, data, step=pause_step("batching_reload_pause"), predict="predict_proba"
+    )
     rows = scores(data)
     records = rows.to_dict(orient="records")
+    trainings = {1: (1.0, True), 2: (0.01, False), 3: (0.1, True)}
+    per_version = {
+        v: expected_probabilities(data, rows, *trained) for v, trained in trainings.items()
+    }
+    for one, other in itertools.combinations(per_version.values(), 2):  # every row tells them apart
+        assert not np.isclose(one, other, atol=1e-3).all(axis=1).any()
     lab.train(C=1.0, pause={"seconds": 0.005})
     handler = loaded(lab)
-    per_version = {1: expected_labels(data, rows, C=1.0)}
     answers: list[Any] = []
     stop = threading.Event()
 
@@ -145,7 +164,8 @@ def test_a_reload_while_requests_batch_fails_none_and_never_mixes_versions(
             index = offset % len(records)
             try:
                 prediction = handler.predict(records[index])
-                answers.append((prediction.version, index, prediction.values()[0]))
+                (row,) = prediction.values()
+                answers.append((prediction.version, index, [row[c] for c in CLASSES]))
             except Exception as error:
                 answers.append(error)
             offset += CLIENTS
@@ -154,9 +174,9 @@ def test_a_reload_while_requests_batch_fails_none_and_never_mixes_versions(
     for thread in clients:
         thread.start()
     try:
-        for version, C, with_std in ((2, 0.01, False), (3, 1.0, True)):
+        for version in (2, 3):
+            C, with_std = trainings[version]
             assert lab.train(C=C, with_std=with_std, pause={"seconds": 0.005}) == version
-            per_version[version] = expected_labels(data, rows, C=C, with_std=with_std)
             assert handler.poll_once()
         wait_for(lambda: any(not isinstance(a, Exception) and a[0] == 3 for a in answers))
     finally:
@@ -165,7 +185,7 @@ def test_a_reload_while_requests_batch_fails_none_and_never_mixes_versions(
             thread.join()
     assert not [a for a in answers if isinstance(a, Exception)]
     assert {version for version, _, _ in answers} == {1, 2, 3}
-    assert all(label == per_version[version][i] for version, i, label in answers)
+    assert all(answered_by(p, per_version, i) == version for version, i, p in answers)
     assert handler.status.predict_batches < handler.status.predict_requests
 
 
