@@ -154,10 +154,13 @@ class _Definitions:
         broken = next((b for b in catalog.broken if b.name == name), None)
         if broken is None:
             raise HTTPException(status.HTTP_404_NOT_FOUND, f"no model named {name!r}")
+        # Where the file lives is the deployment's business: the log has it, the answer not.
+        log.info("model %r does not load: %s is invalid", name, broken.path)
         raise HTTPException(
             status.HTTP_404_NOT_FOUND,
-            f"model {name!r} does not load: {self.relative(broken.path)} has "
-            f"{len(broken.problems)} problem(s), listed under 'invalid' in GET /models",
+            f"model {name!r} does not load: its definition file is invalid "
+            f"({len(broken.problems)} problem(s), listed under 'invalid' in GET /models to "
+            "those who may read its DAGs)",
         )
 
     def _fingerprint(self) -> tuple[tuple[str, int, int], ...]:
