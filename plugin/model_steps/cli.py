@@ -548,6 +548,8 @@ SERVE_LIMITS = {
     "max_rows": ("N", "more records per request get 413"),
     "max_concurrency": ("N", "requests handled at once; more get 503"),
     "max_connections": ("N", "open connections served; more get 503"),
+    "max_client_concurrency": ("N", "requests one client address may have handled at once"),
+    "max_client_connections": ("N", "connections one client address may hold open"),
     "header_timeout": (
         "S",
         "seconds for a request's headers to arrive, else the connection closes",

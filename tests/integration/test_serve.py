@@ -469,6 +469,10 @@ def read_http_response(conn: socket.socket) -> bytes:
 
 LIMIT_SECONDS = 1.0
 MAX_CONCURRENCY = 6
+CLIENT_SHARE = 2
+CLIENT_CONNECTIONS = 8
+GOOD = "127.0.0.1"
+"""The good client's address; each hostile client connects from an address of its own."""
 NEAR_MISS_KEYS = 360_000  # a 9.5 MB record, as reported (under the 10 MiB body limit)
 
 
@@ -486,6 +490,10 @@ def guarded(flowers_folder: Path) -> Iterator[Server]:
         seconds,
         "--max-concurrency",
         str(MAX_CONCURRENCY),
+        "--max-client-concurrency",
+        str(CLIENT_SHARE),
+        "--max-client-connections",
+        str(CLIENT_CONNECTIONS),
         log=flowers_folder / "guarded.log",
         environ={"MODEL_STEPS_DAGS_FOLDER": str(flowers_folder)},
     ) as server:
@@ -499,19 +507,43 @@ def near_miss_record(keys: int) -> bytes:
     return json.dumps([{f"{names[i % 4]}_{i}": 1.0 for i in range(keys)}]).encode()
 
 
-def open_request(server: Server, head: bytes) -> socket.socket:
-    conn = socket.create_connection(("127.0.0.1", server.port), timeout=10)
+def open_request(server: Server, head: bytes, source: str = GOOD) -> socket.socket:
+    """A connection from the loopback address ``source`` that has sent ``head``."""
+    conn = socket.create_connection(
+        ("127.0.0.1", server.port), timeout=10, source_address=(source, 0)
+    )
     conn.sendall(head)
     return conn
 
 
-def half_sent_body(server: Server) -> socket.socket:
+def half_sent_body(server: Server, source: str = GOOD, forwarded_for: str = "") -> socket.socket:
     """A request whose headers arrived and whose body never will."""
+    forwarded = f"X-Forwarded-For: {forwarded_for}\r\n".encode() if forwarded_for else b""
     return open_request(
         server,
         b"POST /predict HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
-        b"Content-Length: 1000\r\n\r\n[{",
+        + forwarded
+        + b"Content-Length: 1000\r\n\r\n[{",
+        source,
     )
+
+
+def read_answer(conn: socket.socket) -> bytes:
+    """One response's head and its Content-Length of body, however the packets split them."""
+    data = b""
+    while b"\r\n\r\n" not in data:
+        data += conn.recv(65536)
+    head, body = data.split(b"\r\n\r\n", 1)
+    length = int(head.lower().split(b"content-length: ")[1].split(b"\r\n")[0])
+    while len(body) < length:
+        body += conn.recv(65536)
+    return head + b"\r\n\r\n" + body
+
+
+def client_at(server: Server, source: str, timeout: float = 30.0) -> httpx.Client:
+    """An HTTP client connecting from the loopback address ``source``."""
+    transport = httpx.HTTPTransport(local_address=source)
+    return httpx.Client(base_url=server.url, timeout=timeout, transport=transport)
 
 
 def request_counts(server: Server) -> dict[str, float]:
@@ -569,7 +601,8 @@ def test_a_client_that_hangs_up_is_counted_as_499_never_500(guarded: Server) -> 
 def test_requests_beyond_the_concurrency_limit_get_503_until_a_slot_frees(
     guarded: Server,
 ) -> None:
-    held = [half_sent_body(guarded) for _ in range(MAX_CONCURRENCY)]
+    sources = [f"127.0.0.{10 + i}" for i in range(MAX_CONCURRENCY // CLIENT_SHARE)]
+    held = [half_sent_body(guarded, source) for source in sources for _ in range(CLIENT_SHARE)]
     time.sleep(0.2)
     refused = predict(guarded, [FLOWER])
     assert refused.status_code == 503
@@ -581,27 +614,74 @@ def test_requests_beyond_the_concurrency_limit_get_503_until_a_slot_frees(
     assert predict(guarded, [FLOWER]).status_code == 200
 
 
+def test_a_client_trickling_bodies_holds_only_its_share_of_the_slots(guarded: Server) -> None:
+    """Its requests beyond its share are refused at once, even claiming to be forwarded for
+    others (only a trusted proxy's forwarding counts); the others keep being answered."""
+    answered = sum(request_counts(guarded).values())
+    held = [
+        half_sent_body(guarded, "127.0.0.20", forwarded_for=f"10.0.0.{i}")
+        for i in range(MAX_CONCURRENCY)
+    ]
+    answers = [read_answer(conn) for conn in held[CLIENT_SHARE:]]
+    assert all(answer.startswith(b"HTTP/1.1 503") for answer in answers)
+    assert b"this client already has 2 requests in progress" in answers[0]
+    for _ in range(MAX_CONCURRENCY):
+        started = time.monotonic()
+        assert predict(guarded, [FLOWER]).status_code == 200
+        assert time.monotonic() - started < LIMIT_SECONDS  # it never waited for a held body
+    for conn in held:
+        conn.close()
+    everything = answered + MAX_CONCURRENCY + CLIENT_SHARE  # the held too: their slots free
+    wait_for(lambda: sum(request_counts(guarded).values()) == everything, 10.0)
+
+
+def test_a_client_holding_its_share_of_connections_gets_503_for_more(guarded: Server) -> None:
+    held = [open_request(guarded, b"", "127.0.0.21") for _ in range(CLIENT_CONNECTIONS)]
+    time.sleep(0.1)
+    extra = open_request(guarded, b"", "127.0.0.21")
+    answer = read_answer(extra)
+    assert answer.startswith(b"HTTP/1.1 503")
+    assert b"this client has its share of this server's connections open" in answer
+    assert extra.recv(65536) == b""  # and closed
+    assert predict(guarded, [FLOWER]).status_code == 200
+    for conn in [*held, extra]:
+        conn.close()
+
+
 def test_a_good_client_keeps_normal_latency_while_a_bounded_attack_runs(guarded: Server) -> None:
-    """Two clients sending near-miss records, one deep nesting, one hanging up, one half-sent
-    connections: a good client's requests all answer, each within a second (was 33-103 s)."""
+    """One hostile client sends near-miss records and deep nesting, another trickles bodies,
+    hangs up and leaves connections half-sent: the good client's requests all answer, each
+    within a second (was 33-103 s, or a 503 while trickled bodies held every slot)."""
     stop = threading.Event()
     near_miss = near_miss_record(100_000)
+    posting, trickling = "127.0.0.30", "127.0.0.31"
 
     def post_until_stopped(body: bytes) -> None:
-        with httpx.Client(base_url=guarded.url, timeout=30.0) as client:
+        with client_at(guarded, posting) as client:
             while not stop.is_set():
                 with contextlib.suppress(httpx.TransportError):
                     client.post("/predict", content=body)
 
     def hang_up_until_stopped() -> None:
         while not stop.is_set():
-            half_sent_body(guarded).close()
+            with contextlib.suppress(OSError):
+                half_sent_body(guarded, trickling).close()
             time.sleep(0.05)
+
+    def trickle_until_stopped() -> None:
+        opened = []
+        while not stop.is_set():
+            with contextlib.suppress(OSError):
+                opened.append(half_sent_body(guarded, trickling))
+            time.sleep(0.05)
+        for conn in opened:
+            conn.close()
 
     def half_send_until_stopped() -> None:
         opened = []
         while not stop.is_set() and len(opened) < 20:
-            opened.append(open_request(guarded, b"POST /predict HTTP/1.1\r\n"))
+            with contextlib.suppress(OSError):
+                opened.append(open_request(guarded, b"POST /predict HTTP/1.1\r\n", trickling))
             time.sleep(0.1)
         stop.wait()
         for conn in opened:
@@ -612,6 +692,7 @@ def test_a_good_client_keeps_normal_latency_while_a_bounded_attack_runs(guarded:
         threading.Thread(target=post_until_stopped, args=(near_miss,)),
         threading.Thread(target=post_until_stopped, args=(b"[" * 200_000,)),
         threading.Thread(target=hang_up_until_stopped),
+        threading.Thread(target=trickle_until_stopped),
         threading.Thread(target=half_send_until_stopped),
     ]
     for thread in attack:
@@ -622,12 +703,13 @@ def test_a_good_client_keeps_normal_latency_while_a_bounded_attack_runs(guarded:
         with guarded.client() as client:
             for _ in range(30):
                 started = time.monotonic()
-                statuses.append(client.post("/predict", json=[FLOWER]).status_code)
+                response = client.post("/predict", json=[FLOWER])
                 latencies.append(time.monotonic() - started)
+                statuses.append((response.status_code, response.text[:200]))
                 time.sleep(0.05)
     finally:
         stop.set()
         for thread in attack:
             thread.join()
-    assert set(statuses) == {200}
+    assert {status for status, _ in statuses} == {200}, statuses
     assert max(latencies) < 1.0, sorted(latencies)[-5:]

@@ -51,7 +51,7 @@ from model_steps.serving.limits import (
     Scope,
     Send,
     ServerLimits,
-    timed_protocol,
+    bounded_protocol,
 )
 from model_steps.serving.memory import limit_malloc_arenas
 from model_steps.serving.records import Prediction
@@ -175,7 +175,9 @@ def create_app(handlers: HandlerSet | ModelHandler, limits: ServerLimits | None 
         description="Real-time predictions from published model versions.",
         lifespan=lifespan,
     )
-    app.add_middleware(ConcurrencyLimit, limit=limits.max_concurrency)
+    app.add_middleware(
+        ConcurrencyLimit, limit=limits.max_concurrency, per_client=limits.max_client_concurrency
+    )
     app.add_middleware(_CountRequests, counter=counter)
     for error, status in ERROR_STATUS.items():
         app.add_exception_handler(error, _answer(status))
@@ -439,7 +441,9 @@ def run(
         access_log=access_log,
         timeout_graceful_shutdown=graceful_seconds,
         log_config=_log_config(uvicorn.config.LOGGING_CONFIG),
-        http=timed_protocol(AutoHTTPProtocol, limits.header_timeout),
+        http=bounded_protocol(
+            AutoHTTPProtocol, limits.header_timeout, limits.max_client_connections
+        ),
         limit_concurrency=limits.max_connections,
         timeout_keep_alive=limits.keep_alive_timeout,  # type: ignore[arg-type]
     )
