@@ -71,11 +71,15 @@ def run(scenario: Callable[[Batcher, Gated], Awaitable[None]]) -> Gated:
     return predict
 
 
-async def callers(batcher: Batcher, values: range) -> list[asyncio.Task[int]]:
-    """Start one caller per value and let each queue up."""
-    tasks = [asyncio.create_task(answer(batcher, value)) for value in values]
+async def queue_behind_a_batch(
+    batcher: Batcher, predict: Gated, behind: int
+) -> tuple[asyncio.Task[int], list[asyncio.Task[int]]]:
+    """Caller 1, predicting alone at the gate, and callers 2 to ``behind + 1`` queued behind."""
+    leader = asyncio.create_task(answer(batcher, 1))
+    await predict.running(1)
+    queued = [asyncio.create_task(answer(batcher, value)) for value in range(2, behind + 2)]
     await asyncio.sleep(0.01)
-    return tasks
+    return leader, queued
 
 
 async def still_served(batcher: Batcher, predict: Gated, value: int) -> None:
@@ -87,9 +91,7 @@ async def still_served(batcher: Batcher, predict: Gated, value: int) -> None:
 
 def test_a_caller_cancelled_while_queued_leaves_the_batch_and_the_others_get_their_rows() -> None:
     async def scenario(batcher: Batcher, predict: Gated) -> None:
-        leader = asyncio.create_task(answer(batcher, 1))
-        await predict.running(1)
-        queued = await callers(batcher, range(2, 6))
+        leader, queued = await queue_behind_a_batch(batcher, predict, 4)
         queued[2].cancel()  # caller 4 leaves before its batch runs
         predict.open(2)
         assert await leader == 10
@@ -103,9 +105,7 @@ def test_a_caller_cancelled_while_queued_leaves_the_batch_and_the_others_get_the
 
 def test_a_caller_cancelled_after_being_handed_the_lead_passes_it_on() -> None:
     async def scenario(batcher: Batcher, predict: Gated) -> None:
-        leader = asyncio.create_task(answer(batcher, 1))
-        await predict.running(1)
-        queued = await callers(batcher, range(2, 5))
+        leader, queued = await queue_behind_a_batch(batcher, predict, 3)
         predict.open()
         time.sleep(0.3)  # holds the loop: the batch ends and hands caller 2 the lead meanwhile
         queued[0].cancel()  # handed the next batch's lead, gone before it could start it
@@ -121,9 +121,7 @@ def test_a_caller_cancelled_after_being_handed_the_lead_passes_it_on() -> None:
 
 def test_callers_cancelled_while_their_batch_runs_leave_the_others_their_answers() -> None:
     async def scenario(batcher: Batcher, predict: Gated) -> None:
-        first = asyncio.create_task(answer(batcher, 1))
-        await predict.running(1)
-        queued = await callers(batcher, range(2, 6))
+        first, queued = await queue_behind_a_batch(batcher, predict, 4)
         predict.open()
         assert await first == 10
         await predict.running(2)  # 2, 3, 4 and 5 predict together, led by 2
@@ -139,9 +137,7 @@ def test_callers_cancelled_while_their_batch_runs_leave_the_others_their_answers
 
 def test_when_every_caller_is_cancelled_later_requests_are_still_served() -> None:
     async def scenario(batcher: Batcher, predict: Gated) -> None:
-        leader = asyncio.create_task(answer(batcher, 1))
-        await predict.running(1)
-        queued = await callers(batcher, range(2, 5))
+        leader, queued = await queue_behind_a_batch(batcher, predict, 3)
         for task in [leader, *queued]:
             task.cancel()
         await asyncio.gather(leader, *queued, return_exceptions=True)
@@ -157,9 +153,7 @@ def test_any_one_caller_cancelled_from_a_queue_leaves_the_rest_their_own_answers
     cancelled: int,
 ) -> None:
     async def scenario(batcher: Batcher, predict: Gated) -> None:
-        leader = asyncio.create_task(answer(batcher, 1))
-        await predict.running(1)
-        queued = await callers(batcher, range(2, 6))
+        leader, queued = await queue_behind_a_batch(batcher, predict, 4)
         queued[cancelled].cancel()
         await asyncio.sleep(0)
         predict.open(2)
