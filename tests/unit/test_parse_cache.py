@@ -129,6 +129,38 @@ def test_a_key_file_others_can_read_turns_the_cache_off(tmp_path: Path) -> None:
     assert ParseCache.open(tmp_path / "cache") is None
 
 
+def test_a_symlinked_key_file_turns_the_cache_off_and_parsing_goes_on(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    chosen = tmp_path / "a key someone else chose"
+    chosen.write_text("k" * 64)
+    chosen.chmod(0o600)
+    (tmp_path / "cache.key").symlink_to(chosen)
+    path = write(tmp_path, definition("churn"))
+    with caplog.at_level(logging.WARNING):
+        cache = ParseCache.open(tmp_path / "cache")
+    assert cache is None
+    assert "cache.key is a symbolic link" in caplog.text
+    (model,) = load_and_validate([path.parent], {}, cache=cache).models
+    assert model.spec.name == "churn"
+    assert list((tmp_path / "cache").iterdir()) == []
+
+
+def test_a_symlinked_entry_is_not_followed_and_is_replaced(
+    tmp_path: Path, cache: ParseCache, caplog: pytest.LogCaptureFixture
+) -> None:
+    path = write(tmp_path, definition("churn"))
+    load(path, cache)
+    (entry,) = entries(cache)
+    elsewhere = tmp_path / "elsewhere.json"
+    entry.rename(elsewhere)
+    entry.symlink_to(elsewhere)
+    with caplog.at_level(logging.WARNING):
+        assert load(path, cache).spec.name == "churn"
+    assert "is a symbolic link" in caplog.text
+    assert not entry.is_symlink()
+
+
 def test_a_configured_key_needs_no_key_file(tmp_path: Path) -> None:
     opened = ParseCache.open(tmp_path / "cache", "a deployment secret of some length")
     assert opened is not None and not (tmp_path / "cache.key").exists()
