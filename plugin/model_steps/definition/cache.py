@@ -12,13 +12,13 @@ miss, and the file is validated as usual.
 
 Whoever can write to the cache folder must not be able to change what a DAG runs, so an entry
 is signed (HMAC-SHA256 over its bytes, on its first line) with a key the cache folder does not
-hold: the deployment's
-``parse_cache_key``, or a random key kept beside the folder (``<folder>.key``, readable by its
-owner only, never read through a symbolic link: a link would let whoever placed it choose the
-key, or point the cache at another secret of the user's). An entry whose signature does not match is refused and replaced, and logged. The
-spec in an entry is validated again on reading (about a tenth of reading the YAML), so even a
-forged entry could only hold a definition that validates. Environment values are stored as
-keyed hashes, never in clear.
+hold: the deployment's ``parse_cache_key``, or a random key kept beside the folder
+(``<folder>.key``, readable by its owner only, never read through a symbolic link: a link would
+let whoever placed it choose the key, or point the cache at another secret of the user's). An
+entry whose signature does not match is refused and replaced, and logged. The spec in an entry
+is validated again on reading (about a tenth of reading the YAML), so even a forged entry could
+only hold a definition that validates. Environment values are stored as keyed hashes, never in
+clear.
 
 Concurrent DAG processors are safe: an entry is written to a temporary file and renamed over
 the old one, so a reader sees a whole entry or none.
