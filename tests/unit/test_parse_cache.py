@@ -43,6 +43,14 @@ def entries(cache: ParseCache) -> list[Path]:
     return sorted(cache.folder.glob("*.json"))
 
 
+def kept(folder: Path, cache: ParseCache) -> tuple[Path, Path]:
+    """A valid definition loaded once, and the cache entry it left."""
+    path = write(folder, definition("churn"))
+    load(path, cache)
+    (entry,) = entries(cache)
+    return path, entry
+
+
 def read_entry(entry: Path) -> tuple[bytes, dict[str, Any]]:
     """An entry's signature line and its document."""
     mac, _, body = entry.read_bytes().partition(b"\n")
@@ -98,9 +106,7 @@ def test_an_entry_edited_in_the_cache_is_refused_and_replaced(
     tmp_path: Path, cache: ParseCache, caplog: pytest.LogCaptureFixture
 ) -> None:
     """Whoever can write the cache folder must not change what a DAG runs."""
-    path = write(tmp_path, definition("churn"))
-    load(path, cache)
-    (entry,) = entries(cache)
+    path, entry = kept(tmp_path, cache)
     mac, document = read_entry(entry)
     document["spec"] = document["spec"].replace("LinearRegression", "Ridge")
     entry.write_bytes(mac + b"\n" + json.dumps(document).encode())
@@ -149,9 +155,7 @@ def test_a_symlinked_key_file_turns_the_cache_off_and_parsing_goes_on(
 def test_a_symlinked_entry_is_not_followed_and_is_replaced(
     tmp_path: Path, cache: ParseCache, caplog: pytest.LogCaptureFixture
 ) -> None:
-    path = write(tmp_path, definition("churn"))
-    load(path, cache)
-    (entry,) = entries(cache)
+    path, entry = kept(tmp_path, cache)
     elsewhere = tmp_path / "elsewhere.json"
     entry.rename(elsewhere)
     entry.symlink_to(elsewhere)
