@@ -20,10 +20,19 @@ DATA = REPO / "tests" / "data"
 
 AIRFLOW_HOME = Path(tempfile.mkdtemp(prefix="model-steps-airflow-"))
 SESSION_DAGS = AIRFLOW_HOME / "dags"
+INHERITED = ("MODEL_STEPS_", "AIRFLOW__MODEL_STEPS__", "AIRFLOW_CONN_", "AIRFLOW_VAR_")
+"""Settings a developer's shell may hold (``. .airflow/env``, a deployment's variables): each
+would steer what the tests load, so none reaches them. The Makefile's Airflow tuning stays."""
+KEPT = frozenset({"MODEL_STEPS_TEST_ARTIFACTS"})
+"""Variables that configure the tests themselves, not what they test."""
 
+for inherited in [name for name in os.environ if name.startswith(INHERITED)]:
+    if inherited not in KEPT:
+        del os.environ[inherited]
 os.environ.update(
     {
         "AIRFLOW_HOME": str(AIRFLOW_HOME),
+        "AIRFLOW_CONFIG": str(AIRFLOW_HOME / "airflow.cfg"),  # not the developer's own
         "AIRFLOW__CORE__UNIT_TEST_MODE": "True",
         "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
         "AIRFLOW__CORE__DAGS_FOLDER": str(SESSION_DAGS),

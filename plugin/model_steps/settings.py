@@ -186,13 +186,14 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
     Parse cache: ``MODEL_STEPS_PARSE_CACHE``, ``AIRFLOW__MODEL_STEPS__PARSE_CACHE``,
     ``[model_steps] parse_cache``, then ``$AIRFLOW_HOME/model-steps/parse-cache`` (``off``
     turns it off); its key ``AIRFLOW__MODEL_STEPS__PARSE_CACHE_KEY`` or ``[model_steps]
-    parse_cache_key``. Airflow itself is not imported: importing it writes a default config
-    file, a side effect a linter must not have.
+    parse_cache_key``. The config file is ``AIRFLOW_CONFIG``, else ``$AIRFLOW_HOME/airflow.cfg``
+    (``~/airflow`` when ``AIRFLOW_HOME`` is unset), as for Airflow. Airflow itself is not
+    imported: importing it writes a default config file, a side effect a linter must not have.
     """
     env = dict(os.environ if environ is None else environ)
     home = Path(env.get("AIRFLOW_HOME") or Path.home() / "airflow").expanduser()
     config = configparser.ConfigParser(interpolation=None)
-    config.read(home / "airflow.cfg")
+    config.read(Path(env.get("AIRFLOW_CONFIG") or home / "airflow.cfg").expanduser())
 
     def setting(names: tuple[str, ...], section: str, key: str, default: str) -> str:
         value = next((env[n] for n in names if env.get(n)), None)

@@ -126,6 +126,15 @@ def test_validate_imports_nothing_a_definition_names_into_the_caller() -> None:
     assert result.stdout.strip() == "0 []", result.stderr
 
 
+def test_settings_read_the_config_file_airflow_config_names(tmp_path: Path) -> None:
+    from model_steps.settings import load_settings
+
+    (tmp_path / "elsewhere.cfg").write_text("[model_steps]\nconn_id = minio\n")
+    (tmp_path / "airflow.cfg").write_text("[model_steps]\nconn_id = ignored\n")
+    environ = {"AIRFLOW_HOME": str(tmp_path), "AIRFLOW_CONFIG": str(tmp_path / "elsewhere.cfg")}
+    assert load_settings(environ).connection(None) == "minio"
+
+
 def test_the_default_connection_serves_models_without_their_own(tmp_path: Path) -> None:
     from model_steps.settings import load_settings
 

@@ -111,14 +111,18 @@ def test_a_library_class_is_called_through_its_estimator_methods_only() -> None:
         ({"memory": "/tmp/cache"}, "init.memory"),
         ({"memory": "{{ params.cache }}"}, "init.memory"),
         ({"input": "filename"}, "init.input"),
-        ({"machines": "10.0.0.1:12400"}, "init.machines"),
     ],
 )
-def test_init_values_that_reach_files_or_peers_are_refused(
+def test_init_values_that_reach_files_or_caches_are_refused(
     init: dict[str, Any], field: str
 ) -> None:
     refused = refusals(package="sklearn.cluster", init=init, **{"class": "FeatureAgglomeration"})
     assert list(refused) == [field]
+
+
+def test_lightgbm_init_values_that_reach_peers_are_refused() -> None:
+    refused = refusals(package="lightgbm", init={"machines": "10.0.0.1:12400"}, **{"class": "X"})
+    assert list(refused) == ["init.machines"]
 
 
 def test_ordinary_init_values_and_n_jobs_pass() -> None:

@@ -43,6 +43,14 @@ def entries(cache: ParseCache) -> list[Path]:
     return sorted(cache.folder.glob("*.json"))
 
 
+def kept(folder: Path, cache: ParseCache) -> tuple[Path, Path]:
+    """A valid definition loaded once, and the cache entry it left."""
+    path = write(folder, definition("churn"))
+    load(path, cache)
+    (entry,) = entries(cache)
+    return path, entry
+
+
 def read_entry(entry: Path) -> tuple[bytes, dict[str, Any]]:
     """An entry's signature line and its document."""
     mac, _, body = entry.read_bytes().partition(b"\n")
@@ -98,9 +106,7 @@ def test_an_entry_edited_in_the_cache_is_refused_and_replaced(
     tmp_path: Path, cache: ParseCache, caplog: pytest.LogCaptureFixture
 ) -> None:
     """Whoever can write the cache folder must not change what a DAG runs."""
-    path = write(tmp_path, definition("churn"))
-    load(path, cache)
-    (entry,) = entries(cache)
+    path, entry = kept(tmp_path, cache)
     mac, document = read_entry(entry)
     document["spec"] = document["spec"].replace("LinearRegression", "Ridge")
     entry.write_bytes(mac + b"\n" + json.dumps(document).encode())
@@ -127,6 +133,36 @@ def test_a_key_file_others_can_read_turns_the_cache_off(tmp_path: Path) -> None:
     assert key.stat().st_mode & 0o077 == 0
     key.chmod(0o644)
     assert ParseCache.open(tmp_path / "cache") is None
+
+
+def test_a_symlinked_key_file_turns_the_cache_off_and_parsing_goes_on(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    chosen = tmp_path / "a key someone else chose"
+    chosen.write_text("k" * 64)
+    chosen.chmod(0o600)
+    (tmp_path / "cache.key").symlink_to(chosen)
+    path = write(tmp_path, definition("churn"))
+    with caplog.at_level(logging.WARNING):
+        cache = ParseCache.open(tmp_path / "cache")
+    assert cache is None
+    assert "cache.key is a symbolic link" in caplog.text
+    (model,) = load_and_validate([path.parent], {}, cache=cache).models
+    assert model.spec.name == "churn"
+    assert list((tmp_path / "cache").iterdir()) == []
+
+
+def test_a_symlinked_entry_is_not_followed_and_is_replaced(
+    tmp_path: Path, cache: ParseCache, caplog: pytest.LogCaptureFixture
+) -> None:
+    path, entry = kept(tmp_path, cache)
+    elsewhere = tmp_path / "elsewhere.json"
+    entry.rename(elsewhere)
+    entry.symlink_to(elsewhere)
+    with caplog.at_level(logging.WARNING):
+        assert load(path, cache).spec.name == "churn"
+    assert "is a symbolic link" in caplog.text
+    assert not entry.is_symlink()
 
 
 def test_a_configured_key_needs_no_key_file(tmp_path: Path) -> None:

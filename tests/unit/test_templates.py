@@ -84,6 +84,8 @@ SANDBOX_ESCAPES = [
     "{{ dag.default_args }}",
     "{{ 'a' * 100000000 }}",
     "{{ 9 ** 99999999 }}",
+    "{{ params|attr('__class__') }}",
+    "{{ (params|attr('__class__')|attr('__mro__'))[1] }}",
 ]
 
 

@@ -10,8 +10,9 @@ A definition names code to run (``package`` + ``class``, ``callable``, ``save``/
   from ``sklearn.metrics`` for a metric, or is listed exactly in the deployment's functions;
 - only public names: no module, attribute or method starting with ``_`` (so no dunders);
 - a library class is called through its estimator methods only (``fit``, ``predict_proba``...),
-  and init arguments that make a library open a file, a cache of pickles or a network peer are
-  refused.
+  with init arguments named like Python arguments; those that make a library open a file, a
+  cache of pickles or a network peer are refused, and so is a LightGBM value that would add
+  parameters to the ``key=value`` text LightGBM reads them from.
 
 This module only reads names, so the DAG loader runs it on every parse without importing
 anything. What a name resolves to (a class with the methods, a function whose file is in the DAGs
@@ -23,10 +24,13 @@ References are written ``package.module:attribute`` (the ``callable`` form) or
 
 from __future__ import annotations
 
+import re
 import sys
+import unicodedata
 from collections.abc import Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Literal, TypeAlias
 
+from model_steps.definition.templates import is_template
 from model_steps.errors import ImportRefusedError, closest, hint
 from model_steps.settings import AllowList
 
@@ -35,11 +39,14 @@ if TYPE_CHECKING:
 
 __all__ = [
     "ESTIMATOR_METHODS",
+    "LIGHTGBM_FILES",
+    "LIGHTGBM_RISKY",
     "METRICS_MODULE",
     "RISKY_INIT",
     "ROLES",
     "Purpose",
     "init_problem",
+    "init_problems",
     "is_allowed",
     "is_own_code",
     "method_problem",
@@ -64,7 +71,6 @@ TEST_MODULES = frozenset({"tests", "conftest"})
 """Module names a library's test code lives under: importing it registers fixtures and imports
 pytest, and nothing in it is a model's code."""
 _NETWORK = "LightGBM connects to the network peers it names"
-_FILE = "the library reads or writes the file it names"
 RISKY_INIT: Mapping[str, tuple[tuple[Any, ...], str]] = {
     "memory": (
         (None,),
@@ -72,15 +78,66 @@ RISKY_INIT: Mapping[str, tuple[tuple[Any, ...], str]] = {
         "pickles it finds there",
     ),
     "input": (("content",), "scikit-learn's text vectorizers then read the files the data names"),
-    **dict.fromkeys(("machines", "workers", "nodes"), ((None,), _NETWORK)),
-    **dict.fromkeys(
-        ("machine_list_filename", "machine_list_file", "machine_list", "mlist"), ((None,), _FILE)
-    ),
-    **dict.fromkeys(("input_model", "output_model"), ((None,), _FILE)),
 }
 """Init arguments of library classes that reach files, caches or the network: the values a
 definition may give them, and why others are refused. ``n_jobs`` is not here: it only decides
 how many of the worker's cores a fit uses."""
+LIGHTGBM = "lightgbm"
+LIGHTGBM_FILES: Mapping[str, tuple[str, ...]] = {
+    "data": ("train", "train_data", "train_data_file", "data_filename"),
+    "valid": (
+        "test",
+        "valid_data",
+        "valid_data_file",
+        "test_data",
+        "test_data_file",
+        "valid_filenames",
+    ),
+    "input_model": ("model_input", "model_in"),
+    "output_model": ("model_output", "model_out"),
+    "output_result": (
+        "predict_result",
+        "prediction_result",
+        "predict_name",
+        "prediction_name",
+        "pred_name",
+        "name_pred",
+    ),
+    "save_binary": ("is_save_binary", "is_save_binary_file"),
+    "convert_model": ("convert_model_file",),
+    "forcedsplits_filename": (
+        "fs",
+        "forced_splits_filename",
+        "forced_splits_file",
+        "forced_splits",
+    ),
+    "forcedbins_filename": (),
+    "parser_config_file": (),
+    "config": ("config_file",),
+    "machine_list_filename": ("machine_list_file", "machine_list", "mlist"),
+}
+"""LightGBM parameters that make it read or write a file (a model, data, a binary copy of the
+data, predictions, forced splits or bins, a config), each with every alias LightGBM accepts
+for it (its ``config.h``; a test holds this to the installed library's own alias table)."""
+LIGHTGBM_RISKY: Mapping[str, tuple[tuple[Any, ...], str]] = {
+    **dict.fromkeys(("machines", "workers", "nodes"), ((None,), _NETWORK)),
+    **{
+        name: (
+            (None, False) if canonical == "save_binary" else (None,),
+            f"LightGBM reads or writes the file it names ({canonical}); a step's data and "
+            "assets go through its input, output and assets_identifier",
+        )
+        for canonical, aliases in LIGHTGBM_FILES.items()
+        for name in (canonical, *aliases)
+    },
+}
+"""What :data:`RISKY_INIT` is for LightGBM's classes, whose every init argument is a parameter of
+the library (``LGBMClassifier(**kwargs)``)."""
+LIGHTGBM_UNWRITTEN = frozenset({"class_weight", "importance_type", "n_estimators"})
+"""Arguments LightGBM's scikit-learn classes use in Python, never write into the parameter text."""
+_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+_SPLITTING = "=\"'"
+"""Characters LightGBM's parameter text splits at or strips, besides whitespace."""
 ROLES: Mapping[Purpose, str] = {
     "callable": "a callable step",
     "save": "a save function",
@@ -185,15 +242,73 @@ def method_problem(name: str, library: bool) -> str | None:
     return None
 
 
-def init_problem(name: str, value: Any) -> str | None:
-    """Why giving a library class init argument ``name`` this value is refused, else None."""
-    if name not in RISKY_INIT:
-        return None
-    allowed, why = RISKY_INIT[name]
-    if value in allowed:
-        return None
-    choices = " or ".join("null" if v is None else repr(v) for v in allowed)
-    return f"init argument {name!r} may only be {choices}: otherwise {why}"
+def init_problems(module: str, init: Mapping[str, Any]) -> Iterator[tuple[str, str]]:
+    """(argument, why) for each init argument a library class in ``module`` may not be given.
+
+    Only the DAGs folder's own classes take any argument: the caller leaves those out.
+    """
+    for name, value in init.items():
+        problem = init_problem(module, name, value)
+        if problem:
+            yield name, problem
+
+
+def init_problem(module: str, name: str, value: Any) -> str | None:
+    """Why giving a library class in ``module`` init argument ``name`` this value is refused."""
+    if not _NAME.fullmatch(name):
+        return (
+            f"init argument {name!r} is not a name: a library class takes keyword arguments of "
+            "letters, digits and '_' (LightGBM would read the rest of such a name as more "
+            "parameters)"
+        )
+    lightgbm = is_allowed(module, (LIGHTGBM,))
+    risky = {**RISKY_INIT, **(LIGHTGBM_RISKY if lightgbm else {})}
+    if name in risky and value not in risky[name][0]:
+        allowed, why = risky[name]
+        choices = " or ".join(_yaml(choice) for choice in allowed)
+        return f"init argument {name!r} may only be {choices}: otherwise {why}"
+    if lightgbm and name not in LIGHTGBM_UNWRITTEN:
+        return _lightgbm_text_problem(name, value)
+    return None
+
+
+def _yaml(value: Any) -> str:
+    """A value as a definition writes it."""
+    return "null" if value is None else "false" if value is False else repr(value)
+
+
+def _lightgbm_text_problem(name: str, value: Any) -> str | None:
+    """Why ``value`` would not stay one value in LightGBM's ``key=value`` parameter text.
+
+    LightGBM joins its parameters into one text (lists with ``,``) and splits it again at
+    whitespace and ``=``, dropping quotes: ``"0.1 output_model=/tmp/x"`` would set a second
+    parameter. A template is left to the run, which checks the value it renders.
+    """
+    items = value if isinstance(value, list | tuple) else [value]
+    for item in items:
+        if item is None or is_template(item):
+            continue
+        text = str(item)
+        found = next((char for char in text if _injects(char)), None)
+        if found is not None:
+            return (
+                f"LightGBM parameter {name!r} may not hold {_character(found)} ({text!r}): "
+                "LightGBM reads its parameters from one 'key=value' text, where whitespace, "
+                "'=', quotes and control characters would set other parameters; give a number, "
+                "a word or a list of them"
+            )
+    return None
+
+
+def _injects(char: str) -> bool:
+    return char.isspace() or char in _SPLITTING or unicodedata.category(char).startswith("C")
+
+
+def _character(char: str) -> str:
+    if char in _SPLITTING:
+        return "'='" if char == "=" else "a quote"
+    kind = "whitespace" if char.isspace() else "a control character"
+    return kind if char == " " else f"{kind} (U+{ord(char):04X})"
 
 
 def refused_references(spec: ModelSpec, allow: AllowList) -> list[tuple[Location, str]]:
@@ -223,7 +338,9 @@ def _step_problems(params: StepParameters, allow: AllowList) -> Iterator[tuple[L
                 (("methods", role), method_problem(getattr(params.methods, role), library))
             )
         if library:
-            checks.extend((("init", key), init_problem(key, v)) for key, v in params.init.items())
+            checks.extend(
+                (("init", key), why) for key, why in init_problems(params.package, params.init)
+            )
         yield from ((loc, problem) for loc, problem in checks if problem)
     for location, purpose, reference in _function_references(params):
         module, attribute = split_reference(reference)

@@ -12,12 +12,13 @@ miss, and the file is validated as usual.
 
 Whoever can write to the cache folder must not be able to change what a DAG runs, so an entry
 is signed (HMAC-SHA256 over its bytes, on its first line) with a key the cache folder does not
-hold: the deployment's
-``parse_cache_key``, or a random key kept beside the folder (``<folder>.key``, readable by its
-owner only). An entry whose signature does not match is refused and replaced, and logged. The
-spec in an entry is validated again on reading (about a tenth of reading the YAML), so even a
-forged entry could only hold a definition that validates. Environment values are stored as
-keyed hashes, never in clear.
+hold: the deployment's ``parse_cache_key``, or a random key kept beside the folder
+(``<folder>.key``, readable by its owner only, never read through a symbolic link: a link would
+let whoever placed it choose the key, or point the cache at another secret of the user's). An
+entry whose signature does not match is refused and replaced, and logged. The spec in an entry
+is validated again on reading (about a tenth of reading the YAML), so even a forged entry could
+only hold a definition that validates. Environment values are stored as keyed hashes, never in
+clear.
 
 Concurrent DAG processors are safe: an entry is written to a temporary file and renamed over
 the old one, so a reader sees a whole entry or none.
@@ -25,6 +26,7 @@ the old one, so a reader sees a whole entry or none.
 
 from __future__ import annotations
 
+import errno
 import functools
 import hashlib
 import hmac
@@ -32,6 +34,7 @@ import json
 import logging
 import os
 import secrets
+import stat
 import sys
 import tempfile
 from collections.abc import Iterator, Mapping
@@ -119,7 +122,7 @@ class ParseCache:
         """The spec validated from exactly these bytes at this path, if nothing else changed."""
         entry_file = self._entry_file(path)
         try:
-            mac, _, body = entry_file.read_bytes().partition(b"\n")
+            mac, _, body = _read_file(entry_file).partition(b"\n")
             if not hmac.compare_digest(mac, self._sign(body)):
                 log.warning("refusing a parse-cache entry that is not ours: %s", entry_file)
                 return None
@@ -186,7 +189,7 @@ class ParseCache:
 
 def _key_file(path: Path) -> bytes:
     """The cache's key, created on first use (whole or not at all), and refused if not private."""
-    if not path.exists():
+    if not os.path.lexists(path):
         with tempfile.NamedTemporaryFile(dir=path.parent, prefix=".key-", delete=False) as temp:
             temp.write(secrets.token_hex(KEY_BYTES).encode())  # mode 0600, as mkstemp makes it
         made = Path(temp.name)
@@ -196,15 +199,39 @@ def _key_file(path: Path) -> bytes:
             pass
         finally:
             made.unlink()
-    status = path.stat()
-    if status.st_uid != os.geteuid() or status.st_mode & PRIVATE:
-        raise PermissionError(
-            f"{path} must belong to this user and be readable by no one else (chmod 600)"
-        )
-    key = path.read_bytes().strip()
+    key = _read_file(path, private=True).strip()
     if len(key) < KEY_BYTES:
         raise PermissionError(f"{path} holds no usable key: remove it to have a new one made")
     return key
+
+
+def _read_file(path: Path, *, private: bool = False) -> bytes:
+    """A regular file's bytes, never through a symbolic link; ``private``: ours, mode 0600.
+
+    Checked on the opened file, so a link or a file swapped in between check and read is
+    refused too; a FIFO or a device cannot hold the read up.
+
+    Raises:
+        PermissionError: a link, not a regular file, or (``private``) not private to this user.
+        OSError: it cannot be read.
+    """
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+    except OSError as error:
+        if error.errno == errno.ELOOP:
+            raise PermissionError(
+                f"{path} is a symbolic link: it must be a file of its own"
+            ) from error
+        raise
+    with os.fdopen(fd, "rb") as file:
+        status = os.fstat(file.fileno())
+        if not stat.S_ISREG(status.st_mode):
+            raise PermissionError(f"{path} is not a regular file")
+        if private and (status.st_uid != os.geteuid() or status.st_mode & PRIVATE):
+            raise PermissionError(
+                f"{path} must belong to this user and be readable by no one else (chmod 600)"
+            )
+        return file.read()
 
 
 def _write_atomically(target: Path, data: bytes) -> None:

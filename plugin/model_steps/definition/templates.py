@@ -34,6 +34,7 @@ __all__ = [
     "CONTEXT",
     "FILTERS",
     "MACROS",
+    "REMOVED_FILTERS",
     "RUN_FIELDS",
     "is_template",
     "render_native",
@@ -171,6 +172,13 @@ def template_context(
 # -- the sandbox -----------------------------------------------------------------------------------
 
 
+REMOVED_FILTERS: Mapping[str, str] = {
+    "attr": "it reads any attribute by a name built at run time, out of reach of validate's "
+    "checks (write params.x or params['x'])",
+}
+"""Jinja's built-in filters templates do not get, and why: each is what a sandbox escape needs."""
+
+
 def is_template(value: Any) -> bool:
     """Whether a string holds Jinja syntax (and so is rendered for each run)."""
     return isinstance(value, str) and any(mark in value for mark in ("{{", "{%", "{#"))
@@ -214,6 +222,8 @@ def _environment(native: bool) -> Environment:
     env = kind(undefined=StrictUndefined, finalize=_finalize, autoescape=False, cache_size=0)
     env.globals.clear()
     env.filters.update(FILTERS)
+    for name in REMOVED_FILTERS:
+        del env.filters[name]
     return env
 
 
@@ -397,7 +407,10 @@ def _unknown_filters(everything: list[nodes.Node], env: Environment) -> Iterator
     from jinja2 import nodes
 
     for node in everything:
-        if isinstance(node, nodes.Filter) and node.name not in env.filters:
+        if isinstance(node, nodes.Filter) and node.name in REMOVED_FILTERS:
+            why = REMOVED_FILTERS[node.name]
+            yield ("template_name", f"filter {node.name!r} is not available to templates: {why}")
+        elif isinstance(node, nodes.Filter) and node.name not in env.filters:
             yield ("template_name", f"unknown filter {node.name!r}")
         elif isinstance(node, nodes.Test) and node.name not in env.tests:
             yield ("template_name", f"unknown test {node.name!r}")

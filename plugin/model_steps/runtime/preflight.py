@@ -31,7 +31,7 @@ from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any
 
-from model_steps.definition.allowlist import Purpose, init_problem, is_own_code
+from model_steps.definition.allowlist import Purpose, init_problems, is_own_code
 from model_steps.definition.loader import LoadedModel, locate_findings
 from model_steps.definition.schema import ModelSpec, Step
 from model_steps.errors import (
@@ -151,8 +151,9 @@ def _class_findings(
     roles = ("fit", "predict" if last else "transform")
     findings = []
     if not is_own_code(str(params.package), allow):  # rendered values, in the check task
-        refused = ((key, init_problem(key, value)) for key, value in init.items())
-        findings += [Finding(("init", k), "import_refused", p) for k, p in refused if p]
+        refused = dict(init_problems(str(params.package), init))
+        refused.update(init_problems(cls.__module__, init))  # a re-exported LightGBM class
+        findings += [Finding(("init", k), "import_refused", p) for k, p in refused.items()]
     for role, method in zip(roles, calls(step, last=last), strict=True):
         try:
             require_methods(cls, [method])

@@ -32,7 +32,7 @@ from model_steps.definition.allowlist import (
     METRICS_MODULE,
     ROLES,
     Purpose,
-    init_problem,
+    init_problems,
     is_allowed,
     is_own_code,
     method_problem,
@@ -92,19 +92,21 @@ def resolve_class(package: str, name: str, methods: Sequence[str], allow: AllowL
     return found
 
 
-def refuse_init(package: str, init: Mapping[str, Any], allow: AllowList) -> None:
+def refuse_init(module: str, init: Mapping[str, Any], allow: AllowList) -> None:
     """Refuse init values that make a library class open a file, a pickle cache or a peer.
 
     Checked on the values a run rendered, so a template cannot bring back what a literal may
-    not say. The DAGs folder's own classes take what their code decides.
+    not say; ``module`` is the step's package, and again the module the class is defined in
+    (a LightGBM class another package re-exports still writes LightGBM's parameter text). The
+    DAGs folder's own classes take what their code decides.
 
     Raises:
         ImportRefusedError: the first refused argument, and why.
     """
-    if is_own_code(package, allow):
+    if is_own_code(module, allow):
         return
-    for name, value in init.items():
-        _refuse(init_problem(name, value), package, allow)
+    for _, problem in init_problems(module, init):
+        _refuse(problem, module, allow)
 
 
 def require_methods(cls: type, methods: Sequence[str]) -> None:

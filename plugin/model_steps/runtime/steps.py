@@ -174,6 +174,7 @@ def _class_step(step: Step, init: Mapping[str, Any], allow: AllowList, last: boo
     params = step.parameters
     refuse_init(str(params.package), init, allow)  # before the library is even imported
     factory = resolve_class(str(params.package), str(params.class_), calls(step, last=last), allow)
+    refuse_init(factory.__module__, init, allow)
     return ClassStep(step, init, factory)
 
 

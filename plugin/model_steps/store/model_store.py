@@ -778,9 +778,22 @@ def _glob(fs: Any, pattern: str) -> list[str]:
     return found
 
 
+_UNSAFE = re.compile(r"[^A-Za-z0-9._-]")
+_HASHED = re.compile(r"-[0-9a-f]{16}$")
+
+
 def _safe(run_id: str) -> str:
-    """Run ids hold ':' and '+'; keep keys and file names portable."""
-    return re.sub(r"[^A-Za-z0-9._-]", "_", run_id)
+    """A portable key or file name for a run id (which holds ':', '+', even '/'), one per id.
+
+    Replacing characters alone would give ``manual__a/b`` and ``manual__a_b`` one folder, so a
+    name that changed ends with a hash of the id as it was. An id that is already safe keeps
+    its name (so folders named before are found), unless it ends like such a hash: it is hashed
+    too, so no chosen run id can take another run's name.
+    """
+    safe = _UNSAFE.sub("_", run_id)
+    if safe == run_id and not _HASHED.search(run_id):
+        return run_id
+    return f"{safe}-{hashlib.sha256(run_id.encode()).hexdigest()[:16]}"
 
 
 def _version_numbers(paths: Iterable[str]) -> Iterator[str]:
