@@ -9,19 +9,17 @@ checksum before a serializer sees it, skops refuses types outside the allow-list
 
 from __future__ import annotations
 
-import importlib
-import inspect
 import io
 import warnings
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import IO, TYPE_CHECKING, Any, Protocol
 
-from model_steps.definition.allowlist import is_allowed, is_own_code
 from model_steps.errors import StepError, UntrustedTypeError
 from model_steps.libraries import library
 from model_steps.runtime.native import LightGBMSerializer, XGBoostSerializer
 from model_steps.runtime.resolution import resolve_function
+from model_steps.runtime.skops_types import type_problem
 from model_steps.settings import AllowList
 
 if TYPE_CHECKING:
@@ -63,11 +61,6 @@ class JoblibSerializer:
         return library("joblib").load(stream)
 
 
-DATA_TYPE_PACKAGES = ("numpy", "scipy", "pandas")
-"""Packages whose classes (arrays, dtypes, sparse matrices) a skops file may hold besides the
-allowed packages' types; never their functions (``numpy.load``, ``pandas.read_pickle``)."""
-
-
 @dataclass(frozen=True)
 class SkopsSerializer:
     """skops: loads only types it trusts, plus those from allowed modules."""
@@ -81,37 +74,27 @@ class SkopsSerializer:
         return data
 
     def load(self, stream: IO[bytes]) -> Any:
-        """The object, refusing types from modules outside the allow-list.
+        """The object, once every type and function the archive names proved allowed.
 
         Raises:
-            UntrustedTypeError: the archive names types from modules that are not allowed.
+            UntrustedTypeError: the archive names a type or function that is not allowed
+                (:mod:`model_steps.runtime.skops_types` says which and why).
         """
         sio = library("skops.io")
         quiet_type_lookup()
         unknown = list(sio.get_untrusted_types(file=stream))
-        refused = [name for name in unknown if not _trusted(name, self.allow)]
+        problems = {name: type_problem(name, self.allow) for name in unknown}
+        refused = {name: problem for name, problem in problems.items() if problem}
         if refused:
             raise UntrustedTypeError(
-                f"the skops file holds types from modules that are not allowed imports: "
-                f"{', '.join(refused)}; add their modules to MODEL_STEPS_ALLOWED_IMPORTS "
-                "if you trust them",
-                types=refused,
+                "the skops file names what a model's file may not hold, so nothing of it was "
+                f"loaded: {'; '.join(f'{name} ({why})' for name, why in refused.items())}; a "
+                "skops file may hold classes of the allowed imports (MODEL_STEPS_ALLOWED_IMPORTS)"
+                " and functions of the DAGs folder's code or MODEL_STEPS_ALLOWED_FUNCTIONS",
+                types=list(refused),
             )
         stream.seek(0)
         return sio.load(stream, trusted=unknown)
-
-
-def _trusted(name: str, allow: AllowList) -> bool:
-    """Whether a skops file may hold the type or function ``name`` (``module.Attribute``)."""
-    if is_allowed(name, allow.packages) or is_own_code(name, allow):
-        return True
-    if not is_allowed(name, DATA_TYPE_PACKAGES):
-        return False
-    module, _, attribute = name.rpartition(".")
-    try:
-        return inspect.isclass(getattr(importlib.import_module(module), attribute, None))
-    except ImportError:
-        return False
 
 
 def quiet_type_lookup() -> None:
