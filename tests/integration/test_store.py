@@ -14,7 +14,7 @@ import os
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -194,9 +194,13 @@ class Backend:
         """A full URL under this test's folder."""
         return "/".join([self.base, *parts])
 
-    def store(self, model: str = MODEL, *, owner: str | None = None) -> ModelStore:
+    def store(
+        self, model: str = MODEL, *, owner: str | None = None, asset_roots: Sequence[str] = ()
+    ) -> ModelStore:
         """The store of one model in this folder, opened for ``owner`` (a model) if given."""
-        return open_store(f"{self.root}/{model}", self.options, owner=owner)
+        return open_store(
+            f"{self.root}/{model}", self.options, owner=owner, asset_roots=asset_roots
+        )
 
 
 @pytest.fixture(params=["local", "memory", pytest.param("s3", marks=pytest.mark.integration)])
@@ -572,8 +576,8 @@ class TestStoreContract:
             store.read_pointer()
 
     def test_asset_under_another_root_is_published_there(self, backend: Backend) -> None:
-        store = backend.store()
         elsewhere = backend.url("shared-assets", MODEL)
+        store = backend.store(asset_roots=[elsewhere])
         run = "manual__elsewhere"
         staged = [
             stage(store, run, "scaler", b"kept with the model"),
@@ -594,8 +598,8 @@ class TestStoreContract:
         assert scaler.url == store.url("versions", str(pointer.version), "scaler", IDENTIFIER)
 
     def test_prune_deletes_assets_under_another_root(self, backend: Backend) -> None:
-        store = backend.store()
         elsewhere = backend.url("shared-assets", MODEL)
+        store = backend.store(asset_roots=[elsewhere])
         publish(store, {"embedding": b"v1"}, root=elsewhere)
         publish(store, {"embedding": b"v2"}, root=elsewhere)
         assert store.prune(keep=1) == [1]

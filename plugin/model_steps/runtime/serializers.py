@@ -15,7 +15,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import IO, TYPE_CHECKING, Any, Protocol
 
-from model_steps.errors import StepError, UntrustedTypeError
+from model_steps.errors import SerializerRefusedError, StepError, UntrustedTypeError
 from model_steps.libraries import library
 from model_steps.runtime.native import LightGBMSerializer, XGBoostSerializer
 from model_steps.runtime.resolution import resolve_function
@@ -24,13 +24,16 @@ from model_steps.settings import AllowList
 
 if TYPE_CHECKING:
     from model_steps.definition.schema import Step
+    from model_steps.store.manifest import AssetRecord
 
 __all__ = [
     "SERIALIZERS",
+    "STRENGTH",
     "CustomSerializer",
     "JoblibSerializer",
     "Serializer",
     "SkopsSerializer",
+    "check_loading",
     "load_fitted",
     "quiet_type_lookup",
     "serializer_for",
@@ -163,3 +166,46 @@ def serializer_for(step: Step, allow: AllowList) -> Serializer:
 def load_fitted(stream: IO[bytes], step: Step, allow: AllowList) -> Any:
     """The fitted object from a step's asset file, read by its serializer."""
     return serializer_for(step, allow).load(stream)
+
+
+STRENGTH: Mapping[str, int] = {"skops": 2, "xgboost": 2, "lightgbm": 2, "custom": 1, "joblib": 0}
+"""How little loading with each serializer can do, strongest first: skops builds only the types
+it proves allowed and the native formats read a library's own model file (2); ``custom`` runs
+the deployment's own load function (1); joblib unpickles, which runs whatever the file says (0).
+"""
+
+
+def check_loading(recorded: Step, asset: AssetRecord, defined: Step | None) -> None:
+    """Refuse to load a stored step with a serializer its definition would not use.
+
+    A manifest (or a run's scratch) says which serializer wrote each asset, and whoever can
+    write the store can write that too: a file saved as "joblib" in a model defined with skops
+    would be unpickled. So the recorded step and its asset must agree, and when the definition
+    is known the serializer must be as strong as the definition's (``custom`` only with the
+    definition's own load function).
+
+    Raises:
+        SerializerRefusedError: the stored step asks for a weaker or a different loader.
+    """
+    where = f"the stored step {recorded.id!r}"
+    if asset.serializer != recorded.serializer:
+        raise SerializerRefusedError(
+            f"{where} is defined with serializer {recorded.serializer!r} but its asset says "
+            f"{asset.serializer!r}: its manifest was edited, so it is not loaded"
+        )
+    if defined is None:
+        return
+    stored, wanted = recorded.serializer, defined.serializer
+    loads = recorded.parameters.load, defined.parameters.load
+    other_load = stored == wanted == "custom" and loads[0] != loads[1]
+    if STRENGTH.get(stored, -1) < STRENGTH.get(wanted, 0) or other_load:
+        raise SerializerRefusedError(
+            f"{where} would be loaded with serializer {stored!r}"
+            f"{_load_of(recorded)}, but its definition uses {wanted!r}{_load_of(defined)}: a "
+            "stored version is never loaded with a weaker serializer than its definition's "
+            "(skops, xgboost, lightgbm > custom > joblib); train a new version"
+        )
+
+
+def _load_of(step: Step) -> str:
+    return f" ({step.parameters.load})" if step.serializer == "custom" else ""
