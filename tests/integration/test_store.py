@@ -24,6 +24,7 @@ import fsspec
 import pytest
 
 from model_steps.errors import (
+    AssetLocationError,
     ChecksumMismatchError,
     CorruptDocumentError,
     PublishConflictError,
@@ -463,6 +464,17 @@ class TestStoreContract:
         assert publish(store)[0] == 4
         assert store.versions() == [1, 3, 4]
 
+    def test_reclaim_of_a_claim_that_copied_nothing_to_a_steps_own_root(
+        self, backend: Backend
+    ) -> None:
+        elsewhere = backend.url("shared-assets", MODEL)
+        store = backend.store(asset_roots=[elsewhere])
+        publish(store, root=elsewhere)
+        abandon(store, backend, 2, timedelta(hours=2))  # killed before any copy elsewhere
+        assert store.reclaim() == [2]
+        assert not exists(store.url("versions", "2", "scaler", IDENTIFIER), backend.options)
+        assert exists(f"{elsewhere}/versions/1/scaler/{IDENTIFIER}", backend.options)
+
     def test_a_publish_whose_claim_was_reclaimed_meanwhile_completes_nothing(
         self, backend: Backend
     ) -> None:
@@ -605,6 +617,71 @@ class TestStoreContract:
         assert store.prune(keep=1) == [1]
         assert not exists(f"{elsewhere}/versions/1/embedding/{IDENTIFIER}", backend.options)
         assert read(f"{elsewhere}/versions/2/embedding/{IDENTIFIER}", backend.options) == b"v2"
+
+
+class TestAssetLocations:
+    """A manifest names its assets, but only files in the model's own folders are touched."""
+
+    FORGERIES = ("parent segments", "another folder", "a lookalike model", "another scheme")
+
+    def forged(self, backend: Backend, store: ModelStore, kind: str) -> str:
+        """An asset URL outside the model, reached as ``kind`` says."""
+        return {
+            "parent segments": f"{store.url()}/versions/1/../../../victim/{IDENTIFIER}",
+            "another folder": backend.url("victim", IDENTIFIER),
+            "a lookalike model": backend.url(f"{MODEL}-other", "versions", "1", IDENTIFIER),
+            "another scheme": f"http://127.0.0.1:9/{MODEL}/versions/1/{IDENTIFIER}",
+        }[kind]
+
+    def point_at(self, backend: Backend, store: ModelStore, version: int, url: str) -> None:
+        """Edit a published manifest so its asset is ``url``, as a writer of the store could."""
+        location = store.url("versions", str(version), "manifest.json")
+        document = json.loads(read(location, backend.options))
+        document["steps"][0]["asset"]["url"] = url
+        write(location, json.dumps(document).encode(), backend.options)
+
+    @pytest.mark.parametrize("kind", FORGERIES)
+    def test_an_asset_outside_the_model_is_never_read(self, backend: Backend, kind: str) -> None:
+        store = backend.store()
+        version, _ = publish(store, {"scaler": b"secret"})
+        url = self.forged(backend, store, kind)
+        self.point_at(backend, store, version, url)
+        record = store.manifest(version).asset("scaler")
+        assert record is not None
+        for reads in (
+            lambda: asset_bytes(store, record),
+            lambda: store.verify_asset(record),
+            lambda: store.download_asset(record, os.devnull),
+        ):
+            with pytest.raises(AssetLocationError, match="outside the model's own folders"):
+                reads()
+
+    @pytest.mark.parametrize("kind", ["parent segments", "another folder", "a lookalike model"])
+    def test_prune_deletes_nothing_a_manifest_names_outside_the_model(
+        self, backend: Backend, kind: str
+    ) -> None:
+        store = backend.store()
+        version, _ = publish(store)
+        url = self.forged(backend, store, kind)
+        victim = url if kind == "a lookalike model" else backend.url("victim", IDENTIFIER)
+        write(victim, b"not the store's", backend.options)
+        self.point_at(backend, store, version, url)
+        publish(store)
+        with pytest.raises(AssetLocationError):
+            store.prune(keep=1)
+        assert read(victim, backend.options) == b"not the store's"
+        assert store.versions() == [1, 2]
+
+    def test_a_steps_own_root_is_read_only_by_a_store_opened_with_it(
+        self, backend: Backend
+    ) -> None:
+        elsewhere = backend.url("shared-assets", MODEL)
+        version, _ = publish(backend.store(asset_roots=[elsewhere]), root=elsewhere)
+        record = backend.store().manifest(version).asset("scaler")
+        assert record is not None
+        with pytest.raises(AssetLocationError):
+            asset_bytes(backend.store(), record)
+        assert asset_bytes(backend.store(asset_roots=[elsewhere]), record).startswith(b"fitted")
 
 
 class TestStoreOwnership:

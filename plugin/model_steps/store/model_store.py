@@ -623,21 +623,21 @@ class ModelStore:
             body = {"reclaimed_at": utc_now(), "by_pid": os.getpid()}
             self.fs.pipe_file(claim, json.dumps(body).encode())
             for root in self.asset_roots:
-                self._clear_version(root, version, keep=claim)
+                self._clear_version(root, version, claim if root == self.url() else None)
             reclaimed.append(version)
         return reclaimed
 
     # -- internals ---------------------------------------------------------------------------
 
-    def _clear_version(self, root: str, version: int, keep: str) -> None:
-        """Remove every file of ``version`` under one model folder, except ``keep``."""
+    def _clear_version(self, root: str, version: int, keep: str | None) -> None:
+        """Remove every file of ``version`` under one model folder, except ``keep`` (the claim)."""
         fs, folder = self._fs_for(f"{root}/versions/{version}")
         fs.invalidate_cache(folder)  # files another process wrote must be seen
-        try:
-            found = fs.find(folder)
-        except FileNotFoundError:
+        if keep is None:  # another folder of the model: nothing of the claim lives there
+            with contextlib.suppress(FileNotFoundError):
+                fs.rm(folder, recursive=True)
             return
-        for path in found:
+        for path in fs.find(folder):
             if path != keep:
                 with contextlib.suppress(FileNotFoundError):
                     fs.rm_file(path)
