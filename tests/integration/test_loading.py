@@ -8,13 +8,11 @@ the infer task and a handler's pipeline (built from the same manifest) both refu
 from __future__ import annotations
 
 import hashlib
-import io
 import json
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import joblib
 import pandas as pd
 import pytest
 from pandas.testing import assert_frame_equal
@@ -29,6 +27,7 @@ from model_steps.runtime.rendered import Rendered
 from model_steps.runtime.train import train_step
 from model_steps.settings import load_settings
 from model_steps.store.manifest import Manifest
+from tests.assets import touching_pickle
 from tests.lab import write_iris
 
 MODEL = """\
@@ -138,16 +137,6 @@ class Model:
         self.rewrite_manifest(version, forge)
 
 
-class _Touch:
-    """A pickle that creates a file when it is loaded."""
-
-    def __init__(self, path: str) -> None:
-        self.path = path
-
-    def __reduce__(self) -> tuple[Any, ...]:
-        return (Path.touch, (Path(self.path),))
-
-
 @pytest.fixture(params=["local", pytest.param("s3", marks=pytest.mark.integration)])
 def model(request: pytest.FixtureRequest, tmp_path: Path) -> Model:
     """The model defined in a fresh folder, its store on local disk or on the S3 server."""
@@ -158,16 +147,10 @@ def model(request: pytest.FixtureRequest, tmp_path: Path) -> Model:
     return Model(tmp_path, f"s3://{bucket}/models", options)
 
 
-def payload(marker: Path) -> bytes:
-    buffer = io.BytesIO()
-    joblib.dump(_Touch(str(marker)), buffer)
-    return buffer.getvalue()
-
-
 def test_a_manifest_cannot_make_a_skops_step_load_as_a_pickle(model: Model, tmp_path: Path) -> None:
     version = model.train()
     marker = tmp_path / "ran"
-    model.replace_asset(version, payload(marker), "joblib", "model.joblib")
+    model.replace_asset(version, touching_pickle(marker), "joblib", "model.joblib")
     for load in (lambda: model.infer("manual__infer"), lambda: model.handler_predictions(version)):
         with pytest.raises(SerializerRefusedError, match="never loaded with a weaker serializer"):
             load()

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import io
 import json
-import pickle
 import sys
 import zipfile
 from pathlib import Path
@@ -21,6 +20,7 @@ from model_steps.definition.schema import Step
 from model_steps.errors import UntrustedTypeError
 from model_steps.runtime.serializers import load_fitted, serializer_for
 from model_steps.settings import AllowList
+from tests.assets import touching_pickle
 from tests.conftest import REPO
 
 OWN_CODE = AllowList(code_folders=(REPO,), code_modules=("tests",))
@@ -65,7 +65,7 @@ def forged_call(module: str, function: str, *args: Any) -> bytes:
 def payloads(marker: Path) -> dict[str, bytes]:
     """Each way of running code that a forged file tries; each would create ``marker``."""
     pickled = marker.with_suffix(".npy")
-    pickled.write_bytes(pickle.dumps(_Touch(str(marker))))
+    pickled.write_bytes(touching_pickle(marker))
     python = f"open({str(marker)!r}, 'w').close()"
     return {
         "forged module path": forged_call(
@@ -76,20 +76,6 @@ def payloads(marker: Path) -> dict[str, bytes]:
         "numpy.load": forged_call("numpy", "load", str(pickled), None, True),
         "a module reached through own code": forged_call("tests.step_code", "json", "ignored"),
     }
-
-
-class _Touch:
-    """A pickle that creates a file when it is loaded."""
-
-    def __init__(self, path: str) -> None:
-        self.path = path
-
-    def __reduce__(self) -> tuple[Any, ...]:
-        return (_touch, (self.path,))
-
-
-def _touch(path: str) -> None:
-    Path(path).touch()
 
 
 PAYLOADS = [
