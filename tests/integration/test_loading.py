@@ -39,7 +39,7 @@ steps:
   - id: {step}
     has_assets: true
     assets_identifier: {identifier}
-    parameters:
+{assets_root}    parameters:
       package: sklearn.linear_model
       class: LogisticRegression
       init: {{C: 1.0, max_iter: 500}}
@@ -62,7 +62,11 @@ class Model:
         self.spec = self.define()
 
     def define(
-        self, step: str = "classify", identifier: str = "model.skops", predict: str = "predict"
+        self,
+        step: str = "classify",
+        identifier: str = "model.skops",
+        predict: str = "predict",
+        assets_root: str | None = None,
     ) -> ModelSpec:
         path = self.folder / "loaded.yaml"
         path.write_text(
@@ -71,6 +75,7 @@ class Model:
                 step=step,
                 identifier=identifier,
                 predict=predict,
+                assets_root=f'    assets_root: "{assets_root}"\n' if assets_root else "",
                 data=self.data,
                 out=self.folder / "out",
             )
@@ -187,6 +192,15 @@ def test_an_infer_run_refuses_a_version_trained_with_other_steps(model: Model) -
     model.define(step="predict_species")
     with pytest.raises(PermanentError, match=r"was trained with steps \['classify'\]"):
         model.infer("manual__infer")
+
+
+def test_a_step_with_its_own_assets_root_is_published_and_inferred_there(model: Model) -> None:
+    model.define(assets_root=f"{model.root}-steps")
+    version = model.train()
+    record = model.env.store.manifest(version).asset("classify")
+    assert record is not None
+    assert record.url.endswith(f"-steps/loaded/versions/{version}/classify/model.skops")
+    assert len(model.infer("manual__infer")) == len(pd.read_csv(model.data))
 
 
 def test_the_manifest_records_each_steps_serializer(model: Model) -> None:

@@ -672,6 +672,26 @@ class TestAssetLocations:
         assert read(victim, backend.options) == b"not the store's"
         assert store.versions() == [1, 2]
 
+    def test_publish_copies_no_staged_file_from_outside_the_model(self, backend: Backend) -> None:
+        """A run's scratch records are as writable as a manifest: publish checks them too."""
+        store = backend.store()
+        victim = backend.url("victim", IDENTIFIER)
+        write(victim, b"secret", backend.options)
+        digest = hashlib.sha256(b"secret").hexdigest()
+        forged = StagedAsset("scaler", victim, 6, digest, "joblib", IDENTIFIER, store.url())
+        with pytest.raises(AssetLocationError, match="outside the model's own folders"):
+            store.publish([forged], manifest_for("manual__forged"), card_for)
+        assert store.versions() == []
+        assert not exists(store.url("versions", "1", "scaler"), backend.options)
+
+    def test_publish_writes_under_no_folder_the_model_does_not_have(self, backend: Backend) -> None:
+        store = backend.store()
+        elsewhere = backend.url("elsewhere", MODEL)
+        staged = [stage(store, "manual__forged", "scaler", b"fitted", root=elsewhere)]
+        with pytest.raises(AssetLocationError, match="none of the model's folders"):
+            store.publish(staged, manifest_for("manual__forged"), card_for)
+        assert not exists(elsewhere, backend.options)
+
     def test_a_steps_own_root_is_read_only_by_a_store_opened_with_it(
         self, backend: Backend
     ) -> None:
@@ -752,8 +772,8 @@ class TestStoreOwnership:
 
 def test_plain_local_assets_root_is_recorded_as_a_full_url(tmp_path: Path) -> None:
     """An assets_root written as a plain folder still lands in the manifest as a full URL."""
-    store = open_store(str(tmp_path / "assets" / MODEL))
     elsewhere = tmp_path / "elsewhere" / MODEL
+    store = open_store(str(tmp_path / "assets" / MODEL), asset_roots=[str(elsewhere)])
     version, _ = publish(store, {"embedding": b"kept elsewhere"}, root=str(elsewhere))
     record = store.manifest(version).asset("embedding")
     assert record is not None

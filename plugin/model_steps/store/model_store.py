@@ -692,10 +692,18 @@ class ModelStore:
 
         A copy, not a move: if this publish fails later, a retry finds the scratch intact. The
         copy's sha256 must be the one computed when the asset was staged, so a staged file
-        changed since (same size or not) never reaches a manifest.
+        changed since (same size or not) never reaches a manifest. The staged file must be
+        the model's own and its target one of the model's folders, as the manifest's assets
+        must be: a run's scratch records are as writable as a manifest.
         """
-        target = f"{asset.root.rstrip('/')}/versions/{version}/{asset.step_id}/{asset.identifier}"
-        source_fs, source = self._fs_for(asset.url)
+        root = self._full_url(asset.root)
+        if root not in self.asset_roots:
+            raise AssetLocationError(
+                f"a staged asset of step {asset.step_id!r} would be published under {root}, "
+                f"which is none of the model's folders ({', '.join(self.asset_roots)})"
+            )
+        target = f"{root}/versions/{version}/{asset.step_id}/{asset.identifier}"
+        source_fs, source = self._asset_location(asset.url)
         target_fs, target_path = self._fs_for(target)
         record = AssetRecord(
             url=str(target_fs.unstrip_protocol(target_path)),
