@@ -1,7 +1,9 @@
-"""Reading a published asset back the way loaders do: through the store's verified file."""
+"""Published assets as loaders read them, and the hostile ones an attacker would plant."""
 
 from __future__ import annotations
 
+import pickle
+from pathlib import Path
 from typing import Any
 
 
@@ -10,3 +12,18 @@ def asset_bytes(store: Any, record: Any) -> bytes:
     with store.open_asset(record) as stream:
         data: bytes = stream.read()
     return data
+
+
+class _Touch:
+    """A pickle that creates a file when it is loaded: proof that loading ran its code."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (Path.touch, (self.path,))
+
+
+def touching_pickle(marker: Path) -> bytes:
+    """A pickle (joblib reads it too) whose loading creates ``marker``."""
+    return pickle.dumps(_Touch(marker))

@@ -13,6 +13,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 __all__ = [
+    "AssetLocationError",
     "AwaitingApprovalError",
     "CandidateRefusedError",
     "ChecksumMismatchError",
@@ -33,6 +34,7 @@ __all__ = [
     "PointerMissingError",
     "Problem",
     "PublishConflictError",
+    "SerializerRefusedError",
     "StepError",
     "StoreOwnedError",
     "StoreUnavailableError",
@@ -155,6 +157,10 @@ class CorruptDocumentError(PermanentError):
     """A pointer or manifest exists but cannot be parsed or breaks the layout's rules."""
 
 
+class AssetLocationError(CorruptDocumentError):
+    """A manifest names an asset outside its model's store: it is never read nor deleted."""
+
+
 class ChecksumMismatchError(PermanentError):
     """An asset's bytes differ from what its manifest recorded: it is never loaded."""
 
@@ -212,6 +218,10 @@ class MissingColumnsError(StepError):
 
 class UnknownMetricError(Suggesting, StepError):
     """A metric name is neither a scikit-learn scorer nor ``pkg.mod:fn``."""
+
+
+class SerializerRefusedError(PermanentError):
+    """A stored step would be loaded with a serializer its definition does not allow."""
 
 
 class UntrustedTypeError(StepError):

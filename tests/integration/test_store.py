@@ -14,7 +14,7 @@ import os
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -24,6 +24,7 @@ import fsspec
 import pytest
 
 from model_steps.errors import (
+    AssetLocationError,
     ChecksumMismatchError,
     CorruptDocumentError,
     PublishConflictError,
@@ -194,9 +195,13 @@ class Backend:
         """A full URL under this test's folder."""
         return "/".join([self.base, *parts])
 
-    def store(self, model: str = MODEL, *, owner: str | None = None) -> ModelStore:
+    def store(
+        self, model: str = MODEL, *, owner: str | None = None, asset_roots: Sequence[str] = ()
+    ) -> ModelStore:
         """The store of one model in this folder, opened for ``owner`` (a model) if given."""
-        return open_store(f"{self.root}/{model}", self.options, owner=owner)
+        return open_store(
+            f"{self.root}/{model}", self.options, owner=owner, asset_roots=asset_roots
+        )
 
 
 @pytest.fixture(params=["local", "memory", pytest.param("s3", marks=pytest.mark.integration)])
@@ -459,6 +464,17 @@ class TestStoreContract:
         assert publish(store)[0] == 4
         assert store.versions() == [1, 3, 4]
 
+    def test_reclaim_of_a_claim_that_copied_nothing_to_a_steps_own_root(
+        self, backend: Backend
+    ) -> None:
+        elsewhere = backend.url("shared-assets", MODEL)
+        store = backend.store(asset_roots=[elsewhere])
+        publish(store, root=elsewhere)
+        abandon(store, backend, 2, timedelta(hours=2))  # killed before any copy elsewhere
+        assert store.reclaim() == [2]
+        assert not exists(store.url("versions", "2", "scaler", IDENTIFIER), backend.options)
+        assert exists(f"{elsewhere}/versions/1/scaler/{IDENTIFIER}", backend.options)
+
     def test_a_publish_whose_claim_was_reclaimed_meanwhile_completes_nothing(
         self, backend: Backend
     ) -> None:
@@ -572,8 +588,8 @@ class TestStoreContract:
             store.read_pointer()
 
     def test_asset_under_another_root_is_published_there(self, backend: Backend) -> None:
-        store = backend.store()
         elsewhere = backend.url("shared-assets", MODEL)
+        store = backend.store(asset_roots=[elsewhere])
         run = "manual__elsewhere"
         staged = [
             stage(store, run, "scaler", b"kept with the model"),
@@ -594,13 +610,98 @@ class TestStoreContract:
         assert scaler.url == store.url("versions", str(pointer.version), "scaler", IDENTIFIER)
 
     def test_prune_deletes_assets_under_another_root(self, backend: Backend) -> None:
-        store = backend.store()
         elsewhere = backend.url("shared-assets", MODEL)
+        store = backend.store(asset_roots=[elsewhere])
         publish(store, {"embedding": b"v1"}, root=elsewhere)
         publish(store, {"embedding": b"v2"}, root=elsewhere)
         assert store.prune(keep=1) == [1]
         assert not exists(f"{elsewhere}/versions/1/embedding/{IDENTIFIER}", backend.options)
         assert read(f"{elsewhere}/versions/2/embedding/{IDENTIFIER}", backend.options) == b"v2"
+
+
+class TestAssetLocations:
+    """A manifest names its assets, but only files in the model's own folders are touched."""
+
+    FORGERIES = ("parent segments", "another folder", "a lookalike model", "another scheme")
+
+    def forged(self, backend: Backend, store: ModelStore, kind: str) -> str:
+        """An asset URL outside the model, reached as ``kind`` says."""
+        return {
+            "parent segments": f"{store.url()}/versions/1/../../../victim/{IDENTIFIER}",
+            "another folder": backend.url("victim", IDENTIFIER),
+            "a lookalike model": backend.url(f"{MODEL}-other", "versions", "1", IDENTIFIER),
+            "another scheme": f"http://127.0.0.1:9/{MODEL}/versions/1/{IDENTIFIER}",
+        }[kind]
+
+    def point_at(self, backend: Backend, store: ModelStore, version: int, url: str) -> None:
+        """Edit a published manifest so its asset is ``url``, as a writer of the store could."""
+        location = store.url("versions", str(version), "manifest.json")
+        document = json.loads(read(location, backend.options))
+        document["steps"][0]["asset"]["url"] = url
+        write(location, json.dumps(document).encode(), backend.options)
+
+    @pytest.mark.parametrize("kind", FORGERIES)
+    def test_an_asset_outside_the_model_is_never_read(self, backend: Backend, kind: str) -> None:
+        store = backend.store()
+        version, _ = publish(store, {"scaler": b"secret"})
+        url = self.forged(backend, store, kind)
+        self.point_at(backend, store, version, url)
+        record = store.manifest(version).asset("scaler")
+        assert record is not None
+        for reads in (
+            lambda: asset_bytes(store, record),
+            lambda: store.verify_asset(record),
+            lambda: store.download_asset(record, os.devnull),
+        ):
+            with pytest.raises(AssetLocationError, match="outside the model's own folders"):
+                reads()
+
+    @pytest.mark.parametrize("kind", ["parent segments", "another folder", "a lookalike model"])
+    def test_prune_deletes_nothing_a_manifest_names_outside_the_model(
+        self, backend: Backend, kind: str
+    ) -> None:
+        store = backend.store()
+        version, _ = publish(store)
+        url = self.forged(backend, store, kind)
+        victim = url if kind == "a lookalike model" else backend.url("victim", IDENTIFIER)
+        write(victim, b"not the store's", backend.options)
+        self.point_at(backend, store, version, url)
+        publish(store)
+        with pytest.raises(AssetLocationError):
+            store.prune(keep=1)
+        assert read(victim, backend.options) == b"not the store's"
+        assert store.versions() == [1, 2]
+
+    def test_publish_copies_no_staged_file_from_outside_the_model(self, backend: Backend) -> None:
+        """A run's scratch records are as writable as a manifest: publish checks them too."""
+        store = backend.store()
+        victim = backend.url("victim", IDENTIFIER)
+        write(victim, b"secret", backend.options)
+        digest = hashlib.sha256(b"secret").hexdigest()
+        forged = StagedAsset("scaler", victim, 6, digest, "joblib", IDENTIFIER, store.url())
+        with pytest.raises(AssetLocationError, match="outside the model's own folders"):
+            store.publish([forged], manifest_for("manual__forged"), card_for)
+        assert store.versions() == []
+        assert not exists(store.url("versions", "1", "scaler"), backend.options)
+
+    def test_publish_writes_under_no_folder_the_model_does_not_have(self, backend: Backend) -> None:
+        store = backend.store()
+        elsewhere = backend.url("elsewhere", MODEL)
+        staged = [stage(store, "manual__forged", "scaler", b"fitted", root=elsewhere)]
+        with pytest.raises(AssetLocationError, match="none of the model's folders"):
+            store.publish(staged, manifest_for("manual__forged"), card_for)
+        assert not exists(elsewhere, backend.options)
+
+    def test_a_steps_own_root_is_read_only_by_a_store_opened_with_it(
+        self, backend: Backend
+    ) -> None:
+        elsewhere = backend.url("shared-assets", MODEL)
+        version, _ = publish(backend.store(asset_roots=[elsewhere]), root=elsewhere)
+        record = backend.store().manifest(version).asset("scaler")
+        assert record is not None
+        with pytest.raises(AssetLocationError):
+            asset_bytes(backend.store(), record)
+        assert asset_bytes(backend.store(asset_roots=[elsewhere]), record).startswith(b"fitted")
 
 
 class TestStoreOwnership:
@@ -671,8 +772,8 @@ class TestStoreOwnership:
 
 def test_plain_local_assets_root_is_recorded_as_a_full_url(tmp_path: Path) -> None:
     """An assets_root written as a plain folder still lands in the manifest as a full URL."""
-    store = open_store(str(tmp_path / "assets" / MODEL))
     elsewhere = tmp_path / "elsewhere" / MODEL
+    store = open_store(str(tmp_path / "assets" / MODEL), asset_roots=[str(elsewhere)])
     version, _ = publish(store, {"embedding": b"kept elsewhere"}, root=str(elsewhere))
     record = store.manifest(version).asset("embedding")
     assert record is not None

@@ -19,6 +19,7 @@ from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
+import fsspec
 import pytest
 
 from model_steps.errors import StoreUnavailableError
@@ -97,7 +98,10 @@ def _install_kill(kill_at: str | None) -> Callable[[], None] | None:
 
 def _child(spec: Mapping[str, Any]) -> None:
     """One publisher: stage an asset, optionally wait for the starting gun, publish."""
-    store = open_store(f"{spec['root']}/{MODEL}", spec["options"])
+    elsewhere = spec.get("elsewhere")  # a step's own assets_root, beside the store
+    store = open_store(
+        f"{spec['root']}/{MODEL}", spec["options"], asset_roots=[elsewhere] if elsewhere else []
+    )
     run_id = spec["run_id"]
     url = store.scratch_url(run_id, "model", IDENTIFIER)
     with tempfile.NamedTemporaryFile() as local:
@@ -106,6 +110,8 @@ def _child(spec: Mapping[str, Any]) -> None:
         local.flush()
         size, sha256 = store.upload_file(local.name, url)
     staged = [StagedAsset("model", url, size, sha256, "pickle", IDENTIFIER, store.url())]
+    if elsewhere:
+        staged.append(stage(store, run_id, "embedding", b"kept elsewhere", root=elsewhere))
     seen: list[int] = []
     build = manifest_for(run_id, seen)
     hook = _install_kill(spec.get("kill_at"))
@@ -254,6 +260,36 @@ def test_killed_publisher_leaves_no_partial_version_listed(
     publish(store, {"model": b"version three"})
     store.prune(keep=1)
     assert store.versions() == [3]
+
+
+@pytest.mark.parametrize("where", ["local", pytest.param("s3", marks=pytest.mark.integration)])
+def test_reclaim_leaves_nothing_of_a_killed_publish_in_any_folder_of_the_model(
+    where: str, killable: Backend
+) -> None:
+    """A publish killed once its assets were copied, one to a step's own assets_root."""
+    elsewhere = killable.url("elsewhere", MODEL)
+    store = killable.store(asset_roots=[elsewhere])
+    process = start_publisher(
+        killable, "manual__killed", kill_at="after_promote", elsewhere=elsewhere
+    )
+    code, _, err = finish(process)
+    assert code == -signal.SIGKILL, err[-2000:]
+    left = [
+        f"{store.url('versions', '1')}/model/{IDENTIFIER}",
+        f"{elsewhere}/versions/1/embedding/{IDENTIFIER}",
+    ]
+    assert all(exists(url, killable.options) for url in left)
+    assert store.reclaim(grace=0) == [1]
+    assert not any(exists(url, killable.options) for url in left)
+    assert not exists(f"{elsewhere}/versions/1", killable.options)
+    assert files(store.url("versions", "1"), killable.options) == ["claim.json"]
+
+
+def files(url: str, options: Mapping[str, Any]) -> list[str]:
+    """The names of the files under ``url``, listed fresh."""
+    fs, path = fsspec.core.url_to_fs(url, **options)
+    fs.invalidate_cache()
+    return sorted(found.rsplit("/", 1)[-1] for found in fs.find(path))
 
 
 # -- retried publishers -----------------------------------------------------------------------

@@ -27,7 +27,7 @@ from model_steps.runtime.context import Environment, RunInfo
 from model_steps.runtime.infer import ReadyStep, infer_frame
 from model_steps.runtime.scratch import Scratch
 from model_steps.runtime.secrets import masked
-from model_steps.runtime.serializers import load_fitted
+from model_steps.runtime.serializers import check_loading, load_fitted
 from model_steps.runtime.steps import step_kind
 from model_steps.store.cards import model_card
 from model_steps.store.manifest import AssetRecord, GateRecord, Manifest, StepRecord, Timings
@@ -186,11 +186,8 @@ def _staged_step(
 ) -> ReadyStep:
     """A trained step loaded from the run's scratch, as it was trained (init rendered)."""
     record = StepRecord.model_validate(entry["record"])
-    step = (
-        Step.model_validate(record.definition)
-        if record.definition
-        else next(s for s in spec.steps if s.id == record.step_id)
-    )
+    defined = next(s for s in spec.steps if s.id == record.step_id)
+    step = Step.model_validate(record.definition) if record.definition else defined
     kind = step_kind(step, step.parameters.init, env.allow, last=last)  # before any unpickling
     fitted = None
     if entry["staged"]:
@@ -198,6 +195,7 @@ def _staged_step(
         asset = AssetRecord(
             url=staged.url, size=staged.size, sha256=staged.sha256, serializer=staged.serializer
         )
+        check_loading(step, asset, defined)
         with env.store.open_asset(asset) as stream:
             fitted = load_fitted(stream, step, env.allow)
     return ReadyStep(step, kind, fitted, last)

@@ -25,7 +25,15 @@ if TYPE_CHECKING:
 
     from model_steps.definition.schema import DataRef, ModelSpec, Step
 
-__all__ = ["Environment", "RunInfo", "data_ref", "environment", "step_index", "write_output"]
+__all__ = [
+    "Environment",
+    "RunInfo",
+    "data_ref",
+    "environment",
+    "step_folder",
+    "step_index",
+    "write_output",
+]
 
 log = logging.getLogger(__name__)
 
@@ -72,11 +80,20 @@ def environment(
 ) -> Environment:
     """The store of ``spec`` (its ``assets.root`` or the deployment's default root).
 
-    The store belongs to the model: it refuses to publish, roll back or prune for another.
+    The store belongs to the model: it refuses to publish, roll back or prune for another, and
+    reads or deletes assets only in the model's folders (the store and its steps' own roots).
     """
     root = (spec.assets.root or settings.assets_root).rstrip("/")
-    store = open_store(f"{root}/{spec.directory}", storage_options, owner=spec.name)
+    own = [folder for step in spec.steps if (folder := step_folder(spec, step))]
+    store = open_store(
+        f"{root}/{spec.directory}", storage_options, owner=spec.name, asset_roots=own
+    )
     return Environment(store, dict(storage_options), settings.allow_list, mask)
+
+
+def step_folder(spec: ModelSpec, step: Step) -> str | None:
+    """The model's folder under a step's own ``assets_root``; None for a step without one."""
+    return f"{step.assets_root.rstrip('/')}/{spec.directory}" if step.assets_root else None
 
 
 def data_ref(step: Step, direction: str, phase: str) -> DataRef:

@@ -18,7 +18,7 @@ from model_steps.runtime.carried import split_carried, with_carried
 from model_steps.runtime.context import Environment, RunInfo, data_ref, step_index, write_output
 from model_steps.runtime.rendered import Rendered
 from model_steps.runtime.scratch import Scratch
-from model_steps.runtime.serializers import load_fitted
+from model_steps.runtime.serializers import check_loading, load_fitted
 from model_steps.runtime.steps import StepKind, prediction_frame, step_kind
 from model_steps.runtime.tables import read_table
 from model_steps.store.manifest import InferenceRecord, Manifest
@@ -49,13 +49,20 @@ def infer_step(
 
     The first step fixes the version: the one the run was asked for (the Asset event that
     triggered it), else the published pointer's. The last step records it beside the output.
+    The step is the version's own, as its manifest recorded it (what a real-time handler
+    loads), so the infer DAG and a handler build the same pipeline from the same manifest;
+    the definition only says where data comes from and goes, and how strong the loading is.
     """
     index = step_index(spec, step_id)
     step = spec.steps[index]
     scratch = Scratch(env, run)
     version, features, carried = _infer_input(spec, index, rendered, scratch, env, run)
     last = index == len(spec.steps) - 1
-    ready = ready_step(step, env.store.manifest(version), env, rendered.init, last=last)
+    manifest = env.store.manifest(version)
+    stored, init = _version_step(manifest, spec, index, rendered)
+    if index == 0:
+        features = features_of(features, stored)
+    ready = ready_step(stored, manifest, env, init, last=last, defined=step)
     log.info(
         "inferring step %s of %s with version %d: %d rows, %d columns",
         step.id,
@@ -113,14 +120,21 @@ class ReadyStep:
 
 
 def ready_step(
-    step: Step, manifest: Manifest, env: Environment, init: Mapping[str, Any], *, last: bool
+    step: Step,
+    manifest: Manifest,
+    env: Environment,
+    init: Mapping[str, Any],
+    *,
+    last: bool,
+    defined: Step | None = None,
 ) -> ReadyStep:
     """A step of ``manifest``'s version with its fitted object loaded (checksum verified).
 
-    What the step names is resolved first, so a refused name never gets its asset loaded.
+    What the step names is resolved first, so a refused name never gets its asset loaded;
+    ``defined`` (the definition's step, when known) bounds the serializer that may load it.
     """
     kind = step_kind(step, init, env.allow, last=last)
-    fitted = load_step(step, manifest, env) if step.has_assets else None
+    fitted = load_step(step, manifest, env, defined) if step.has_assets else None
     return ReadyStep(step, kind, fitted, last)
 
 
@@ -142,17 +156,33 @@ def version_pipeline(
     Airflow renders those).
     """
     steps = _published_steps(manifest, spec)
+    defined = {step.id: step for step in spec.steps} if spec else {}
     last = len(steps) - 1
     return tuple(
-        ready_step(step, manifest, env, step.parameters.init, last=index == last)
+        ready_step(
+            step,
+            manifest,
+            env,
+            step.parameters.init,
+            last=index == last,
+            defined=defined.get(step.id),
+        )
         for index, step in enumerate(steps)
     )
 
 
-def _published_steps(manifest: Manifest, spec: ModelSpec | None) -> list[Step]:
+def _recorded_steps(manifest: Manifest) -> list[Step] | None:
+    """The steps as the version trained them; None for manifests that did not record them."""
     records = manifest.steps
     if records and all(record.definition is not None for record in records):
         return [Step.model_validate(record.definition) for record in records]
+    return None
+
+
+def _published_steps(manifest: Manifest, spec: ModelSpec | None) -> list[Step]:
+    recorded = _recorded_steps(manifest)
+    if recorded is not None:
+        return recorded
     if spec is None:
         raise PermanentError(
             f"version {manifest.version} of {manifest.model} does not record its steps "
@@ -167,13 +197,42 @@ def _published_steps(manifest: Manifest, spec: ModelSpec | None) -> list[Step]:
     return list(spec.steps)
 
 
-def load_step(step: Step, manifest: Manifest, env: Environment) -> Any:
-    """A step's fitted object from a published version, verified against its checksum."""
+def _version_step(
+    manifest: Manifest, spec: ModelSpec, index: int, rendered: Rendered
+) -> tuple[Step, Mapping[str, Any]]:
+    """The version's step at ``index`` and its init, as :func:`version_pipeline` loads it.
+
+    Manifests written before they recorded steps fall back on the definition's step, with
+    the init this run rendered.
+
+    Raises:
+        PermanentError: the version was trained with other steps than the definition has now.
+    """
+    recorded = _recorded_steps(manifest)
+    if recorded is None:
+        return spec.steps[index], rendered.init
+    trained, now = [s.id for s in recorded], [s.id for s in spec.steps]
+    if trained != now:
+        raise PermanentError(
+            f"version {manifest.version} of {manifest.model} was trained with steps {trained}, "
+            f"and the definition now has {now}: infer with a version trained on these steps "
+            "(train again, or pass another version)"
+        )
+    return recorded[index], recorded[index].parameters.init
+
+
+def load_step(step: Step, manifest: Manifest, env: Environment, defined: Step | None = None) -> Any:
+    """A step's fitted object from a published version, verified against its checksum.
+
+    Raises:
+        SerializerRefusedError: the version asks for a weaker serializer than ``defined``'s.
+    """
     record = manifest.asset(step.id)
     if record is None:
         raise PermanentError(
             f"version {manifest.version} of {manifest.model} has no asset for step {step.id!r}"
         )
+    check_loading(step, record, defined)
     with env.store.open_asset(record) as stream:
         return load_fitted(stream, step, env.allow)
 
@@ -201,7 +260,7 @@ def _infer_input(
             options=ref.options,
         )
         frame, carried = split_carried(frame, step)
-        return _run_version(spec, run, env), features_of(frame, step), carried
+        return _run_version(spec, run, env), frame, carried
     previous = spec.steps[index - 1].id
     version = int(scratch.record(previous)["version"])
     found = scratch.read_frame(previous, "infer")

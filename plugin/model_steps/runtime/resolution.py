@@ -49,6 +49,8 @@ from model_steps.libraries import install_hint
 from model_steps.settings import AllowList
 
 __all__ = [
+    "check_own_file",
+    "import_named",
     "refuse_init",
     "require_methods",
     "resolve_class",
@@ -69,7 +71,7 @@ def resolve_class(package: str, name: str, methods: Sequence[str], allow: AllowL
     library = not is_own_code(package, allow)
     for method in methods:
         _refuse(method_problem(method, library), package, allow)
-    found = _attribute(_import(package, allow), name, reference, inspect.isclass)
+    found = _attribute(import_named(package, allow), name, reference, inspect.isclass)
     if not inspect.isclass(found):
         raise ImportRefusedError(
             f"{reference} is {_describe(found)}, not a class: a step's class must be a class "
@@ -87,7 +89,7 @@ def resolve_class(package: str, name: str, methods: Sequence[str], allow: AllowL
                 allowed=allow.packages,
             )
     else:
-        _check_own_file(found, reference, allow)
+        check_own_file(found, reference, allow)
     require_methods(found, methods)
     return found
 
@@ -135,7 +137,7 @@ def resolve_function(reference: str, purpose: Purpose, allow: AllowList) -> Call
     """
     module_name, attribute = split_reference(reference)
     _refuse(reference_problem(module_name, attribute, purpose, allow), module_name, allow)
-    found = _attribute(_import(module_name, allow), attribute, reference, inspect.isfunction)
+    found = _attribute(import_named(module_name, allow), attribute, reference, inspect.isfunction)
     function: Callable[..., Any] = found
     if f"{module_name}:{attribute}" in allow.functions and callable(function):
         return function  # the deployment vouched for this one, whatever kind of callable it is
@@ -148,7 +150,7 @@ def resolve_function(reference: str, purpose: Purpose, allow: AllowList) -> Call
             allowed=allow.packages,
         )
     if is_own_code(module_name, allow):
-        _check_own_file(found, reference, allow)
+        check_own_file(found, reference, allow)
     elif not is_allowed(found.__module__, (METRICS_MODULE,)):
         raise ImportRefusedError(
             f"{reference} is defined in {found.__module__!r}, not in sklearn.metrics",
@@ -176,7 +178,7 @@ def _refuse(problem: str | None, module: str, allow: AllowList) -> None:
         raise ImportRefusedError(problem, module=module, allowed=allow.packages)
 
 
-def _import(module: str, allow: AllowList) -> ModuleType:
+def import_named(module: str, allow: AllowList) -> ModuleType:
     """Import ``module``; the DAGs folder joins the import path for its own modules."""
     own = is_own_code(module, allow)
     if own:
@@ -224,7 +226,7 @@ def _attribute(module: ModuleType, name: str, reference: str, kind: Callable[[An
     )
 
 
-def _check_own_file(found: Any, reference: str, allow: AllowList) -> None:
+def check_own_file(found: Any, reference: str, allow: AllowList) -> None:
     """Refuse an object of a DAGs-folder module's name whose code lives in no DAGs-folder file.
 
     The file is what counts: ``joblib.py`` in the DAGs folder names the module ``joblib``,

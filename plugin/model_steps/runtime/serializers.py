@@ -9,30 +9,31 @@ checksum before a serializer sees it, skops refuses types outside the allow-list
 
 from __future__ import annotations
 
-import importlib
-import inspect
 import io
 import warnings
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import IO, TYPE_CHECKING, Any, Protocol
 
-from model_steps.definition.allowlist import is_allowed, is_own_code
-from model_steps.errors import StepError, UntrustedTypeError
+from model_steps.errors import SerializerRefusedError, StepError, UntrustedTypeError
 from model_steps.libraries import library
 from model_steps.runtime.native import LightGBMSerializer, XGBoostSerializer
 from model_steps.runtime.resolution import resolve_function
+from model_steps.runtime.skops_types import type_problem
 from model_steps.settings import AllowList
 
 if TYPE_CHECKING:
     from model_steps.definition.schema import Step
+    from model_steps.store.manifest import AssetRecord
 
 __all__ = [
     "SERIALIZERS",
+    "STRENGTH",
     "CustomSerializer",
     "JoblibSerializer",
     "Serializer",
     "SkopsSerializer",
+    "check_loading",
     "load_fitted",
     "quiet_type_lookup",
     "serializer_for",
@@ -63,11 +64,6 @@ class JoblibSerializer:
         return library("joblib").load(stream)
 
 
-DATA_TYPE_PACKAGES = ("numpy", "scipy", "pandas")
-"""Packages whose classes (arrays, dtypes, sparse matrices) a skops file may hold besides the
-allowed packages' types; never their functions (``numpy.load``, ``pandas.read_pickle``)."""
-
-
 @dataclass(frozen=True)
 class SkopsSerializer:
     """skops: loads only types it trusts, plus those from allowed modules."""
@@ -81,37 +77,27 @@ class SkopsSerializer:
         return data
 
     def load(self, stream: IO[bytes]) -> Any:
-        """The object, refusing types from modules outside the allow-list.
+        """The object, once every type and function the archive names proved allowed.
 
         Raises:
-            UntrustedTypeError: the archive names types from modules that are not allowed.
+            UntrustedTypeError: the archive names a type or function that is not allowed
+                (:mod:`model_steps.runtime.skops_types` says which and why).
         """
         sio = library("skops.io")
         quiet_type_lookup()
         unknown = list(sio.get_untrusted_types(file=stream))
-        refused = [name for name in unknown if not _trusted(name, self.allow)]
+        problems = {name: type_problem(name, self.allow) for name in unknown}
+        refused = {name: problem for name, problem in problems.items() if problem}
         if refused:
             raise UntrustedTypeError(
-                f"the skops file holds types from modules that are not allowed imports: "
-                f"{', '.join(refused)}; add their modules to MODEL_STEPS_ALLOWED_IMPORTS "
-                "if you trust them",
-                types=refused,
+                "the skops file names what a model's file may not hold, so nothing of it was "
+                f"loaded: {'; '.join(f'{name} ({why})' for name, why in refused.items())}; a "
+                "skops file may hold classes of the allowed imports (MODEL_STEPS_ALLOWED_IMPORTS)"
+                " and functions of the DAGs folder's code or MODEL_STEPS_ALLOWED_FUNCTIONS",
+                types=list(refused),
             )
         stream.seek(0)
         return sio.load(stream, trusted=unknown)
-
-
-def _trusted(name: str, allow: AllowList) -> bool:
-    """Whether a skops file may hold the type or function ``name`` (``module.Attribute``)."""
-    if is_allowed(name, allow.packages) or is_own_code(name, allow):
-        return True
-    if not is_allowed(name, DATA_TYPE_PACKAGES):
-        return False
-    module, _, attribute = name.rpartition(".")
-    try:
-        return inspect.isclass(getattr(importlib.import_module(module), attribute, None))
-    except ImportError:
-        return False
 
 
 def quiet_type_lookup() -> None:
@@ -180,3 +166,46 @@ def serializer_for(step: Step, allow: AllowList) -> Serializer:
 def load_fitted(stream: IO[bytes], step: Step, allow: AllowList) -> Any:
     """The fitted object from a step's asset file, read by its serializer."""
     return serializer_for(step, allow).load(stream)
+
+
+STRENGTH: Mapping[str, int] = {"skops": 2, "xgboost": 2, "lightgbm": 2, "custom": 1, "joblib": 0}
+"""How little loading with each serializer can do, strongest first: skops builds only the types
+it proves allowed and the native formats read a library's own model file (2); ``custom`` runs
+the deployment's own load function (1); joblib unpickles, which runs whatever the file says (0).
+"""
+
+
+def check_loading(recorded: Step, asset: AssetRecord, defined: Step | None) -> None:
+    """Refuse to load a stored step with a serializer its definition would not use.
+
+    A manifest (or a run's scratch) says which serializer wrote each asset, and whoever can
+    write the store can write that too: a file saved as "joblib" in a model defined with skops
+    would be unpickled. So the recorded step and its asset must agree, and when the definition
+    is known the serializer must be as strong as the definition's (``custom`` only with the
+    definition's own load function).
+
+    Raises:
+        SerializerRefusedError: the stored step asks for a weaker or a different loader.
+    """
+    where = f"the stored step {recorded.id!r}"
+    if asset.serializer != recorded.serializer:
+        raise SerializerRefusedError(
+            f"{where} is defined with serializer {recorded.serializer!r} but its asset says "
+            f"{asset.serializer!r}: its manifest was edited, so it is not loaded"
+        )
+    if defined is None:
+        return
+    stored, wanted = recorded.serializer, defined.serializer
+    loads = recorded.parameters.load, defined.parameters.load
+    other_load = stored == wanted == "custom" and loads[0] != loads[1]
+    if STRENGTH.get(stored, -1) < STRENGTH.get(wanted, 0) or other_load:
+        raise SerializerRefusedError(
+            f"{where} would be loaded with serializer {stored!r}"
+            f"{_load_of(recorded)}, but its definition uses {wanted!r}{_load_of(defined)}: a "
+            "stored version is never loaded with a weaker serializer than its definition's "
+            "(skops, xgboost, lightgbm > custom > joblib); train a new version"
+        )
+
+
+def _load_of(step: Step) -> str:
+    return f" ({step.parameters.load})" if step.serializer == "custom" else ""

@@ -17,7 +17,13 @@ from typing import TYPE_CHECKING, Any
 
 from model_steps.errors import PermanentError
 from model_steps.runtime.carried import split_carried, with_carried
-from model_steps.runtime.context import Environment, RunInfo, step_index, write_output
+from model_steps.runtime.context import (
+    Environment,
+    RunInfo,
+    step_folder,
+    step_index,
+    write_output,
+)
 from model_steps.runtime.drift import feature_references
 from model_steps.runtime.metrics import Scoring, compute_metrics, scoring
 from model_steps.runtime.rendered import Rendered
@@ -272,11 +278,7 @@ def _stage(
     identifier = str(step.assets_identifier)
     url = scratch.own(step.id, "assets", identifier)
     size, sha256 = env.store.write_bytes(url, serializer.save(fitted))
-    root = (
-        f"{step.assets_root.rstrip('/')}/{spec.directory}"
-        if step.assets_root
-        else (env.store.url())
-    )
+    root = step_folder(spec, step) or env.store.url()
     return StagedAsset(step.id, url, size, sha256, step.serializer, identifier, root)
 
 

@@ -6,7 +6,7 @@ Layout under ``<assets.root>/<assets.directory>/``::
     current.json                    the pointer, moved last
     versions/<N>/claim.json         N taken exactly once (exclusive create); kept for good
     versions/<N>/manifest.json      written once every asset is complete
-    versions/<N>/<step>/<file>      assets (or under a step's own assets_root)
+    versions/<N>/<step>/<file>      assets (or under a step's own assets_root, laid out alike)
     versions/<N>/MODEL_CARD.md
     runs/<run>/...                  one run's scratch; never read by handlers
     inferences/<run>.json           which version each infer run used
@@ -18,8 +18,11 @@ sha256 is checked before the manifest names it; a claim abandoned by a killed pu
 reclaimed (its files removed, its number never reused) once it is older than any try of the
 publish could still run; rollback only moves the pointer; retention never deletes the current or
 a pinned version; a store opened for a model (``owner``) never publishes, rolls back, prunes or
-reads a manifest for another one. The store uses a handful of fsspec calls on the filesystem it
-is given, plus one conditional write per backend, and knows nothing of Airflow.
+reads a manifest for another one; an asset a manifest names is read or deleted only inside the
+model's own folders (its store, and the steps' own ``assets_root`` folders it was opened with),
+so a manifest cannot point a loader or a prune at any other file. The store uses a handful of
+fsspec calls on the filesystem it is given, plus one conditional write per backend, and knows
+nothing of Airflow.
 """
 
 from __future__ import annotations
@@ -41,6 +44,7 @@ from typing import IO, Any, Literal, TypeVar
 from pydantic import BaseModel, ValidationError
 
 from model_steps.errors import (
+    AssetLocationError,
     ChecksumMismatchError,
     CorruptDocumentError,
     DecisionConflictError,
@@ -101,15 +105,21 @@ def utc_now() -> str:
 
 
 def open_store(
-    url: str, storage_options: Mapping[str, Any] | None = None, *, owner: str | None = None
+    url: str,
+    storage_options: Mapping[str, Any] | None = None,
+    *,
+    owner: str | None = None,
+    asset_roots: Iterable[str] = (),
 ) -> ModelStore:
     """The store of one model at ``url`` (``<assets.root>/<assets.directory>``).
 
     With ``owner`` (the model's name) the store refuses to act for any other model.
+    ``asset_roots`` are the model's other folders (``<step assets_root>/<assets.directory>``):
+    the only places outside ``url`` where its manifests' assets may be read or deleted.
     """
     options = dict(storage_options or {})
     fs, path = filesystem(url, options)
-    return ModelStore(fs, path, options, owner=owner)
+    return ModelStore(fs, path, options, owner=owner, asset_roots=asset_roots)
 
 
 @dataclass(frozen=True)
@@ -150,6 +160,7 @@ class ModelStore:
         storage_options: Mapping[str, Any] | None = None,
         *,
         owner: str | None = None,
+        asset_roots: Iterable[str] = (),
     ):
         self.fs = fs
         self.root = root.rstrip("/")
@@ -157,6 +168,8 @@ class ModelStore:
         self.owner = owner
         """The model this store is opened for; None for a tool that reads any store."""
         self._conditional = conditional_writes(fs)
+        self.asset_roots = tuple(dict.fromkeys([self.url(), *map(self._full_url, asset_roots)]))
+        """Every model folder (full URLs) whose ``versions/`` may hold this model's assets."""
 
     # -- paths -------------------------------------------------------------------------------
 
@@ -257,7 +270,7 @@ class ModelStore:
         handed out, so what was verified is what is read; a remote one is downloaded to a
         temporary file first, and only a verified download is opened.
         """
-        fs, path = self._fs_for(record.url)
+        fs, path = self._asset_location(record.url)
         if not is_local(fs):
             with tempfile.TemporaryDirectory(prefix="model-steps-asset-") as folder:
                 local = os.path.join(folder, "asset")
@@ -280,7 +293,7 @@ class ModelStore:
         For a reader that must know a version is whole before it gives something up: a
         handler in unload-first mode checks every asset before it drops the version it serves.
         """
-        fs, path = self._fs_for(record.url)
+        fs, path = self._asset_location(record.url)
         try:
             with fs.open(path, "rb") as handle:
                 size, digest = copy_digest(handle, None)
@@ -294,7 +307,7 @@ class ModelStore:
         The bytes are hashed where they are local: a local source in parallel with the copy,
         a remote one once it has landed in ``<local_path>.partial``.
         """
-        fs, path = self._fs_for(record.url)
+        fs, path = self._asset_location(record.url)
         partial = f"{local_path}.partial"
         try:
             with ThreadPoolExecutor(max_workers=1) as pool:
@@ -597,7 +610,9 @@ class ModelStore:
     def reclaim(self, grace: float = CLAIM_GRACE_SECONDS) -> list[int]:
         """Free the files of claims older than ``grace`` seconds that never got a manifest.
 
-        The claim itself stays, marked reclaimed, so its number is never given out again and
+        Their files are removed from every folder of the model (the steps' own ``assets_root``
+        folders too), as a publish killed while copying may have left some in each. The claim
+        itself stays, marked reclaimed, so its number is never given out again and
         its publisher, if it still runs, finds its claim gone before it writes a manifest.
         Returns the versions reclaimed now.
         """
@@ -607,16 +622,25 @@ class ModelStore:
             claim = self.path("versions", str(version), CLAIM)
             body = {"reclaimed_at": utc_now(), "by_pid": os.getpid()}
             self.fs.pipe_file(claim, json.dumps(body).encode())
-            folder = self.path("versions", str(version))
-            self.fs.invalidate_cache(folder)  # files another process wrote must be seen
-            for path in self.fs.find(folder):
-                if path != claim:
-                    with contextlib.suppress(FileNotFoundError):
-                        self.fs.rm_file(path)
+            for root in self.asset_roots:
+                self._clear_version(root, version, claim if root == self.url() else None)
             reclaimed.append(version)
         return reclaimed
 
     # -- internals ---------------------------------------------------------------------------
+
+    def _clear_version(self, root: str, version: int, keep: str | None) -> None:
+        """Remove every file of ``version`` under one model folder, except ``keep`` (the claim)."""
+        fs, folder = self._fs_for(f"{root}/versions/{version}")
+        fs.invalidate_cache(folder)  # files another process wrote must be seen
+        if keep is None:  # another folder of the model: nothing of the claim lives there
+            with contextlib.suppress(FileNotFoundError):
+                fs.rm(folder, recursive=True)
+            return
+        for path in fs.find(folder):
+            if path != keep:
+                with contextlib.suppress(FileNotFoundError):
+                    fs.rm_file(path)
 
     def _read(self, path: str) -> bytes | None:
         try:
@@ -668,10 +692,18 @@ class ModelStore:
 
         A copy, not a move: if this publish fails later, a retry finds the scratch intact. The
         copy's sha256 must be the one computed when the asset was staged, so a staged file
-        changed since (same size or not) never reaches a manifest.
+        changed since (same size or not) never reaches a manifest. The staged file must be
+        the model's own and its target one of the model's folders, as the manifest's assets
+        must be: a run's scratch records are as writable as a manifest.
         """
-        target = f"{asset.root.rstrip('/')}/versions/{version}/{asset.step_id}/{asset.identifier}"
-        source_fs, source = self._fs_for(asset.url)
+        root = self._full_url(asset.root)
+        if root not in self.asset_roots:
+            raise AssetLocationError(
+                f"a staged asset of step {asset.step_id!r} would be published under {root}, "
+                f"which is none of the model's folders ({', '.join(self.asset_roots)})"
+            )
+        target = f"{root}/versions/{version}/{asset.step_id}/{asset.identifier}"
+        source_fs, source = self._asset_location(asset.url)
         target_fs, target_path = self._fs_for(target)
         record = AssetRecord(
             url=str(target_fs.unstrip_protocol(target_path)),
@@ -715,17 +747,58 @@ class ModelStore:
         )
 
     def _delete_version(self, version: int) -> None:
+        """Remove a version's folder and its assets in the steps' own folders.
+
+        Every asset is checked first, so a manifest naming a file outside this version's
+        folders gets nothing deleted at all.
+        """
         try:
             manifest = self.manifest(version)
         except CorruptDocumentError:  # nothing can serve it; remove what is in its folder
             self.fs.rm(self.path("versions", str(version)), recursive=True)
             return
-        for step in manifest.steps:
-            if step.asset and not step.asset.url.startswith(self.url("versions")):
-                fs, path = self._fs_for(step.asset.url)
+        assets = [step.asset.url for step in manifest.steps if step.asset]
+        located = [self._asset_location(url, version) for url in assets]
+        inside = self.url("versions", str(version)) + "/"
+        for url, (fs, path) in zip(assets, located, strict=True):
+            if not url.startswith(inside):
                 with contextlib.suppress(FileNotFoundError):
                     fs.rm(path)
         self.fs.rm(self.path("versions", str(version)), recursive=True)
+
+    def _asset_location(self, url: str, version: int | None = None) -> tuple[Any, str]:
+        """The filesystem and path of an asset a manifest names, once it proves to be ours.
+
+        An asset lies under ``versions/`` of one of the model's folders (of ``version``, when
+        given; else also in the store's ``runs/``, where staged assets wait), written without
+        ``.`` or ``..`` segments: a manifest edited to name another file, folder, bucket or
+        scheme is refused before anything is read or deleted.
+
+        Raises:
+            AssetLocationError: the URL leaves the model's folders.
+        """
+        below = "versions/" + (f"{version}/" if version is not None else "")
+        folders = [f"{root}/{below}" for root in self.asset_roots]
+        if version is None:  # a candidate's staged assets are read from its run's scratch
+            folders.append(self.url("runs") + "/")
+        _, separator, rest = url.partition("://")
+        if (
+            separator
+            and not {".", ".."} & set(rest.split("/"))
+            and "\\" not in rest
+            and any(url.startswith(folder) for folder in folders)
+        ):
+            return self._fs_for(url)
+        raise AssetLocationError(
+            f"a manifest in {self.url()} names the asset {url!r}, outside the model's own "
+            f"folders ({', '.join(folders)}): it is neither read nor deleted; the manifest was "
+            "edited, or written for another store"
+        )
+
+    def _full_url(self, url: str) -> str:
+        """``url`` as manifests record it (a plain local folder becomes a ``file://`` URL)."""
+        fs, path = self._fs_for(url)
+        return str(fs.unstrip_protocol(path.rstrip("/")))
 
     def _abandoned_claims(self, complete: set[int], grace: float) -> Iterator[int]:
         """Claims without a manifest, older than ``grace`` and not reclaimed yet."""
