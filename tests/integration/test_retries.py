@@ -16,6 +16,7 @@ import signal
 import subprocess
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -86,7 +87,7 @@ def load(definition: Path, endpoint: str) -> tuple[ModelSpec, Environment]:
     (loaded,) = load_and_validate([definition], {}).models
     env = environment(loaded.spec, load_settings(), storage_options(endpoint))
     allow = allow_list({}, [definition.parent])
-    return loaded.spec, Environment(env.store, env.storage_options, allow)
+    return loaded.spec, replace(env, allow=allow)
 
 
 def train(spec: ModelSpec, env: Environment, step_id: str, try_number: int) -> None:

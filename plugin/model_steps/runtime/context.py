@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
+from model_steps.definition.data_locations import NOWHERE, DataPlaces, deployment_places
 from model_steps.errors import PermanentError
 from model_steps.runtime.rendered import Rendered
 from model_steps.runtime.secrets import Mask, unmasked
@@ -62,6 +63,9 @@ class Environment:
     storage_options: Mapping[str, Any]
     allow: AllowList
     mask: Mask = unmasked
+    places: DataPlaces = NOWHERE
+    """Where the model's data tables may be read and written; nowhere unless the deployment's
+    settings say (:func:`environment`)."""
 
 
 def environment(
@@ -76,7 +80,8 @@ def environment(
     """
     root = (spec.assets.root or settings.assets_root).rstrip("/")
     store = open_store(f"{root}/{spec.directory}", storage_options, owner=spec.name)
-    return Environment(store, dict(storage_options), settings.allow_list, mask)
+    places = deployment_places(spec, settings)
+    return Environment(store, dict(storage_options), settings.allow_list, mask, places)
 
 
 def data_ref(step: Step, direction: str, phase: str) -> DataRef:
@@ -106,6 +111,7 @@ def write_output(
         frame,
         url,
         str(ref.inferred_format()),
+        places=env.places,
         storage_options=env.storage_options,
         options=ref.options,
     )
