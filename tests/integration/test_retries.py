@@ -120,8 +120,9 @@ def alive(pid: int) -> bool:
 
 
 @pytest.fixture
-def held_model(tmp_path: Path, s3_server: str) -> Path:
+def held_model(tmp_path: Path, s3_server: str, monkeypatch: pytest.MonkeyPatch) -> Path:
     bucket = create_bucket(s3_server)
+    monkeypatch.setenv("MODEL_STEPS_ALLOWED_DATA", f"s3://{bucket}/data/")  # workers inherit it
     write_example_data(f"s3://{bucket}/data", storage_options(s3_server))
     folder = tmp_path / "dags"
     folder.mkdir()

@@ -202,7 +202,7 @@ def definition(name: str, extra: str) -> str:
         "apiVersion: model-steps/v1\nkind: Model\n"
         f"name: {name}\n{extra}"
         "steps:\n  - id: fit\n    parameters:\n      package: sklearn.linear_model\n"
-        "      class: LinearRegression\n      input: {train: {url: data/train.csv}}\n"
+        "      class: LinearRegression\n      input: {train: {url: s3://data/train.csv}}\n"
     )
 
 

@@ -47,7 +47,7 @@ _PARTICIPLES = {"read": "read", "write": "written"}
 
 def _place(url: str) -> str | None:
     """``scheme://path`` without a trailing slash, local paths resolved; None if not absolute."""
-    scheme, separator, rest = url.strip().partition("://")
+    scheme, separator, rest = url.partition("://")
     if not separator:
         return "file://" + os.path.realpath(url) if url.startswith("/") else None
     if scheme.lower() in ("file", "local"):  # fsspec reads file://x/y as a relative path
