@@ -284,8 +284,10 @@ class DataRef(Strict):
     """A table read or written through fsspec."""
 
     url: str
-    """fsspec URL or path of the data; templates (``{{ dag_run.run_after | ds }}``,
-    ``{{ params.x }}``) are rendered for each run, after a literal ``scheme://bucket/``."""
+    """fsspec URL or absolute path of the data, under the deployment's allowed data locations
+    (``MODEL_STEPS_ALLOWED_DATA``) and outside the DAGs folder and every model's store;
+    templates (``{{ dag_run.run_after | ds }}``, ``{{ params.x }}``) are rendered for each run,
+    after a literal ``scheme://bucket/`` folder that is allowed."""
     format: Literal["csv", "parquet", "json"] | None = None
     """File format; inferred from the URL's extension when left out (json means JSON lines)."""
     options: dict[str, Any] = Field(
