@@ -15,9 +15,11 @@ starts with); a task checks the rendered URL again before it reads or writes any
 
 from __future__ import annotations
 
+import bisect
 import os
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -70,6 +72,13 @@ def _inside(place: str, prefix: str) -> bool:
     if prefix.endswith("://"):
         return place.startswith(prefix)
     return place == prefix or place.startswith(prefix.rstrip("/") + "/")
+
+
+def _folders(place: str) -> list[str]:
+    """``place`` and each folder above it, up to its bucket or the root folder."""
+    scheme, _, path = place.partition("://")
+    parts = path.rstrip("/").split("/")
+    return [f"{scheme}://{'/'.join(parts[:end])}" for end in range(len(parts), 0, -1)]
 
 
 def _protocol(place: str) -> str:
@@ -148,15 +157,35 @@ class DataPlaces:
             return "it is outside the allowed data locations"
         return None
 
-    def _forbidden_refusal(self, place: str, *, inside: bool) -> str | None:
+    @cached_property
+    def _by_place(self) -> dict[str, str]:
+        """The forbidden places by location, the first named winning (the DAGs folder)."""
+        found: dict[str, str] = {}
         for location, what in self.forbidden:
-            if inside and _inside(place, location):
-                return f"it is inside {what}, which data URLs may never reach"
-            if not inside and _inside(location, place):
-                return (
-                    f"a run's parameters could steer it into {what}, which lies in the folder "
-                    "its literal text fixes; write more of the path out before the first tag"
-                )
+            found.setdefault(location.rstrip("/"), what)
+        return found
+
+    @cached_property
+    def _sorted(self) -> list[str]:
+        return sorted(self._by_place)
+
+    def _forbidden_refusal(self, place: str, *, inside: bool) -> str | None:
+        """Whether ``place`` lies in a forbidden place (``inside``), or holds one.
+
+        Looked up by the place's own folders and by a sorted search, not by comparing with
+        each place: a folder of a thousand models has a thousand stores, each URL checked.
+        """
+        if inside:
+            what = next((self._by_place[f] for f in _folders(place) if f in self._by_place), None)
+            return None if what is None else f"it is inside {what}, which data URLs may never reach"
+        under = place.rstrip("/") + "/"
+        index = bisect.bisect_left(self._sorted, under)
+        if index < len(self._sorted) and self._sorted[index].startswith(under):
+            what = self._by_place[self._sorted[index]]
+            return (
+                f"a run's parameters could steer it into {what}, which lies in the folder "
+                "its literal text fixes; write more of the path out before the first tag"
+            )
         return None
 
     def to_json(self) -> dict[str, Any]:
