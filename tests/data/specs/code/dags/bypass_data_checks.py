@@ -12,8 +12,8 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from airflow.sdk import DAG
 from pydantic import BaseModel
+from tests.bypass import bypass_dag
 
 from model_steps.airflow.operators import ModelStepOperator
 from model_steps.definition.schema import ModelSpec
@@ -53,13 +53,7 @@ def bypassed(path: Path) -> ModelSpec:
 
 SPECS = {path.stem: bypassed(path) for path in sorted(CORPUS.glob("data_*.yaml"))}
 
-with DAG(
-    "bypass_data_checks",
-    schedule=None,
-    params={name: p.default for spec in SPECS.values() for name, p in spec.parameters.items()},
-    render_template_as_native_obj=True,
-    default_args={"retries": 0},
-) as dag:
+with bypass_dag("bypass_data_checks", SPECS.values()) as dag:
     for stem, spec in SPECS.items():
         for step in spec.steps:
             params = step.parameters
