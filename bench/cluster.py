@@ -14,6 +14,7 @@ Usage: ``python bench/cluster.py [--runs 5]``
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import sys
 import tempfile
@@ -85,7 +86,7 @@ def in_process(s3: dict[str, str], endpoint: str, runs: int) -> list[float]:
     }
     (loaded,) = load_and_validate([MODEL], environ).models
     spec = loaded.spec
-    env = environment(spec, load_settings(), storage_options(endpoint))
+    env = environment(spec, load_settings({**os.environ, **environ}), storage_options(endpoint))
     times = []
     for number in range(runs):
         start = time.monotonic()

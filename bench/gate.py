@@ -87,7 +87,10 @@ def train_run(spec: Any, number: int) -> float:
     from model_steps.runtime.train import train_step
     from model_steps.settings import load_settings
 
-    env = environment(spec, load_settings({}), {})
+    source = spec.steps[0].parameters.input.train
+    assert source is not None
+    data = {"MODEL_STEPS_ALLOWED_DATA": str(Path(source.url).parent)}
+    env = environment(spec, load_settings(data), {})
     run = RunInfo(f"{spec.name}__train", f"bench__{number}")
     start = time.perf_counter()
     for step in spec.steps:

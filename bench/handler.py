@@ -190,7 +190,7 @@ def train_and_publish(work: Workspace) -> tuple[int, float]:
     from model_steps.runtime.train import train_step
     from model_steps.settings import load_settings
 
-    settings = load_settings()
+    settings = load_settings({**os.environ, "MODEL_STEPS_ALLOWED_DATA": str(work.data.parent)})
     (model,) = load_and_validate([work.definition], settings.environ).models
     spec = model.spec
     env = environment(spec, settings, work.storage_options)

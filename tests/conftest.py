@@ -42,6 +42,10 @@ os.environ.update(
         "AIRFLOW__LOGGING__BASE_LOG_FOLDER": str(AIRFLOW_HOME / "logs"),
         "MODEL_STEPS_ASSETS_ROOT": str(AIRFLOW_HOME / "assets"),
         "MODEL_STEPS_DATA_ROOT": str(AIRFLOW_HOME / "data"),
+        # The session's data: local, the README's s3://data/ and the S3 models' tables (the
+        # bucket's models/ folder, the stores, stays out).
+        "MODEL_STEPS_ALLOWED_DATA": f"{AIRFLOW_HOME / 'data'}, s3://data/, "
+        "s3://model-steps-e2e/data/, s3://model-steps-e2e/guarded/",
     }
 )
 for leftover in ("_AIRFLOW_PARSING_CONTEXT_DAG_ID", "_AIRFLOW_PARSING_CONTEXT_TASK_ID"):

@@ -16,7 +16,7 @@ steps:
       package: sklearn.linear_model
       class: LinearRegression
       input:
-        train: {{url: data/train.csv}}
+        train: {{url: s3://data/train.csv}}
 """
 
 

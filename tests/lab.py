@@ -11,12 +11,13 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal
 
 import pandas as pd
 
+from model_steps.definition.data_locations import places_under
 from model_steps.definition.loader import load_and_validate
 from model_steps.definition.schema import ModelSpec
 from model_steps.examples import write_example_data
@@ -164,7 +165,10 @@ class Lab:
         settings = load_settings()
         env = environment(self.spec, settings, self.storage_options)
         allow = allow_list(settings.environ, [settings.dags_folder, self.definition.parent])
-        return Environment(env.store, env.storage_options, allow)
+        source = self.spec.steps[0].parameters.input
+        assert source is not None and source.train is not None
+        places = places_under(str(Path(source.train.url).parent), "the lab's training data")
+        return replace(env, allow=allow, places=places)
 
 
 def make_lab(

@@ -18,6 +18,7 @@ from typing import Any
 
 from model_steps.airflow.connections import model_storage_options
 from model_steps.airflow.plan import dag_ids
+from model_steps.definition.data_locations import catalog_places
 from model_steps.definition.loader import (
     Catalog,
     LoadedModel,
@@ -52,7 +53,11 @@ def _catalog(
     args: argparse.Namespace, settings: Settings, allowed: AllowList | None = None
 ) -> Catalog:
     return load_and_validate(
-        _paths(args, settings), settings.environ, assets_root=settings.assets_root, allowed=allowed
+        _paths(args, settings),
+        settings.environ,
+        assets_root=settings.assets_root,
+        allowed=allowed,
+        check_data=True,
     )
 
 
@@ -66,7 +71,9 @@ def _validate(args: argparse.Namespace, settings: Settings) -> int:
             if args.data
             else None
         )
-        problems += check_in_child(catalog.models, allow, settings.environ, options)
+        specs = [model.spec for model in catalog.models]
+        places = catalog_places(settings.environ, allow.code_folders, specs, settings.assets_root)
+        problems += check_in_child(catalog.models, allow, settings.environ, options, places)
     for problem in sorted(problems, key=lambda p: (p.file, p.line, p.column)):
         print(format_problem(problem))
     invalid = len({problem.file for problem in problems})

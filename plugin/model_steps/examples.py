@@ -12,6 +12,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from model_steps.definition.data_locations import places_under
 from model_steps.runtime.tables import write_table
 
 __all__ = ["write_example_data"]
@@ -22,8 +23,12 @@ def write_example_data(
 ) -> list[str]:
     """Write iris (csv) and diabetes (parquet) training and scoring tables under ``root``.
 
-    Returns the locations written (``root`` joined with each table's name).
+    Returns the locations written (``root`` joined with each table's name). ``root`` is the
+    operator's choice (a command-line argument), not a definition's, so it is the one place
+    allowed here.
     """
+    base = str(root) if "://" in str(root) else str(Path(root).resolve())
+    places = places_under(base, "the example data is written under its root")
     from sklearn.datasets import load_diabetes, load_iris
 
     iris = load_iris(as_frame=True).frame
@@ -38,7 +43,8 @@ def write_example_data(
     }
     written = []
     for name, frame in tables.items():
-        url = f"{str(root).rstrip('/')}/{name}"
-        write_table(frame, url, name.rsplit(".", 1)[1], storage_options=storage_options)
+        url = f"{base.rstrip('/')}/{name}"
+        fmt = name.rsplit(".", 1)[1]
+        write_table(frame, url, fmt, places=places, storage_options=storage_options)
         written.append(url)
     return written

@@ -12,6 +12,7 @@ from pathlib import Path
 
 __all__ = [
     "ALLOWED_CONNECTIONS_VARS",
+    "ALLOWED_DATA_VARS",
     "ALLOWED_ENV_VARS",
     "DEFAULT_ALLOWED",
     "DEFAULT_ALLOWED_CONNECTIONS",
@@ -22,6 +23,7 @@ __all__ = [
     "Settings",
     "allow_list",
     "allowed_connections",
+    "allowed_data",
     "env_refusal",
     "load_settings",
 ]
@@ -56,7 +58,18 @@ ALLOWED_CONNECTIONS_VARS = (
 DEFAULT_ALLOWED_CONNECTIONS = r"model_steps_.*"
 """Only connections created for model stores: ``aws_default`` or a warehouse's connection would
 hand its credentials to whatever URLs a definition's author writes."""
-_CONFIGURED = ("allowed_imports", "allowed_functions", "allowed_env", "allowed_connections")
+ALLOWED_DATA_VARS = ("MODEL_STEPS_ALLOWED_DATA", "AIRFLOW__MODEL_STEPS__ALLOWED_DATA")
+"""Comma or space separated URL prefixes where a definition's data tables may be read and
+written (``s3://team-data/, /srv/data/``)."""
+DATA_ROOT_VAR = "MODEL_STEPS_DATA_ROOT"
+"""Where the example data lives; the only allowed data location when none is configured."""
+_CONFIGURED = (
+    "allowed_imports",
+    "allowed_functions",
+    "allowed_env",
+    "allowed_connections",
+    "allowed_data",
+)
 """``[model_steps]`` options of ``airflow.cfg`` read through their environment-variable form."""
 
 
@@ -148,6 +161,18 @@ def allowed_connections(environ: Mapping[str, str]) -> str:
     return pattern
 
 
+def allowed_data(environ: Mapping[str, str]) -> tuple[str, ...]:
+    """The prefixes a definition's data URLs must start with, as the deployment wrote them.
+
+    ``MODEL_STEPS_ALLOWED_DATA`` (``[model_steps] allowed_data``), else ``MODEL_STEPS_DATA_ROOT``
+    (what ``make run``, the examples and the tests set), else none: nothing is allowed, and
+    every data URL's error says which setting to set.
+    """
+    configured = next((environ[n] for n in ALLOWED_DATA_VARS if environ.get(n)), None)
+    text = configured if configured is not None else environ.get(DATA_ROOT_VAR, "")
+    return tuple(dict.fromkeys(entry for entry in re.split(r"[,\s]+", text) if entry))
+
+
 @dataclass(frozen=True)
 class Settings:
     """Where definitions and assets live, and the environment ``${VAR}`` references resolve in."""
@@ -181,8 +206,9 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
     ``[model_steps] assets_root``, then ``$AIRFLOW_HOME/model-assets``. Default connection (for
     models without ``assets.conn_id``): ``MODEL_STEPS_CONN_ID``,
     ``AIRFLOW__MODEL_STEPS__CONN_ID``, ``[model_steps] conn_id``, else none. Extra allowed
-    packages, functions, environment variables and connections: ``[model_steps]
-    allowed_imports``, ``allowed_functions``, ``allowed_env`` and ``allowed_connections`` too.
+    packages, functions, environment variables, connections and data locations:
+    ``[model_steps] allowed_imports``, ``allowed_functions``, ``allowed_env``,
+    ``allowed_connections`` and ``allowed_data`` too.
     Parse cache: ``MODEL_STEPS_PARSE_CACHE``, ``AIRFLOW__MODEL_STEPS__PARSE_CACHE``,
     ``[model_steps] parse_cache``, then ``$AIRFLOW_HOME/model-steps/parse-cache`` (``off``
     turns it off); its key ``AIRFLOW__MODEL_STEPS__PARSE_CACHE_KEY`` or ``[model_steps]

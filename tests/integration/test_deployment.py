@@ -67,8 +67,11 @@ def test_example_data_on_an_s3_root_lands_in_the_bucket_through_the_default_conn
     assert list(tmp_path.iterdir()) == []  # no local folder named "s3:"
 
 
-def test_an_infer_run_uses_the_version_it_was_given_and_records_it(tmp_path: Path) -> None:
+def test_an_infer_run_uses_the_version_it_was_given_and_records_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     data = tmp_path / "data"
+    monkeypatch.setenv("MODEL_STEPS_ALLOWED_DATA", str(data))
     main(["example-data", str(data)])
     definition = tmp_path / "versioned.yaml"
     definition.write_text(MODEL.format(root=tmp_path / "assets", data=data))

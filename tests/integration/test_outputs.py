@@ -24,6 +24,7 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
 from model_steps.cli import main
+from model_steps.definition.data_locations import places_under
 from model_steps.errors import InvalidInputError
 from model_steps.runtime.tables import read_table, write_table
 from model_steps.serving import ModelHandler
@@ -74,8 +75,9 @@ def wine_trained(run_dag: Any) -> tuple[Any, Any]:
 def diabetes_trained(run_dag: Any, s3_models: dict[str, Any]) -> dict[str, Any]:
     train, score = diabetes_tables()
     options = s3_models["storage_options"]
-    write_table(train, f"{S3_DATA}/train.csv", "csv", storage_options=options)
-    write_table(score, f"{S3_DATA}/score.csv", "csv", storage_options=options)
+    places = places_under(S3_DATA, "the test's own tables")
+    write_table(train, f"{S3_DATA}/train.csv", "csv", places=places, storage_options=options)
+    write_table(score, f"{S3_DATA}/score.csv", "csv", places=places, storage_options=options)
     return {
         "train": run_dag("diabetes_lgbm_s3__train"),
         "infer": run_dag("diabetes_lgbm_s3__infer"),
@@ -209,7 +211,8 @@ def test_lightgbm_on_s3_data_reads_and_writes_with_the_models_connection(
     model_text = store.fs.cat_file(manifest.asset("boost").url).decode()
     assert lightgbm.Booster(model_str=model_text).num_feature() == 10
     written = sorted(store.fs.glob(f"{S3_DATA}/predictions/*.csv", refresh=True))
-    output = read_table(f"s3://{written[-1]}", "csv", storage_options=options)
+    places = places_under(S3_DATA, "the test's own tables")
+    output = read_table(f"s3://{written[-1]}", "csv", places=places, storage_options=options)
     train, score = diabetes_tables()
     assert list(output.columns) == ["patient_id", "prediction"]
     assert list(output["patient_id"]) == list(score["patient_id"])

@@ -87,7 +87,7 @@ def train(spec: ModelSpec, options: dict[str, Any]) -> int:
     )
     env = environment(spec, load_settings(), options)
     for step in spec.steps:
-        train_step(spec, step.id, run, env, render_step(step, "train", run))
+        train_step(spec, step.id, run, env, render_step(step, "train", run, env.places))
     version: int = publish(spec, run, env)["version"]
     return version
 
@@ -114,10 +114,8 @@ def test_every_step_snippet_in_the_readme_validates(
     (tmp_path / "model_code" / "features.py").write_text(
         "def add_interactions(data, pairs):\n    return data\n"
     )
-    data = tmp_path / "data.csv"
-    validates(
-        wrapped(SNIPPETS[index], "snippet", str(data), "y"), tmp_path / "snippet.yaml", capsys
-    )
+    data = "s3://data/snippet/train.csv"  # an allowed data location, never read by validate
+    validates(wrapped(SNIPPETS[index], "snippet", data, "y"), tmp_path / "snippet.yaml", capsys)
 
 
 def test_the_readme_pipeline_trains_on_its_own_s3_urls(s3_server: str, tmp_path: Path) -> None:
@@ -137,15 +135,17 @@ def test_the_readme_pipeline_trains_on_its_own_s3_urls(s3_server: str, tmp_path:
     ("package", "serializer"), [("xgboost", "xgboost"), ("lightgbm", "lightgbm")]
 )
 def test_the_readme_boosting_steps_train_in_their_own_formats(
-    package: str, serializer: str, tmp_path: Path
+    package: str, serializer: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    monkeypatch.setenv("MODEL_STEPS_ALLOWED_DATA", str(tmp_path / "data"))
+    (tmp_path / "data").mkdir()
     if package == "xgboost":
-        data, target = tmp_path / "cancer.csv", "target"
+        data, target = tmp_path / "data" / "cancer.csv", "target"
         load_breast_cancer(as_frame=True).frame.to_csv(data, index=False)
     else:
-        data, target = tmp_path / "diabetes.parquet", "progression"
-        write_example_data(tmp_path / "examples")
-        data = tmp_path / "examples" / "diabetes" / "train.parquet"
+        target = "progression"
+        write_example_data(tmp_path / "data")
+        data = tmp_path / "data" / "diabetes" / "train.parquet"
     name = f"readme_{package}"
     spec = load(wrapped(STEPS[package], name, str(data), target), tmp_path / f"{name}.yaml")
     version = train(spec, {})

@@ -29,16 +29,27 @@ EXPECTED = re.compile(r"^\d+:\d+: steps\[(\d+)\]\.parameters\.[^:]+: (.*)$")
 
 
 @pytest.fixture(scope="module")
-def bypassed(airflow_db: None, failure_listener: Any) -> Iterator[RunOutcome]:
-    """The bypassing DAG, run once with the corpus folder as the deployment's DAGs folder."""
+def bypassed_runs(airflow_db: None, failure_listener: Any) -> Iterator[dict[str, RunOutcome]]:
+    """The bypassing DAGs, run once with the corpus folder as the deployment's DAGs folder and
+    data allowed under ``/srv/data`` and that folder (which holds the DAGs folder)."""
     from airflow.dag_processing.dagbag import sync_bag_to_db
 
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("MODEL_STEPS_DAGS_FOLDER", str(CODE))
+        patch.setenv("MODEL_STEPS_ALLOWED_DATA", f"/srv/data/ {CODE}/")
         bag = parse_folder(CODE)
         assert not bag.import_errors, bag.import_errors
         sync_bag_to_db(bag, bundle_name=BUNDLE, bundle_version=None)
-        yield run_in(bag, "bypass_validation", failure_listener)
+        yield {
+            dag_id: run_in(bag, dag_id, failure_listener)
+            for dag_id in ("bypass_validation", "bypass_data_checks")
+        }
+
+
+@pytest.fixture(scope="module")
+def bypassed(bypassed_runs: dict[str, RunOutcome]) -> RunOutcome:
+    """The import allow-list attacks' run."""
+    return bypassed_runs["bypass_validation"]
 
 
 def refusals(case: Path) -> dict[str, list[str]]:
@@ -64,3 +75,37 @@ def test_each_task_refuses_its_step_as_validate_does(bypassed: RunOutcome, case:
     for step_id, messages in refusals(case).items():
         error = bypassed.errors[f"{case.stem}__{step_id}"]
         assert any(message in error for message in messages), (step_id, error)
+
+
+DATA_REFUSALS = {
+    "data_outside_allowed_places__scale__train": "it is outside the allowed data locations",
+    "data_outside_allowed_places__scale__infer": "its protocol http:// is not one of",
+    "data_outside_allowed_places__classify__train": "it chains filesystems ('::')",
+    "data_outside_allowed_places__classify__infer": "it is a relative path",
+    "data_into_code_and_stores__scale__train": "it is inside the DAGs folder",
+    "data_into_code_and_stores__scale__infer": "it is inside the store of model 'intruder'",
+    "data_template_leaves_allowed__scale__train": "it is outside the allowed data locations",
+    "data_template_leaves_allowed__scale__infer": "it is a relative path",
+    "data_template_leaves_allowed__evaluate": "it is outside the allowed data locations",
+    "data_options_reach_elsewhere__scale__train": "option 'storage_options' is not accepted",
+    "data_options_reach_elsewhere__scale__infer": "option 'filesystem' is not accepted",
+}
+"""Each data attack's task, and the refusal it fails with (the reason ``validate`` gives, or
+for a template, the reason its rendering with the defaults is refused)."""
+
+
+@pytest.mark.parametrize("task", sorted(DATA_REFUSALS))
+def test_each_data_attack_task_fails_before_reading_or_writing(
+    bypassed_runs: dict[str, RunOutcome], task: str
+) -> None:
+    outcome = bypassed_runs["bypass_data_checks"]
+    assert outcome.task_states[task] == "failed"
+    assert DATA_REFUSALS[task] in outcome.errors[task]
+    if not DATA_REFUSALS[task].startswith("option"):  # a URL's error says what is allowed
+        assert "MODEL_STEPS_ALLOWED_DATA ([model_steps] allowed_data)" in outcome.errors[task]
+
+
+def test_no_data_attack_wrote_its_file(bypassed_runs: dict[str, RunOutcome]) -> None:
+    assert bypassed_runs["bypass_data_checks"].state == "failed"
+    assert not (CODE / "pwned.py").exists()
+    assert not Path("/srv/data-other").exists()

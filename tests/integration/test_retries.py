@@ -16,6 +16,7 @@ import signal
 import subprocess
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -86,7 +87,7 @@ def load(definition: Path, endpoint: str) -> tuple[ModelSpec, Environment]:
     (loaded,) = load_and_validate([definition], {}).models
     env = environment(loaded.spec, load_settings(), storage_options(endpoint))
     allow = allow_list({}, [definition.parent])
-    return loaded.spec, Environment(env.store, env.storage_options, allow)
+    return loaded.spec, replace(env, allow=allow)
 
 
 def train(spec: ModelSpec, env: Environment, step_id: str, try_number: int) -> None:
@@ -119,8 +120,9 @@ def alive(pid: int) -> bool:
 
 
 @pytest.fixture
-def held_model(tmp_path: Path, s3_server: str) -> Path:
+def held_model(tmp_path: Path, s3_server: str, monkeypatch: pytest.MonkeyPatch) -> Path:
     bucket = create_bucket(s3_server)
+    monkeypatch.setenv("MODEL_STEPS_ALLOWED_DATA", f"s3://{bucket}/data/")  # workers inherit it
     write_example_data(f"s3://{bucket}/data", storage_options(s3_server))
     folder = tmp_path / "dags"
     folder.mkdir()

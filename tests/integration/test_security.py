@@ -9,6 +9,7 @@ already refuses are the corpus in tests/data/specs/invalid/security/.
 from __future__ import annotations
 
 import json
+import os
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
@@ -18,6 +19,12 @@ import httpx
 import pytest
 import s3fs
 
+from model_steps.definition.loader import load_and_validate
+from model_steps.errors import UnsafeUrlError
+from model_steps.runtime.context import RunInfo, environment
+from model_steps.runtime.rendered import Rendered
+from model_steps.runtime.train import train_step
+from model_steps.settings import load_settings
 from model_steps.store.model_store import ModelStore, open_store
 from tests.conftest import SESSION_DAGS
 from tests.integration.conftest import S3_SECRET
@@ -70,6 +77,44 @@ def test_a_run_name_leaving_its_folder_fails_the_first_task_before_it_reads_or_w
     assert "steps[scale].parameters.output.train.url" in outcome.errors["check"]
     assert "which is refused" in outcome.errors["check"]
     assert bucket_keys(s3_models) == before  # not even the run's scratch was written
+
+
+def test_a_run_whose_rendered_url_the_deployment_does_not_allow_fails_before_any_io(
+    run_dag: Any,
+    example_data: Path,
+    s3_models: dict[str, Any],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # The DAG was parsed when s3://model-steps-e2e/guarded/ was allowed; the workers' setting
+    # now allows the local data only, and the task's own check holds without a new parse.
+    monkeypatch.setenv("MODEL_STEPS_ALLOWED_DATA", str(example_data))
+    before = bucket_keys(s3_models)
+    outcome = run_dag(f"{MODEL}__train", conf={"run_name": "tightened"})
+    assert outcome.task_states["check"] == "failed"
+    error = outcome.errors["check"]
+    assert "steps[scale].parameters.output.train.url" in error
+    assert "s3://model-steps-e2e/guarded/tightened/iris.csv' is refused" in error
+    assert (
+        f"allowed only under MODEL_STEPS_ALLOWED_DATA ([model_steps] allowed_data): {example_data}"
+        in error
+    )
+    assert bucket_keys(s3_models) == before
+
+
+def test_a_task_never_reads_a_table_in_a_bucket_outside_the_allowed_places(
+    example_data: Path, s3_models: dict[str, Any], s3_bucket: str
+) -> None:
+    options = dict(s3_models["storage_options"])
+    fs = s3fs.S3FileSystem(**options)
+    stolen = f"s3://{s3_bucket}/secrets/train.csv"
+    fs.pipe_file(stolen, (example_data / "iris" / "train.csv").read_bytes())
+    (loaded,) = load_and_validate([SESSION_DAGS / "security" / "guarded.yaml"], os.environ).models
+    env = environment(loaded.spec, load_settings(), options)
+    run = RunInfo(f"{MODEL}__train", "manual__tampered")
+    tampered = Rendered(init={}, inputs={"train": stolen})  # as if rendering had been skipped
+    with pytest.raises(UnsafeUrlError, match="outside the allowed data locations"):
+        train_step(loaded.spec, "scale", run, env, tampered)
+    assert fs.cat_file(stolen)  # it was there to read, with these very credentials
 
 
 def test_an_undeclared_trigger_key_fails_the_first_task_with_did_you_mean(
@@ -157,7 +202,7 @@ def definition(name: str, extra: str) -> str:
         "apiVersion: model-steps/v1\nkind: Model\n"
         f"name: {name}\n{extra}"
         "steps:\n  - id: fit\n    parameters:\n      package: sklearn.linear_model\n"
-        "      class: LinearRegression\n      input: {train: {url: data/train.csv}}\n"
+        "      class: LinearRegression\n      input: {train: {url: s3://data/train.csv}}\n"
     )
 
 

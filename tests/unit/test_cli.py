@@ -99,11 +99,16 @@ def test_validate_resolves_what_a_definition_names_and_points_at_the_line(
 
 
 def test_validate_with_data_reads_the_training_header(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    (tmp_path / "train.csv").write_text("tenure,plan,Churned\n3,basic,0\n")
-    path = tmp_path / "churn.yaml"
-    text = definition("churn", "").replace("data/train.csv", str(tmp_path / "train.csv"))
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / "train.csv").write_text("tenure,plan,Churned\n3,basic,0\n")
+    monkeypatch.setenv("MODEL_STEPS_ALLOWED_DATA", str(tmp_path / "data"))
+    (tmp_path / "dags").mkdir()
+    path = tmp_path / "dags" / "churn.yaml"
+    text = definition("churn", "").replace(
+        "s3://data/train.csv", str(tmp_path / "data" / "train.csv")
+    )
     path.write_text(text + "      training: {target: churned}\n")
     assert main(["validate", str(path)]) == 0
     assert main(["validate", "--data", str(path)]) == 1

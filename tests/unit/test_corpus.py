@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+from model_steps.definition.data_locations import catalog_places
 from model_steps.definition.loader import load_and_validate, locate_findings
 from model_steps.errors import Problem, format_problem
 from model_steps.runtime.preflight import check_definition
@@ -26,13 +27,20 @@ VALID = SPECS / "valid"
 ENVIRON = {
     "ASSETS_ROOT": "s3://bucket/models",
     "MODEL_STEPS_CORPUS_DATA": str(SPECS / "data"),
+    "MODEL_STEPS_CORPUS_DAGS": str(SPECS / "code"),
     "MODEL_STEPS_ALLOWED_ENV": "ASSETS_*,DATA_ROOT,TEAM,ENVIRONMENT,SCORING_BUCKET,"
     "TRAIN_SCHEDULE,MODEL_NAME",
+    "MODEL_STEPS_ALLOWED_DATA": "/srv/data/ /tmp/model-steps/data/ s3://lake/ "
+    f"s3://warehouse-exports/ {SPECS}/",
 }
-"""A deployment that lets definitions read a few variables without the MODEL_STEPS_ prefix."""
+"""A deployment that lets definitions read a few variables without the MODEL_STEPS_ prefix, and
+data under two folders, two buckets and the corpus's folder (which holds its DAGs folder,
+``code/``: allowed by a prefix, still refused)."""
 ALLOW = allow_list(ENVIRON, [SPECS / "code"])
 """The corpus stands in for a DAGs folder whose own code is ``code/`` (``corpus_code``, and a
 ``joblib.py`` and ``logging.py`` named like installed modules)."""
+ASSETS_ROOT = "/srv/models"
+"""The deployment's default assets root: data never reaches it."""
 KINDS = {"syntax", "schema", "semantic", "env", "security", "governance", "resolve", "data"}
 
 INVALID_CASES = sorted(INVALID.rglob("*.yaml"))
@@ -45,17 +53,22 @@ def case_id(path: Path) -> str:
 
 def validate(path: Path) -> list[Problem]:
     """What ``model-steps validate`` reports for ``path`` (``--data`` for the data kind)."""
-    catalog = load_and_validate([path], ENVIRON, allowed=ALLOW)
+    catalog = load_and_validate(
+        [path], ENVIRON, allowed=ALLOW, assets_root=ASSETS_ROOT, check_data=True
+    )
     options = {} if path.parent.name == "data" else None
+    places = catalog_places(ENVIRON, ALLOW.code_folders, [m.spec for m in catalog.models], None)
     problems = list(catalog.problems)
     for model in catalog.models:
-        findings = check_definition(model.spec, ALLOW, options)
+        findings = check_definition(model.spec, ALLOW, options, places)
         problems += locate_findings(model.path, findings, ENVIRON)
     return sorted(problems, key=lambda p: (p.line, p.column))
 
 
 def reported(path: Path) -> list[str]:
-    return [format_problem(p).removeprefix(f"{path}:") for p in validate(path)]
+    """The problems as ``.expected`` files hold them: the corpus's own folder as ``<specs>``."""
+    lines = [format_problem(p).removeprefix(f"{path}:") for p in validate(path)]
+    return [line.replace(str(SPECS), "<specs>") for line in lines]
 
 
 @pytest.mark.parametrize("path", INVALID_CASES, ids=case_id)

@@ -38,6 +38,7 @@ SHARED = (
     "AIRFLOW__CELERY__RESULT_BACKEND",
     "MODEL_STEPS_CONN_ID",
     "MODEL_STEPS_ASSETS_ROOT",
+    "MODEL_STEPS_ALLOWED_DATA",
 )
 
 
@@ -88,6 +89,15 @@ def test_every_airflow_container_shares_secrets_urls_and_the_dags_folder(
         assert "${AIRFLOW_PROJ_DIR:-..}/dags:/opt/airflow/dags" in service["volumes"], name
         assert service["build"]["dockerfile"] == "docker/Dockerfile"
         assert (DOCKER / service["build"]["context"] / service["build"]["dockerfile"]).is_file()
+
+
+def test_models_read_and_write_data_only_outside_their_stores(services: dict[str, Any]) -> None:
+    from model_steps.definition.data_locations import data_places
+
+    env = services["airflow-worker"]["environment"]
+    places = data_places(env, [])
+    assert places.refusal(f"{env['MODEL_STEPS_DATA_ROOT']}/iris/train.csv") is None
+    assert places.refusal(f"{env['MODEL_STEPS_ASSETS_ROOT']}/iris/current.json") is not None
 
 
 def test_the_known_driver_traps_are_avoided(services: dict[str, Any]) -> None:

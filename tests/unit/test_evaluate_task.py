@@ -41,7 +41,9 @@ evaluation:
 
 def test_an_evaluation_says_what_an_older_version_lets_it_not_check(tmp_path: Path) -> None:
     data = write_iris(tmp_path / "data")
-    settings = load_settings({"AIRFLOW_HOME": str(tmp_path)})
+    settings = load_settings(
+        {"AIRFLOW_HOME": str(tmp_path), "MODEL_STEPS_DATA_ROOT": str(tmp_path / "data")}
+    )
     text = MODEL.format(root=tmp_path / "assets", data=data)
     (tmp_path / "old").mkdir()
     (tmp_path / "old" / "watched.yaml").write_text(text)  # trained before it was evaluated

@@ -44,7 +44,13 @@ def trained(tmp_path: Path, threshold: float) -> tuple[Any, Any, RunInfo]:
     path.write_text(GATED.format(root=tmp_path / "assets", data=data, threshold=threshold))
     (model,) = load_and_validate([path], {}).models
     spec = model.spec
-    env = environment(spec, load_settings({"AIRFLOW_HOME": str(tmp_path)}), {})
+    env = environment(
+        spec,
+        load_settings(
+            {"AIRFLOW_HOME": str(tmp_path), "MODEL_STEPS_DATA_ROOT": str(tmp_path / "data")}
+        ),
+        {},
+    )
     run = RunInfo("gated__train", "manual__1")
     train(spec, env, run)
     return spec, env, run

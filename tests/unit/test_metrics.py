@@ -22,6 +22,7 @@ from sklearn.linear_model import LogisticRegression, Ridge
 from sklearn.model_selection import train_test_split
 from sklearn.preprocessing import StandardScaler
 
+from model_steps.definition.data_locations import places_under
 from model_steps.definition.loader import load_and_validate
 from model_steps.definition.schema import MetricFunction
 from model_steps.errors import StepError, UnknownMetricError
@@ -92,7 +93,8 @@ def train(tmp: Path, kind: str, metrics: list[str]) -> dict[str, float]:
     path = tmp / f"metrics_{kind}.yaml"
     path.write_text(definition(kind, data, metrics))
     (model,) = load_and_validate([path], {}, allowed=ALLOW).models
-    env = Environment(open_store(str(tmp / "assets" / kind)), {}, ALLOW)
+    places = places_under(str(tmp), "the test's data")
+    env = Environment(open_store(str(tmp / "assets" / kind)), {}, ALLOW, places=places)
     run = RunInfo(f"metrics_{kind}__train", "manual__1")
     result: dict[str, Any] = {}
     for step in model.spec.steps:

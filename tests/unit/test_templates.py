@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 
+from model_steps.definition.data_locations import data_places
 from model_steps.definition.schema import Step
 from model_steps.definition.templates import (
     CONTEXT,
@@ -19,6 +20,8 @@ from model_steps.runtime.context import RunInfo
 from model_steps.runtime.rendered import render_step
 
 RUN_AFTER = datetime(2026, 3, 14, 6, 30, tzinfo=UTC)
+PLACES = data_places({"MODEL_STEPS_ALLOWED_DATA": "s3://data/, /srv/data/"}, [])
+"""A deployment whose data lives in the ``data`` bucket and under ``/srv/data``."""
 
 
 def context(**params: Any) -> dict[str, Any]:
@@ -128,7 +131,9 @@ def run(**params: Any) -> RunInfo:
 
 
 def test_a_step_renders_its_init_and_its_phases_urls() -> None:
-    rendered = render_step(step("s3://data/out/{{ params.name }}.csv"), "train", run(name="a"))
+    rendered = render_step(
+        step("s3://data/out/{{ params.name }}.csv"), "train", run(name="a"), PLACES
+    )
     assert rendered.init == {"copy": True}
     assert rendered.inputs == {"train": "s3://data/iris/train.csv"}
     assert rendered.outputs == {"train": "s3://data/out/a.csv"}
@@ -147,13 +152,14 @@ def test_a_step_renders_its_init_and_its_phases_urls() -> None:
         ("{{ params.name }}.csv", "s3://other-bucket/x", "another scheme"),
         ("{{ params.name }}.csv", "/etc/passwd", "absolute path"),
         ("{% if params.name %}s3://a/{% else %}s3://b/{% endif %}x.csv", "1", "another scheme"),
+        ("/srv/data{{ params.name }}.csv", "-other/x", "outside the allowed data locations"),
     ],
 )
 def test_a_url_a_parameter_steers_elsewhere_is_refused(
     template: str, name: str, reason: str
 ) -> None:
     with pytest.raises(UnsafeUrlError, match=reason) as refused:
-        render_step(step(template), "train", run(name=name))
+        render_step(step(template), "train", run(name=name), PLACES)
     assert "steps[scale].parameters.output.train.url" in str(refused.value)
 
 
@@ -162,9 +168,11 @@ def test_a_url_a_parameter_steers_elsewhere_is_refused(
     [
         ("s3://data/out/{{ params.name }}.csv", "2026/03/a..b", "s3://data/out/2026/03/a..b.csv"),
         ("/srv/data/{{ params.name }}.csv", "team-a/x", "/srv/data/team-a/x.csv"),
-        ("out/{{ params.name }}.csv", "a.b", "out/a.b.csv"),
-        ("out/{{ params.name }}.csv", "/etc/x", "out//etc/x.csv"),
+        ("s3://data/out/{{ params.name }}.csv", "/etc/x", "s3://data/out//etc/x.csv"),
+        ("/srv/data/{{ params.name }}.csv", "a.b", "/srv/data/a.b.csv"),
     ],
 )
 def test_a_url_that_stays_in_its_folder_renders(template: str, name: str, expected: str) -> None:
-    assert render_step(step(template), "train", run(name=name)).outputs == {"train": expected}
+    assert render_step(step(template), "train", run(name=name), PLACES).outputs == {
+        "train": expected
+    }

@@ -141,7 +141,7 @@ class _Definitions:
             if key != self._key:
                 folder, settings = self.settings.dags_folder, self.settings
                 self._catalog = load_and_validate(
-                    [folder], settings.environ, assets_root=settings.assets_root
+                    [folder], settings.environ, assets_root=settings.assets_root, check_data=True
                 )
                 self._key = key
             return self._catalog

@@ -119,6 +119,7 @@ def build_dags(
         only=model_name_of(dag_id or ""),
         assets_root=settings.assets_root,
         cache=cache,
+        check_data=True,
     )
     plans = plan_catalog(catalog, folder)
     if dag_id is not None:

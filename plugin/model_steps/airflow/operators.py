@@ -112,20 +112,26 @@ class ModelStepOperator(BaseOperator):
 
         Airflow calls this before :meth:`execute`, so a config with undeclared keys, a failing
         template or a URL a parameter steers elsewhere fails the task before any work, without
-        retries. Airflow's own environment (``jinja_env``) is never used.
+        retries. Airflow's own environment (``jinja_env``) is never used. Every rendered data
+        URL must lie where the deployment allows data (``MODEL_STEPS_ALLOWED_DATA``).
         """
         from airflow.sdk.exceptions import AirflowFailException
 
+        from model_steps.definition.data_locations import deployment_places
         from model_steps.runtime.rendered import render_evaluation, render_step
         from model_steps.runtime.run_config import check_run_config
+        from model_steps.settings import load_settings
 
         run = _run_info(context, self.spec.name)
         try:
             check_run_config(self.spec, run.conf)
+            places = deployment_places(self.spec, load_settings())
             if self.action == "evaluate":
-                self.rendered = render_evaluation(self.spec, run).fields()
+                self.rendered = render_evaluation(self.spec, run, places).fields()
             else:
-                self.rendered = self._values(lambda step, phase: render_step(step, phase, run))
+                self.rendered = self._values(
+                    lambda step, phase: render_step(step, phase, run, places)
+                )
         except PermanentError as error:
             raise AirflowFailException(str(error)) from error
 

@@ -20,6 +20,7 @@ from pydantic import BaseModel, ValidationError
 
 from model_steps.definition.allowlist import refused_references
 from model_steps.definition.cache import ParseCache
+from model_steps.definition.data_locations import catalog_places, location_issues
 from model_steps.definition.interpolation import Interpolation, interpolate
 from model_steps.definition.schema import KIND, SEMANTIC, ModelSpec, structural_issues
 from model_steps.definition.source import (
@@ -541,6 +542,7 @@ def load_and_validate(
     allowed: AllowList | None = None,
     assets_root: str | None = None,
     cache: ParseCache | None = None,
+    check_data: bool = False,
 ) -> Catalog:
     """Load every model definition under ``paths`` and check rules across files.
 
@@ -553,7 +555,10 @@ def load_and_validate(
     and the first that defines it wins without reading the rest: this is how a task start
     builds just its own DAG. The same file wins in a full load (see :func:`_resolve_names`),
     so both paths agree on which definition a name means. ``cache`` (the DAG loader's) skips
-    validating files unchanged since their last validation.
+    validating files unchanged since their last validation. With ``check_data`` (the DAG
+    loader, ``model-steps validate`` and the API) every data URL must lie where the deployment
+    allows (:mod:`model_steps.definition.data_locations`); a serving process, which reads no
+    tables, skips it.
     """
     if allowed is None:
         allowed = allow_list_for(paths, environ)
@@ -565,7 +570,10 @@ def load_and_validate(
     files = find_definition_files(paths)
     loaded = (load_file(path, environ, allowed, cache) for path in files)
     results = [result for result in loaded if result is not None]
-    return _resolve_stores(_resolve_names(results), assets_root)
+    catalog = _resolve_stores(_resolve_names(results), assets_root)
+    if check_data:
+        catalog = _resolve_data(catalog, environ, allowed.code_folders, assets_root)
+    return catalog
 
 
 def _resolve_names(results: Sequence[LoadedModel | BrokenDefinition]) -> Catalog:
@@ -635,6 +643,28 @@ def _resolve_stores(catalog: Catalog, assets_root: str | None) -> Catalog:
     kept = tuple(m for i, m in enumerate(models) if i not in problems)
     everything = sorted([*catalog.broken, *broken], key=lambda b: str(b.path))
     return Catalog(kept, tuple(everything))
+
+
+def _resolve_data(
+    catalog: Catalog, environ: Mapping[str, str], dags_folders: Sequence[Path], root: str | None
+) -> Catalog:
+    """Models whose data URLs leave the allowed places, or reach a store or the DAGs folder.
+
+    Checked across files, since no model may read or write inside any model's store.
+    """
+    places = catalog_places(environ, dags_folders, [m.spec for m in catalog.models], root)
+    broken = []
+    kept = []
+    for model in catalog.models:
+        issues = location_issues(model.spec, places)
+        if not issues:
+            kept.append(model)
+            continue
+        findings = [Finding(loc, "data_location", message) for loc, message in issues]
+        problems = locate_findings(model.path, findings, environ)
+        broken.append(BrokenDefinition(model.path, problems, model.spec.name))
+    everything = sorted([*catalog.broken, *broken], key=lambda b: str(b.path))
+    return Catalog(tuple(kept), tuple(everything))
 
 
 def _store_problem(model: LoadedModel, message: str) -> Problem:

@@ -20,7 +20,7 @@ import json
 import re
 import sys
 import types
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from difflib import get_close_matches
@@ -51,6 +51,11 @@ from model_steps.definition.governance import (
     Gate,
     Rule,
     parse_rule,
+)
+from model_steps.definition.table_options import (
+    OPTION_NAMES,
+    option_refusal,
+    options_reference,
 )
 
 __all__ = [
@@ -279,12 +284,20 @@ class DataRef(Strict):
     """A table read or written through fsspec."""
 
     url: str
-    """fsspec URL or path of the data; templates (``{{ dag_run.run_after | ds }}``,
-    ``{{ params.x }}``) are rendered for each run, after a literal ``scheme://bucket/``."""
+    """fsspec URL or absolute path of the data, under the deployment's allowed data locations
+    (``MODEL_STEPS_ALLOWED_DATA``) and outside the DAGs folder and every model's store;
+    templates (``{{ dag_run.run_after | ds }}``, ``{{ params.x }}``) are rendered for each run,
+    after a literal ``scheme://bucket/`` folder that is allowed."""
     format: Literal["csv", "parquet", "json"] | None = None
     """File format; inferred from the URL's extension when left out (json means JSON lines)."""
-    options: dict[str, Any] = {}
-    """Extra keyword arguments for the pandas reader or writer."""
+    options: dict[str, Any] = Field(
+        {},
+        description="Extra keyword arguments for the pandas reader or writer, only these: "
+        + options_reference()
+        + " (anything that changes where or how data is read, such as ``storage_options``, "
+        "``engine`` or ``converters``, is refused).",
+        json_schema_extra={"propertyNames": {"enum": list(OPTION_NAMES)}},
+    )
 
     @model_validator(mode="after")
     def _format_known(self) -> DataRef:
@@ -835,6 +848,18 @@ class ModelSpec(Strict):
         """The DAGs' owner: ``metadata.owner``, else Airflow's usual default."""
         return str(self.metadata.get("owner") or "airflow")
 
+    def tables(self) -> Iterator[tuple[tuple[str | int, ...], DataRef, str]]:
+        """Every table the model names, with its location and ``read`` or ``write``."""
+        for index, step in enumerate(self.steps):
+            for direction, verb in (("input", "read"), ("output", "write")):
+                io = getattr(step.parameters, direction)
+                for phase in ("train", "infer"):
+                    ref = getattr(io, phase) if io is not None else None
+                    if ref is not None:
+                        yield ("steps", index, "parameters", direction, phase), ref, verb
+        if self.evaluation is not None:
+            yield ("evaluation", "input"), self.evaluation.input, "read"
+
 
 def _label(value: Any) -> Any:
     """Refuse ``version: 1.10``: YAML reads it as the number 1.1, losing what was written."""
@@ -875,7 +900,18 @@ def semantic_issues(model: ModelSpec) -> list[Issue]:
         )
     issues.extend(_gate_issues(model))
     issues.extend(_evaluation_issues(model))
+    issues.extend(_option_issues(model))
     return issues
+
+
+def _option_issues(model: ModelSpec) -> list[Issue]:
+    """Table options outside the allow-list (:mod:`model_steps.definition.table_options`)."""
+    return [
+        ((*loc, "options", key), "table_option", refusal)
+        for loc, ref, verb in model.tables()
+        for key, value in ref.options.items()
+        if (refusal := option_refusal(verb, str(ref.inferred_format()), key, value)) is not None
+    ]
 
 
 def _has_split(model: ModelSpec) -> bool:

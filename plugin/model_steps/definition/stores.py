@@ -16,14 +16,14 @@ from pathlib import Path
 
 from model_steps.definition.schema import ModelSpec
 
-__all__ = ["SharedStore", "shared_stores", "store_locations"]
+__all__ = ["SharedStore", "normal_location", "shared_stores", "store_locations"]
 
 DEFAULT_ROOT = "default-root://"
 """Stands for the deployment's default root when the caller does not know it."""
 _SCHEMES = {"s3a": "s3", "local": "file"}
 
 
-def _normal(url: str) -> str:
+def normal_location(url: str) -> str:
     """One spelling per place: ``/data/x/``, ``file:///data//x`` -> ``file:///data/x``."""
     text = url.strip()
     scheme, separator, rest = text.partition("://")
@@ -39,7 +39,7 @@ def store_locations(spec: ModelSpec, default_root: str | None) -> tuple[str, ...
     """The model's store and each step's own asset folder, normalised."""
     root = spec.assets.root or default_root or DEFAULT_ROOT
     roots = [root, *(step.assets_root for step in spec.steps if step.assets_root)]
-    return tuple(dict.fromkeys(f"{_normal(r).rstrip('/')}/{spec.directory}" for r in roots))
+    return tuple(dict.fromkeys(f"{normal_location(r).rstrip('/')}/{spec.directory}" for r in roots))
 
 
 @dataclass(frozen=True)

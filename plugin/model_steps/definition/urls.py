@@ -17,7 +17,7 @@ from __future__ import annotations
 import re
 from urllib.parse import unquote
 
-__all__ = ["literal_prefix", "location_issue", "url_refusal"]
+__all__ = ["literal_prefix", "location_issue", "segments", "url_refusal"]
 
 _TAG = re.compile(r"\{[{%#]")
 
@@ -48,7 +48,7 @@ def location_issue(template: str) -> str | None:
     return None
 
 
-def _segments(url: str) -> list[str]:
+def segments(url: str) -> list[str]:
     """Path segments after undoing percent-encoding (``%2e%2e`` is ``..``), on slashes."""
     text = url
     for _ in range(3):  # double encoding (%252e) too
@@ -69,7 +69,7 @@ def url_refusal(template: str, rendered: str) -> str | None:
         return None
     prefix = literal_prefix(template)
     location = _location(prefix)
-    if ".." in _segments(rendered):
+    if ".." in segments(rendered):
         return "it has a '..' segment, which would leave the folder its template names"
     if location is not None:
         if not rendered.startswith(location):

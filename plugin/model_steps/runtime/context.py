@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
+from model_steps.definition.data_locations import NOWHERE, DataPlaces, deployment_places
 from model_steps.errors import PermanentError
 from model_steps.runtime.rendered import Rendered
 from model_steps.runtime.secrets import Mask, unmasked
@@ -70,6 +71,9 @@ class Environment:
     storage_options: Mapping[str, Any]
     allow: AllowList
     mask: Mask = unmasked
+    places: DataPlaces = NOWHERE
+    """Where the model's data tables may be read and written; nowhere unless the deployment's
+    settings say (:func:`environment`)."""
 
 
 def environment(
@@ -88,7 +92,8 @@ def environment(
     store = open_store(
         f"{root}/{spec.directory}", storage_options, owner=spec.name, asset_roots=own
     )
-    return Environment(store, dict(storage_options), settings.allow_list, mask)
+    places = deployment_places(spec, settings)
+    return Environment(store, dict(storage_options), settings.allow_list, mask, places)
 
 
 def step_folder(spec: ModelSpec, step: Step) -> str | None:
@@ -123,6 +128,7 @@ def write_output(
         frame,
         url,
         str(ref.inferred_format()),
+        places=env.places,
         storage_options=env.storage_options,
         options=ref.options,
     )

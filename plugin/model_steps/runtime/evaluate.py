@@ -61,6 +61,7 @@ def evaluate(spec: ModelSpec, run: RunInfo, env: Environment, rendered: Rendered
     frame = read_table(
         url,
         str(evaluation.input.inferred_format()),
+        places=env.places,
         storage_options=env.storage_options,
         options=evaluation.input.options,
     )

@@ -256,6 +256,7 @@ def _infer_input(
         frame = read_table(
             rendered.inputs["infer"],
             str(ref.inferred_format()),
+            places=env.places,
             storage_options=env.storage_options,
             options=ref.options,
         )

@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from model_steps.definition.allowlist import Purpose, init_problems, is_own_code
+from model_steps.definition.data_locations import NOWHERE, DataPlaces
 from model_steps.definition.loader import LoadedModel, locate_findings
 from model_steps.definition.schema import ModelSpec, Step
 from model_steps.errors import (
@@ -292,6 +293,7 @@ def read_headers(
     spec: ModelSpec,
     urls: Mapping[str, str],
     storage_options: Mapping[str, Any],
+    places: DataPlaces,
     *,
     unreadable: tuple[type[Exception], ...] = (FileNotFoundError, ValueError),
 ) -> tuple[dict[str, list[str]], list[Finding]]:
@@ -313,6 +315,7 @@ def read_headers(
             columns[step.id] = read_columns(
                 url,
                 str(source.inferred_format()),
+                places=places,
                 storage_options=storage_options,
                 options=source.options,
             )
@@ -340,7 +343,9 @@ def check_run(
     urls = {step_id: r.inputs["train"] for step_id, r in rendered.items() if "train" in r.inputs}
     # A table that is not there yet (a daily file landing late) is an error the task's retries
     # are for, not a definition problem: only tables that are there and unreadable are findings.
-    columns, findings = read_headers(spec, urls, env.storage_options, unreadable=(ValueError,))
+    columns, findings = read_headers(
+        spec, urls, env.storage_options, env.places, unreadable=(ValueError,)
+    )
     inits = {step_id: r.init for step_id, r in rendered.items()}
     findings += check_model(spec, env.allow, inits=inits, columns=columns)
     if findings:
@@ -353,6 +358,7 @@ def check_in_child(
     allow: AllowList,
     environ: Mapping[str, str],
     storage_options: Mapping[str, Mapping[str, Any]] | None = None,
+    places: DataPlaces = NOWHERE,
 ) -> tuple[Problem, ...]:
     """:func:`check_model` for each model, in a child process; problems located in each file.
 
@@ -360,13 +366,14 @@ def check_in_child(
 
     The child imports scikit-learn and the models' own code, so the caller never does: an
     editor, a CI job or a long-lived process stays as it was. With ``storage_options`` (by
-    model name) each training table's header is read too.
+    model name) each training table's header is read too, where ``places`` allow.
 
     Raises:
         ModelStepsError: the child failed (its error output is in the message).
     """
     request = {
         "allow": {key: list(map(str, value)) for key, value in asdict(allow).items()},
+        "places": places.to_json(),
         "models": [
             {
                 "spec": model.spec.model_dump(mode="json", by_alias=True),
@@ -413,26 +420,30 @@ def _child() -> None:
         code_modules=tuple(allowed["code_modules"]),
         functions=tuple(allowed["functions"]),
     )
+    places = DataPlaces.from_json(request["places"])
     answers = []
     with contextlib.redirect_stdout(sys.stderr):
         for item in request["models"]:
             spec = ModelSpec.model_validate(item["spec"])
-            findings = check_definition(spec, allow, item["storage_options"])
+            findings = check_definition(spec, allow, item["storage_options"], places)
             answers.append([asdict(finding) for finding in findings])
     print(json.dumps(answers))
 
 
 def check_definition(
-    spec: ModelSpec, allow: AllowList, storage_options: Mapping[str, Any] | None
+    spec: ModelSpec,
+    allow: AllowList,
+    storage_options: Mapping[str, Any] | None,
+    places: DataPlaces = NOWHERE,
 ) -> list[Finding]:
     """What ``model-steps validate`` checks beyond the loader, in the child process.
 
     With ``storage_options`` (the ``--data`` flag) each training table's header is read too,
-    and any failure to read it is a finding.
+    and any failure to read it (a URL ``places`` refuse too) is a finding.
     """
     if storage_options is None:
         return check_model(spec, allow)
-    columns, findings = read_headers(spec, {}, storage_options, unreadable=(Exception,))
+    columns, findings = read_headers(spec, {}, storage_options, places, unreadable=(Exception,))
     return findings + check_model(spec, allow, columns=columns)
 
 

@@ -3,7 +3,8 @@
 Kept apart from the task runtime so the DAG builder can name them at parse time without
 importing the runtime (the store, the data and step libraries), which only a running task needs.
 Rendering uses :mod:`model_steps.definition.templates` (Jinja's sandbox over a small context),
-never Airflow's environment; each rendered URL is checked before anything reads or writes it.
+never Airflow's environment; each rendered URL is checked before anything reads or writes it:
+it stays where its template points, and where the deployment allows data (``places``).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from model_steps.definition.urls import url_refusal
 from model_steps.errors import UnsafeUrlError
 
 if TYPE_CHECKING:
+    from model_steps.definition.data_locations import DataPlaces
     from model_steps.runtime.context import RunInfo
 
 __all__ = ["EVALUATE", "Rendered", "render_evaluation", "render_step"]
@@ -63,28 +65,30 @@ class Rendered:
         return cls(init={}, inputs={EVALUATE: evaluation.input.url} if evaluation else {})
 
 
-def render_step(step: Step, phase: str, run: RunInfo) -> Rendered:
+def render_step(step: Step, phase: str, run: RunInfo, places: DataPlaces) -> Rendered:
     """The step's values for ``run``: init as native values, URLs as checked text.
 
     Raises:
         TemplateError: a template failed or tried what the sandbox refuses.
         UnsafeUrlError: a rendered URL leaves the place its template names (``..``, another
-            scheme or bucket, an absolute path): nothing has been read or written yet.
+            scheme or bucket, an absolute path) or the places the deployment allows data in:
+            nothing has been read or written yet.
     """
     written = Rendered.templates(step, phase)
     context = _context(run)
     where = f"steps[{step.id}].parameters"
     return Rendered(
         init=render_native(dict(written.init), context, f"{where}.init"),
-        inputs=_checked(written.inputs, context, f"{where}.input"),
-        outputs=_checked(written.outputs, context, f"{where}.output"),
+        inputs=_checked(written.inputs, context, f"{where}.input", places),
+        outputs=_checked(written.outputs, context, f"{where}.output", places),
     )
 
 
-def render_evaluation(spec: ModelSpec, run: RunInfo) -> Rendered:
+def render_evaluation(spec: ModelSpec, run: RunInfo, places: DataPlaces) -> Rendered:
     """The evaluation's labelled-data URL for ``run``, rendered and checked like a step's."""
     written = Rendered.evaluation(spec)
-    return Rendered(init={}, inputs=_checked(written.inputs, _context(run), "evaluation.input"))
+    inputs = _checked(written.inputs, _context(run), "evaluation.input", places)
+    return Rendered(init={}, inputs=inputs)
 
 
 def _context(run: RunInfo) -> dict[str, Any]:
@@ -99,7 +103,9 @@ def _context(run: RunInfo) -> dict[str, Any]:
     )
 
 
-def _checked(urls: Mapping[str, str], context: Mapping[str, Any], where: str) -> dict[str, str]:
+def _checked(
+    urls: Mapping[str, str], context: Mapping[str, Any], where: str, places: DataPlaces
+) -> dict[str, str]:
     rendered = {}
     for phase, template in urls.items():
         url = render_text(template, context, f"{where}.{phase}.url")
@@ -109,6 +115,7 @@ def _checked(urls: Mapping[str, str], context: Mapping[str, Any], where: str) ->
                 f"{where}.{phase}.url: {template!r} renders to {url!r}, which is refused: "
                 f"{refusal}; check the run's parameters"
             )
+        places.check(url, f"{where}.{phase}.url: {template!r} renders to")
         rendered[phase] = url
     return rendered
 

@@ -1,7 +1,9 @@
 """Tables in and out: the user's data through fsspec, and the frames tasks hand each other.
 
-User tables are csv, parquet or JSON lines at any fsspec URL (a local path, ``s3://``,
-``memory://``). Frames passed between tasks are parquet bytes, which keep dtypes, column names
+User tables are csv, parquet or JSON lines at an fsspec URL (a local path, ``s3://``,
+``memory://``) that the deployment's :class:`DataPlaces` allow, checked before each read or
+write; their ``options`` are the pandas keywords :mod:`model_steps.definition.table_options`
+lists. Frames passed between tasks are parquet bytes, which keep dtypes, column names
 and the index (so features and labels stay aligned after a shuffled split). pandas is imported
 only when a table is actually read or written.
 """
@@ -17,11 +19,14 @@ from typing import IO, TYPE_CHECKING, Any
 import fsspec
 from fsspec.implementations.local import LocalFileSystem
 
+from model_steps.definition.table_options import option_refusal
 from model_steps.errors import PermanentError
 from model_steps.libraries import library
 
 if TYPE_CHECKING:
     from pandas import DataFrame  # type: ignore[import-untyped, unused-ignore]
+
+    from model_steps.definition.data_locations import DataPlaces
 
 __all__ = [
     "FORMATS",
@@ -51,6 +56,7 @@ def read_table(
     url: str,
     fmt: str,
     *,
+    places: DataPlaces,
     storage_options: Mapping[str, Any] | None = None,
     options: Mapping[str, Any] | None = None,
 ) -> DataFrame:
@@ -58,10 +64,12 @@ def read_table(
 
     Raises:
         FileNotFoundError: nothing is at ``url`` (the message names it).
+        UnsafeUrlError: ``places`` refuse the URL.
+        PermanentError: an option is not one tables accept.
     """
-    kwargs = {**_defaults(READ_DEFAULTS, fmt), **(options or {})}
+    kwargs = _kwargs(READ_DEFAULTS, "read", fmt, options)
     reader = getattr(library("pandas"), f"read_{fmt}")
-    with _reading(url, fmt, storage_options) as handle:
+    with _reading(url, fmt, places, storage_options) as handle:
         return reader(handle, **kwargs)
 
 
@@ -69,6 +77,7 @@ def read_columns(
     url: str,
     fmt: str,
     *,
+    places: DataPlaces,
     storage_options: Mapping[str, Any] | None = None,
     options: Mapping[str, Any] | None = None,
 ) -> list[str]:
@@ -80,9 +89,11 @@ def read_columns(
 
     Raises:
         FileNotFoundError: nothing is at ``url`` (the message names it).
+        UnsafeUrlError: ``places`` refuse the URL.
+        PermanentError: an option is not one tables accept.
     """
-    kwargs = {**_defaults(READ_DEFAULTS, fmt), **(options or {})}
-    with _reading(url, fmt, storage_options) as handle:
+    kwargs = _kwargs(READ_DEFAULTS, "read", fmt, options)
+    with _reading(url, fmt, places, storage_options) as handle:
         if fmt == "parquet":
             names = library("pyarrow.parquet").read_schema(handle).names
             wanted = kwargs.get("columns")
@@ -93,8 +104,11 @@ def read_columns(
 
 
 @contextmanager
-def _reading(url: str, fmt: str, storage_options: Mapping[str, Any] | None) -> Iterator[IO[bytes]]:
-    """``url`` opened for reading; a missing table's error names its URL and format."""
+def _reading(
+    url: str, fmt: str, places: DataPlaces, storage_options: Mapping[str, Any] | None
+) -> Iterator[IO[bytes]]:
+    """``url`` opened for reading once ``places`` allow it; a missing table's error names it."""
+    places.check(url, "the table")
     try:
         with fsspec.open(url, "rb", **(storage_options or {})) as handle:
             yield handle
@@ -107,6 +121,7 @@ def write_table(
     url: str,
     fmt: str,
     *,
+    places: DataPlaces,
     storage_options: Mapping[str, Any] | None = None,
     options: Mapping[str, Any] | None = None,
 ) -> int:
@@ -114,8 +129,13 @@ def write_table(
 
     The table is encoded in memory first, so a failed encoding never leaves half a file, and
     local parent folders are created the way object stores create them implicitly.
+
+    Raises:
+        UnsafeUrlError: ``places`` refuse the URL.
+        PermanentError: an option is not one tables accept.
     """
-    kwargs = {**_defaults(WRITE_DEFAULTS, fmt), **(options or {})}
+    places.check(url, "the table")
+    kwargs = _kwargs(WRITE_DEFAULTS, "write", fmt, options)
     buffer = io.BytesIO()
     getattr(frame, f"to_{fmt}")(buffer, **kwargs)
     data = buffer.getvalue()
@@ -126,10 +146,23 @@ def write_table(
     return len(data)
 
 
-def _defaults(table: Mapping[str, Mapping[str, Any]], fmt: str) -> Mapping[str, Any]:
-    if fmt not in table:
+def _kwargs(
+    defaults: Mapping[str, Mapping[str, Any]],
+    direction: str,
+    fmt: str,
+    options: Mapping[str, Any] | None,
+) -> dict[str, Any]:
+    """The pandas keywords for a table: the defaults, then ``options`` the allow-list accepts.
+
+    ``validate`` refuses other options already; this holds for callers that skipped it.
+    """
+    if fmt not in defaults:
         raise PermanentError(f"unknown table format {fmt!r}: expected one of {', '.join(FORMATS)}")
-    return table[fmt]
+    for key, value in (options or {}).items():
+        refusal = option_refusal(direction, fmt, key, value)
+        if refusal is not None:
+            raise PermanentError(refusal)
+    return {**defaults[fmt], **(options or {})}
 
 
 def frame_to_bytes(frame: DataFrame) -> bytes:

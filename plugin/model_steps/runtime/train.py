@@ -209,6 +209,7 @@ def _training_data(
         frame = read_table(
             rendered.inputs["train"],
             str(params.input.train.inferred_format()),
+            places=env.places,
             storage_options=env.storage_options,
             options=params.input.train.options,
         )

@@ -11,7 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import yaml
-from airflow.sdk import DAG
+from tests.bypass import bypass_dag
 
 from model_steps.airflow.operators import ModelStepOperator
 from model_steps.definition.schema import ModelSpec
@@ -22,13 +22,8 @@ SPECS = {
     for path in sorted(CORPUS.glob("*.yaml"))
 }
 
-with DAG(
-    "bypass_validation",
-    schedule=None,
-    params={name: p.default for spec in SPECS.values() for name, p in spec.parameters.items()},
-    render_template_as_native_obj=True,
-    default_args={"retries": 0},
-) as dag:
+
+with bypass_dag("bypass_validation", SPECS.values()) as dag:
     for stem, spec in SPECS.items():
         for step in spec.steps:
             ModelStepOperator(
