@@ -126,6 +126,17 @@ def test_an_output_into_the_dags_folder_is_refused_even_under_an_allowed_prefix(
     assert "it is inside the DAGs folder, which data URLs may never reach" in problem.message
 
 
+def test_a_store_that_holds_the_dags_folder_is_refused(tmp_path: Path) -> None:
+    dags = tmp_path / "stores" / "planter"
+    dags.mkdir(parents=True)
+    (dags / "planter.yaml").write_text(
+        model("planter", "/srv/data/x.csv", f"assets: {{root: {tmp_path}/stores}}\n")
+    )
+    (problem,) = load_and_validate([dags], LAKE, check_data=True).problems
+    assert problem.field == "assets.root"
+    assert "would lie in or hold the DAGs folder" in problem.message
+
+
 def test_a_serving_process_loads_definitions_without_the_data_check(tmp_path: Path) -> None:
     (tmp_path / "iris.yaml").write_text(model("iris", "/srv/data/iris.csv"))
     assert len(load_and_validate([tmp_path], {}).models) == 1

@@ -39,10 +39,12 @@ __all__ = [
     "location_issues",
     "model_stores",
     "places_under",
+    "store_issues",
 ]
 
 SETTING = f"{ALLOWED_DATA_VARS[0]} ([model_steps] allowed_data)"
 Loc = tuple[str | int, ...]
+DAGS_FOLDER = "the DAGs folder"
 ASSETS_ROOT = "the deployment's assets root (MODEL_STEPS_ASSETS_ROOT)"
 _PARTICIPLES = {"read": "read", "write": "written"}
 
@@ -233,7 +235,7 @@ def data_places(
     """
     prefixes = allowed_data(environ)
     allowed = tuple(dict.fromkeys(map(_prefix, prefixes)))
-    forbidden = [(_place(str(f.resolve())) or "", "the DAGs folder") for f in dags_folders]
+    forbidden = [(_place(str(f.resolve())) or "", DAGS_FOLDER) for f in dags_folders]
     forbidden += [(_place(location) or location, what) for location, what in stores]
     return DataPlaces(allowed, _setting(environ, prefixes), tuple(dict.fromkeys(forbidden)))
 
@@ -267,9 +269,46 @@ def deployment_places(spec: ModelSpec, settings: Settings) -> DataPlaces:
     return catalog_places(settings.environ, [settings.dags_folder], [spec], settings.assets_root)
 
 
-def location_issues(spec: ModelSpec, places: DataPlaces) -> list[tuple[Loc, str]]:
-    """Each data URL of ``spec`` that ``places`` refuses, located at its ``url`` field."""
+def _store_roots(spec: ModelSpec) -> list[tuple[Loc, str]]:
+    """Each asset root the definition itself names, at its field."""
+    roots: list[tuple[Loc, str]] = (
+        [(("assets", "root"), spec.assets.root)] if spec.assets.root else []
+    )
+    roots += [
+        (("steps", i, "assets_root"), s.assets_root)
+        for i, s in enumerate(spec.steps)
+        if s.assets_root
+    ]
+    return roots
+
+
+def store_issues(spec: ModelSpec, places: DataPlaces) -> list[tuple[Loc, str]]:
+    """Each asset root of ``spec`` whose store would lie in, or hold, the DAGs folder.
+
+    A store holds files named by the definition (step ids, custom save functions): in the
+    DAGs folder they would sit where the DAG processor imports code.
+    """
+    dags = [place for place, what in places.forbidden if what == DAGS_FOLDER]
     issues = []
+    for loc, root in _store_roots(spec):
+        store = _place(f"{normal_location(root).rstrip('/')}/{spec.directory}") or root
+        if any(_inside(store, folder) or _inside(folder, store) for folder in dags):
+            issues.append(
+                (
+                    loc,
+                    f"the store at {root!r} would lie in or hold the DAGs folder, where "
+                    "files are run as code; put model stores outside the DAGs folder",
+                )
+            )
+    return issues
+
+
+def location_issues(spec: ModelSpec, places: DataPlaces) -> list[tuple[Loc, str]]:
+    """Each data URL of ``spec`` that ``places`` refuses, at its ``url`` field.
+
+    And each store of ``spec`` in the DAGs folder, at its root's field.
+    """
+    issues = store_issues(spec, places)
     for loc, ref, verb in spec.tables():
         url = ref.url
         refusal = places.template_refusal(url) if is_template(url) else places.refusal(url)
