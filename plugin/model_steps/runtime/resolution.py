@@ -23,6 +23,7 @@ import inspect
 import os
 import pkgutil
 import sys
+import sysconfig
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from types import ModuleType
@@ -46,7 +47,11 @@ from model_steps.errors import (
     closest,
 )
 from model_steps.libraries import install_hint
+from model_steps.runtime.own_modules import prepare_own_module
 from model_steps.settings import AllowList
+
+INSTALLED_PATHS = ("stdlib", "platstdlib", "purelib", "platlib")
+"""The ``sysconfig`` paths whose modules an error calls installed."""
 
 __all__ = [
     "check_own_file",
@@ -181,12 +186,8 @@ def _refuse(problem: str | None, module: str, allow: AllowList) -> None:
 def import_named(module: str, allow: AllowList) -> ModuleType:
     """Import ``module``; the DAGs folder joins the import path for its own modules."""
     own = is_own_code(module, allow)
-    if own:
-        for folder in map(str, allow.code_folders):
-            if folder not in sys.path and Path(folder).is_dir():
-                sys.path.append(folder)  # appended: it cannot shadow an installed module
-                # A finder cached while the folder did not exist would hide it for good.
-                sys.path_importer_cache.pop(folder, None)
+    if own:  # the folder's file, whatever this process imported before
+        prepare_own_module(module.partition(".")[0], allow.code_folders)
     try:
         return importlib.import_module(module)
     except ModuleNotFoundError as error:
@@ -241,9 +242,10 @@ def check_own_file(found: Any, reference: str, allow: AllowList) -> None:
         )
 
     top = reference.partition(":")[0].partition(".")[0]
-    if not inside(getattr(sys.modules.get(top), "__file__", None)):
+    imported = getattr(sys.modules.get(top), "__file__", None)
+    if not inside(imported):
         raise ImportRefusedError(
-            f"{reference}: Python imports the installed module {top!r}, not the DAGs folder's "
+            f"{reference}: Python imports {_imported(top, imported)}, not the DAGs folder's "
             f"{top!r}, so nothing in it is the deployment's code; rename the DAGs folder's one",
             module=top,
             allowed=allow.packages,
@@ -256,6 +258,15 @@ def check_own_file(found: Any, reference: str, allow: AllowList) -> None:
             module=str(origin),
             allowed=allow.packages,
         )
+
+
+def _imported(top: str, file: str | None) -> str:
+    """The module ``top`` Python imports, in words: installed, or the file it came from."""
+    paths = sysconfig.get_paths()
+    homes = [Path(os.path.realpath(paths[key])) for key in INSTALLED_PATHS]
+    if file is None or any(Path(os.path.realpath(file)).is_relative_to(h) for h in homes):
+        return f"the installed module {top!r}"
+    return f"{top!r} from {file}"
 
 
 def _defining_file(found: Any) -> str | None:
