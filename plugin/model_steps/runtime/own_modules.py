@@ -21,6 +21,7 @@ DAGs folder, rather than hand out the wrong module.
 
 from __future__ import annotations
 
+import functools
 import importlib.util
 import os
 import sys
@@ -54,7 +55,8 @@ def prepare_own_module(top: str, folders: Iterable[Path]) -> None:
     if spec is None or spec.loader is None:
         return  # no module file here: the import that follows says what is missing
     _forget(top)
-    _load(spec, spec.loader)
+    if _spec_entry(PathFinder.find_spec(top)) != _spec_entry(spec):
+        _load(spec, spec.loader)  # a DAGs folder earlier on sys.path holds one of that name
 
 
 def _join_import_path(folders: list[str]) -> None:
@@ -68,8 +70,19 @@ def _join_import_path(folders: list[str]) -> None:
         if folder not in sys.path:
             sys.path.append(folder)  # appended: it cannot shadow an installed module
     for entry in sys.path:
-        if os.path.realpath(entry) in folders:
+        if _real(entry) in folders:
             sys.path_importer_cache.pop(entry, None)
+
+
+def _real(entry: str) -> str:
+    """The real path of an import-path entry (``''`` is the current folder, wherever it is)."""
+    return _real_absolute(entry) if entry.startswith(os.sep) else os.path.realpath(entry)
+
+
+@functools.lru_cache(maxsize=1024)
+def _real_absolute(entry: str) -> str:
+    """Remembered: every resolution looks at every entry of ``sys.path``."""
+    return os.path.realpath(entry)
 
 
 def _from_another_folder(module: ModuleType, own: list[str]) -> bool:
@@ -84,7 +97,7 @@ def _installed(top: str) -> bool:
     Judged by the import-path entry a module is found in, not by the folders around its file:
     a DAGs folder that holds a virtual environment must not make its packages its own code.
     """
-    elsewhere = [entry for entry in sys.path if os.path.realpath(entry) not in _CODE_FOLDERS]
+    elsewhere = [entry for entry in sys.path if _real(entry) not in _CODE_FOLDERS]
     for finder in sys.meta_path:
         if finder is PathFinder:
             spec = PathFinder.find_spec(top, elsewhere)
@@ -92,12 +105,16 @@ def _installed(top: str) -> bool:
             spec = finder.find_spec(top, None)
         else:
             continue
-        if spec is not None:
-            located = spec.has_location and spec.origin is not None
-            entry = _path_entry(spec.origin if located else None, spec.parent == top)
-            if entry not in _CODE_FOLDERS:
-                return True
+        if spec is not None and _spec_entry(spec) not in _CODE_FOLDERS:
+            return True
     return False
+
+
+def _spec_entry(spec: ModuleSpec | None) -> str | None:
+    """The import-path folder a found top-level module is in; None for none or no file."""
+    if spec is None or not spec.has_location:
+        return None
+    return _path_entry(spec.origin, spec.parent == spec.name)
 
 
 def _path_entry(file: str | None, package: bool) -> str | None:
