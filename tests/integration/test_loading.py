@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -58,7 +59,9 @@ class Model:
 
     def __init__(self, folder: Path, root: str, options: dict[str, Any]) -> None:
         self.folder, self.root, self.options = folder, root, options
-        self.data = write_iris(folder / "data")
+        # data lives where the deployment allows it: under the session's data root
+        self.tables = Path(os.environ["MODEL_STEPS_DATA_ROOT"]) / "loading" / folder.name
+        self.data = write_iris(self.tables / "data")
         self.spec = self.define()
 
     def define(
@@ -77,7 +80,7 @@ class Model:
                 predict=predict,
                 assets_root=f'    assets_root: "{assets_root}"\n' if assets_root else "",
                 data=self.data,
-                out=self.folder / "out",
+                out=self.tables / "out",
             )
         )
         (loaded,) = load_and_validate([path], {}).models
