@@ -146,10 +146,8 @@ class Model:
 
 
 @pytest.fixture(params=["local", pytest.param("s3", marks=pytest.mark.integration)])
-def model(request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Model:
-    """The model defined in a fresh folder, its store on local disk or on the S3 server; its
-    table and predictions in that folder, where the deployment allows data."""
-    monkeypatch.setenv("MODEL_STEPS_ALLOWED_DATA", f"{tmp_path / 'data'}, {tmp_path / 'out'}")
+def model(request: pytest.FixtureRequest, tmp_path: Path) -> Model:
+    """The model defined in a fresh folder, its store on local disk or on the S3 server."""
     if request.param == "local":
         return Model(tmp_path, str(tmp_path / "assets"), {})
     bucket = request.getfixturevalue("s3_bucket")
