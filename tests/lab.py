@@ -27,7 +27,7 @@ from model_steps.runtime.publish import publish
 from model_steps.runtime.rendered import Rendered
 from model_steps.runtime.train import train_step
 from model_steps.serving.handler import ModelHandler
-from model_steps.settings import allow_list, load_settings
+from model_steps.settings import Settings, allow_list, load_settings
 from model_steps.store.manifest import GateRecord
 from model_steps.store.model_store import ModelStore, utc_now
 
@@ -58,6 +58,42 @@ steps:
       init: {{C: 1.0, max_iter: 500}}
       methods: {{predict: {predict}}}
 """
+CLASSIFIER = """\
+apiVersion: model-steps/v1
+kind: Model
+name: {name}
+assets: {{root: "{root}"}}
+{top}steps:
+  - id: classify
+    has_assets: true
+    assets_identifier: model.joblib
+    parameters:
+      package: sklearn.linear_model
+      class: LogisticRegression
+      init: {{max_iter: 500}}
+      input: {{train: {{url: "{data}"}}}}
+      training: {training}
+      metrics: [accuracy]
+"""
+"""One logistic-regression step on iris: for task tests that need a trained version fast."""
+
+
+def classifier(
+    name: str, tmp_path: Path, data: Path, top: str = "", training: str = "{target: species}"
+) -> str:
+    """:data:`CLASSIFIER` storing under ``tmp_path/assets``; ``top`` adds top-level fields."""
+    return CLASSIFIER.format(
+        name=name, root=tmp_path / "assets", data=data, top=top, training=training
+    )
+
+
+def local_settings(tmp_path: Path) -> Settings:
+    """The deployment's settings for an Airflow home and data root under ``tmp_path``."""
+    return load_settings(
+        {"AIRFLOW_HOME": str(tmp_path), "MODEL_STEPS_DATA_ROOT": str(tmp_path / "data")}
+    )
+
+
 CODE_STEP = """\
   - id: {id}
     parameters:

@@ -10,26 +10,8 @@ from model_steps.runtime.evaluate import evaluate
 from model_steps.runtime.publish import publish
 from model_steps.runtime.rendered import Rendered
 from model_steps.runtime.train import train_step
-from model_steps.settings import load_settings
-from tests.lab import write_iris
+from tests.lab import classifier, local_settings, write_iris
 
-MODEL = """\
-apiVersion: model-steps/v1
-kind: Model
-name: watched
-assets: {{root: "{root}"}}
-steps:
-  - id: classify
-    has_assets: true
-    assets_identifier: model.joblib
-    parameters:
-      package: sklearn.linear_model
-      class: LogisticRegression
-      init: {{max_iter: 500}}
-      input: {{train: {{url: "{data}"}}}}
-      training: {{target: species}}
-      metrics: [accuracy]
-"""
 EVALUATION = """\
 evaluation:
   input: {{url: "{data}"}}
@@ -41,10 +23,8 @@ evaluation:
 
 def test_an_evaluation_says_what_an_older_version_lets_it_not_check(tmp_path: Path) -> None:
     data = write_iris(tmp_path / "data")
-    settings = load_settings(
-        {"AIRFLOW_HOME": str(tmp_path), "MODEL_STEPS_DATA_ROOT": str(tmp_path / "data")}
-    )
-    text = MODEL.format(root=tmp_path / "assets", data=data)
+    settings = local_settings(tmp_path)
+    text = classifier("watched", tmp_path, data)
     (tmp_path / "old").mkdir()
     (tmp_path / "old" / "watched.yaml").write_text(text)  # trained before it was evaluated
     (old,) = load_and_validate([tmp_path / "old"], {}).models

@@ -15,42 +15,18 @@ from model_steps.runtime.preflight import check_run
 from model_steps.runtime.publish import publish
 from model_steps.runtime.rendered import Rendered
 from model_steps.runtime.train import train_step
-from model_steps.settings import load_settings
-from tests.lab import write_iris
-
-GATED = """\
-apiVersion: model-steps/v1
-kind: Model
-name: gated
-assets: {{root: "{root}"}}
-gate: {{rules: ["accuracy >= {threshold}"]}}
-steps:
-  - id: classify
-    has_assets: true
-    assets_identifier: model.joblib
-    parameters:
-      package: sklearn.linear_model
-      class: LogisticRegression
-      init: {{max_iter: 500}}
-      input: {{train: {{url: "{data}"}}}}
-      training: {{target: species, split: {{test_size: 0.25, seed: 42, stratify: true}}}}
-      metrics: [accuracy]
-"""
+from tests.lab import classifier, local_settings, write_iris
 
 
 def trained(tmp_path: Path, threshold: float) -> tuple[Any, Any, RunInfo]:
     data = write_iris(tmp_path / "data")
     path = tmp_path / "gated.yaml"
-    path.write_text(GATED.format(root=tmp_path / "assets", data=data, threshold=threshold))
+    training = "{target: species, split: {test_size: 0.25, seed: 42, stratify: true}}"
+    gated = f'gate: {{rules: ["accuracy >= {threshold}"]}}\n'
+    path.write_text(classifier("gated", tmp_path, data, top=gated, training=training))
     (model,) = load_and_validate([path], {}).models
     spec = model.spec
-    env = environment(
-        spec,
-        load_settings(
-            {"AIRFLOW_HOME": str(tmp_path), "MODEL_STEPS_DATA_ROOT": str(tmp_path / "data")}
-        ),
-        {},
-    )
+    env = environment(spec, local_settings(tmp_path), {})
     run = RunInfo("gated__train", "manual__1")
     train(spec, env, run)
     return spec, env, run

@@ -22,7 +22,8 @@ from model_steps.definition.allowlist import refused_references
 from model_steps.definition.cache import ParseCache
 from model_steps.definition.data_locations import catalog_places, location_issues
 from model_steps.definition.interpolation import Interpolation, interpolate
-from model_steps.definition.schema import KIND, SEMANTIC, ModelSpec, structural_issues
+from model_steps.definition.schema import KIND, SEMANTIC, ModelSpec
+from model_steps.definition.semantics import structural_issues
 from model_steps.definition.source import (
     NeedsPositions,
     Position,
