@@ -9,10 +9,11 @@ it). ``validate`` imports what the definitions name in a child process, never in
 from __future__ import annotations
 
 import argparse
+import functools
 import getpass
 import json
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -136,11 +137,22 @@ def _model(reference: str, settings: Settings) -> tuple[ModelSpec, Environment] 
     return found.spec, environment(found.spec, settings, options)
 
 
-def _versions(args: argparse.Namespace, settings: Settings) -> int:
-    model = _model(args.model, settings)
-    if model is None:
-        return 1
-    spec, env = model
+ModelCommand = Callable[[argparse.Namespace, ModelSpec, Environment], int]
+
+
+def _per_model(command: ModelCommand) -> Callable[[argparse.Namespace, Settings], int]:
+    """A command on the model ``args.model`` names; exits 1 when it is not found (said why)."""
+
+    @functools.wraps(command)
+    def run(args: argparse.Namespace, settings: Settings) -> int:
+        model = _model(args.model, settings)
+        return 1 if model is None else command(args, *model)
+
+    return run
+
+
+@_per_model
+def _versions(args: argparse.Namespace, spec: ModelSpec, env: Environment) -> int:
     pointer = env.store.pointer()
     live = pointer.version if pointer else None
     rows = [("", "VERSION", "STATUS", "PUBLISHED", "DEFINITION", "RUN", "METRICS", "NOTE")]
@@ -174,11 +186,8 @@ def _versions(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
-def _runs(args: argparse.Namespace, settings: Settings) -> int:
-    model = _model(args.model, settings)
-    if model is None:
-        return 1
-    spec, env = model
+@_per_model
+def _runs(args: argparse.Namespace, spec: ModelSpec, env: Environment) -> int:
     rows = [("RUN", "LAST WRITE", "FILES", "SIZE", "TASKS", "PRUNE")]
     for run in env.store.runs():
         order = [step.id for step in spec.steps]
@@ -246,11 +255,8 @@ def _note(
     return " | ".join(notes) or "-"
 
 
-def _promote(args: argparse.Namespace, settings: Settings) -> int:
-    model = _model(args.model, settings)
-    if model is None:
-        return 1
-    spec, env = model
+@_per_model
+def _promote(args: argparse.Namespace, spec: ModelSpec, env: Environment) -> int:
     pointer = env.store.approve(args.version, by=args.by, reason=args.reason)
     live = env.store.pointer()
     print(
@@ -279,21 +285,15 @@ def _announce(model: str, version: int, manifest: str, by: str) -> None:
         print(f"sent the Asset event model-steps.{model} (version {version})")
 
 
-def _reject(args: argparse.Namespace, settings: Settings) -> int:
-    model = _model(args.model, settings)
-    if model is None:
-        return 1
-    spec, env = model
+@_per_model
+def _reject(args: argparse.Namespace, spec: ModelSpec, env: Environment) -> int:
     env.store.reject(args.version, by=args.by, reason=args.reason)
     print(f"{spec.name}: version {args.version} rejected by {args.by}: {args.reason}")
     return 0
 
 
-def _card(args: argparse.Namespace, settings: Settings) -> int:
-    model = _model(args.model, settings)
-    if model is None:
-        return 1
-    spec, env = model
+@_per_model
+def _card(args: argparse.Namespace, spec: ModelSpec, env: Environment) -> int:
     version = args.version
     if version is None:
         pointer = env.store.pointer()
@@ -305,23 +305,15 @@ def _card(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
-def _rollback(args: argparse.Namespace, settings: Settings) -> int:
-    model = _model(args.model, settings)
-    if model is None:
-        return 1
-    pointer = model[1].store.rollback(args.to)
-    print(
-        f"{model[0].name}: current version is now {pointer.version} "
-        f"(was {pointer.rolled_back_from})"
-    )
+@_per_model
+def _rollback(args: argparse.Namespace, spec: ModelSpec, env: Environment) -> int:
+    pointer = env.store.rollback(args.to)
+    print(f"{spec.name}: current version is now {pointer.version} (was {pointer.rolled_back_from})")
     return 0
 
 
-def _prune(args: argparse.Namespace, settings: Settings) -> int:
-    model = _model(args.model, settings)
-    if model is None:
-        return 1
-    spec, env = model
+@_per_model
+def _prune(args: argparse.Namespace, spec: ModelSpec, env: Environment) -> int:
     deleted = env.store.prune(args.keep, spec.assets.pinned_versions)
     print(f"{spec.name}: deleted versions {', '.join(map(str, deleted)) or 'none'}")
     return 0
