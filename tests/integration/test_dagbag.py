@@ -152,6 +152,19 @@ def test_broken_definition_shows_its_errors_in_a_paused_tagged_placeholder(
     assert placeholder.task_ids == ["report_errors"]
 
 
+def test_a_definition_reading_outside_the_allowed_data_is_a_placeholder_not_dags(
+    tmp_path: Path,
+) -> None:
+    shutil.copytree(EXAMPLES, tmp_path, dirs_exist_ok=True)
+    outside = definition("reader").replace("s3://data/train.csv", "/etc/model-steps.csv")
+    (tmp_path / "reader.yaml").write_text(outside)
+    bag = parse_folder(tmp_path)
+    assert set(bag.dag_ids) - EXAMPLE_DAG_IDS == {"model_steps_invalid__reader_yaml"}
+    placeholder = bag.dags["model_steps_invalid__reader_yaml"]
+    assert "steps[0].parameters.input.train.url" in placeholder.doc_md
+    assert "it is outside the allowed data locations" in placeholder.doc_md
+
+
 def test_copied_definition_with_the_same_name_is_reported_not_the_original(
     tmp_path: Path,
 ) -> None:
