@@ -34,7 +34,13 @@ from model_steps.runtime.context import Environment, environment
 from model_steps.runtime.preflight import check_in_child
 from model_steps.settings import AllowList, Settings, load_settings
 from model_steps.store.cards import byte_size
-from model_steps.store.manifest import Decision, EvaluationRecord, Manifest, version_status
+from model_steps.store.manifest import (
+    Decision,
+    EvaluationRecord,
+    Manifest,
+    published_time,
+    version_status,
+)
 from model_steps.store.runs import STALE_RUN_SECONDS
 
 __all__ = ["main"]
@@ -165,7 +171,7 @@ def _versions(args: argparse.Namespace, spec: ModelSpec, env: Environment) -> in
                 "*" if live == version else "",
                 str(version),
                 version_status(manifest, decision, live),
-                manifest.published_at[:19],
+                (published_time(manifest, decision) or "-")[:19],
                 manifest.definition_version or "-",
                 manifest.run_id,
                 " ".join(f"{k}={v:.4g}" for k, v in sorted(metrics.items())) or "-",

@@ -302,6 +302,8 @@ def test_an_evaluation_on_good_data_is_recorded_and_signals_nothing(
     first = store_of("watched_iris").evaluations(1)[0]
     assert not first.degraded
     assert first.row_count == 150
+    assert first.input_path == str(DATA_ROOT / "watched_iris" / "fresh.csv")  # {{ params.fresh }}
+    assert first.drift_rows == dict.fromkeys(first.drift, 150)
     assert first.metric("accuracy") > 0.9
     assert watched["events_before"] == 0
 

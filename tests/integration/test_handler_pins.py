@@ -8,6 +8,7 @@ pinned instead. Every scenario runs on local disk and on the S3 test server.
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 
 import pytest
@@ -43,6 +44,19 @@ def test_a_pin_on_a_candidate_the_gate_refused_is_refused_with_the_servable_vers
         "it; the gate's reason: the test's gate said refused); a pin serves only published "
         "versions: 2 (live), 1"
     )
+
+
+def test_starting_a_handler_pinned_to_a_refused_version_raises_instead_of_never_getting_ready(
+    lab: Lab,
+) -> None:
+    lab.train()
+    refused = lab.candidate("refused")
+    handler = lab.handler(pin=refused)
+    with pytest.raises(NotServableError, match="cannot pin version 2 of 'iris': it is refused"):
+        handler.start()
+    assert handler.version is None
+    polling = [t for t in threading.enumerate() if t.name == "model-steps-poll-iris"]
+    assert polling == []  # nothing left behind that would poll for ever
 
 
 def test_a_pin_on_a_candidate_waiting_for_approval_is_refused_until_a_person_approves(

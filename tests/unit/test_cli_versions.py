@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from model_steps.cli import main
-from model_steps.store.manifest import Manifest
+from model_steps.store.manifest import GateRecord, Manifest
 from model_steps.store.model_store import StagedAsset, open_store, utc_now
 from tests.definitions import definition
 
@@ -184,3 +184,56 @@ def test_runs_says_when_no_run_left_scratch(
     shutil.rmtree(model_with_three_versions.parents[1] / "store" / "churn" / "runs")
     assert main(["runs", "churn"]) == 0
     assert "churn: no run left scratch in " in capsys.readouterr().out
+
+
+def _gated_versions(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """churn with a published version, a refused one, an approved one and a waiting one."""
+    dags = tmp_path / "dags"
+    dags.mkdir()
+    (dags / "churn.yaml").write_text(definition("churn", f"assets: {{root: {tmp_path}/store}}\n"))
+    monkeypatch.setenv("MODEL_STEPS_DAGS_FOLDER", str(dags))
+    store = open_store(f"{tmp_path}/store/churn")
+    staged_at = "2026-01-01T00:00:00+00:00"
+    for outcome in (None, "refused", "pending", "pending"):
+        url = store.scratch_url("run", "model.joblib")
+        size, sha256 = store.write_bytes(url, b"fitted")
+        staged = [StagedAsset("fit", url, size, sha256, "joblib", "model.joblib", store.url())]
+        gate = GateRecord(outcome=outcome, reason="r", decided_at=staged_at) if outcome else None
+
+        def manifest_for(version: int, assets: object, gate: GateRecord | None = gate) -> Manifest:
+            return Manifest(
+                model="churn",
+                version=version,
+                definition_version="1",
+                spec_hash="0" * 64,
+                dag_id="churn__train",
+                run_id=f"run{version}",
+                created_at=staged_at,
+                published_at=staged_at,
+                steps=[],
+                metrics={},
+                parameters={},
+                environment={},
+                comments=[],
+                gate=gate,
+            )
+
+        manifest = store.stage(staged, manifest_for, lambda manifest: "card")
+        if outcome is None:
+            store.go_live(manifest.version, manifest.published_at)
+    approved = store.approve(3, by="reviewer", reason="looks right")
+    return [staged_at[:19], approved.published_at[:19]]
+
+
+def test_versions_shows_when_each_version_went_live_and_dashes_for_the_others(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    staged_at, approved_at = _gated_versions(tmp_path, monkeypatch)
+    assert main(["versions", "churn"]) == 0
+    rows = [line.split() for line in capsys.readouterr().out.splitlines()[1:]]
+    listing = {row[1] if row[0] == "*" else row[0]: row for row in rows}
+    assert listing["1"][1:3] == ["published", staged_at]
+    assert listing["2"][1:3] == ["refused", "-"]
+    assert listing["3"][2:4] == ["live", approved_at]  # approval time, not staging time
+    assert listing["4"][1:3] == ["pending", "-"]
+    assert approved_at != staged_at

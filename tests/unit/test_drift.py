@@ -5,7 +5,12 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from model_steps.runtime.drift import feature_references, population_stability
+from model_steps.runtime.drift import (
+    feature_references,
+    judge_drift,
+    population_stability,
+    sampling_margin,
+)
 
 
 def frame(seed: int, shift: float = 0.0, rows: int = 2000) -> pd.DataFrame:
@@ -45,3 +50,40 @@ def test_only_the_watched_features_are_referenced_and_missing_ones_are_skipped()
     references = feature_references(frame(0), bins=5, features=["age"])
     assert set(references) == {"age"}
     assert population_stability(frame(1).drop(columns="age"), references) == {}
+
+
+def test_the_sampling_margin_is_what_chance_alone_gives_a_sample_of_that_size() -> None:
+    references = feature_references(frame(0, rows=20000), bins=10)
+    indices = [
+        population_stability(frame(seed, rows=149), references)["income"] for seed in range(1, 401)
+    ]
+    exceeded = sum(index > sampling_margin(149, 10) for index in indices) / len(indices)
+    assert round(sampling_margin(149, 10), 3) == 0.146
+    assert exceeded <= 0.03  # about once in a hundred
+
+
+def test_a_small_sample_from_the_training_distribution_is_not_called_drifted() -> None:
+    # 149 rows of the training distribution itself whose index crosses the threshold by chance.
+    references = feature_references(frame(0, rows=20000), bins=10)
+    noisy = frame(123, rows=149)
+    judgement = judge_drift(noisy, references, threshold=0.1, min_rows=100)
+    assert 0.1 < judgement.index["income"] < 0.1 + judgement.margin["income"]
+    assert judgement.reasons == []
+    assert judgement.rows == {"income": 149, "age": 149}
+
+
+def test_a_real_shift_on_a_small_sample_is_still_drift_and_says_its_margin() -> None:
+    references = feature_references(frame(0), bins=10)
+    judgement = judge_drift(frame(1, shift=10.0, rows=149), references, 0.25, min_rows=100)
+    [reason] = judgement.reasons
+    assert reason.startswith("income drifted: population stability ")
+    assert reason.endswith("> 0.25 + 0.146 (sampling margin at 149 rows)")
+
+
+def test_a_feature_with_fewer_values_than_min_rows_is_not_judged() -> None:
+    references = feature_references(frame(0), bins=10)
+    judgement = judge_drift(frame(1, shift=10.0, rows=40), references, 0.25, min_rows=100)
+    assert judgement.reasons == []
+    assert judgement.unjudged == ["age", "income"]
+    assert judgement.rows == {"age": 40, "income": 40}
+    assert judgement.index["income"] > 0.25

@@ -152,6 +152,19 @@ def test_an_evaluation_becomes_a_dag_that_signals_degradation(tmp_path: Path) ->
     assert model_name_of("churn__evaluate") == "churn"
 
 
+def test_the_evaluate_dag_takes_the_models_parameters_as_the_other_dags_do(
+    tmp_path: Path,
+) -> None:
+    # `{{ params.x }}` in evaluation.input renders from these; without them every run failed.
+    with_params = GATED.replace(
+        "steps:", "parameters: {day: {default: today, type: string}}\nsteps:", 1
+    )
+    plans = plans_for(tmp_path, with_params)
+    evaluate = plans["churn__evaluate"]
+    assert list(evaluate.params) == ["day"]
+    assert evaluate.params == plans["churn__train"].params
+
+
 def test_training_on_degradation_waits_on_the_degraded_asset(tmp_path: Path) -> None:
     train = plans_for(tmp_path, GATED)["churn__train"]
     assert train.schedule == AssetRef("model-steps.churn.degraded", "model-steps://churn/degraded")

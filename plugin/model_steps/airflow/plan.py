@@ -251,7 +251,6 @@ def _evaluate_plan(spec: ModelSpec, source: str, train: DagPlan) -> DagPlan:
         description=_description(spec, "evaluate"),
         doc_md=dag_doc(spec, source, "evaluation"),
         tasks=(evaluate, degraded),
-        params={},
         max_active_runs=1,
     )
 

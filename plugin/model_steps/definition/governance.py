@@ -164,7 +164,12 @@ class Drift(_Block):
 
     threshold: float = Field(0.2, gt=0)
     """Population stability index above which a feature counts as drifted (0.1: small shift,
-    0.25: large)."""
+    0.25: large), plus the sampling margin: the index a sample of the fresh data's size drawn
+    from the training data itself exceeds once in a hundred (0.146 at 149 rows in 10 bins, 0.022
+    at 1,000)."""
+    min_rows: int = Field(100, ge=1)
+    """Fewer fresh values of a feature than this and its drift is not judged (the record says
+    so): the index of a small sample is mostly noise."""
     features: list[str] | None = None
     """Numeric features to watch; every numeric feature of the training data when left out."""
     bins: int = Field(10, ge=2, le=100)

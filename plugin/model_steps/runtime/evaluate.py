@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 from model_steps.definition.schema import Training
 from model_steps.errors import PermanentError
 from model_steps.runtime.context import Environment, RunInfo
-from model_steps.runtime.drift import population_stability
+from model_steps.runtime.drift import DriftJudgement, judge_drift
 from model_steps.runtime.infer import version_pipeline
 from model_steps.runtime.rendered import EVALUATE, Rendered
 from model_steps.runtime.rules import failures, judge
@@ -133,14 +133,13 @@ def _record(
     metrics = score(pipeline, features, labels, names, env.allow, split="evaluation")
     results = judge(evaluation.parsed, metrics, manifest.metrics.get("test", {}))
     reasons = failures(results)
-    drift: dict[str, float] = {}
+    drift = DriftJudgement()
     if evaluation.drift is not None:
-        drift = population_stability(features, manifest.steps[0].reference)
-        reasons += [
-            f"{name} drifted: population stability {value:.3f} > {evaluation.drift.threshold:g}"
-            for name, value in sorted(drift.items())
-            if value > evaluation.drift.threshold
-        ]
+        watched = evaluation.drift
+        drift = judge_drift(
+            features, manifest.steps[0].reference, watched.threshold, watched.min_rows
+        )
+        reasons += drift.reasons
     return EvaluationRecord(
         name=f"{run.dag_id}/{run.run_id}",
         model=spec.name,
@@ -155,12 +154,19 @@ def _record(
         degraded=bool(reasons),
         reasons=reasons,
         rules=results,
-        drift={k: round(v, 6) for k, v in drift.items()},
-        notes=_unchecked(evaluation, manifest, results) or None,
+        drift={k: round(v, 6) for k, v in drift.index.items()},
+        drift_rows=drift.rows,
+        drift_margin={k: round(v, 6) for k, v in drift.margin.items()},
+        notes=_unchecked(evaluation, manifest, results, drift) or None,
     )
 
 
-def _unchecked(evaluation: Evaluation, manifest: Manifest, results: Sequence[RuleResult]) -> str:
+def _unchecked(
+    evaluation: Evaluation,
+    manifest: Manifest,
+    results: Sequence[RuleResult],
+    drift: DriftJudgement,
+) -> str:
     """What this evaluation could not check on this version.
 
     Said in the record so its silence is not read as health: drift needs the training
@@ -171,6 +177,12 @@ def _unchecked(evaluation: Evaluation, manifest: Manifest, results: Sequence[Rul
         notes.append(
             f"drift not checked: version {manifest.version} recorded no training distributions "
             "(trained before the evaluation watched drift); the next version will"
+        )
+    if evaluation.drift is not None and drift.unjudged:
+        notes.append(
+            f"drift not judged: {', '.join(drift.unjudged)} (fewer than "
+            f"{evaluation.drift.min_rows} fresh values, drift.min_rows; a small sample's index "
+            "is mostly noise)"
         )
     skipped = [r.rule for r in results if r.passed is None]
     if skipped:

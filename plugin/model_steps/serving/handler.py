@@ -37,6 +37,7 @@ from model_steps.errors import (
     InvalidInputError,
     NotDeployedError,
     NotReadyError,
+    NotServableError,
     PermanentError,
     PointerMissingError,
     Problem,
@@ -487,13 +488,22 @@ class ModelHandler(_Serving):
                     raise
 
     def start(self) -> Self:
-        """Load (failures are recorded, and retried by polling) and start the poll thread."""
+        """Load (failures are recorded, and retried by polling) and start the poll thread.
+
+        Raises:
+            NotServableError: the handler is pinned to a version that was never published (the
+                gate refused it, it waits for approval, or a person rejected it). Polling
+                would never make it ready, so it fails here, as :meth:`pin` does, rather than
+                start a handler whose every ``predict`` is a ``NotReadyError``.
+        """
         with self._lock:
             if self._thread is not None:
                 return self
             if self._loaded is None:
                 try:
                     self.load()
+                except NotServableError:
+                    raise
                 except Exception as error:
                     log.warning("%s: not serving yet: %s", self.name, error)
             # Each thread gets its own stop signal: one that outlives a timed-out stop() must

@@ -29,6 +29,7 @@ __all__ = [
     "StepRecord",
     "Timings",
     "VersionStatus",
+    "published_time",
     "version_status",
 ]
 
@@ -193,6 +194,21 @@ def version_status(
     return "refused" if gate.outcome == "refused" else "pending"
 
 
+def published_time(manifest: Manifest, decision: Decision | None) -> str | None:
+    """When a version went live, or None if it never did.
+
+    A candidate the gate passed goes live as it is staged (its manifest's ``published_at``);
+    an approved one when a person approved it (the decision's time, which the pointer also
+    records); a refused, waiting or rejected one never did, whatever its manifest says it was
+    staged at.
+    """
+    if decision is not None:
+        return decision.at if decision.action == "approved" else None
+    if manifest.gate is None or manifest.gate.outcome == "accepted":
+        return manifest.published_at
+    return None
+
+
 class Decision(_Document):
     """``versions/<N>/decision.json``: a person approved or rejected a waiting candidate.
 
@@ -248,6 +264,10 @@ class EvaluationRecord(_Document):
     rules: list[RuleResult] = []
     drift: dict[str, float] = {}
     """Population stability index of each watched feature against the training data."""
+    drift_rows: dict[str, int] = {}
+    """Fresh values each feature's index was computed on (its sample size)."""
+    drift_margin: dict[str, float] = {}
+    """Sampling margin added to the threshold for each judged feature."""
     notes: str | None = None
 
     def metric(self, name: str) -> float | None:
