@@ -21,7 +21,7 @@ __all__ = ["write_example_data"]
 def write_example_data(
     root: str | Path, storage_options: Mapping[str, Any] | None = None
 ) -> list[str]:
-    """Write iris (csv) and diabetes (parquet) training and scoring tables under ``root``.
+    """Write iris (csv) and diabetes (parquet) training, scoring and labelled tables under ``root``.
 
     Returns the locations written (``root`` joined with each table's name). ``root`` is the
     operator's choice (a command-line argument), not a definition's, so it is the one place
@@ -40,6 +40,9 @@ def write_example_data(
         "iris/score.csv": iris.drop(columns="species").sample(30, random_state=1),
         "diabetes/train.parquet": diabetes,
         "diabetes/score.parquet": diabetes.drop(columns="progression").head(40),
+        # Labelled rows the evaluate DAG scores the live version on (a sample stands in for
+        # fresh outcomes, which a real deployment collects after predicting).
+        "diabetes/labelled.parquet": diabetes.sample(150, random_state=3),
     }
     written = []
     for name, frame in tables.items():

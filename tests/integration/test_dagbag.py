@@ -19,7 +19,13 @@ from tests.integration.conftest import parse_folder
 
 pytestmark = pytest.mark.integration
 
-EXAMPLE_DAG_IDS = {"iris__train", "iris__infer", "diabetes__train", "diabetes__infer"}
+EXAMPLE_DAG_IDS = {
+    "iris__train",
+    "iris__infer",
+    "diabetes__train",
+    "diabetes__infer",
+    "diabetes__evaluate",
+}
 LOADER = EXAMPLES / "model_steps_loader.py"
 
 
@@ -52,6 +58,7 @@ def test_train_dag_checks_then_runs_each_step_in_order_then_publishes(examples: 
         "check",
         "features",
         "regress",
+        "gate",
         "publish",
     ]
 

@@ -138,6 +138,20 @@ def test_a_custom_callable_step_trains_and_infers(run_dag: Any, example_data: Pa
     assert latest_predictions("diabetes")["prediction"].round(9).tolist() == list(expected.round(9))
 
 
+def test_the_gated_example_evaluates_its_live_version_on_the_labelled_example_data(
+    run_dag: Any, example_data: Path
+) -> None:
+    if local_store("diabetes").pointer() is None:
+        assert run_dag("diabetes__train").state == "success"
+    outcome = run_dag("diabetes__evaluate")
+    assert outcome.task_states == {"evaluate": "success", "degraded": "skipped"}
+    store = local_store("diabetes")
+    record = store.evaluations(store.pointer().version)[-1]
+    assert record.row_count == 150 and not record.degraded, record.reasons
+    assert record.metric("r2") > 0.3
+    assert store.manifest(store.pointer().version).gate.outcome == "accepted"
+
+
 def test_a_triggered_run_can_override_a_parameter(run_dag: Any, example_data: Path) -> None:
     assert run_dag("iris__train", conf={"C": 0.05}).state == "success"
     store = local_store("iris")
