@@ -17,7 +17,7 @@ export AIRFLOW__DAG_PROCESSOR__PARSING_PROCESSES := 1
 export MODEL_STEPS_ASSETS_ROOT := $(CURDIR)/.data/assets
 export MODEL_STEPS_DATA_ROOT := $(CURDIR)/.data/data
 
-.PHONY: setup env run run-cluster test lint types docs clean
+.PHONY: setup env run run-cluster test lint types system docs docs-build clean
 
 setup: $(VENV)/.installed
 
@@ -57,11 +57,34 @@ lint: setup
 types: setup
 	$(BIN)/mypy
 
-test: lint types
+# The browser tests drive Chromium and the distributed test runs PostgreSQL and Redis: Debian
+# packages pip cannot install. Name the missing ones up front instead of failing inside a test
+# (.ci/run installs them).
+system:
+	@missing=""; \
+	command -v chromium >/dev/null 2>&1 || missing="$$missing chromium"; \
+	command -v redis-server >/dev/null 2>&1 || missing="$$missing redis-server"; \
+	{ command -v initdb || ls /usr/lib/postgresql/*/bin/initdb; } >/dev/null 2>&1 \
+		|| missing="$$missing postgresql"; \
+	if [ -n "$$missing" ]; then \
+		echo "make test also needs these Debian packages, which pip cannot install:$$missing"; \
+		echo "install them with: sudo apt-get install -y$$missing   (or run .ci/run, which does)"; \
+		exit 1; \
+	fi
+
+test: lint types system docs-build
 	$(BIN)/pytest
 
+# The docs site (mkdocs.yml, pages in docs/). `make docs` regenerates the field reference page
+# from the pydantic models, then builds the site into .site/; `make test` builds it as it is, in
+# strict mode, so a broken link, a missing page or a page outside the navigation fails (and a
+# test fails when the field reference is stale).
 docs: setup
-	$(BIN)/python -m model_steps.definition.reference README.md
+	$(BIN)/python -m model_steps.definition.reference docs/reference/fields.md
+	$(MAKE) docs-build
+
+docs-build: setup
+	$(BIN)/mkdocs build --strict --site-dir $(CURDIR)/.site
 
 clean:
-	rm -rf $(VENV) $(AIRFLOW_HOME) .data .mypy_cache .ruff_cache .pytest_cache
+	rm -rf $(VENV) $(AIRFLOW_HOME) .data .site .mypy_cache .ruff_cache .pytest_cache

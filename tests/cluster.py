@@ -323,7 +323,9 @@ def _start_postgres(logs: Path) -> tuple[Service, int]:
 
 
 def _start_redis(folder: Path, logs: Path) -> tuple[Service, int]:
-    redis = shutil.which("redis-server") or "/usr/bin/redis-server"
+    redis = shutil.which("redis-server")
+    if redis is None:
+        raise RuntimeError("Redis is not installed: apt-get install redis-server")
     folder.mkdir(parents=True)
     port = free_port()
     server = _spawn(
