@@ -9,6 +9,7 @@ export PATH := $(BIN):$(PATH)
 export AIRFLOW_HOME := $(CURDIR)/.airflow
 export AIRFLOW__CORE__DAGS_FOLDER := $(CURDIR)/dags
 export AIRFLOW__CORE__LOAD_EXAMPLES := False
+export NO_MKDOCS_2_WARNING := 1
 export AIRFLOW__CORE__PARALLELISM := 4
 export AIRFLOW__CORE__MAX_ACTIVE_TASKS_PER_DAG := 2
 export AIRFLOW__API__WORKERS := 1

@@ -1,7 +1,7 @@
-"""The README's field reference, rendered from the JSON Schema so docs never drift from code.
+"""The field reference, rendered from the JSON Schema so the docs never drift from the code.
 
-``model-steps schema --markdown`` prints it; ``make docs`` splices it into the README between
-the markers, and a test fails when the README's copy is stale.
+``model-steps schema --markdown`` prints it; ``make docs`` splices it into the docs site's
+``docs/reference/fields.md`` between the markers, and a test fails when that copy is stale.
 """
 
 from __future__ import annotations

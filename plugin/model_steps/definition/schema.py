@@ -1,7 +1,7 @@
 """The model definition schema (``apiVersion: model-steps/v1``, ``kind: Model``).
 
 These pydantic models are the single source of truth: the JSON Schema (``model-steps schema``),
-the README's field reference and every validation message come from them. The module validates
+the docs' field reference and every validation message come from them. The module validates
 and nothing else: no file I/O, no Airflow, no scientific libraries, so editors, the CLI and a
 serving process can all import it cheaply.
 

@@ -374,7 +374,7 @@ def _refused_names(everything: list[nodes.Node]) -> Iterator[tuple[str, str]]:
         yield (
             "template_name",
             f"{name!r} is not available to templates{hint}: they see only "
-            f"{', '.join(CONTEXT)} (README: Templates)",
+            f"{', '.join(CONTEXT)} (docs: reference/templates.md)",
         )
 
 
