@@ -1,4 +1,4 @@
-"""The fenced blocks of the README and the docs site, read by the conventions of docs/development.md.
+"""The fenced blocks of the README and the docs, read by the conventions of docs/development.md.
 
 Kept apart from the tests that run them, so the unit tests can hold every page to the
 conventions (no unknown kind of block, few blocks marked not-run, each with its reason) without
