@@ -1,4 +1,4 @@
-"""``from model_steps.handler import ModelHandler``: the serving entry point DESIGN.md names.
+"""``from model_steps.handler import ModelHandler``: the serving entry point the design names.
 
 The handlers live in :mod:`model_steps.serving`; this name is kept so serving code written
 against the design (and earlier releases) keeps importing. It imports no Airflow.

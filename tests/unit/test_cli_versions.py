@@ -11,42 +11,59 @@ import pytest
 
 from model_steps.cli import main
 from model_steps.store.manifest import GateRecord, Manifest
-from model_steps.store.model_store import StagedAsset, open_store, utc_now
+from model_steps.store.model_store import ModelStore, StagedAsset, open_store, utc_now
 from tests.definitions import definition
 
 
-@pytest.fixture
-def model_with_three_versions(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+def _churn_store(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> ModelStore:
+    """churn in a DAGs folder of its own, with its store under ``tmp_path/store``."""
     dags = tmp_path / "dags"
     dags.mkdir()
     extra = f"assets: {{root: {tmp_path / 'store'}}}\n"
     (dags / "churn.yaml").write_text(definition("churn", extra))
     monkeypatch.setenv("MODEL_STEPS_DAGS_FOLDER", str(dags))
-    store = open_store(f"{tmp_path / 'store'}/churn")
+    return open_store(f"{tmp_path / 'store'}/churn")
+
+
+def _stage(
+    store: ModelStore,
+    at: str,
+    metrics: dict[str, dict[str, float]],
+    gate: GateRecord | None = None,
+) -> Manifest:
+    """Stage one more version of churn (a one-step model), not yet live."""
+    url = store.scratch_url("run", "model.joblib")
+    size, sha256 = store.write_bytes(url, b"fitted")
+    staged = [StagedAsset("fit", url, size, sha256, "joblib", "model.joblib", store.url())]
+
+    def manifest_for(version: int, assets: object) -> Manifest:
+        return Manifest(
+            model="churn",
+            version=version,
+            definition_version="1",
+            spec_hash="0" * 64,
+            dag_id="churn__train",
+            run_id=f"run{version}",
+            created_at=at,
+            published_at=at,
+            steps=[],
+            metrics=metrics,
+            parameters={},
+            environment={},
+            comments=[],
+            gate=gate,
+        )
+
+    return store.stage(staged, manifest_for, lambda manifest: "card")
+
+
+@pytest.fixture
+def model_with_three_versions(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    store = _churn_store(tmp_path, monkeypatch)
     for accuracy in (0.7, 0.8, 0.9):
-        url = store.scratch_url("run", "model.joblib")
-        size, sha256 = store.write_bytes(url, b"fitted")
-        staged = [StagedAsset("fit", url, size, sha256, "joblib", "model.joblib", store.url())]
-
-        def manifest_for(version: int, assets: object, accuracy: float = accuracy) -> Manifest:
-            return Manifest(
-                model="churn",
-                version=version,
-                definition_version="1",
-                spec_hash="0" * 64,
-                dag_id="churn__train",
-                run_id=f"run{version}",
-                created_at=utc_now(),
-                published_at=utc_now(),
-                steps=[],
-                metrics={"test": {"accuracy": accuracy}},
-                parameters={},
-                environment={},
-                comments=[],
-            )
-
-        store.publish(staged, manifest_for, lambda manifest: "card")
-    return dags / "churn.yaml"
+        manifest = _stage(store, utc_now(), {"test": {"accuracy": accuracy}})
+        store.go_live(manifest.version, manifest.published_at)
+    return tmp_path / "dags" / "churn.yaml"
 
 
 def test_versions_lists_each_version_with_its_metrics_and_marks_the_current(
@@ -188,37 +205,11 @@ def test_runs_says_when_no_run_left_scratch(
 
 def _gated_versions(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> list[str]:
     """churn with a published version, a refused one, an approved one and a waiting one."""
-    dags = tmp_path / "dags"
-    dags.mkdir()
-    (dags / "churn.yaml").write_text(definition("churn", f"assets: {{root: {tmp_path}/store}}\n"))
-    monkeypatch.setenv("MODEL_STEPS_DAGS_FOLDER", str(dags))
-    store = open_store(f"{tmp_path}/store/churn")
+    store = _churn_store(tmp_path, monkeypatch)
     staged_at = "2026-01-01T00:00:00+00:00"
     for outcome in (None, "refused", "pending", "pending"):
-        url = store.scratch_url("run", "model.joblib")
-        size, sha256 = store.write_bytes(url, b"fitted")
-        staged = [StagedAsset("fit", url, size, sha256, "joblib", "model.joblib", store.url())]
         gate = GateRecord(outcome=outcome, reason="r", decided_at=staged_at) if outcome else None
-
-        def manifest_for(version: int, assets: object, gate: GateRecord | None = gate) -> Manifest:
-            return Manifest(
-                model="churn",
-                version=version,
-                definition_version="1",
-                spec_hash="0" * 64,
-                dag_id="churn__train",
-                run_id=f"run{version}",
-                created_at=staged_at,
-                published_at=staged_at,
-                steps=[],
-                metrics={},
-                parameters={},
-                environment={},
-                comments=[],
-                gate=gate,
-            )
-
-        manifest = store.stage(staged, manifest_for, lambda manifest: "card")
+        manifest = _stage(store, staged_at, {}, gate)
         if outcome is None:
             store.go_live(manifest.version, manifest.published_at)
     approved = store.approve(3, by="reviewer", reason="looks right")

@@ -1,8 +1,9 @@
 """The package's layers: each imports only the layers below it, and only ``airflow/`` Airflow.
 
-DESIGN.md's map, read from the source: every import of every module counts, including those
-inside functions and under ``TYPE_CHECKING``, since a lazy import is still a dependency. A second
-set of checks imports modules in a fresh interpreter to prove what they pull in at import time.
+The map of docs/explanation/design.md, read from the source: every import of every module
+counts, including those inside functions and under ``TYPE_CHECKING``, since a lazy import is
+still a dependency. A second set of checks imports modules in a fresh interpreter to prove what
+they pull in at import time.
 """
 
 from __future__ import annotations
