@@ -11,7 +11,7 @@ import os
 import re
 import types
 import typing
-from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -25,6 +25,7 @@ from model_steps.definition.interpolation import Interpolation, interpolate
 from model_steps.definition.schema import KIND, SEMANTIC, ModelSpec
 from model_steps.definition.semantics import structural_issues
 from model_steps.definition.source import (
+    MAX_FILE_BYTES,
     NeedsPositions,
     Position,
     SourceError,
@@ -34,7 +35,7 @@ from model_steps.definition.source import (
     read_plain,
     read_yaml,
 )
-from model_steps.definition.stores import shared_stores
+from model_steps.definition.stores import shared_stores, store_locations
 from model_steps.definition.templates import template_issues
 from model_steps.errors import Finding, Problem, did_you_mean
 from model_steps.settings import AllowList, allow_list, allowed_connections
@@ -132,21 +133,43 @@ def load_file(
     valid file unchanged since it was last validated is not validated again.
     """
     try:
+        size = path.stat().st_size
+        if size > MAX_FILE_BYTES:  # not read whole: a huge file must not cost the parse
+            with path.open("rb") as head:
+                if not _MARKER.search(head.read(65536)):
+                    return None  # other YAML, however large, is left alone
+            message = f"the file is {size} bytes; a definition is at most {MAX_FILE_BYTES} bytes"
+            return BrokenDefinition(path, (_problem(path, 1, 1, "", "too_large", message),))
         raw = path.read_bytes()
     except OSError as error:
         return BrokenDefinition(path, (_problem(path, 0, 0, "", "unreadable", str(error)),))
     if not _MARKER.search(raw):
         return None
-    if cache is None:
-        return _load_bytes(path, raw, environ, allowed)
-    spec = cache.get(path, raw, environ, allowed)
-    if spec is not None:
-        return LoadedModel(path, spec)
-    reads = cache.recorder(environ)
-    result = _load_bytes(path, raw, reads, allowed)
-    if isinstance(result, LoadedModel):
-        cache.put(path, raw, reads, allowed, result.spec)
-    return result
+    try:
+        if cache is None:
+            return _load_bytes(path, raw, environ, allowed)
+        spec = cache.get(path, raw, environ, allowed)
+        if spec is not None:
+            return LoadedModel(path, spec)
+        reads = cache.recorder(environ)
+        result = _load_bytes(path, raw, reads, allowed)
+        if isinstance(result, LoadedModel):
+            cache.put(path, raw, reads, allowed, result.spec)
+        return result
+    except Exception as error:  # whatever one file makes the loader do wrong stays its problem
+        return _unusable(path, error)
+
+
+def _unusable(path: Path, error: BaseException, name: str | None = None) -> BrokenDefinition:
+    """A file whose checks failed in a way no rule foresaw: broken, the others still load.
+
+    The message names the error's kind only, never its text, which may quote environment values.
+    """
+    message = (
+        f"this definition could not be checked ({type(error).__name__}); "
+        "nothing of it is used until the file is fixed"
+    )
+    return BrokenDefinition(path, (_problem(path, 1, 1, "", "unusable", message),), name)
 
 
 def _load_bytes(
@@ -571,7 +594,8 @@ def load_and_validate(
     files = find_definition_files(paths)
     loaded = (load_file(path, environ, allowed, cache) for path in files)
     results = [result for result in loaded if result is not None]
-    catalog = _resolve_stores(_resolve_names(results), assets_root)
+    catalog = _isolate(_resolve_names(results), lambda spec: store_locations(spec, assets_root))
+    catalog = _resolve_stores(catalog, assets_root)
     if check_data:
         catalog = _resolve_data(catalog, environ, allowed.code_folders, assets_root)
     return catalog
@@ -607,6 +631,26 @@ def _duplicate(model: LoadedModel, winner: LoadedModel) -> BrokenDefinition:
         ),
     )
     return BrokenDefinition(model.path, (problem,), model.spec.name)
+
+
+def _isolate(catalog: Catalog, probe: Callable[[ModelSpec], object]) -> Catalog:
+    """Models on which ``probe`` (a piece of a check across files) raises become broken.
+
+    The checks across files see every model at once; one model's odd value must not raise out
+    of them and break the whole folder, so each model's part is tried on its own first.
+    """
+    kept: list[LoadedModel] = []
+    broken = list(catalog.broken)
+    for model in catalog.models:
+        try:
+            probe(model.spec)
+        except Exception as error:  # this model's problem, never the folder's
+            broken.append(_unusable(model.path, error, model.spec.name))
+        else:
+            kept.append(model)
+    if len(kept) == len(catalog.models):
+        return catalog
+    return Catalog(tuple(kept), tuple(sorted(broken, key=lambda b: str(b.path))))
 
 
 def _resolve_stores(catalog: Catalog, assets_root: str | None) -> Catalog:
@@ -657,7 +701,11 @@ def _resolve_data(
     broken = []
     kept = []
     for model in catalog.models:
-        issues = location_issues(model.spec, places)
+        try:
+            issues = location_issues(model.spec, places)
+        except Exception as error:  # this model's problem, never the folder's
+            broken.append(_unusable(model.path, error, model.spec.name))
+            continue
         if not issues:
             kept.append(model)
             continue

@@ -15,6 +15,9 @@ from typing import Any
 import yaml
 
 __all__ = [
+    "MAX_DEPTH",
+    "MAX_FILE_BYTES",
+    "MAX_NODES",
     "Duplicate",
     "NeedsPositions",
     "Position",
@@ -25,6 +28,15 @@ __all__ = [
     "read_plain",
     "read_yaml",
 ]
+
+
+MAX_FILE_BYTES = 1024 * 1024
+"""A definition file is at most 1 MiB; the largest example is under 10 KB."""
+MAX_NODES = 100_000
+"""Values a document may expand to, counting every alias as the copy it stands for: a 1 KB
+file of nine levels of nine aliases stands for 387 million values."""
+MAX_DEPTH = 64
+"""Levels of nested mappings and lists; a definition needs about ten."""
 
 
 @dataclass(frozen=True)
@@ -160,6 +172,68 @@ _PlainLoader.add_constructor("tag:yaml.org,2002:map", _construct_plain_map)
 _PlainLoader.add_constructor("tag:yaml.org,2002:timestamp", _construct_text)
 
 
+def _bounded(loader: yaml.CSafeLoader) -> Any:
+    """Compose the document, check its expanded size and depth, then construct it.
+
+    libyaml composes aliases as shared nodes, so composing costs what the text costs; what the
+    document stands for (every alias expanded, as validation walks it) is counted here over the
+    node graph, each node once, before any Python object is built.
+
+    Raises:
+        SourceError: the document expands past :data:`MAX_NODES` values, nests deeper than
+            :data:`MAX_DEPTH` levels, or holds an alias to a node that contains it.
+    """
+    node = loader.get_single_node()
+    if node is None:
+        return None
+    _check_size(node)
+    return loader.construct_document(node)
+
+
+def _check_size(root: yaml.Node) -> None:
+    sizes: dict[int, int] = {}
+    depths: dict[int, int] = {}
+    open_nodes: set[int] = set()
+    stack: list[tuple[yaml.Node, int, bool]] = [(root, 1, False)]
+    while stack:
+        node, level, done = stack.pop()
+        key = id(node)
+        children = _children(node)
+        if done:
+            open_nodes.discard(key)
+            sizes[key] = 1 + sum(sizes[id(child)] for child in children)
+            depths[key] = 1 + max((depths[id(child)] for child in children), default=0)
+            if sizes[key] > MAX_NODES:
+                raise SourceError(
+                    Position.of(node.start_mark),
+                    f"this value expands to more than {MAX_NODES} values (aliases count once "
+                    "per use); a definition is far smaller, so it is refused",
+                )
+            continue
+        if key in sizes:
+            continue
+        if key in open_nodes:
+            raise SourceError(
+                Position.of(node.start_mark), "an alias refers to a value that contains it"
+            )
+        if level > MAX_DEPTH:
+            raise SourceError(
+                Position.of(node.start_mark),
+                f"values nest more than {MAX_DEPTH} levels deep here; a definition needs far fewer",
+            )
+        open_nodes.add(key)
+        stack.append((node, level, True))
+        stack.extend((child, level + 1, False) for child in children if id(child) not in sizes)
+
+
+def _children(node: yaml.Node) -> list[yaml.Node]:
+    if isinstance(node, yaml.SequenceNode):
+        return list(node.value)
+    if isinstance(node, yaml.MappingNode):
+        return [part for pair in node.value for part in pair]
+    return []
+
+
 def read_plain(text: str | bytes) -> Any:
     """Parse one YAML document into plain containers, at about half the cost of read_yaml.
 
@@ -169,10 +243,12 @@ def read_plain(text: str | bytes) -> Any:
     Raises:
         NeedsPositions: the text is not valid YAML or has duplicate or merge keys.
     """
+    if len(text) > MAX_FILE_BYTES:
+        raise NeedsPositions
     loader = _PlainLoader(text)
     try:
-        return loader.get_single_data()
-    except (yaml.YAMLError, TypeError) as error:
+        return _bounded(loader)
+    except (yaml.YAMLError, TypeError, SourceError) as error:
         raise NeedsPositions from error
     finally:
         loader.dispose()
@@ -184,9 +260,14 @@ def read_yaml(text: str | bytes) -> Any:
     Raises:
         SourceError: on a syntax error or more than one document.
     """
+    if len(text) > MAX_FILE_BYTES:
+        raise SourceError(
+            Position(1, 1),
+            f"the file is {len(text)} bytes; a definition is at most {MAX_FILE_BYTES} bytes",
+        )
     loader = _PositionLoader(text)
     try:
-        return loader.get_single_data()
+        return _bounded(loader)
     except yaml.MarkedYAMLError as error:
         raise _syntax_error(error, text) from error
     except yaml.YAMLError as error:
