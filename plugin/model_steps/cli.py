@@ -549,6 +549,11 @@ SERVE_LIMITS = {
     "max_connections": ("N", "open connections served; more get 503"),
     "max_client_concurrency": ("N", "requests one client address may have handled at once"),
     "max_client_connections": ("N", "connections one client address may hold open"),
+    "max_header_bytes": ("N", "larger request headers get 431"),
+    "max_client_header_bytes": (
+        "N",
+        "header bytes one client address may have in flight on all its connections; more get 431",
+    ),
     "header_timeout": (
         "S",
         "seconds for a request's headers to arrive, else the connection closes",
