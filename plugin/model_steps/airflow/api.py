@@ -70,7 +70,7 @@ from model_steps.airflow.connections import model_storage_options
 from model_steps.airflow.csrf import json_from_same_origin
 from model_steps.airflow.events import announce_version
 from model_steps.airflow.masking import MaskedAnswers
-from model_steps.airflow.plan import dag_ids, dag_kinds, invalid_dag_id
+from model_steps.airflow.plan import TRAIN_SUFFIX, dag_ids, dag_kinds, invalid_dag_id
 from model_steps.definition.loader import (
     Catalog,
     LoadedModel,
@@ -153,7 +153,7 @@ class _Definitions:
             return found
         broken = next((b for b in catalog.broken if b.name == name), None)
         if broken is None:
-            raise HTTPException(status.HTTP_404_NOT_FOUND, f"no model named {name!r}")
+            raise _not_found(name)
         # Where the file lives is the deployment's business: the log has it, the answer not.
         log.info("model %r does not load: %s is invalid", name, broken.path)
         raise HTTPException(
@@ -436,9 +436,20 @@ def _may(method: ResourceMethod, dag_id: str, user: BaseUser) -> bool:
     )
 
 
+def _not_found(name: str) -> HTTPException:
+    """The one answer for a model that does not exist and for one the user may not read."""
+    return HTTPException(status.HTTP_404_NOT_FOUND, f"no model named {name!r}")
+
+
 def _require(spec: ModelSpec, user: BaseUser, method: ResourceMethod) -> None:
-    """A model is its DAGs: seeing it needs read access to both, changing it edit access."""
+    """A model is its DAGs: seeing it needs read access to both, changing it edit access.
+
+    A model the user may not read is not found (404), exactly as one that does not exist, so
+    the answer never tells which models exist; one they may read but not change is a 403.
+    """
     refused = [dag_id for dag_id in dag_ids(spec) if not _may(method, dag_id, user)]
+    if refused and method == "GET":
+        raise _not_found(spec.name)
     if refused:
         verb = "edit" if method == "PUT" else "read"
         raise HTTPException(
@@ -576,6 +587,10 @@ def _definitions(request: Request) -> _Definitions:
 
 
 def _model(name: str, definitions: DefinitionsDep, user: GetUserDep) -> LoadedModel:
+    # Checked before the catalog is read: whether a name exists, or its file is broken, is
+    # told only to who may read the DAGs it would have.
+    if not _may("GET", name + TRAIN_SUFFIX, user):
+        raise _not_found(name)
     model = definitions.model(name)
     _require(model.spec, user, "GET")
     return model
