@@ -36,6 +36,7 @@ from model_steps.settings import AllowList, Settings, load_settings
 from model_steps.store.cards import byte_size
 from model_steps.store.manifest import Decision, EvaluationRecord, Manifest, version_status
 from model_steps.store.runs import STALE_RUN_SECONDS
+from model_steps.terminal import escaped_output
 
 __all__ = ["main"]
 
@@ -607,11 +608,13 @@ def _limit_options(serve: Any) -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the exit status."""
     args = _parser().parse_args(argv)
-    try:
-        status: int = args.run(args, load_settings())
-    except ModelStepsError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 1
+    # What the commands print comes from definitions and stores: never raw to a terminal.
+    with escaped_output():
+        try:
+            status: int = args.run(args, load_settings())
+        except ModelStepsError as error:
+            print(f"error: {error}", file=sys.stderr)
+            return 1
     return status
 
 
