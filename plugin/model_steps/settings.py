@@ -19,6 +19,7 @@ __all__ = [
     "ENV_PREFIX",
     "ENV_VARS",
     "FUNCTION_ENV_VARS",
+    "REFUSED_CLASS_ENV_VARS",
     "AllowList",
     "Settings",
     "allow_list",
@@ -37,6 +38,13 @@ ENV_VARS = ("MODEL_STEPS_ALLOWED_IMPORTS", "AIRFLOW__MODEL_STEPS__ALLOWED_IMPORT
 FUNCTION_ENV_VARS = ("MODEL_STEPS_ALLOWED_FUNCTIONS", "AIRFLOW__MODEL_STEPS__ALLOWED_FUNCTIONS")
 """Comma-separated ``package.module:function`` references a definition may name as a
 ``callable``, a metric or a ``save``/``load`` function besides the DAGs folder's own code."""
+REFUSED_CLASS_ENV_VARS = (
+    "MODEL_STEPS_REFUSED_CLASSES",
+    "AIRFLOW__MODEL_STEPS__REFUSED_CLASSES",
+)
+"""Comma-separated ``package.module:Class`` references of classes in the allowed packages that
+read files or open connections from their arguments, refused as a step's class (with their
+subclasses) besides the ones the plugin knows (:mod:`model_steps.runtime.file_readers`)."""
 LOADER_FILE = "model_steps_loader.py"
 CACHE_OFF = ("off", "none", "false", "0")
 PARSE_CACHE_KEY_VAR = "AIRFLOW__MODEL_STEPS__PARSE_CACHE_KEY"
@@ -69,6 +77,7 @@ _CONFIGURED = (
     "allowed_env",
     "allowed_connections",
     "allowed_data",
+    "refused_classes",
 )
 """``[model_steps]`` options of ``airflow.cfg`` read through their environment-variable form."""
 
@@ -87,6 +96,9 @@ class AllowList:
     code_folders: tuple[Path, ...] = ()
     code_modules: tuple[str, ...] = ()
     functions: tuple[str, ...] = ()
+    refused_classes: tuple[str, ...] = ()
+    """Classes (``package.module:Class``) the deployment refuses as a step's class, besides the
+    file and connection readers the plugin refuses everywhere."""
 
 
 def allow_list(environ: Mapping[str, str], code_folders: Iterable[Path]) -> AllowList:
@@ -102,6 +114,7 @@ def allow_list(environ: Mapping[str, str], code_folders: Iterable[Path]) -> Allo
         code_folders=folders,
         code_modules=tuple(sorted(set(modules))),
         functions=tuple(dict.fromkeys(_listed(environ, FUNCTION_ENV_VARS))),
+        refused_classes=tuple(dict.fromkeys(_listed(environ, REFUSED_CLASS_ENV_VARS))),
     )
 
 

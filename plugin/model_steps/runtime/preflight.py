@@ -419,6 +419,7 @@ def _child() -> None:
         code_folders=tuple(Path(folder) for folder in allowed["code_folders"]),
         code_modules=tuple(allowed["code_modules"]),
         functions=tuple(allowed["functions"]),
+        refused_classes=tuple(allowed["refused_classes"]),
     )
     places = DataPlaces.from_json(request["places"])
     answers = []
