@@ -26,6 +26,7 @@ from model_steps.definition.loader import (
     allow_list_for,
     load_and_validate,
 )
+from model_steps.definition.owners import NameRecord
 from model_steps.definition.reference import markdown_reference
 from model_steps.definition.schema import ModelSpec, json_schema
 from model_steps.errors import ModelStepsError, format_problem
@@ -60,6 +61,7 @@ def _catalog(
         assets_root=settings.assets_root,
         allowed=allowed,
         check_data=True,
+        names=NameRecord(settings.names_record, writable=False),
     )
 
 

@@ -199,6 +199,9 @@ class Settings:
     """Where the DAG loader keeps validated definitions between parses; None: no cache."""
     parse_cache_key: str | None = field(default=None, repr=False)
     """The key cache entries are signed with; None: a key file beside the folder."""
+    names_record: Path | None = None
+    """Where the DAG loader records which file owns each model name; None: nowhere (a name
+    then goes to the file named after it, else the first by path)."""
 
     def connection(self, model_conn_id: str | None) -> str | None:
         """The connection a model's store is reached with: its own, else the deployment's."""
@@ -225,7 +228,9 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
     Parse cache: ``MODEL_STEPS_PARSE_CACHE``, ``AIRFLOW__MODEL_STEPS__PARSE_CACHE``,
     ``[model_steps] parse_cache``, then ``$AIRFLOW_HOME/model-steps/parse-cache`` (``off``
     turns it off); its key ``AIRFLOW__MODEL_STEPS__PARSE_CACHE_KEY`` or ``[model_steps]
-    parse_cache_key``. The config file is ``AIRFLOW_CONFIG``, else ``$AIRFLOW_HOME/airflow.cfg``
+    parse_cache_key``. Model-name record: ``MODEL_STEPS_NAMES_RECORD``,
+    ``[model_steps] names_record``, then ``$AIRFLOW_HOME/model-steps/names.json`` (``off``
+    turns it off). The config file is ``AIRFLOW_CONFIG``, else ``$AIRFLOW_HOME/airflow.cfg``
     (``~/airflow`` when ``AIRFLOW_HOME`` is unset), as for Airflow. Airflow itself is not
     imported: importing it writes a default config file, a side effect a linter must not have.
     """
@@ -264,6 +269,12 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         "parse_cache",
         str(home / "model-steps" / "parse-cache"),
     )
+    names = setting(
+        ("MODEL_STEPS_NAMES_RECORD", "AIRFLOW__MODEL_STEPS__NAMES_RECORD"),
+        "model_steps",
+        "names_record",
+        str(home / "model-steps" / "names.json"),
+    )
     cache_key = env.get(PARSE_CACHE_KEY_VAR) or config.get(
         "model_steps", "parse_cache_key", fallback=""
     )
@@ -274,4 +285,5 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         conn_id=conn_id or None,
         parse_cache=None if cache.lower() in CACHE_OFF else Path(cache),
         parse_cache_key=cache_key or None,
+        names_record=None if names.lower() in CACHE_OFF else Path(names),
     )

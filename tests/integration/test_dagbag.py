@@ -170,7 +170,7 @@ def test_copied_definition_with_the_same_name_is_reported_not_the_original(
 ) -> None:
     bag = parse_folder(folder_with_broken_models(tmp_path))
     placeholder = bag.dags["model_steps_invalid__team_a__iris_copy_yaml"]
-    assert "model name 'iris' is already defined in" in placeholder.doc_md
+    assert "model name 'iris' belongs to the definition in" in placeholder.doc_md
     assert bag.dags["iris__train"].fileloc.endswith("model_steps_loader.py")
 
 

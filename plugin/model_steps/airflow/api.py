@@ -77,6 +77,7 @@ from model_steps.definition.loader import (
     find_definition_files,
     load_and_validate,
 )
+from model_steps.definition.owners import NameRecord
 from model_steps.definition.schema import ModelSpec
 from model_steps.errors import (
     CorruptDocumentError,
@@ -141,7 +142,11 @@ class _Definitions:
             if key != self._key:
                 folder, settings = self.settings.dags_folder, self.settings
                 self._catalog = load_and_validate(
-                    [folder], settings.environ, assets_root=settings.assets_root, check_data=True
+                    [folder],
+                    settings.environ,
+                    assets_root=settings.assets_root,
+                    check_data=True,
+                    names=NameRecord(settings.names_record, writable=False),
                 )
                 self._key = key
             return self._catalog

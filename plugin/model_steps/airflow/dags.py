@@ -29,6 +29,7 @@ from model_steps.airflow.plan import (
 )
 from model_steps.definition.cache import ParseCache
 from model_steps.definition.loader import BrokenDefinition, load_and_validate
+from model_steps.definition.owners import NameRecord
 from model_steps.errors import Problem
 from model_steps.settings import load_settings
 
@@ -48,8 +49,7 @@ def _operator(plan: DagPlan, task: TaskPlan) -> BaseOperator:
     if task.action == "report":
         return InvalidDefinitionOperator(problems=plan.problems, **common)
     assert plan.spec is not None, "model tasks are planned from a valid spec"
-    if task.action == "check":
-        common["source"] = str(plan.source)
+    common["source"] = str(plan.source)  # the check locates problems; every task checks owner
     return ModelStepOperator(action=task.action, spec=plan.spec, step_id=task.step_id, **common)
 
 
@@ -120,6 +120,7 @@ def build_dags(
         assets_root=settings.assets_root,
         cache=cache,
         check_data=True,
+        names=NameRecord(settings.names_record),
     )
     plans = plan_catalog(catalog, folder)
     if dag_id is not None:

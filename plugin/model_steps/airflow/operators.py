@@ -93,7 +93,7 @@ class ModelStepOperator(BaseOperator):
         self.action = action
         self.spec = spec
         self.step_id = step_id
-        self.source = source  # the definition file: the check task locates problems in it
+        self.source = source  # the definition file: the owner check, and the check task
         self.rendered = (
             Rendered.evaluation(spec).fields()
             if action == "evaluate"
@@ -146,6 +146,7 @@ class ModelStepOperator(BaseOperator):
         from model_steps.airflow.connections import model_storage_options
         from model_steps.airflow.masking import mask_known_secrets
         from model_steps.runtime.context import environment
+        from model_steps.runtime.ownership import check_definition_owner
         from model_steps.settings import load_settings
 
         run = _run_info(context, self.spec.name)
@@ -153,6 +154,8 @@ class ModelStepOperator(BaseOperator):
             settings = load_settings()
             options = model_storage_options(settings.connection(self.spec.assets.conn_id))
             env = environment(self.spec, settings, options, mask_known_secrets)
+            source = Path(self.source) if self.source else None
+            check_definition_owner(env.store, source, settings)  # a newcomer never acts for it
             return ACTIONS[self.action](self, context, run, env)
         except PermanentError as error:
             raise AirflowFailException(str(error)) from error
