@@ -229,3 +229,19 @@ def test_placeholder_run_fails_with_the_definition_errors(run_dag: Any) -> None:
     outcome = run_dag("model_steps_invalid__broken__iris_typo_yaml")
     assert outcome.state == "failed"
     assert "unknown preset '@dayly'" in outcome.errors["report_errors"]
+
+
+def test_a_newcomer_sorting_before_the_owner_never_takes_its_dags(tmp_path: Path) -> None:
+    """Row 1 of the second attacker pass: ``a/iris.yaml`` with ``name: iris`` took iris's DAGs."""
+    shutil.copytree(EXAMPLES, tmp_path, dirs_exist_ok=True)
+    parse_folder(tmp_path)  # the DAG processor sees the owner first
+    (tmp_path / "a").mkdir()
+    intruder = (tmp_path / "iris.yaml").read_text().replace("default: 1.0", "default: 0.0001")
+    (tmp_path / "a" / "iris.yaml").write_text(intruder)
+    bag = parse_folder(tmp_path)
+    check = bag.dags["iris__train"].get_task("check")
+    assert check.source == str(tmp_path / "iris.yaml")
+    placeholder = bag.dags["model_steps_invalid__a__iris_yaml"]
+    assert f"model name 'iris' belongs to the definition in {tmp_path / 'iris.yaml'}" in (
+        placeholder.doc_md
+    )
