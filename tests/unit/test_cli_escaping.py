@@ -11,9 +11,9 @@ from pathlib import Path
 import pytest
 
 from model_steps.cli import main
-from model_steps.store.manifest import Manifest
-from model_steps.store.model_store import StagedAsset, open_store, utc_now
+from model_steps.store.model_store import open_store
 from model_steps.terminal import escape_controls
+from tests.assets import publish_fitted
 from tests.definitions import definition
 
 HOSTILE = "\x1b[2J\x1b]0;owned\x07\x1b]52;c;ZWNobyBvd25lZA==\x07\x9b31m\u202e"
@@ -29,28 +29,7 @@ def published(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     (dags / "churn.yaml").write_text(definition("churn", f"assets: {{root: {tmp_path}}}\n"))
     monkeypatch.setenv("MODEL_STEPS_DAGS_FOLDER", str(dags))
     store = open_store(f"{tmp_path}/churn")
-    url = store.scratch_url("run", "model.joblib")
-    size, sha256 = store.write_bytes(url, b"fitted")
-    staged = [StagedAsset("fit", url, size, sha256, "joblib", "model.joblib", store.url())]
-
-    def manifest_for(version: int, assets: object) -> Manifest:
-        return Manifest(
-            model="churn",
-            version=version,
-            definition_version="1",
-            spec_hash="0" * 64,
-            dag_id="churn__train",
-            run_id=f"manual{HOSTILE}",
-            created_at=utc_now(),
-            published_at=utc_now(),
-            steps=[],
-            metrics={},
-            parameters={},
-            environment={},
-            comments=[],
-        )
-
-    store.publish(staged, manifest_for, lambda manifest: f"# churn\n\n{HOSTILE}\n")
+    publish_fitted(store, run_id=f"manual{HOSTILE}", card=f"# churn\n\n{HOSTILE}\n")
 
 
 def test_a_card_from_the_store_is_printed_with_its_escape_sequences_visible(

@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 
 from model_steps.cli import main
-from model_steps.store.manifest import Manifest
-from model_steps.store.model_store import StagedAsset, open_store, utc_now
+from model_steps.store.model_store import open_store
+from tests.assets import publish_fitted
 from tests.definitions import definition
 
 
@@ -24,28 +24,7 @@ def model_with_three_versions(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -
     monkeypatch.setenv("MODEL_STEPS_DAGS_FOLDER", str(dags))
     store = open_store(f"{tmp_path / 'store'}/churn")
     for accuracy in (0.7, 0.8, 0.9):
-        url = store.scratch_url("run", "model.joblib")
-        size, sha256 = store.write_bytes(url, b"fitted")
-        staged = [StagedAsset("fit", url, size, sha256, "joblib", "model.joblib", store.url())]
-
-        def manifest_for(version: int, assets: object, accuracy: float = accuracy) -> Manifest:
-            return Manifest(
-                model="churn",
-                version=version,
-                definition_version="1",
-                spec_hash="0" * 64,
-                dag_id="churn__train",
-                run_id=f"run{version}",
-                created_at=utc_now(),
-                published_at=utc_now(),
-                steps=[],
-                metrics={"test": {"accuracy": accuracy}},
-                parameters={},
-                environment={},
-                comments=[],
-            )
-
-        store.publish(staged, manifest_for, lambda manifest: "card")
+        publish_fitted(store, run_id="run{version}", metrics={"test": {"accuracy": accuracy}})
     return dags / "churn.yaml"
 
 
