@@ -101,3 +101,35 @@ def test_validate_reports_each_hostile_file_and_exits_1_without_a_traceback(
     reported = {line.split(":", 1)[0] for line in out.splitlines() if line.startswith("/")}
     assert reported == {str(shared_folder / "team_x" / name) for name in HOSTILE}
     assert "Traceback" not in out
+
+
+TRAP = '''\
+class _Meta(type):
+    def __getattr__(cls, name):
+        raise RuntimeError("no attribute is looked up on this class")
+
+
+class Trap(metaclass=_Meta):
+    """A class of the DAGs folder's own code whose attribute lookup raises, not AttributeError."""
+'''
+
+
+def test_a_model_whose_import_checks_fail_unexpectedly_leaves_the_others_checked(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("MODEL_STEPS_ALLOWED_DATA", "s3://data/")
+    (tmp_path / "isolation_trap.py").write_text(TRAP)
+    trapped = definition("trapped").replace(
+        "package: sklearn.linear_model\n      class: LinearRegression",
+        "package: isolation_trap\n      class: Trap",
+    )
+    (tmp_path / "trapped.yaml").write_text(trapped)
+    (tmp_path / "churn.yaml").write_text(definition("churn"))
+    (tmp_path / "broken.yaml").write_text(definition("broken").replace("LinearRegression", "Nope"))
+    assert main(["validate", str(tmp_path)]) == 1
+    out = capsys.readouterr().out.splitlines()
+    assert out[0].startswith(f"{tmp_path / 'broken.yaml'}:")  # still checked after the trap
+    assert out[1] == (
+        f"{tmp_path / 'trapped.yaml'}:1:1: this definition could not be checked (RuntimeError); "
+        "nothing of it is used until the file is fixed"
+    )

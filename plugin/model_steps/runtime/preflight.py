@@ -407,6 +407,16 @@ def _findings_from_json(found: Iterable[Mapping[str, Any]]) -> list[Finding]:
     ]
 
 
+def _unchecked(error: Exception) -> Finding:
+    """A model whose checks failed in a way no rule foresaw; its error's text is not shown."""
+    return Finding(
+        (),
+        "unusable",
+        f"this definition could not be checked ({type(error).__name__}); "
+        "nothing of it is used until the file is fixed",
+    )
+
+
 def _child() -> None:
     """The child's side of :func:`check_in_child`: a JSON request in, findings as JSON out.
 
@@ -426,7 +436,10 @@ def _child() -> None:
     with contextlib.redirect_stdout(sys.stderr):
         for item in request["models"]:
             spec = ModelSpec.model_validate(item["spec"])
-            findings = check_definition(spec, allow, item["storage_options"], places)
+            try:
+                findings = check_definition(spec, allow, item["storage_options"], places)
+            except Exception as error:  # one model's problem: the others are still checked
+                findings = [_unchecked(error)]
             answers.append([asdict(finding) for finding in findings])
     print(json.dumps(answers))
 
