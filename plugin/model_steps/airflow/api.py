@@ -90,6 +90,7 @@ from model_steps.errors import (
     format_problem,
 )
 from model_steps.runtime.context import environment
+from model_steps.runtime.ownership import check_definition_owner
 from model_steps.settings import Settings, load_settings
 from model_steps.store.manifest import (
     Decision,
@@ -704,6 +705,7 @@ def rollback(
     """Moves the model's pointer back; nothing is rewritten, handlers reload on their next poll."""
     _require(model.spec, user, "PUT")
     store = _open_store(model.spec, definitions.settings)
+    check_definition_owner(store, model.path, definitions.settings)
     return _rollback(store, model.spec.name, body.version)
 
 
@@ -774,6 +776,7 @@ def _decision(
     """Record a person's decision on a complete version: edit rights first, 409 on a refusal."""
     _require(model.spec, user, "PUT")
     store = _open_store(model.spec, definitions.settings)
+    check_definition_owner(store, model.path, definitions.settings)
     _complete(store, model.spec.name, version)
     by = user.get_name()
     try:
