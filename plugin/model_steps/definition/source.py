@@ -191,47 +191,57 @@ def _bounded(loader: yaml.CSafeLoader) -> Any:
 
 
 def _check_size(root: yaml.Node) -> None:
-    sizes: dict[int, int] = {}
-    depths: dict[int, int] = {}
-    open_nodes: set[int] = set()
-    stack: list[tuple[yaml.Node, int, bool]] = [(root, 1, False)]
-    while stack:
-        node, level, done = stack.pop()
-        key = id(node)
-        children = _children(node)
-        if done:
-            open_nodes.discard(key)
-            sizes[key] = 1 + sum(sizes[id(child)] for child in children)
-            depths[key] = 1 + max((depths[id(child)] for child in children), default=0)
-            if sizes[key] > MAX_NODES:
-                raise SourceError(
-                    Position.of(node.start_mark),
-                    f"this value expands to more than {MAX_NODES} values (aliases count once "
-                    "per use); a definition is far smaller, so it is refused",
-                )
-            continue
-        if key in sizes:
-            continue
-        if key in open_nodes:
-            raise SourceError(
-                Position.of(node.start_mark), "an alias refers to a value that contains it"
-            )
+    _measure(root, 1, {})
+
+
+_OPEN = (-1, -1)
+"""Marks a collection being measured: meeting it again is an alias to a value holding it."""
+
+
+def _measure(node: yaml.Node, level: int, seen: dict[int, tuple[int, int]]) -> tuple[int, int]:
+    """The values ``node`` expands to and its height, each collection measured once.
+
+    Recursion is bounded by :data:`MAX_DEPTH`; scalars, most of a document, cost one check.
+    """
+    if isinstance(node, yaml.ScalarNode):
+        return 1, 1
+    key = id(node)
+    known = seen.get(key)
+    if known is _OPEN:
+        raise SourceError(
+            Position.of(node.start_mark), "an alias refers to a value that contains it"
+        )
+    if known is None:
         if level > MAX_DEPTH:
             raise SourceError(
                 Position.of(node.start_mark),
                 f"values nest more than {MAX_DEPTH} levels deep here; a definition needs far fewer",
             )
-        open_nodes.add(key)
-        stack.append((node, level, True))
-        stack.extend((child, level + 1, False) for child in children if id(child) not in sizes)
-
-
-def _children(node: yaml.Node) -> list[yaml.Node]:
-    if isinstance(node, yaml.SequenceNode):
-        return list(node.value)
-    if isinstance(node, yaml.MappingNode):
-        return [part for pair in node.value for part in pair]
-    return []
+        seen[key] = _OPEN
+        children = (
+            node.value
+            if isinstance(node, yaml.SequenceNode)
+            else [part for pair in node.value for part in pair]
+        )
+        size, height = 1, 1
+        for child in children:
+            child_size, child_height = _measure(child, level + 1, seen)
+            size += child_size
+            height = max(height, child_height + 1)
+        known = seen[key] = (size, height)
+    size, height = known
+    if size > MAX_NODES:
+        raise SourceError(
+            Position.of(node.start_mark),
+            f"this value expands to more than {MAX_NODES} values (aliases count once per use); "
+            "a definition is far smaller, so it is refused",
+        )
+    if level + height - 1 > MAX_DEPTH:
+        raise SourceError(
+            Position.of(node.start_mark),
+            f"values nest more than {MAX_DEPTH} levels deep here; a definition needs far fewer",
+        )
+    return known
 
 
 def read_plain(text: str | bytes) -> Any:
