@@ -154,6 +154,8 @@ def test_a_step_renders_its_init_and_its_phases_urls() -> None:
         ("{{ params.name }}.csv", "/etc/passwd", "absolute path"),
         ("{% if params.name %}s3://a/{% else %}s3://b/{% endif %}x.csv", "1", "another scheme"),
         ("/srv/data{{ params.name }}.csv", "-other/x", "outside the allowed data locations"),
+        ("/srv/data/{{ params.name }}.csv", "a\x00b", "control character"),
+        ("s3://data/out/{{ params.name }}.csv", "a\nb", "control character"),
     ],
 )
 def test_a_url_a_parameter_steers_elsewhere_is_refused(
