@@ -16,7 +16,7 @@ import pytest
 from model_steps.definition.loader import LoadedModel, load_and_validate
 from model_steps.definition.owners import NameRecord
 from model_steps.errors import StoreOwnedError
-from model_steps.runtime.ownership import check_definition_owner
+from model_steps.runtime.ownership import check_definition_owner, folder_of
 from model_steps.settings import load_settings
 from model_steps.store.model_store import open_store
 from tests.definitions import definition
@@ -139,7 +139,7 @@ def test_a_task_from_another_file_is_refused_naming_the_owners_file(
     intruder = newcomer(dags)
     store = open_store(str(owned_store), owner="iris")
     with pytest.raises(StoreOwnedError) as refused:
-        check_definition_owner(store, intruder, load_settings())
+        check_definition_owner(store, intruder, dags, load_settings())
     assert str(refused.value).startswith(
         "model 'iris' belongs to the definition in iris.yaml (the owner record "
     )
@@ -148,12 +148,32 @@ def test_a_task_from_another_file_is_refused_naming_the_owners_file(
 
 def test_a_task_from_the_owners_file_goes_ahead(owned_store: Path, dags: Path) -> None:
     store = open_store(str(owned_store), owner="iris")
-    check_definition_owner(store, dags / "iris.yaml", load_settings())
+    check_definition_owner(store, dags / "iris.yaml", dags, load_settings())
 
 
 def test_a_task_from_the_moved_file_becomes_the_owner(owned_store: Path, dags: Path) -> None:
     moved = dags / "botany" / "iris.yaml"
     moved.parent.mkdir()
     shutil.move(dags / "iris.yaml", moved)
-    check_definition_owner(open_store(str(owned_store), owner="iris"), moved, load_settings())
+    check_definition_owner(open_store(str(owned_store), owner="iris"), moved, dags, load_settings())
     assert json.loads((owned_store / "owner.json").read_text())["definition"] == "botany/iris.yaml"
+
+
+def test_a_worker_parsing_a_copy_of_the_folder_elsewhere_is_the_same_owner(
+    owned_store: Path, dags: Path, tmp_path: Path
+) -> None:
+    """A DAG bundle's copy of the folder lies at another path on a worker: paths are relative."""
+    copy = tmp_path / "bundle" / "v2"
+    shutil.copytree(dags, copy)
+    source = copy / "iris.yaml"
+    folder = folder_of(source, "iris.yaml")
+    assert folder == copy
+    check_definition_owner(
+        open_store(str(owned_store), owner="iris"), source, folder, load_settings()
+    )
+    assert json.loads((owned_store / "owner.json").read_text())["definition"] == "iris.yaml"
+
+
+def test_the_folder_of_a_nested_definition_is_found_from_its_relative_path() -> None:
+    assert folder_of(Path("/b/v2/team/iris.yaml"), "team/iris.yaml") == Path("/b/v2")
+    assert folder_of(Path("/b/v2/team/iris.yaml"), None) is None

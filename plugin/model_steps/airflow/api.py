@@ -705,7 +705,7 @@ def rollback(
     """Moves the model's pointer back; nothing is rewritten, handlers reload on their next poll."""
     _require(model.spec, user, "PUT")
     store = _open_store(model.spec, definitions.settings)
-    check_definition_owner(store, model.path, definitions.settings)
+    check_definition_owner(store, model.path, None, definitions.settings)
     return _rollback(store, model.spec.name, body.version)
 
 
@@ -776,7 +776,7 @@ def _decision(
     """Record a person's decision on a complete version: edit rights first, 409 on a refusal."""
     _require(model.spec, user, "PUT")
     store = _open_store(model.spec, definitions.settings)
-    check_definition_owner(store, model.path, definitions.settings)
+    check_definition_owner(store, model.path, None, definitions.settings)
     _complete(store, model.spec.name, version)
     by = user.get_name()
     try:

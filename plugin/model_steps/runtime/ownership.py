@@ -22,11 +22,16 @@ from model_steps.errors import StoreOwnedError
 from model_steps.settings import Settings
 from model_steps.store.model_store import OWNER, ModelStore, utc_now
 
-__all__ = ["check_definition_owner"]
+__all__ = ["check_definition_owner", "folder_of"]
 
 
-def check_definition_owner(store: ModelStore, source: Path | None, settings: Settings) -> None:
+def check_definition_owner(
+    store: ModelStore, source: Path | None, folder: Path | None, settings: Settings
+) -> None:
     """Refuse unless ``source`` is the file the store's owner record names for the model.
+
+    ``folder`` is the DAGs folder ``source`` was found in, as this process sees it (a worker may
+    parse a bundle's copy of it at another path): the record holds paths relative to it.
 
     A store without an owner record, or whose record names no file yet, is left to the
     publish that claims it (``store.definition`` is what it records).
@@ -36,7 +41,8 @@ def check_definition_owner(store: ModelStore, source: Path | None, settings: Set
     """
     if source is None or store.owner is None:
         return
-    relative = relative_name(source, settings.dags_folder)
+    folder = folder or settings.dags_folder
+    relative = relative_name(source, folder)
     store.definition = relative
     record = _owner_record(store)
     if record is None or record.get("model") != store.owner:
@@ -83,3 +89,11 @@ def _record_definition(store: ModelStore, record: dict[str, Any], relative: str)
     """The owner's file moved (or was never recorded): record the running file as the owner."""
     moved = {**record, "definition": relative, "definition_recorded_at": utc_now()}
     store.fs.pipe_file(store.path(OWNER), json.dumps(moved).encode())
+
+
+def folder_of(source: Path | None, relative: str | None) -> Path | None:
+    """The DAGs folder holding ``source``, found at ``relative`` in it when the DAG was built."""
+    if source is None or not relative:
+        return None
+    depth = len(Path(relative).parts)
+    return source.parents[depth - 1] if 0 < depth <= len(source.parents) else None
