@@ -240,7 +240,7 @@ def test_a_newcomer_sorting_before_the_owner_never_takes_its_dags(tmp_path: Path
     (tmp_path / "a" / "iris.yaml").write_text(intruder)
     bag = parse_folder(tmp_path)
     check = bag.dags["iris__train"].get_task("check")
-    assert check.source == str(tmp_path / "iris.yaml")
+    assert (check.source, check.definition) == (str(tmp_path / "iris.yaml"), "iris.yaml")
     placeholder = bag.dags["model_steps_invalid__a__iris_yaml"]
     assert f"model name 'iris' belongs to the definition in {tmp_path / 'iris.yaml'}" in (
         placeholder.doc_md
