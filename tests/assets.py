@@ -27,3 +27,34 @@ class _Touch:
 def touching_pickle(marker: Path) -> bytes:
     """A pickle (joblib reads it too) whose loading creates ``marker``."""
     return pickle.dumps(_Touch(marker))
+
+
+def publish_fitted(
+    store: Any, *, run_id: str = "run", metrics: dict[str, Any] | None = None, card: str = "card"
+) -> None:
+    """Publish a version of model ``churn`` holding one small asset, with a minimal manifest."""
+    from model_steps.store.manifest import Manifest
+    from model_steps.store.model_store import StagedAsset, utc_now
+
+    url = store.scratch_url("run", "model.joblib")
+    size, sha256 = store.write_bytes(url, b"fitted")
+    staged = [StagedAsset("fit", url, size, sha256, "joblib", "model.joblib", store.url())]
+
+    def manifest_for(version: int, assets: object) -> Manifest:
+        return Manifest(
+            model="churn",
+            version=version,
+            definition_version="1",
+            spec_hash="0" * 64,
+            dag_id="churn__train",
+            run_id=run_id.format(version=version),
+            created_at=utc_now(),
+            published_at=utc_now(),
+            steps=[],
+            metrics=metrics or {},
+            parameters={},
+            environment={},
+            comments=[],
+        )
+
+    store.publish(staged, manifest_for, lambda manifest: card)

@@ -26,6 +26,7 @@ from model_steps.definition.loader import (
     allow_list_for,
     load_and_validate,
 )
+from model_steps.definition.owners import NameRecord
 from model_steps.definition.reference import markdown_reference
 from model_steps.definition.schema import ModelSpec, json_schema
 from model_steps.errors import ModelStepsError, format_problem
@@ -42,6 +43,7 @@ from model_steps.store.manifest import (
     version_status,
 )
 from model_steps.store.runs import STALE_RUN_SECONDS
+from model_steps.terminal import escaped_output
 
 __all__ = ["main"]
 
@@ -65,6 +67,7 @@ def _catalog(
         assets_root=settings.assets_root,
         allowed=allowed,
         check_data=True,
+        names=NameRecord(settings.names_record, writable=False),
     )
 
 
@@ -555,6 +558,11 @@ SERVE_LIMITS = {
     "max_connections": ("N", "open connections served; more get 503"),
     "max_client_concurrency": ("N", "requests one client address may have handled at once"),
     "max_client_connections": ("N", "connections one client address may hold open"),
+    "max_header_bytes": ("N", "larger request headers get 431"),
+    "max_client_header_bytes": (
+        "N",
+        "header bytes one client address may have in flight on all its connections; more get 431",
+    ),
     "header_timeout": (
         "S",
         "seconds for a request's headers to arrive, else the connection closes",
@@ -608,11 +616,13 @@ def _limit_options(serve: Any) -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the exit status."""
     args = _parser().parse_args(argv)
-    try:
-        status: int = args.run(args, load_settings())
-    except ModelStepsError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 1
+    # What the commands print comes from definitions and stores: never raw to a terminal.
+    with escaped_output():
+        try:
+            status: int = args.run(args, load_settings())
+        except ModelStepsError as error:
+            print(f"error: {error}", file=sys.stderr)
+            return 1
     return status
 
 

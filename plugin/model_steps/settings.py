@@ -19,6 +19,7 @@ __all__ = [
     "ENV_PREFIX",
     "ENV_VARS",
     "FUNCTION_ENV_VARS",
+    "REFUSED_CLASS_ENV_VARS",
     "AllowList",
     "Settings",
     "allow_list",
@@ -37,6 +38,13 @@ ENV_VARS = ("MODEL_STEPS_ALLOWED_IMPORTS", "AIRFLOW__MODEL_STEPS__ALLOWED_IMPORT
 FUNCTION_ENV_VARS = ("MODEL_STEPS_ALLOWED_FUNCTIONS", "AIRFLOW__MODEL_STEPS__ALLOWED_FUNCTIONS")
 """Comma-separated ``package.module:function`` references a definition may name as a
 ``callable``, a metric or a ``save``/``load`` function besides the DAGs folder's own code."""
+REFUSED_CLASS_ENV_VARS = (
+    "MODEL_STEPS_REFUSED_CLASSES",
+    "AIRFLOW__MODEL_STEPS__REFUSED_CLASSES",
+)
+"""Comma-separated ``package.module:Class`` references of classes in the allowed packages that
+read files or open connections from their arguments, refused as a step's class (with their
+subclasses) besides the ones the plugin knows (:mod:`model_steps.runtime.file_readers`)."""
 LOADER_FILE = "model_steps_loader.py"
 CACHE_OFF = ("off", "none", "false", "0")
 PARSE_CACHE_KEY_VAR = "AIRFLOW__MODEL_STEPS__PARSE_CACHE_KEY"
@@ -69,6 +77,7 @@ _CONFIGURED = (
     "allowed_env",
     "allowed_connections",
     "allowed_data",
+    "refused_classes",
 )
 """``[model_steps]`` options of ``airflow.cfg`` read through their environment-variable form."""
 
@@ -87,6 +96,9 @@ class AllowList:
     code_folders: tuple[Path, ...] = ()
     code_modules: tuple[str, ...] = ()
     functions: tuple[str, ...] = ()
+    refused_classes: tuple[str, ...] = ()
+    """Classes (``package.module:Class``) the deployment refuses as a step's class, besides the
+    file and connection readers the plugin refuses everywhere."""
 
 
 def allow_list(environ: Mapping[str, str], code_folders: Iterable[Path]) -> AllowList:
@@ -102,6 +114,7 @@ def allow_list(environ: Mapping[str, str], code_folders: Iterable[Path]) -> Allo
         code_folders=folders,
         code_modules=tuple(sorted(set(modules))),
         functions=tuple(dict.fromkeys(_listed(environ, FUNCTION_ENV_VARS))),
+        refused_classes=tuple(dict.fromkeys(_listed(environ, REFUSED_CLASS_ENV_VARS))),
     )
 
 
@@ -186,6 +199,9 @@ class Settings:
     """Where the DAG loader keeps validated definitions between parses; None: no cache."""
     parse_cache_key: str | None = field(default=None, repr=False)
     """The key cache entries are signed with; None: a key file beside the folder."""
+    names_record: Path | None = None
+    """Where the DAG loader records which file owns each model name; None: nowhere (a name
+    then goes to the file named after it, else the first by path)."""
 
     def connection(self, model_conn_id: str | None) -> str | None:
         """The connection a model's store is reached with: its own, else the deployment's."""
@@ -212,7 +228,9 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
     Parse cache: ``MODEL_STEPS_PARSE_CACHE``, ``AIRFLOW__MODEL_STEPS__PARSE_CACHE``,
     ``[model_steps] parse_cache``, then ``$AIRFLOW_HOME/model-steps/parse-cache`` (``off``
     turns it off); its key ``AIRFLOW__MODEL_STEPS__PARSE_CACHE_KEY`` or ``[model_steps]
-    parse_cache_key``. The config file is ``AIRFLOW_CONFIG``, else ``$AIRFLOW_HOME/airflow.cfg``
+    parse_cache_key``. Model-name record: ``MODEL_STEPS_NAMES_RECORD``,
+    ``[model_steps] names_record``, then ``$AIRFLOW_HOME/model-steps/names.json`` (``off``
+    turns it off). The config file is ``AIRFLOW_CONFIG``, else ``$AIRFLOW_HOME/airflow.cfg``
     (``~/airflow`` when ``AIRFLOW_HOME`` is unset), as for Airflow. Airflow itself is not
     imported: importing it writes a default config file, a side effect a linter must not have.
     """
@@ -251,6 +269,12 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         "parse_cache",
         str(home / "model-steps" / "parse-cache"),
     )
+    names = setting(
+        ("MODEL_STEPS_NAMES_RECORD", "AIRFLOW__MODEL_STEPS__NAMES_RECORD"),
+        "model_steps",
+        "names_record",
+        str(home / "model-steps" / "names.json"),
+    )
     cache_key = env.get(PARSE_CACHE_KEY_VAR) or config.get(
         "model_steps", "parse_cache_key", fallback=""
     )
@@ -261,4 +285,5 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         conn_id=conn_id or None,
         parse_cache=None if cache.lower() in CACHE_OFF else Path(cache),
         parse_cache_key=cache_key or None,
+        names_record=None if names.lower() in CACHE_OFF else Path(names),
     )

@@ -158,7 +158,7 @@ import httpx  # noqa: E402
 from tests.cluster import login  # noqa: E402
 from tests.s3 import free_port  # noqa: E402
 
-API_USERS = {"admin": "admin", "viewer": "viewer"}
+API_USERS = {"admin": "admin", "viewer": "viewer", "outsider": "viewer"}
 """SimpleAuthManager users of the session's API server, by name and role."""
 API_STARTUP_SECONDS = 90.0
 
@@ -203,6 +203,7 @@ def _api_server_env(passwords_file: Path) -> dict[str, str]:
                 f"{name}:{role}" for name, role in API_USERS.items()
             ),
             "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(passwords_file),
+            "AIRFLOW__CORE__AUTH_MANAGER": "tests.team_auth.TeamAuthManager",
             "AIRFLOW__API__WORKERS": "1",
             "AIRFLOW__API_AUTH__JWT_SECRET": secrets.token_hex(32),
         }

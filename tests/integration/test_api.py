@@ -275,6 +275,26 @@ def test_a_model_whose_file_is_broken_is_404_naming_the_model_but_not_its_file(
         assert "iris_typo" not in detail and "/" not in detail.replace("GET /models", "")
 
 
+def test_a_model_the_user_may_not_read_is_404_exactly_as_one_that_does_not_exist(
+    airflow_api: Any, trained: list[str]
+) -> None:
+    """A 403 told which models exist (the issue's row 7); every answer is now the same."""
+    with airflow_api.client("outsider") as outsider:
+        for path in ("", "/versions", "/versions/1", "/versions/1/card"):
+            for name in (MODEL, "iris_broken", "no_such_model"):
+                response = outsider.get(f"{PREFIX}/models/{name}{path}")
+                assert response.status_code == 404
+                assert response.json() == {"detail": f"no model named {name!r}"}
+        for method, path, body in CHANGES:
+            response = outsider.request(method, PREFIX + path, json=body)
+            assert (response.status_code, response.json()) == (
+                404,
+                {"detail": f"no model named {MODEL!r}"},
+            )
+        listing = models(outsider)
+        assert listing["models"] == [] and listing["invalid"] == []
+
+
 # -- versions and rollback ----------------------------------------------------------------------
 
 

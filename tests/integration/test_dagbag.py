@@ -177,7 +177,7 @@ def test_copied_definition_with_the_same_name_is_reported_not_the_original(
 ) -> None:
     bag = parse_folder(folder_with_broken_models(tmp_path))
     placeholder = bag.dags["model_steps_invalid__team_a__iris_copy_yaml"]
-    assert "model name 'iris' is already defined in" in placeholder.doc_md
+    assert "model name 'iris' belongs to the definition in" in placeholder.doc_md
     assert bag.dags["iris__train"].fileloc.endswith("model_steps_loader.py")
 
 
@@ -236,3 +236,19 @@ def test_placeholder_run_fails_with_the_definition_errors(run_dag: Any) -> None:
     outcome = run_dag("model_steps_invalid__broken__iris_typo_yaml")
     assert outcome.state == "failed"
     assert "unknown preset '@dayly'" in outcome.errors["report_errors"]
+
+
+def test_a_newcomer_sorting_before_the_owner_never_takes_its_dags(tmp_path: Path) -> None:
+    """Row 1 of the second attacker pass: ``a/iris.yaml`` with ``name: iris`` took iris's DAGs."""
+    shutil.copytree(EXAMPLES, tmp_path, dirs_exist_ok=True)
+    parse_folder(tmp_path)  # the DAG processor sees the owner first
+    (tmp_path / "a").mkdir()
+    intruder = (tmp_path / "iris.yaml").read_text().replace("default: 1.0", "default: 0.0001")
+    (tmp_path / "a" / "iris.yaml").write_text(intruder)
+    bag = parse_folder(tmp_path)
+    check = bag.dags["iris__train"].get_task("check")
+    assert (check.source, check.definition) == (str(tmp_path / "iris.yaml"), "iris.yaml")
+    placeholder = bag.dags["model_steps_invalid__a__iris_yaml"]
+    assert f"model name 'iris' belongs to the definition in {tmp_path / 'iris.yaml'}" in (
+        placeholder.doc_md
+    )

@@ -471,6 +471,9 @@ LIMIT_SECONDS = 1.0
 MAX_CONCURRENCY = 6
 CLIENT_SHARE = 2
 CLIENT_CONNECTIONS = 8
+HEADER_BYTES = 16 * 2**10
+CLIENT_HEADER_BYTES = 40_000
+"""A client's headers in flight: two connections' worth of 15 KiB headers, not three."""
 GOOD = "127.0.0.1"
 """The good client's address; each hostile client connects from an address of its own."""
 NEAR_MISS_KEYS = 360_000  # a 9.5 MB record, as reported (under the 10 MiB body limit)
@@ -494,6 +497,10 @@ def guarded(flowers_folder: Path) -> Iterator[Server]:
         str(CLIENT_SHARE),
         "--max-client-connections",
         str(CLIENT_CONNECTIONS),
+        "--max-header-bytes",
+        str(HEADER_BYTES),
+        "--max-client-header-bytes",
+        str(CLIENT_HEADER_BYTES),
         log=flowers_folder / "guarded.log",
         environ={"MODEL_STEPS_DAGS_FOLDER": str(flowers_folder)},
     ) as server:
@@ -713,3 +720,57 @@ def test_a_good_client_keeps_normal_latency_while_a_bounded_attack_runs(guarded:
             thread.join()
     assert {status for status, _ in statuses} == {200}, statuses
     assert max(latencies) < 1.0, sorted(latencies)[-5:]
+
+
+def resident_kib(server: Server) -> int:
+    """The server process's resident memory, from /proc."""
+    status = Path(f"/proc/{server.process.pid}/status").read_text()
+    return int(status.split("VmRSS:")[1].split()[0])
+
+
+def test_a_header_over_the_limit_gets_431_and_the_connection_closes(guarded: Server) -> None:
+    conn = open_request(guarded, b"GET /health HTTP/1.1\r\nHost: x\r\nX-Big: ")
+    conn.sendall(b"a" * 2**20)
+    answer = read_answer(conn)
+    assert answer.startswith(b"HTTP/1.1 431 Request Header Fields Too Large")
+    assert f"headers are over {HEADER_BYTES} bytes".encode() in answer
+    conn.close()
+    assert predict(guarded, [FLOWER]).status_code == 200
+
+
+def test_headers_under_the_limit_are_served(guarded: Server) -> None:
+    with guarded.client() as client:
+        response = client.get("/health", headers={"X-Note": "a" * (HEADER_BYTES // 2)})
+    assert response.status_code == 200
+
+
+def test_a_client_gets_431_past_its_share_of_header_bytes_on_all_its_connections(
+    guarded: Server,
+) -> None:
+    head = b"GET /health HTTP/1.1\r\nHost: x\r\nX-Big: " + b"a" * 15_000
+    held = [open_request(guarded, head, "127.0.0.40") for _ in range(2)]
+    time.sleep(0.2)
+    third = open_request(guarded, head, "127.0.0.40")
+    answer = read_answer(third)
+    assert answer.startswith(b"HTTP/1.1 431")
+    assert b"this client's headers in flight are over" in answer
+    assert predict(guarded, [FLOWER]).status_code == 200  # another client is unaffected
+    for conn in [*held, third]:
+        conn.close()
+
+
+def test_twenty_one_mebibyte_headers_do_not_grow_the_server(guarded: Server) -> None:
+    """Was a 200 for each, and 545 MB more memory for twenty of them."""
+    before = resident_kib(guarded)
+    conns = [
+        open_request(guarded, b"GET /health HTTP/1.1\r\nX-Big: ", f"127.0.0.{50 + i}")
+        for i in range(20)
+    ]
+    for conn in conns:
+        with contextlib.suppress(OSError):  # refused while sending: what the server should do
+            conn.sendall(b"a" * 2**20)
+    answers = [read_answer(conn) for conn in conns]
+    assert all(answer.startswith(b"HTTP/1.1 431") for answer in answers)
+    assert resident_kib(guarded) - before < 20 * 2**10  # under 20 MB, not 545 MB
+    for conn in conns:
+        conn.close()

@@ -22,6 +22,7 @@ LAYERS = {
     "errors": 0,
     "settings": 0,
     "libraries": 0,
+    "terminal": 0,
     "definition": 1,
     "store": 2,
     "runtime": 3,

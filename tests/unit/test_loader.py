@@ -84,7 +84,7 @@ def test_a_copied_file_with_the_same_name_loses_to_the_file_named_after_the_mode
     assert [m.path.name for m in catalog.models] == ["churn.yaml"]
     (broken,) = catalog.broken
     assert broken.path.name == "a_copy.yaml"
-    assert "model name 'churn' is already defined in" in broken.problems[0].message
+    assert "model name 'churn' belongs to the definition in" in broken.problems[0].message
     assert broken.problems[0].line == 3
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from datetime import UTC, datetime
 from typing import Any
 
@@ -153,6 +154,8 @@ def test_a_step_renders_its_init_and_its_phases_urls() -> None:
         ("{{ params.name }}.csv", "/etc/passwd", "absolute path"),
         ("{% if params.name %}s3://a/{% else %}s3://b/{% endif %}x.csv", "1", "another scheme"),
         ("/srv/data{{ params.name }}.csv", "-other/x", "outside the allowed data locations"),
+        ("/srv/data/{{ params.name }}.csv", "a\x00b", "control character"),
+        ("s3://data/out/{{ params.name }}.csv", "a\nb", "control character"),
     ],
 )
 def test_a_url_a_parameter_steers_elsewhere_is_refused(
@@ -176,3 +179,46 @@ def test_a_url_that_stays_in_its_folder_renders(template: str, name: str, expect
     assert render_step(step(template), "train", run(name=name), PLACES).outputs == {
         "train": expected
     }
+
+
+GROWTH_BOMBS = [
+    "{{ ((9**1024)**1024)**1024 }}",
+    "{{ 9**4000 * 9**4000 }}",
+    "{{ 10.0 ** 400 }}",
+    "{{ 'x' | center(100000000) }}",
+    "{{ '%0100000000d' | format(1) }}",
+    "{{ 'x' | indent(100000000) }}",
+    "{{ ('x' * 99999) | replace('x', 'x' * 99999) }}",
+    "{{ ('x' * 99999) | replace('', 'x' * 99999) }}",
+    "{{ ([1] * 99999) | join('x' * 99999) }}",
+    "{{ ('x\\n' * 50000) | indent(50) }}",
+]
+"""Values a few bytes of template would make gigabytes or minutes of CPU: ``**`` is bounded by
+the size of its result, not its exponent, and filters that grow text by their arguments."""
+
+
+@pytest.mark.parametrize("template", GROWTH_BOMBS)
+def test_a_template_cannot_build_a_huge_value(template: str) -> None:
+    started = time.perf_counter()
+    with pytest.raises(TemplateError, match=r"^init\.x: template .* failed: "):
+        render_native({"x": template}, context(), "init")
+    assert time.perf_counter() - started < 1.0
+
+
+@pytest.mark.parametrize(
+    ("template", "value"),
+    [
+        ("{{ 2 ** 10 }}", 1024),
+        ("{{ 'a-b' | replace('-', '_') }}", "a_b"),
+        ("{{ ['a', 'b'] | join('/') }}", "a/b"),
+        ("{{ '%05d' | format(3) }}", "00003"),
+        ("{{ 'x' | center(3) }}", " x "),
+    ],
+)
+def test_small_arithmetic_and_text_filters_still_render(template: str, value: object) -> None:
+    assert render_native({"x": template}, context(), "init") == {"x": value}
+
+
+def test_a_filter_given_the_wrong_type_is_a_template_error_not_a_crash() -> None:
+    with pytest.raises(TemplateError, match="'int' object is not iterable"):
+        render_native({"x": "{{ 5 | join('x') }}"}, context(), "init")

@@ -70,13 +70,14 @@ from model_steps.airflow.connections import model_storage_options
 from model_steps.airflow.csrf import json_from_same_origin
 from model_steps.airflow.events import announce_version
 from model_steps.airflow.masking import MaskedAnswers
-from model_steps.airflow.plan import dag_ids, dag_kinds, invalid_dag_id
+from model_steps.airflow.plan import TRAIN_SUFFIX, dag_ids, dag_kinds, invalid_dag_id
 from model_steps.definition.loader import (
     Catalog,
     LoadedModel,
     find_definition_files,
     load_and_validate,
 )
+from model_steps.definition.owners import NameRecord
 from model_steps.definition.schema import ModelSpec
 from model_steps.errors import (
     CorruptDocumentError,
@@ -89,6 +90,7 @@ from model_steps.errors import (
     format_problem,
 )
 from model_steps.runtime.context import environment
+from model_steps.runtime.ownership import check_definition_owner
 from model_steps.settings import Settings, load_settings
 from model_steps.store.manifest import (
     Decision,
@@ -141,7 +143,11 @@ class _Definitions:
             if key != self._key:
                 folder, settings = self.settings.dags_folder, self.settings
                 self._catalog = load_and_validate(
-                    [folder], settings.environ, assets_root=settings.assets_root, check_data=True
+                    [folder],
+                    settings.environ,
+                    assets_root=settings.assets_root,
+                    check_data=True,
+                    names=NameRecord(settings.names_record, writable=False),
                 )
                 self._key = key
             return self._catalog
@@ -153,7 +159,7 @@ class _Definitions:
             return found
         broken = next((b for b in catalog.broken if b.name == name), None)
         if broken is None:
-            raise HTTPException(status.HTTP_404_NOT_FOUND, f"no model named {name!r}")
+            raise _not_found(name)
         # Where the file lives is the deployment's business: the log has it, the answer not.
         log.info("model %r does not load: %s is invalid", name, broken.path)
         raise HTTPException(
@@ -436,9 +442,20 @@ def _may(method: ResourceMethod, dag_id: str, user: BaseUser) -> bool:
     )
 
 
+def _not_found(name: str) -> HTTPException:
+    """The one answer for a model that does not exist and for one the user may not read."""
+    return HTTPException(status.HTTP_404_NOT_FOUND, f"no model named {name!r}")
+
+
 def _require(spec: ModelSpec, user: BaseUser, method: ResourceMethod) -> None:
-    """A model is its DAGs: seeing it needs read access to both, changing it edit access."""
+    """A model is its DAGs: seeing it needs read access to both, changing it edit access.
+
+    A model the user may not read is not found (404), exactly as one that does not exist, so
+    the answer never tells which models exist; one they may read but not change is a 403.
+    """
     refused = [dag_id for dag_id in dag_ids(spec) if not _may(method, dag_id, user)]
+    if refused and method == "GET":
+        raise _not_found(spec.name)
     if refused:
         verb = "edit" if method == "PUT" else "read"
         raise HTTPException(
@@ -576,6 +593,10 @@ def _definitions(request: Request) -> _Definitions:
 
 
 def _model(name: str, definitions: DefinitionsDep, user: GetUserDep) -> LoadedModel:
+    # Checked before the catalog is read: whether a name exists, or its file is broken, is
+    # told only to who may read the DAGs it would have.
+    if not _may("GET", name + TRAIN_SUFFIX, user):
+        raise _not_found(name)
     model = definitions.model(name)
     _require(model.spec, user, "GET")
     return model
@@ -684,6 +705,7 @@ def rollback(
     """Moves the model's pointer back; nothing is rewritten, handlers reload on their next poll."""
     _require(model.spec, user, "PUT")
     store = _open_store(model.spec, definitions.settings)
+    check_definition_owner(store, model.path, None, definitions.settings)
     return _rollback(store, model.spec.name, body.version)
 
 
@@ -754,6 +776,7 @@ def _decision(
     """Record a person's decision on a complete version: edit rights first, 409 on a refusal."""
     _require(model.spec, user, "PUT")
     store = _open_store(model.spec, definitions.settings)
+    check_definition_owner(store, model.path, None, definitions.settings)
     _complete(store, model.spec.name, version)
     by = user.get_name()
     try:

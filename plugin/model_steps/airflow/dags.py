@@ -29,6 +29,7 @@ from model_steps.airflow.plan import (
 )
 from model_steps.definition.cache import ParseCache
 from model_steps.definition.loader import BrokenDefinition, load_and_validate
+from model_steps.definition.owners import NameRecord, relative_name
 from model_steps.errors import Problem
 from model_steps.settings import load_settings
 
@@ -37,7 +38,7 @@ __all__ = ["build_dag", "build_dags"]
 log = logging.getLogger(__name__)
 
 
-def _operator(plan: DagPlan, task: TaskPlan) -> BaseOperator:
+def _operator(plan: DagPlan, task: TaskPlan, root: Path | None) -> BaseOperator:
     common: dict[str, Any] = {
         "task_id": task.task_id,
         "doc_md": task.doc_md or None,
@@ -48,8 +49,9 @@ def _operator(plan: DagPlan, task: TaskPlan) -> BaseOperator:
     if task.action == "report":
         return InvalidDefinitionOperator(problems=plan.problems, **common)
     assert plan.spec is not None, "model tasks are planned from a valid spec"
-    if task.action == "check":
-        common["source"] = str(plan.source)
+    common["source"] = str(plan.source)  # the check locates problems; every task checks owner
+    if root is not None:
+        common["definition"] = relative_name(plan.source, root)
     return ModelStepOperator(action=task.action, spec=plan.spec, step_id=task.step_id, **common)
 
 
@@ -57,8 +59,11 @@ def _schedule(plan: DagPlan) -> Any:
     return airflow_asset(plan.schedule) if isinstance(plan.schedule, AssetRef) else plan.schedule
 
 
-def build_dag(plan: DagPlan) -> DAG:
-    """One DAG from its plan; not auto-registered, the caller decides where it goes."""
+def build_dag(plan: DagPlan, root: Path | None = None) -> DAG:
+    """One DAG from its plan; not auto-registered, the caller decides where it goes.
+
+    ``root`` is the DAGs folder the plan's definition was found in.
+    """
     with DAG(
         dag_id=plan.dag_id,
         schedule=_schedule(plan),
@@ -77,7 +82,7 @@ def build_dag(plan: DagPlan) -> DAG:
         },
         auto_register=False,
     ) as dag:
-        operators = {task.task_id: _operator(plan, task) for task in plan.tasks}
+        operators = {task.task_id: _operator(plan, task, root) for task in plan.tasks}
         for task in plan.tasks:
             for upstream in task.upstream:
                 operators[upstream] >> operators[task.task_id]
@@ -87,7 +92,7 @@ def build_dag(plan: DagPlan) -> DAG:
 def _build_or_placeholder(plan: DagPlan, root: Path) -> DAG:
     """Build ``plan``; if Airflow rejects it, build a placeholder carrying Airflow's reason."""
     try:
-        return build_dag(plan)
+        return build_dag(plan, root)
     except Exception as error:  # one model's rejection must not hide the others' DAGs
         log.exception("Airflow rejected DAG %s from %s", plan.dag_id, plan.source)
         problem = Problem(
@@ -120,6 +125,7 @@ def build_dags(
         assets_root=settings.assets_root,
         cache=cache,
         check_data=True,
+        names=NameRecord(settings.names_record),
     )
     plans = plan_catalog(catalog, folder)
     if dag_id is not None:

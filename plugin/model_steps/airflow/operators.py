@@ -87,13 +87,15 @@ class ModelStepOperator(BaseOperator):
         spec: ModelSpec,
         step_id: str | None = None,
         source: str | None = None,
+        definition: str | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
         self.action = action
         self.spec = spec
         self.step_id = step_id
-        self.source = source  # the definition file: the check task locates problems in it
+        self.source = source  # the definition file: the owner check, and the check task
+        self.definition = definition  # the same file, relative to the DAGs folder
         self.rendered = (
             Rendered.evaluation(spec).fields()
             if action == "evaluate"
@@ -146,6 +148,7 @@ class ModelStepOperator(BaseOperator):
         from model_steps.airflow.connections import model_storage_options
         from model_steps.airflow.masking import mask_known_secrets
         from model_steps.runtime.context import environment
+        from model_steps.runtime.ownership import check_definition_owner, folder_of
         from model_steps.settings import load_settings
 
         run = _run_info(context, self.spec.name)
@@ -153,6 +156,9 @@ class ModelStepOperator(BaseOperator):
             settings = load_settings()
             options = model_storage_options(settings.connection(self.spec.assets.conn_id))
             env = environment(self.spec, settings, options, mask_known_secrets)
+            source = Path(self.source) if self.source else None
+            folder = folder_of(source, self.definition)
+            check_definition_owner(env.store, source, folder, settings)  # newcomers never act
             return ACTIONS[self.action](self, context, run, env)
         except PermanentError as error:
             raise AirflowFailException(str(error)) from error

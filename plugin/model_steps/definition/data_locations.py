@@ -102,6 +102,8 @@ class DataPlaces:
 
     def refusal(self, url: str) -> str | None:
         """Why a concrete URL may not be read or written; None when it may."""
+        if any(ord(char) < 0x20 or ord(char) == 0x7F for char in url):
+            return "it holds a control character (a NUL byte, a newline)"
         if "::" in url:
             return "it chains filesystems ('::'), which data URLs may not"
         if ".." in segments(url):

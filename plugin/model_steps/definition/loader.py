@@ -11,7 +11,7 @@ import os
 import re
 import types
 import typing
-from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -22,9 +22,11 @@ from model_steps.definition.allowlist import refused_references
 from model_steps.definition.cache import ParseCache
 from model_steps.definition.data_locations import catalog_places, location_issues
 from model_steps.definition.interpolation import Interpolation, interpolate
+from model_steps.definition.owners import NameRecord, relative_name
 from model_steps.definition.schema import KIND, SEMANTIC, ModelSpec
 from model_steps.definition.semantics import structural_issues
 from model_steps.definition.source import (
+    MAX_FILE_BYTES,
     NeedsPositions,
     Position,
     SourceError,
@@ -34,7 +36,7 @@ from model_steps.definition.source import (
     read_plain,
     read_yaml,
 )
-from model_steps.definition.stores import shared_stores
+from model_steps.definition.stores import shared_stores, store_locations
 from model_steps.definition.templates import template_issues
 from model_steps.errors import Finding, Problem, did_you_mean
 from model_steps.settings import AllowList, allow_list, allowed_connections
@@ -132,21 +134,43 @@ def load_file(
     valid file unchanged since it was last validated is not validated again.
     """
     try:
+        size = path.stat().st_size
+        if size > MAX_FILE_BYTES:  # not read whole: a huge file must not cost the parse
+            with path.open("rb") as head:
+                if not _MARKER.search(head.read(65536)):
+                    return None  # other YAML, however large, is left alone
+            message = f"the file is {size} bytes; a definition is at most {MAX_FILE_BYTES} bytes"
+            return BrokenDefinition(path, (_problem(path, 1, 1, "", "too_large", message),))
         raw = path.read_bytes()
     except OSError as error:
         return BrokenDefinition(path, (_problem(path, 0, 0, "", "unreadable", str(error)),))
     if not _MARKER.search(raw):
         return None
-    if cache is None:
-        return _load_bytes(path, raw, environ, allowed)
-    spec = cache.get(path, raw, environ, allowed)
-    if spec is not None:
-        return LoadedModel(path, spec)
-    reads = cache.recorder(environ)
-    result = _load_bytes(path, raw, reads, allowed)
-    if isinstance(result, LoadedModel):
-        cache.put(path, raw, reads, allowed, result.spec)
-    return result
+    try:
+        if cache is None:
+            return _load_bytes(path, raw, environ, allowed)
+        spec = cache.get(path, raw, environ, allowed)
+        if spec is not None:
+            return LoadedModel(path, spec)
+        reads = cache.recorder(environ)
+        result = _load_bytes(path, raw, reads, allowed)
+        if isinstance(result, LoadedModel):
+            cache.put(path, raw, reads, allowed, result.spec)
+        return result
+    except Exception as error:  # whatever one file makes the loader do wrong stays its problem
+        return _unusable(path, error)
+
+
+def _unusable(path: Path, error: BaseException, name: str | None = None) -> BrokenDefinition:
+    """A file whose checks failed in a way no rule foresaw: broken, the others still load.
+
+    The message names the error's kind only, never its text, which may quote environment values.
+    """
+    message = (
+        f"this definition could not be checked ({type(error).__name__}); "
+        "nothing of it is used until the file is fixed"
+    )
+    return BrokenDefinition(path, (_problem(path, 1, 1, "", "unusable", message),), name)
 
 
 def _load_bytes(
@@ -544,6 +568,7 @@ def load_and_validate(
     assets_root: str | None = None,
     cache: ParseCache | None = None,
     check_data: bool = False,
+    names: NameRecord | None = None,
 ) -> Catalog:
     """Load every model definition under ``paths`` and check rules across files.
 
@@ -559,11 +584,18 @@ def load_and_validate(
     validating files unchanged since their last validation. With ``check_data`` (the DAG
     loader, ``model-steps validate`` and the API) every data URL must lie where the deployment
     allows (:mod:`model_steps.definition.data_locations`); a serving process, which reads no
-    tables, skips it.
+    tables, skips it. ``names`` is the record of which file owns each model name
+    (:mod:`model_steps.definition.owners`): a recorded owner keeps its name against newcomers.
     """
     if allowed is None:
         allowed = allow_list_for(paths, environ)
-    if only is not None:
+    folder = next((p for p in paths if p.is_dir()), None)
+    owners = names.read(folder) if names is not None else {}
+    if only is not None and only in owners and folder is not None:
+        owner = load_file(folder / owners[only], environ, allowed, cache)
+        if isinstance(owner, LoadedModel) and owner.spec.name == only:
+            return Catalog((owner,), ())
+    elif only is not None:
         for path in _named(paths, only):
             result = load_file(path, environ, allowed, cache)
             if isinstance(result, LoadedModel) and result.spec.name == only:
@@ -571,30 +603,70 @@ def load_and_validate(
     files = find_definition_files(paths)
     loaded = (load_file(path, environ, allowed, cache) for path in files)
     results = [result for result in loaded if result is not None]
-    catalog = _resolve_stores(_resolve_names(results), assets_root)
+    catalog, kept, released = _resolve_names(results, owners, folder)
+    if names is not None and only is None:
+        names.update(folder, kept, released)
+    catalog = _isolate(catalog, lambda spec: store_locations(spec, assets_root))
+    catalog = _resolve_stores(catalog, assets_root)
     if check_data:
         catalog = _resolve_data(catalog, environ, allowed.code_folders, assets_root)
     return catalog
 
 
-def _resolve_names(results: Sequence[LoadedModel | BrokenDefinition]) -> Catalog:
-    """One model per name: a file named after the model wins, else the first by path.
+def _resolve_names(
+    results: Sequence[LoadedModel | BrokenDefinition],
+    owners: Mapping[str, str],
+    folder: Path | None,
+) -> tuple[Catalog, dict[str, str], list[str]]:
+    """One model per name: its recorded owner's, else a file named after it, else the first.
 
-    The losers become broken files pointing at the winner, so copying a definition and
-    forgetting to rename it never hides the original model's DAGs.
+    A recorded file keeps its name while it claims it, broken or not, so a newcomer can never
+    take a name by where it sorts; the losers become broken files naming the owner's file. Also
+    returns the owners to record (name -> file) and the recorded names no file claims any more.
     """
     loaded = [r for r in results if isinstance(r, LoadedModel)]
     broken = [r for r in results if isinstance(r, BrokenDefinition)]
-    winners: dict[str, LoadedModel] = {}
+    claims = {relative_name(r.path, folder): r for r in results}
+    by_name: dict[str, list[LoadedModel]] = {}
     for model in sorted(loaded, key=lambda m: (m.path.stem != m.spec.name, str(m.path))):
-        winner = winners.setdefault(model.spec.name, model)
-        if winner is not model:
-            broken.append(_duplicate(model, winner))
-    models = tuple(m for m in loaded if winners[m.spec.name] is m)
-    return Catalog(models, tuple(sorted(broken, key=lambda b: str(b.path))))
+        by_name.setdefault(model.spec.name, []).append(model)
+    winners: dict[str, LoadedModel] = {}
+    kept: dict[str, str] = {}
+    for name, models in by_name.items():
+        recorded = owners.get(name)
+        holder = claims.get(recorded) if recorded is not None else None
+        if holder is not None and _released(holder, name):
+            holder = None  # the recorded file now defines another model: the name is free
+        if holder is None:
+            winners[name] = models[0]
+            kept[name] = relative_name(models[0].path, folder)
+        elif isinstance(holder, LoadedModel):
+            winners[name] = holder
+        owner_file = str((holder or models[0]).path)
+        broken += [_duplicate(m, name, owner_file) for m in models if winners.get(name) is not m]
+    released = [
+        name
+        for name, recorded in owners.items()
+        if name not in by_name and _released(claims.get(recorded), name)
+    ]
+    usable = tuple(m for m in loaded if winners.get(m.spec.name) is m)
+    catalog = Catalog(usable, tuple(sorted(broken, key=lambda b: str(b.path))))
+    return catalog, kept, released
 
 
-def _duplicate(model: LoadedModel, winner: LoadedModel) -> BrokenDefinition:
+def _released(holder: LoadedModel | BrokenDefinition | None, name: str) -> bool:
+    """Whether a recorded owner no longer claims ``name`` (gone, not a model, renamed).
+
+    A broken file whose name could not be read still claims it: a typo in the owner's file must
+    not hand its name to whoever waits for one.
+    """
+    if holder is None:
+        return True
+    claimed = holder.spec.name if isinstance(holder, LoadedModel) else holder.name
+    return claimed not in (name, None)
+
+
+def _duplicate(model: LoadedModel, name: str, owner_file: str) -> BrokenDefinition:
     data = read_yaml(model.path.read_bytes())
     problem = _located(
         model.path,
@@ -602,11 +674,33 @@ def _duplicate(model: LoadedModel, winner: LoadedModel) -> BrokenDefinition:
         Finding(
             ("name",),
             "duplicate_model",
-            f"model name {model.spec.name!r} is already defined in {winner.path}; "
-            "names must be unique because the DAG ids derive from them",
+            f"model name {name!r} belongs to the definition in {owner_file}; names are "
+            "unique because the DAG ids and the store derive from them: give this model "
+            "another name (to move or rename the model's own file, move it: the old path "
+            "then no longer claims the name)",
         ),
     )
-    return BrokenDefinition(model.path, (problem,), model.spec.name)
+    return BrokenDefinition(model.path, (problem,), name)
+
+
+def _isolate(catalog: Catalog, probe: Callable[[ModelSpec], object]) -> Catalog:
+    """Models on which ``probe`` (a piece of a check across files) raises become broken.
+
+    The checks across files see every model at once; one model's odd value must not raise out
+    of them and break the whole folder, so each model's part is tried on its own first.
+    """
+    kept: list[LoadedModel] = []
+    broken = list(catalog.broken)
+    for model in catalog.models:
+        try:
+            probe(model.spec)
+        except Exception as error:  # this model's problem, never the folder's
+            broken.append(_unusable(model.path, error, model.spec.name))
+        else:
+            kept.append(model)
+    if len(kept) == len(catalog.models):
+        return catalog
+    return Catalog(tuple(kept), tuple(sorted(broken, key=lambda b: str(b.path))))
 
 
 def _resolve_stores(catalog: Catalog, assets_root: str | None) -> Catalog:
@@ -657,7 +751,11 @@ def _resolve_data(
     broken = []
     kept = []
     for model in catalog.models:
-        issues = location_issues(model.spec, places)
+        try:
+            issues = location_issues(model.spec, places)
+        except Exception as error:  # this model's problem, never the folder's
+            broken.append(_unusable(model.path, error, model.spec.name))
+            continue
         if not issues:
             kept.append(model)
             continue

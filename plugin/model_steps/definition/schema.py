@@ -141,7 +141,7 @@ class _Pattern:
         return json_schema
 
     def _check(self, value: str) -> str:
-        if not re.match(self.pattern, value):
+        if not re.fullmatch(self.pattern, value):  # in full: '$' alone accepts a final newline
             raise _fail("pattern", f"{value!r} is not valid: expected {self.expected}")
         return value
 
@@ -182,6 +182,57 @@ def _relative_path(value: str) -> str:
 
 
 RelativePath = Annotated[str, AfterValidator(_relative_path)]
+
+CONN_ID_PATTERN = r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,249}$"
+ConnId = Annotated[
+    str,
+    _Pattern(
+        CONN_ID_PATTERN,
+        "an Airflow connection id: letters, digits, '_', '.' or '-' (at most 250 characters)",
+    ),
+]
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
+
+def _no_control(value: str) -> str:
+    """Refuse control characters (a NUL byte, a newline) in a URL or path.
+
+    No filesystem path or URL needs them, and a NUL byte makes every path function raise
+    ``ValueError`` deep inside the checks across files, where it would break every model.
+    """
+    if _CONTROL.search(value):
+        raise _fail(
+            "control_character",
+            f"{value!r} holds a control character (a NUL byte, a newline, a tab); "
+            "URLs and paths may not",
+        )
+    return value
+
+
+def _store_root(value: str) -> str:
+    """A store root is a URL with a scheme or an absolute path, the same in every process.
+
+    A relative path would be judged against each process's working folder and ``~`` against
+    each process's user (``~nosuchuser`` cannot be resolved at all), so the DAG processor, a
+    worker and ``model-steps validate`` could each see a different store.
+    """
+    _no_control(value)
+    if "://" in value:
+        scheme = value.partition("://")[0]
+        if not re.fullmatch(r"[A-Za-z][A-Za-z0-9+.-]*", scheme):
+            raise _fail("store_root", f"{value!r} is not a URL: its scheme is not valid")
+        return value
+    if not value.startswith("/"):
+        raise _fail(
+            "store_root",
+            f"{value!r} must be an absolute path ('/srv/models') or a URL ('s3://bucket/path'):"
+            " a relative path or '~' would name a different folder in each process",
+        )
+    return value
+
+
+StoreRoot = Annotated[str, AfterValidator(_store_root)]
+UrlText = Annotated[str, AfterValidator(_no_control)]
 
 
 def parse_duration(value: Any) -> Any:
@@ -280,7 +331,7 @@ class Strict(BaseModel):
 class DataRef(Strict):
     """A table read or written through fsspec."""
 
-    url: str
+    url: UrlText
     """fsspec URL or absolute path of the data, under the deployment's allowed data locations
     (``MODEL_STEPS_ALLOWED_DATA``) and outside the DAGs folder and every model's store;
     templates (``{{ dag_run.run_after | ds }}``, ``{{ params.x }}``) are rendered for each run,
@@ -565,12 +616,12 @@ class AirflowOptions(Strict):
 class Assets(Strict):
     """Where the model's versions are stored."""
 
-    root: str | None = None
+    root: StoreRoot | None = None
     """fsspec URL of the store (``s3://bucket/models``, ``/data/models``); the deployment's
     default root (``MODEL_STEPS_ASSETS_ROOT``) when left out."""
     directory: RelativePath | None = None
     """Folder under the root holding this model; the model's name when left out."""
-    conn_id: str | None = None
+    conn_id: ConnId | None = None
     """Airflow connection holding the store's (and data's) credentials, e.g. an AWS connection;
     its id must match the deployment's ``MODEL_STEPS_ALLOWED_CONNECTIONS`` (``model_steps_.*``
     by default)."""
@@ -704,7 +755,7 @@ class Step(Strict):
     """What the step does and why."""
     has_assets: StrictBool = False
     """Whether training saves a fitted object that inference loads."""
-    assets_root: str | None = None
+    assets_root: StoreRoot | None = None
     """Store this step's asset under another fsspec root than the model's."""
     assets_identifier: RelativePath | None = None
     """File name of the step's asset inside the version, e.g. ``scaler.joblib``."""

@@ -15,6 +15,9 @@ from typing import Any
 import yaml
 
 __all__ = [
+    "MAX_DEPTH",
+    "MAX_FILE_BYTES",
+    "MAX_NODES",
     "Duplicate",
     "NeedsPositions",
     "Position",
@@ -25,6 +28,15 @@ __all__ = [
     "read_plain",
     "read_yaml",
 ]
+
+
+MAX_FILE_BYTES = 1024 * 1024
+"""A definition file is at most 1 MiB; the largest example is under 10 KB."""
+MAX_NODES = 100_000
+"""Values a document may expand to, counting every alias as the copy it stands for: a 1 KB
+file of nine levels of nine aliases stands for 387 million values."""
+MAX_DEPTH = 64
+"""Levels of nested mappings and lists; a definition needs about ten."""
 
 
 @dataclass(frozen=True)
@@ -160,6 +172,78 @@ _PlainLoader.add_constructor("tag:yaml.org,2002:map", _construct_plain_map)
 _PlainLoader.add_constructor("tag:yaml.org,2002:timestamp", _construct_text)
 
 
+def _bounded(loader: yaml.CSafeLoader) -> Any:
+    """Compose the document, check its expanded size and depth, then construct it.
+
+    libyaml composes aliases as shared nodes, so composing costs what the text costs; what the
+    document stands for (every alias expanded, as validation walks it) is counted here over the
+    node graph, each node once, before any Python object is built.
+
+    Raises:
+        SourceError: the document expands past :data:`MAX_NODES` values, nests deeper than
+            :data:`MAX_DEPTH` levels, or holds an alias to a node that contains it.
+    """
+    node = loader.get_single_node()
+    if node is None:
+        return None
+    _check_size(node)
+    return loader.construct_document(node)
+
+
+def _check_size(root: yaml.Node) -> None:
+    _measure(root, 1, {})
+
+
+_OPEN = (-1, -1)
+"""Marks a collection being measured: meeting it again is an alias to a value holding it."""
+
+
+def _measure(node: yaml.Node, level: int, seen: dict[int, tuple[int, int]]) -> tuple[int, int]:
+    """The values ``node`` expands to and its height, each collection measured once.
+
+    Recursion is bounded by :data:`MAX_DEPTH`; scalars, most of a document, cost one check.
+    """
+    if isinstance(node, yaml.ScalarNode):
+        return 1, 1
+    key = id(node)
+    known = seen.get(key)
+    if known is _OPEN:
+        raise SourceError(
+            Position.of(node.start_mark), "an alias refers to a value that contains it"
+        )
+    if known is None:
+        if level > MAX_DEPTH:
+            raise SourceError(
+                Position.of(node.start_mark),
+                f"values nest more than {MAX_DEPTH} levels deep here; a definition needs far fewer",
+            )
+        seen[key] = _OPEN
+        children = (
+            node.value
+            if isinstance(node, yaml.SequenceNode)
+            else [part for pair in node.value for part in pair]
+        )
+        size, height = 1, 1
+        for child in children:
+            child_size, child_height = _measure(child, level + 1, seen)
+            size += child_size
+            height = max(height, child_height + 1)
+        known = seen[key] = (size, height)
+    size, height = known
+    if size > MAX_NODES:
+        raise SourceError(
+            Position.of(node.start_mark),
+            f"this value expands to more than {MAX_NODES} values (aliases count once per use); "
+            "a definition is far smaller, so it is refused",
+        )
+    if level + height - 1 > MAX_DEPTH:
+        raise SourceError(
+            Position.of(node.start_mark),
+            f"values nest more than {MAX_DEPTH} levels deep here; a definition needs far fewer",
+        )
+    return known
+
+
 def read_plain(text: str | bytes) -> Any:
     """Parse one YAML document into plain containers, at about half the cost of read_yaml.
 
@@ -169,10 +253,12 @@ def read_plain(text: str | bytes) -> Any:
     Raises:
         NeedsPositions: the text is not valid YAML or has duplicate or merge keys.
     """
+    if len(text) > MAX_FILE_BYTES:
+        raise NeedsPositions
     loader = _PlainLoader(text)
     try:
-        return loader.get_single_data()
-    except (yaml.YAMLError, TypeError) as error:
+        return _bounded(loader)
+    except (yaml.YAMLError, TypeError, SourceError) as error:
         raise NeedsPositions from error
     finally:
         loader.dispose()
@@ -184,9 +270,14 @@ def read_yaml(text: str | bytes) -> Any:
     Raises:
         SourceError: on a syntax error or more than one document.
     """
+    if len(text) > MAX_FILE_BYTES:
+        raise SourceError(
+            Position(1, 1),
+            f"the file is {len(text)} bytes; a definition is at most {MAX_FILE_BYTES} bytes",
+        )
     loader = _PositionLoader(text)
     try:
-        return loader.get_single_data()
+        return _bounded(loader)
     except yaml.MarkedYAMLError as error:
         raise _syntax_error(error, text) from error
     except yaml.YAMLError as error:

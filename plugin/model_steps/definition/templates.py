@@ -22,6 +22,14 @@ from datetime import date, datetime, timedelta
 from types import SimpleNamespace
 from typing import TYPE_CHECKING, Any, TypeAlias
 
+from model_steps.definition.template_bounds import (
+    GROWTH,
+    MAX_BITS,
+    MAX_SIZE,
+    bounded_filter,
+    repeats_too_much,
+    result_bits,
+)
 from model_steps.definition.urls import location_issue
 from model_steps.errors import TemplateError, did_you_mean
 
@@ -73,9 +81,6 @@ RUN_FIELDS = (
 )
 """The attributes of ``dag_run`` a template may read."""
 _WITHOUT_LOGICAL_DATE = "manual and asset-triggered runs have no logical date: use "
-_MAX_SIZE = 100_000
-"""Largest string or list a template may build with ``*`` (Jinja's own bound on ``range``)."""
-_MAX_EXPONENT = 1024
 
 
 def _ds(value: date | None) -> str | None:
@@ -209,11 +214,14 @@ def _environment(native: bool) -> Environment:
         intercepted_binops = frozenset({"*", "**"})
 
         def call_binop(self, context: Any, operator: str, left: Any, right: Any) -> Any:
-            if operator == "*" and _repeats_too_much(left, right):
-                raise SecurityError(f"a template may not build values over {_MAX_SIZE} items")
-            if operator == "**" and _power_too_large(left, right):
-                raise SecurityError(f"a template may not raise to powers over {_MAX_EXPONENT}")
-            return super().call_binop(context, operator, left, right)
+            if operator == "*" and repeats_too_much(left, right):
+                raise SecurityError(f"a template may not build values over {MAX_SIZE} items")
+            if result_bits(operator, left, right) > MAX_BITS:
+                raise SecurityError(f"a template may not build numbers over {MAX_BITS} bits")
+            try:
+                return super().call_binop(context, operator, left, right)
+            except ArithmeticError as error:  # 10.0 ** 400: a template error, not a crash
+                raise SecurityError(f"{operator} failed: {error}") from error
 
     class _Native(NativeEnvironment, _Bounded):  # native values, sandboxed calls
         pass
@@ -224,21 +232,9 @@ def _environment(native: bool) -> Environment:
     env.filters.update(FILTERS)
     for name in REMOVED_FILTERS:
         del env.filters[name]
+    for name, growth in GROWTH.items():
+        env.filters[name] = bounded_filter(env.filters[name], growth)
     return env
-
-
-def _repeats_too_much(left: Any, right: Any) -> bool:
-    sized = left if isinstance(left, str | list | tuple) else right
-    count = right if sized is left else left
-    return (
-        isinstance(sized, str | list | tuple)
-        and isinstance(count, int)
-        and len(sized) * count > _MAX_SIZE
-    )
-
-
-def _power_too_large(left: Any, right: Any) -> bool:
-    return isinstance(right, int | float) and abs(right) > _MAX_EXPONENT and abs(left) > 1
 
 
 def render_native(value: Any, context: Mapping[str, Any], where: str) -> Any:
@@ -268,7 +264,7 @@ def _render(text: str, context: Mapping[str, Any], where: str, *, native: bool) 
 
     try:
         return _environment(native).from_string(text).render(context)
-    except JinjaError as error:
+    except (JinjaError, ArithmeticError, LookupError, TypeError, ValueError) as error:
         hint = ""
         if "is undefined" in str(error) and any(name in str(error) for name in _DATED):
             hint = f" ({_WITHOUT_LOGICAL_DATE}{{{{ dag_run.run_after | ds }}}})"

@@ -407,6 +407,16 @@ def _findings_from_json(found: Iterable[Mapping[str, Any]]) -> list[Finding]:
     ]
 
 
+def _unchecked(error: Exception) -> Finding:
+    """A model whose checks failed in a way no rule foresaw; its error's text is not shown."""
+    return Finding(
+        (),
+        "unusable",
+        f"this definition could not be checked ({type(error).__name__}); "
+        "nothing of it is used until the file is fixed",
+    )
+
+
 def _child() -> None:
     """The child's side of :func:`check_in_child`: a JSON request in, findings as JSON out.
 
@@ -419,13 +429,17 @@ def _child() -> None:
         code_folders=tuple(Path(folder) for folder in allowed["code_folders"]),
         code_modules=tuple(allowed["code_modules"]),
         functions=tuple(allowed["functions"]),
+        refused_classes=tuple(allowed["refused_classes"]),
     )
     places = DataPlaces.from_json(request["places"])
     answers = []
     with contextlib.redirect_stdout(sys.stderr):
         for item in request["models"]:
             spec = ModelSpec.model_validate(item["spec"])
-            findings = check_definition(spec, allow, item["storage_options"], places)
+            try:
+                findings = check_definition(spec, allow, item["storage_options"], places)
+            except Exception as error:  # one model's problem: the others are still checked
+                findings = [_unchecked(error)]
             answers.append([asdict(finding) for finding in findings])
     print(json.dumps(answers))
 

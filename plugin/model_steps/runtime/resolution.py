@@ -47,6 +47,7 @@ from model_steps.errors import (
     closest,
 )
 from model_steps.libraries import install_hint
+from model_steps.runtime.file_readers import file_reading_problem
 from model_steps.runtime.own_modules import prepare_own_module
 from model_steps.settings import AllowList
 
@@ -93,6 +94,7 @@ def resolve_class(package: str, name: str, methods: Sequence[str], allow: AllowL
                 module=origin,
                 allowed=allow.packages,
             )
+        _refuse(file_reading_problem(found, allow.refused_classes), package, allow)
     else:
         check_own_file(found, reference, allow)
     require_methods(found, methods)

@@ -7,6 +7,10 @@ down or run the process out of file descriptors:
 * a request's headers must arrive within ``header_timeout`` seconds of the connection opening
   (or of the previous response on a kept-alive one), else the connection is closed; uvicorn
   has no such limit of its own, so a half-sent request would hold its connection for ever;
+* a request's headers are at most ``max_header_bytes`` (a 431 and the connection closes), and
+  the headers one client has in flight over all its connections at most
+  ``max_client_header_bytes`` (also a 431): counted as they arrive, before uvicorn buffers
+  them, so twenty 1 MiB headers cost the server nothing;
 * its body must arrive within ``body_timeout`` seconds of its headers, else a 408;
 * an idle kept-alive connection is closed after ``keep_alive_timeout`` seconds;
 * at most ``max_concurrency`` requests are handled at once (a JSON 503 with ``Retry-After``
@@ -44,6 +48,11 @@ Send = Callable[[Message], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 RETRY_AFTER_SECONDS = 1
+_LINGER_SECONDS = 2.0
+"""How long a refused connection's late bytes are read and dropped before it closes."""
+_SLICE = 4096
+"""Bytes handed to the HTTP parser at a time, so header bytes are counted as parsed (a request's
+count may include up to two slices of the bodies around it)."""
 
 
 @dataclass(frozen=True)
@@ -56,6 +65,8 @@ class ServerLimits:
     max_connections: int = 256
     max_client_concurrency: int = 16
     max_client_connections: int = 64
+    max_header_bytes: int = 32 * 2**10
+    max_client_header_bytes: int = 256 * 2**10
     header_timeout: float = 10.0
     body_timeout: float = 30.0
     keep_alive_timeout: float = 5.0
@@ -123,7 +134,11 @@ async def _busy(send: Send, why: str) -> None:
 
 
 def bounded_protocol(
-    base: type[asyncio.Protocol], header_timeout: float, per_client: int
+    base: type[asyncio.Protocol],
+    header_timeout: float,
+    per_client: int,
+    max_header_bytes: int = ServerLimits.max_header_bytes,
+    max_client_header_bytes: int = ServerLimits.max_client_header_bytes,
 ) -> type[asyncio.Protocol]:
     """Uvicorn's HTTP protocol ``base``, bounding connections by time and by client.
 
@@ -133,13 +148,21 @@ def bounded_protocol(
     alike, since it only watches ``cycle``. A client (peer address) with ``per_client``
     connections open already gets a 503 on a new one, which then closes: the connection never
     reaches uvicorn, so it takes none of the ``max_connections`` the others share.
+
+    Header bytes are counted before uvicorn sees them, up to the blank line ending the headers:
+    a request whose headers pass ``max_header_bytes``, or whose client's headers in flight on
+    all its connections pass ``max_client_header_bytes``, gets a 431 and the connection closes.
     """
     open_by_peer: Counter[str] = Counter()
+    heading_by_peer: Counter[str] = Counter()
 
     class BoundedProtocol(base):  # type: ignore[valid-type, misc]
         _header_timer: asyncio.TimerHandle | None = None
         _waiting_after: Any = None
         _peer: str | None = None
+        _head_bytes = 0
+        _reading_head = False
+        _refused = False
 
         def connection_made(self, transport: Any) -> None:
             peer = transport.get_extra_info("peername")
@@ -154,8 +177,66 @@ def bounded_protocol(
             self._arm()
 
         def data_received(self, data: bytes) -> None:
-            if self._peer is not None:  # a refused connection reads nothing
+            if self._peer is None or self._refused:  # a refused connection reads nothing
+                return
+            if not hasattr(base, "on_headers_complete"):  # h11 bounds its own buffer (400)
                 super().data_received(data)
+                return
+            for start in range(0, len(data), _SLICE):
+                piece = data[start : start + _SLICE]
+                heading = self._reading_head
+                super().data_received(piece)
+                if (heading or self._reading_head) and not self._count_head(len(piece)):
+                    return
+                if self.transport.is_closing():
+                    return
+
+        def on_message_begin(self) -> None:
+            super().on_message_begin()
+            self._reading_head = True
+
+        def on_headers_complete(self) -> None:
+            self._reading_head = False
+            super().on_headers_complete()
+
+        def _count_head(self, size: int) -> bool:
+            """Count header bytes; False when over a limit (then a 431 closes the connection)."""
+            assert self._peer is not None
+            self._head_bytes += size
+            heading_by_peer[self._peer] += size
+            if self._head_bytes > max_header_bytes:
+                why = f"this request's headers are over {max_header_bytes} bytes"
+            elif heading_by_peer[self._peer] > max_client_header_bytes:
+                why = (
+                    f"this client's headers in flight are over {max_client_header_bytes} bytes "
+                    "on all its connections"
+                )
+            else:
+                if not self._reading_head:  # the headers are complete: no longer in flight
+                    self._release_head()
+                return True
+            self._release_head()
+            self.transport.write(_raw_refusal(431, "Request Header Fields Too Large", why))
+            self._linger()
+            return False
+
+        def _linger(self) -> None:
+            """Send the answer and end the connection, reading (and dropping) what still comes.
+
+            Closing at once with unread bytes would reset the connection, and a reset can lose
+            the answer before the client reads it; dropped bytes cost nothing.
+            """
+            self._refused = True
+            if self.transport.can_write_eof():
+                self.transport.write_eof()
+            self.loop.call_later(_LINGER_SECONDS, self.transport.close)
+
+        def _release_head(self) -> None:
+            if self._head_bytes and self._peer is not None:
+                heading_by_peer[self._peer] -= self._head_bytes
+                if heading_by_peer[self._peer] <= 0:
+                    del heading_by_peer[self._peer]
+            self._head_bytes = 0
 
         def eof_received(self) -> bool | None:
             return super().eof_received() if self._peer is not None else None
@@ -168,6 +249,7 @@ def bounded_protocol(
         def connection_lost(self, exc: Exception | None) -> None:
             if self._peer is None:
                 return
+            self._release_head()
             open_by_peer[self._peer] -= 1
             if not open_by_peer[self._peer]:
                 del open_by_peer[self._peer]
@@ -196,11 +278,16 @@ def bounded_protocol(
 
 def _raw_busy(why: str) -> bytes:
     """A whole 503 response, for a connection refused before any HTTP machinery runs."""
-    body = json.dumps({"detail": f"{why}: retry shortly"}).encode()
+    return _raw_refusal(503, "Service Unavailable", f"{why}: retry shortly")
+
+
+def _raw_refusal(status: int, reason: str, detail: str) -> bytes:
+    """A whole response that closes the connection, written before uvicorn parses anything."""
+    body = json.dumps({"detail": detail}).encode()
+    retry = f"retry-after: {RETRY_AFTER_SECONDS}\r\n" if status == 503 else ""
     head = (
-        "HTTP/1.1 503 Service Unavailable\r\ncontent-type: application/json\r\n"
-        f"content-length: {len(body)}\r\nretry-after: {RETRY_AFTER_SECONDS}\r\n"
-        "connection: close\r\n\r\n"
+        f"HTTP/1.1 {status} {reason}\r\ncontent-type: application/json\r\n"
+        f"content-length: {len(body)}\r\n{retry}connection: close\r\n\r\n"
     )
     return head.encode() + body
 

@@ -442,7 +442,11 @@ def run(
         timeout_graceful_shutdown=graceful_seconds,
         log_config=_log_config(uvicorn.config.LOGGING_CONFIG),
         http=bounded_protocol(
-            AutoHTTPProtocol, limits.header_timeout, limits.max_client_connections
+            AutoHTTPProtocol,
+            limits.header_timeout,
+            limits.max_client_connections,
+            limits.max_header_bytes,
+            limits.max_client_header_bytes,
         ),
         limit_concurrency=limits.max_connections,
         timeout_keep_alive=limits.keep_alive_timeout,  # type: ignore[arg-type]

@@ -167,6 +167,9 @@ class ModelStore:
         self.storage_options = dict(storage_options or {})
         self.owner = owner
         """The model this store is opened for; None for a tool that reads any store."""
+        self.definition: str | None = None
+        """The file defining the model, relative to the DAGs folder: a first publish records
+        it in the owner record (:mod:`model_steps.runtime.ownership`)."""
         self._conditional = conditional_writes(fs)
         self.asset_roots = tuple(dict.fromkeys([self.url(), *map(self._full_url, asset_roots)]))
         """Every model folder (full URLs) whose ``versions/`` may hold this model's assets."""
@@ -590,7 +593,8 @@ class ModelStore:
             return
         location = self.path(OWNER)
         if claim:
-            body = json.dumps({"model": self.owner, "claimed_at": utc_now()}).encode()
+            record = {"model": self.owner, "definition": self.definition, "claimed_at": utc_now()}
+            body = json.dumps({k: v for k, v in record.items() if v is not None}).encode()
             try:
                 self._conditional.create(location, body)
                 return
