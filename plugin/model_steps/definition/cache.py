@@ -47,7 +47,7 @@ from pydantic import ValidationError
 from model_steps.definition.schema import ModelSpec
 from model_steps.settings import AllowList
 
-__all__ = ["ParseCache", "RecordingEnviron"]
+__all__ = ["ParseCache", "RecordingEnviron", "code_fingerprint"]
 
 log = logging.getLogger(__name__)
 
@@ -165,13 +165,37 @@ class ParseCache:
         except OSError as error:
             log.warning("cannot write the parse cache in %s: %s", self.folder, error)
 
+    def read_signed(self, name: str) -> bytes | None:
+        """The body of the signed document ``name`` in the cache folder; None if absent or forged.
+
+        For other records kept beside the entries (the folder index), under the same key.
+        """
+        try:
+            mac, _, body = _read_file(self.folder / name).partition(b"\n")
+        except FileNotFoundError:
+            return None
+        except OSError as error:
+            log.warning("ignoring unreadable parse-cache file %s: %s", self.folder / name, error)
+            return None
+        if not hmac.compare_digest(mac, self._sign(body)):
+            log.warning("refusing a parse-cache file that is not ours: %s", self.folder / name)
+            return None
+        return body
+
+    def write_signed(self, name: str, body: bytes) -> None:
+        """Keep ``body`` as the signed document ``name``, whole or not at all."""
+        try:
+            _write_atomically(self.folder / name, self._sign(body) + b"\n" + body)
+        except OSError as error:
+            log.warning("cannot write the parse cache in %s: %s", self.folder, error)
+
     def _entry_file(self, path: Path) -> Path:
         name = hashlib.sha256(str(path.absolute()).encode()).hexdigest()[:32]
         return self.folder / f"{name}.json"
 
     def _entry_key(self, path: Path, raw: bytes, allowed: AllowList) -> str:
         digest = hashlib.sha256()
-        for part in (_code_fingerprint(), str(path.absolute()), repr(allowed)):
+        for part in (code_fingerprint(), str(path.absolute()), repr(allowed)):
             digest.update(part.encode() + b"\0")
         digest.update(raw)
         return digest.hexdigest()
@@ -246,7 +270,7 @@ def _write_atomically(target: Path, data: bytes) -> None:
 
 
 @functools.cache
-def _code_fingerprint() -> str:
+def code_fingerprint() -> str:
     """What the validating code is: its files' sizes and times, and the validator's version.
 
     An upgrade or an edited schema then misses every entry, with no version bump to forget.

@@ -34,6 +34,7 @@ __all__ = [
     "NOWHERE",
     "DataPlaces",
     "catalog_places",
+    "claimed_places",
     "data_places",
     "deployment_places",
     "location_issues",
@@ -168,6 +169,11 @@ class DataPlaces:
         return found
 
     @cached_property
+    def dags_folders(self) -> tuple[str, ...]:
+        """The forbidden places that are DAGs folders (kept once, not sought per model)."""
+        return tuple(place for place, what in self.forbidden if what == DAGS_FOLDER)
+
+    @cached_property
     def _sorted(self) -> list[str]:
         return sorted(self._by_place)
 
@@ -254,7 +260,22 @@ def catalog_places(
     assets_root: str | None,
 ) -> DataPlaces:
     """The places for definitions validated together: every one of their stores is forbidden."""
-    stores = [place for spec in specs for place in model_stores(spec, assets_root)]
+    claims = [(spec.name, store_locations(spec, assets_root)) for spec in specs]
+    return claimed_places(environ, dags_folders, claims, assets_root)
+
+
+def claimed_places(
+    environ: Mapping[str, str],
+    dags_folders: Iterable[Path],
+    claims: Iterable[tuple[str, Iterable[str]]],
+    assets_root: str | None,
+) -> DataPlaces:
+    """The places when each model is known by its name and store locations only."""
+    stores = [
+        (location, f"the store of model {name!r}")
+        for name, locations in claims
+        for location in locations
+    ]
     if assets_root is not None:
         stores.append((assets_root, ASSETS_ROOT))
     return data_places(environ, dags_folders, stores)
@@ -288,7 +309,7 @@ def store_issues(spec: ModelSpec, places: DataPlaces) -> list[tuple[Loc, str]]:
     A store holds files named by the definition (step ids, custom save functions): in the
     DAGs folder they would sit where the DAG processor imports code.
     """
-    dags = [place for place, what in places.forbidden if what == DAGS_FOLDER]
+    dags = places.dags_folders
     issues = []
     for loc, root in _store_roots(spec):
         store = _place(f"{normal_location(root).rstrip('/')}/{spec.directory}") or root

@@ -20,10 +20,12 @@ from pydantic import BaseModel, ValidationError
 
 from model_steps.definition.allowlist import refused_references
 from model_steps.definition.cache import ParseCache
-from model_steps.definition.data_locations import catalog_places, location_issues
+from model_steps.definition.data_locations import claimed_places, location_issues
+from model_steps.definition.folder_index import FolderIndex, ModelFacts, index_context, load_shard
 from model_steps.definition.interpolation import Interpolation, interpolate
 from model_steps.definition.schema import KIND, SEMANTIC, ModelSpec
 from model_steps.definition.semantics import structural_issues
+from model_steps.definition.shards import Shard
 from model_steps.definition.source import (
     NeedsPositions,
     Position,
@@ -34,7 +36,7 @@ from model_steps.definition.source import (
     read_plain,
     read_yaml,
 )
-from model_steps.definition.stores import shared_stores
+from model_steps.definition.stores import shared_locations, store_locations
 from model_steps.definition.templates import template_issues
 from model_steps.errors import Finding, Problem, did_you_mean
 from model_steps.settings import AllowList, allow_list, allowed_connections
@@ -544,6 +546,7 @@ def load_and_validate(
     assets_root: str | None = None,
     cache: ParseCache | None = None,
     check_data: bool = False,
+    shard: Shard | None = None,
 ) -> Catalog:
     """Load every model definition under ``paths`` and check rules across files.
 
@@ -560,6 +563,11 @@ def load_and_validate(
     loader, ``model-steps validate`` and the API) every data URL must lie where the deployment
     allows (:mod:`model_steps.definition.data_locations`); a serving process, which reads no
     tables, skips it.
+
+    With ``shard`` (and a ``cache``), only the shard's own files are loaded and returned; the
+    rules across files still see every definition, the others through the folder index
+    (:mod:`model_steps.definition.folder_index`), so a shard's parse does not grow with the
+    folder's validation.
     """
     if allowed is None:
         allowed = allow_list_for(paths, environ)
@@ -569,32 +577,56 @@ def load_and_validate(
             if isinstance(result, LoadedModel) and result.spec.name == only:
                 return Catalog((result,), ())
     files = find_definition_files(paths)
-    loaded = (load_file(path, environ, allowed, cache) for path in files)
-    results = [result for result in loaded if result is not None]
-    catalog = _resolve_stores(_resolve_names(results), assets_root)
+    others: list[ModelFacts] = []
+    results: list[LoadedModel | BrokenDefinition]
+    if shard is not None and cache is not None:
+        index = FolderIndex.open(cache, shard.root, index_context(allowed, assets_root, environ))
+
+        def load(path: Path) -> tuple[LoadedModel | BrokenDefinition | None, ModelFacts | None]:
+            result = load_file(path, environ, allowed, cache)
+            return result, _facts(result, assets_root)
+
+        results, others = load_shard(files, shard, index, load)
+    else:
+        loaded = (load_file(path, environ, allowed, cache) for path in files)
+        results = [result for result in loaded if result is not None]
+    catalog, others = _resolve_stores(*_resolve_names(results, others), assets_root)
     if check_data:
-        catalog = _resolve_data(catalog, environ, allowed.code_folders, assets_root)
+        catalog = _resolve_data(catalog, others, environ, allowed.code_folders, assets_root)
     return catalog
 
 
-def _resolve_names(results: Sequence[LoadedModel | BrokenDefinition]) -> Catalog:
+def _facts(result: LoadedModel | BrokenDefinition | None, root: str | None) -> ModelFacts | None:
+    """What a valid definition claims across files; None for anything else."""
+    if not isinstance(result, LoadedModel):
+        return None
+    return ModelFacts(result.path, result.spec.name, store_locations(result.spec, root))
+
+
+def _resolve_names(
+    results: Sequence[LoadedModel | BrokenDefinition], others: Sequence[ModelFacts] = ()
+) -> tuple[Catalog, list[ModelFacts]]:
     """One model per name: a file named after the model wins, else the first by path.
 
     The losers become broken files pointing at the winner, so copying a definition and
-    forgetting to rename it never hides the original model's DAGs.
+    forgetting to rename it never hides the original model's DAGs. ``others`` (the claims of
+    definitions another shard loads) take part; those that keep their name are returned.
     """
     loaded = [r for r in results if isinstance(r, LoadedModel)]
     broken = [r for r in results if isinstance(r, BrokenDefinition)]
-    winners: dict[str, LoadedModel] = {}
-    for model in sorted(loaded, key=lambda m: (m.path.stem != m.spec.name, str(m.path))):
-        winner = winners.setdefault(model.spec.name, model)
-        if winner is not model:
+    claims: list[tuple[Path, str, LoadedModel | None]] = [(m.path, m.spec.name, m) for m in loaded]
+    claims += [(f.path, f.name, None) for f in others]
+    winners: dict[str, Path] = {}
+    for path, name, model in sorted(claims, key=lambda c: (c[0].stem != c[1], str(c[0]))):
+        winner = winners.setdefault(name, path)
+        if winner != path and model is not None:
             broken.append(_duplicate(model, winner))
-    models = tuple(m for m in loaded if winners[m.spec.name] is m)
-    return Catalog(models, tuple(sorted(broken, key=lambda b: str(b.path))))
+    models = tuple(m for m in loaded if winners[m.spec.name] == m.path)
+    kept = [f for f in others if winners[f.name] == f.path]
+    return Catalog(models, tuple(sorted(broken, key=lambda b: str(b.path)))), kept
 
 
-def _duplicate(model: LoadedModel, winner: LoadedModel) -> BrokenDefinition:
+def _duplicate(model: LoadedModel, winner: Path) -> BrokenDefinition:
     data = read_yaml(model.path.read_bytes())
     problem = _located(
         model.path,
@@ -602,28 +634,35 @@ def _duplicate(model: LoadedModel, winner: LoadedModel) -> BrokenDefinition:
         Finding(
             ("name",),
             "duplicate_model",
-            f"model name {model.spec.name!r} is already defined in {winner.path}; "
+            f"model name {model.spec.name!r} is already defined in {winner}; "
             "names must be unique because the DAG ids derive from them",
         ),
     )
     return BrokenDefinition(model.path, (problem,), model.spec.name)
 
 
-def _resolve_stores(catalog: Catalog, assets_root: str | None) -> Catalog:
+def _resolve_stores(
+    catalog: Catalog, others: Sequence[ModelFacts], assets_root: str | None
+) -> tuple[Catalog, list[ModelFacts]]:
     """Models whose stores coincide or nest are all broken, each pointing at the others.
 
     Neither wins: whichever was there first, sharing a store would let each publish over,
     prune and serve the other's versions. The message names files, never the resolved URL,
-    which may hold interpolated values.
+    which may hold interpolated values. ``others`` (another shard's) take part; those sharing
+    no store are returned.
     """
     models = catalog.models
-    shared = shared_stores([m.spec for m in models], assets_root)
+    claims = [_facts(m, assets_root) or ModelFacts(m.path, m.spec.name, ()) for m in models]
+    claims += others
+    shared = shared_locations([c.stores for c in claims])
     if not shared:
-        return catalog
+        return catalog, list(others)
     problems: dict[int, list[Problem]] = {}
     for share in shared:
-        model, other = models[share.first], models[share.second]
-        named = f"model {other.spec.name!r} ({other.path})"
+        if share.first >= len(models):
+            continue  # another shard's model: that shard reports it
+        model, other = models[share.first], claims[share.second]
+        named = f"model {other.name!r} ({other.path})"
         if share.location == share.other:
             relation = f"this model's store is also the store of {named}"
         elif share.location.startswith(share.other + "/"):
@@ -642,18 +681,27 @@ def _resolve_stores(catalog: Catalog, assets_root: str | None) -> Catalog:
         BrokenDefinition(models[i].path, tuple(p), models[i].spec.name) for i, p in problems.items()
     ]
     kept = tuple(m for i, m in enumerate(models) if i not in problems)
+    sharing = {share.first for share in shared}
+    others_kept = [f for i, f in enumerate(others, len(models)) if i not in sharing]
     everything = sorted([*catalog.broken, *broken], key=lambda b: str(b.path))
-    return Catalog(kept, tuple(everything))
+    return Catalog(kept, tuple(everything)), others_kept
 
 
 def _resolve_data(
-    catalog: Catalog, environ: Mapping[str, str], dags_folders: Sequence[Path], root: str | None
+    catalog: Catalog,
+    others: Sequence[ModelFacts],
+    environ: Mapping[str, str],
+    dags_folders: Sequence[Path],
+    root: str | None,
 ) -> Catalog:
     """Models whose data URLs leave the allowed places, or reach a store or the DAGs folder.
 
-    Checked across files, since no model may read or write inside any model's store.
+    Checked across files, since no model may read or write inside any model's store (the
+    stores of ``others``, another shard's models, too).
     """
-    places = catalog_places(environ, dags_folders, [m.spec for m in catalog.models], root)
+    claims = [(m.spec.name, store_locations(m.spec, root)) for m in catalog.models]
+    claims += [(f.name, f.stores) for f in others]
+    places = claimed_places(environ, dags_folders, claims, root)
     broken = []
     kept = []
     for model in catalog.models:

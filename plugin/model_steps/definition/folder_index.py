@@ -1,0 +1,190 @@
+"""What every definition in a DAGs folder claims (name, stores), kept for the other shards.
+
+The rules across files (one model per name, no two models sharing a store, no data URL inside
+another model's store) need every definition of the folder, but a shard builds only its own
+part. Validating the whole folder in each shard would make a parse of the folder cost
+shards x models, so each shard reads the other definitions' claims from this index instead:
+one signed document in the parse cache, an entry per file, used only while the file's size,
+modification time, inode and change time (which no user can set) are unchanged, and only
+while the code, the allow-list, the deployment's assets root and its allowed connections are
+the ones it was made with. A file that reads the environment (``${VAR}``) is never indexed:
+its claims are worked out again at each parse.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
+
+from model_steps.definition.cache import ParseCache, code_fingerprint
+from model_steps.definition.shards import Shard
+from model_steps.settings import AllowList, allowed_connections
+
+__all__ = ["MISSING", "FolderIndex", "ModelFacts", "index_context", "load_shard"]
+
+log = logging.getLogger(__name__)
+
+FORMAT = 1
+
+
+@dataclass(frozen=True)
+class ModelFacts:
+    """What a valid definition claims across files: its name and its store locations."""
+
+    path: Path
+    name: str
+    stores: tuple[str, ...]
+
+
+class _Missing:
+    """The index knows nothing (current) of a file: load it."""
+
+
+MISSING = _Missing()
+
+Stamp = tuple[int, int, int, int]
+
+
+def _stamp(status: os.stat_result) -> Stamp:
+    return (status.st_size, status.st_mtime_ns, status.st_ino, status.st_ctime_ns)
+
+
+def index_context(allowed: AllowList, assets_root: str | None, environ: Mapping[str, str]) -> str:
+    """What every entry depends on beside its file; another context empties the index."""
+    parts = (
+        code_fingerprint(),
+        repr(allowed),
+        repr(assets_root),
+        allowed_connections(environ),
+    )
+    return hashlib.sha256("\0".join(parts).encode()).hexdigest()
+
+
+@dataclass
+class FolderIndex:
+    """The claims of a folder's definitions, by path relative to ``root``."""
+
+    cache: ParseCache
+    root: Path
+    context: str
+    entries: dict[str, list[Any]] = field(default_factory=dict)
+    changed: bool = False
+
+    @classmethod
+    def open(cls, cache: ParseCache, root: Path, context: str) -> FolderIndex:
+        """The folder's index as last saved, or an empty one (other context, absent, forged)."""
+        index = cls(cache, root, context)
+        body = cache.read_signed(index._name())
+        if body is None:
+            return index
+        try:
+            data = json.loads(body)
+            if data["format"] == FORMAT and data["context"] == context:
+                index.entries = dict(data["files"])
+        except (ValueError, KeyError, TypeError) as error:
+            log.warning("ignoring an unreadable folder index in %s: %s", cache.folder, error)
+        return index
+
+    def lookup(self, path: Path, status: os.stat_result) -> ModelFacts | _Missing | None:
+        """The file's claims (None: it is no valid definition), or :data:`MISSING`."""
+        entry = self.entries.get(self._relative(path))
+        if entry is None or tuple(entry[0]) != _stamp(status):
+            return MISSING
+        name, stores = entry[1], entry[2]
+        return None if name is None else ModelFacts(path, name, tuple(stores))
+
+    def record(self, path: Path, status: os.stat_result, facts: ModelFacts | None) -> None:
+        """Remember what ``path`` (as it is now) claims."""
+        entry = [
+            list(_stamp(status)),
+            None if facts is None else facts.name,
+            [] if facts is None else list(facts.stores),
+        ]
+        relative = self._relative(path)
+        if self.entries.get(relative) != entry:
+            self.entries[relative] = entry
+            self.changed = True
+
+    def keep_only(self, paths: set[Path]) -> None:
+        """Forget files that are gone, so the index does not grow with deleted definitions."""
+        present = {self._relative(p) for p in paths}
+        gone = [name for name in self.entries if name not in present]
+        for name in gone:
+            del self.entries[name]
+        self.changed = self.changed or bool(gone)
+
+    def save(self) -> None:
+        """Write the index if it changed (whole: a concurrent reader sees the old or the new)."""
+        if not self.changed:
+            return
+        body = {"format": FORMAT, "context": self.context, "files": self.entries}
+        self.cache.write_signed(self._name(), json.dumps(body, separators=(",", ":")).encode())
+        self.changed = False
+
+    def _relative(self, path: Path) -> str:
+        try:
+            return path.relative_to(self.root).as_posix()
+        except ValueError:
+            return path.as_posix()
+
+    def _name(self) -> str:
+        folder = hashlib.sha256(str(self.root.absolute()).encode()).hexdigest()[:16]
+        return f"folder-index-{folder}.json"
+
+
+R = TypeVar("R")
+SAVE_EVERY_S = 2.0
+"""While claims are worked out, the index is saved this often: a parse cut short by Airflow's
+timeout still leaves its progress for the next one."""
+
+
+def load_shard(
+    files: Sequence[Path],
+    shard: Shard,
+    index: FolderIndex,
+    load: Callable[[Path], tuple[R | None, ModelFacts | None]],
+) -> tuple[list[R], list[ModelFacts]]:
+    """The shard's own files loaded, and the claims of every other valid definition.
+
+    ``load`` gives a file's result and its claims; another shard's file is loaded only when
+    the index has no current entry for it.
+    """
+    own: list[R] = []
+    others: list[ModelFacts] = []
+    saved = time.monotonic()
+    for path in files:
+        try:
+            status = path.stat()
+        except OSError:
+            status = None  # gone, or unreadable: loading it says which
+        mine = shard.owns(path)
+        facts = MISSING if mine or status is None else index.lookup(path, status)
+        if isinstance(facts, _Missing):
+            result, facts = load(path)
+            if mine and result is not None:
+                own.append(result)
+            if status is not None and not _reads_environment(path):
+                index.record(path, status, facts)
+            if time.monotonic() - saved > SAVE_EVERY_S:
+                index.save()
+                saved = time.monotonic()
+        if facts is not None and not mine:
+            others.append(facts)
+    index.keep_only(set(files))
+    index.save()
+    return own, others
+
+
+def _reads_environment(path: Path) -> bool:
+    """Whether the file interpolates ``${VAR}``: its claims may change with no edit to it."""
+    try:
+        return b"${" in path.read_bytes()
+    except OSError:
+        return True
