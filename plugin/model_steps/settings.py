@@ -186,6 +186,14 @@ class Settings:
     """Where the DAG loader keeps validated definitions between parses; None: no cache."""
     parse_cache_key: str | None = field(default=None, repr=False)
     """The key cache entries are signed with; None: a key file beside the folder."""
+    models_per_shard: int = 200
+    """Definitions per DAG file (shard) the loader spreads a large folder over; 0: one file."""
+    import_timeout: float = 30.0
+    """Airflow's ``[core] dagbag_import_timeout``: a DAG file's parse is cut off after it."""
+    processor_timeout: float = 50.0
+    """Airflow's ``[dag_processor] dag_file_processor_timeout``: the parsing process is killed."""
+    bundle_refresh: float = 300.0
+    """Airflow's ``[dag_processor] refresh_interval``: how soon a new DAG file is noticed."""
 
     def connection(self, model_conn_id: str | None) -> str | None:
         """The connection a model's store is reached with: its own, else the deployment's."""
@@ -212,7 +220,10 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
     Parse cache: ``MODEL_STEPS_PARSE_CACHE``, ``AIRFLOW__MODEL_STEPS__PARSE_CACHE``,
     ``[model_steps] parse_cache``, then ``$AIRFLOW_HOME/model-steps/parse-cache`` (``off``
     turns it off); its key ``AIRFLOW__MODEL_STEPS__PARSE_CACHE_KEY`` or ``[model_steps]
-    parse_cache_key``. The config file is ``AIRFLOW_CONFIG``, else ``$AIRFLOW_HOME/airflow.cfg``
+    parse_cache_key``. Definitions per DAG file: ``MODEL_STEPS_MODELS_PER_SHARD``,
+    ``AIRFLOW__MODEL_STEPS__MODELS_PER_SHARD``, ``[model_steps] models_per_shard`` (200; 0 keeps
+    one file); Airflow's own parse limits are read as Airflow reads them. The config file is
+    ``AIRFLOW_CONFIG``, else ``$AIRFLOW_HOME/airflow.cfg``
     (``~/airflow`` when ``AIRFLOW_HOME`` is unset), as for Airflow. Airflow itself is not
     imported: importing it writes a default config file, a side effect a linter must not have.
     """
@@ -254,7 +265,37 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
     cache_key = env.get(PARSE_CACHE_KEY_VAR) or config.get(
         "model_steps", "parse_cache_key", fallback=""
     )
+
+    def number(names: tuple[str, ...], section: str, key: str, default: float) -> float:
+        try:
+            return float(setting(names, section, key, str(default)))
+        except ValueError:
+            return default
+
     return Settings(
+        models_per_shard=int(
+            number(
+                ("MODEL_STEPS_MODELS_PER_SHARD", "AIRFLOW__MODEL_STEPS__MODELS_PER_SHARD"),
+                "model_steps",
+                "models_per_shard",
+                200,
+            )
+        ),
+        import_timeout=number(
+            ("AIRFLOW__CORE__DAGBAG_IMPORT_TIMEOUT",), "core", "dagbag_import_timeout", 30.0
+        ),
+        processor_timeout=number(
+            ("AIRFLOW__DAG_PROCESSOR__DAG_FILE_PROCESSOR_TIMEOUT",),
+            "dag_processor",
+            "dag_file_processor_timeout",
+            50.0,
+        ),
+        bundle_refresh=number(
+            ("AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL",),
+            "dag_processor",
+            "refresh_interval",
+            300.0,
+        ),
         dags_folder=Path(folder),
         assets_root=root,
         environ=env,

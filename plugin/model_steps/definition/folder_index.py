@@ -7,13 +7,14 @@ shards x models, so each shard reads the other definitions' claims from this ind
 one signed document in the parse cache, an entry per file, used only while the file's size,
 modification time, inode and change time (which no user can set) are unchanged, and only
 while the code, the allow-list, the deployment's assets root and its allowed connections are
-the ones it was made with. A file that reads the environment (``${VAR}``) is never indexed:
-its claims are worked out again at each parse.
+the ones it was made with, and the environment values its validation read (kept as one
+keyed hash, never in clear).
 """
 
 from __future__ import annotations
 
 import hashlib
+import hmac
 import json
 import logging
 import os
@@ -23,7 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
-from model_steps.definition.cache import ParseCache, code_fingerprint
+from model_steps.definition.cache import ParseCache, RecordingEnviron, code_fingerprint
 from model_steps.definition.shards import Shard
 from model_steps.settings import AllowList, allowed_connections
 
@@ -74,13 +75,17 @@ class FolderIndex:
     cache: ParseCache
     root: Path
     context: str
+    environ: Mapping[str, str]
     entries: dict[str, list[Any]] = field(default_factory=dict)
     changed: bool = False
+    _digests: dict[tuple[str, ...], str] = field(default_factory=dict)
 
     @classmethod
-    def open(cls, cache: ParseCache, root: Path, context: str) -> FolderIndex:
+    def open(
+        cls, cache: ParseCache, root: Path, context: str, environ: Mapping[str, str]
+    ) -> FolderIndex:
         """The folder's index as last saved, or an empty one (other context, absent, forged)."""
-        index = cls(cache, root, context)
+        index = cls(cache, root, context, environ)
         body = cache.read_signed(index._name())
         if body is None:
             return index
@@ -97,15 +102,22 @@ class FolderIndex:
         entry = self.entries.get(self._relative(path))
         if entry is None or tuple(entry[0]) != _stamp(status):
             return MISSING
+        if entry[4] != self._digest(tuple(entry[3])):
+            return MISSING
         name, stores = entry[1], entry[2]
         return None if name is None else ModelFacts(path, name, tuple(stores))
 
-    def record(self, path: Path, status: os.stat_result, facts: ModelFacts | None) -> None:
-        """Remember what ``path`` (as it is now) claims."""
+    def record(
+        self, path: Path, status: os.stat_result, facts: ModelFacts | None, reads: Sequence[str]
+    ) -> None:
+        """Remember what ``path`` (as it is now) claims, validated reading ``reads``."""
+        names = tuple(sorted(reads))
         entry = [
             list(_stamp(status)),
             None if facts is None else facts.name,
             [] if facts is None else list(facts.stores),
+            list(names),
+            self._digest(names),
         ]
         relative = self._relative(path)
         if self.entries.get(relative) != entry:
@@ -128,6 +140,15 @@ class FolderIndex:
         self.cache.write_signed(self._name(), json.dumps(body, separators=(",", ":")).encode())
         self.changed = False
 
+    def _digest(self, names: tuple[str, ...]) -> str:
+        """The environment's values of ``names``, as one keyed hash (computed once per set)."""
+        digest = self._digests.get(names)
+        if digest is None:
+            values = json.dumps([[name, self.environ.get(name)] for name in names])
+            digest = hmac.new(self.cache.key, values.encode(), hashlib.sha256).hexdigest()
+            self._digests[names] = digest
+        return digest
+
     def _relative(self, path: Path) -> str:
         try:
             return path.relative_to(self.root).as_posix()
@@ -149,12 +170,12 @@ def load_shard(
     files: Sequence[Path],
     shard: Shard,
     index: FolderIndex,
-    load: Callable[[Path], tuple[R | None, ModelFacts | None]],
+    load: Callable[[Path, Mapping[str, str]], tuple[R | None, ModelFacts | None]],
 ) -> tuple[list[R], list[ModelFacts]]:
     """The shard's own files loaded, and the claims of every other valid definition.
 
-    ``load`` gives a file's result and its claims; another shard's file is loaded only when
-    the index has no current entry for it.
+    ``load`` gives a file's result and its claims, reading the environment it is given;
+    another shard's file is loaded only when the index has no current entry for it.
     """
     own: list[R] = []
     others: list[ModelFacts] = []
@@ -167,11 +188,12 @@ def load_shard(
         mine = shard.owns(path)
         facts = MISSING if mine or status is None else index.lookup(path, status)
         if isinstance(facts, _Missing):
-            result, facts = load(path)
+            reads = RecordingEnviron(index.environ)
+            result, facts = load(path, reads)
             if mine and result is not None:
                 own.append(result)
-            if status is not None and not _reads_environment(path):
-                index.record(path, status, facts)
+            if status is not None and not reads.listed:
+                index.record(path, status, facts, list(reads.reads))
             if time.monotonic() - saved > SAVE_EVERY_S:
                 index.save()
                 saved = time.monotonic()
@@ -180,11 +202,3 @@ def load_shard(
     index.keep_only(set(files))
     index.save()
     return own, others
-
-
-def _reads_environment(path: Path) -> bool:
-    """Whether the file interpolates ``${VAR}``: its claims may change with no edit to it."""
-    try:
-        return b"${" in path.read_bytes()
-    except OSError:
-        return True

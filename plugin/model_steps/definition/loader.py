@@ -580,10 +580,13 @@ def load_and_validate(
     others: list[ModelFacts] = []
     results: list[LoadedModel | BrokenDefinition]
     if shard is not None and cache is not None:
-        index = FolderIndex.open(cache, shard.root, index_context(allowed, assets_root, environ))
+        context = index_context(allowed, assets_root, environ)
+        index = FolderIndex.open(cache, shard.root, context, environ)
 
-        def load(path: Path) -> tuple[LoadedModel | BrokenDefinition | None, ModelFacts | None]:
-            result = load_file(path, environ, allowed, cache)
+        def load(
+            path: Path, reading: Mapping[str, str]
+        ) -> tuple[LoadedModel | BrokenDefinition | None, ModelFacts | None]:
+            result = load_file(path, reading, allowed, cache)
             return result, _facts(result, assets_root)
 
         results, others = load_shard(files, shard, index, load)
