@@ -16,8 +16,9 @@ hold: the deployment's ``parse_cache_key``, or a random key kept beside the fold
 (``<folder>.key``, readable by its owner only, never read through a symbolic link: a link would
 let whoever placed it choose the key, or point the cache at another secret of the user's). An
 entry whose signature does not match is refused and replaced, and logged. The spec in an entry
-is validated again on reading (about a tenth of reading the YAML), so even a forged entry could
-only hold a definition that validates. Environment values are stored as keyed hashes, never in
+is rebuilt by pydantic-core (types and shape checked again) without running the rules it already
+passed for exactly these inputs (:mod:`model_steps.definition.trusted`): the signature is what
+vouches for them. Environment values are stored as keyed hashes, never in
 clear.
 
 Concurrent DAG processors are safe: an entry is written to a temporary file and renamed over
@@ -45,6 +46,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from model_steps.definition.schema import ModelSpec
+from model_steps.definition.trusted import rebuilding
 from model_steps.settings import AllowList
 
 __all__ = ["ParseCache", "RecordingEnviron", "code_fingerprint"]
@@ -134,7 +136,8 @@ class ParseCache:
                 for name, entry_value in entry["reads"].items()
             ):
                 return None
-            return ModelSpec.model_validate_json(entry["spec"])
+            with rebuilding():  # validated from these very inputs: types again, rules not
+                return ModelSpec.model_validate_json(entry["spec"])
         except FileNotFoundError:
             return None
         except (OSError, ValueError, KeyError, TypeError, AttributeError, ValidationError) as error:
