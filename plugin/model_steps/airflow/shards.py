@@ -27,7 +27,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from model_steps.definition.loader import find_definition_files
+from model_steps.definition.loader import count_definition_files
 from model_steps.definition.shards import Shard, shard_count
 from model_steps.settings import Settings
 
@@ -83,7 +83,7 @@ class ShardPlan:
 
 def plan_shard(folder: Path, settings: Settings, index: int, now: float | None = None) -> ShardPlan:
     """The part of ``folder`` DAG file ``index`` builds; shard 0 also keeps the shard files."""
-    definitions = len(find_definition_files([folder]))
+    definitions = count_definition_files(folder)
     target = shard_count(definitions, settings.models_per_shard)
     if settings.parse_cache is None and target > 1:
         if index == 0:

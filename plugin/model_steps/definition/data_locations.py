@@ -60,6 +60,31 @@ def _place(url: str) -> str | None:
     return normal_location(url).rstrip("/") if rest.strip("/") else f"{scheme.lower()}://"
 
 
+def _places(urls: Iterable[str]) -> list[str | None]:
+    """:func:`_place` of many URLs, each local folder above them resolved once.
+
+    A folder of ten thousand models has ten thousand stores, mostly under one root: resolving
+    each path whole would repeat the same ``lstat`` calls for every common parent.
+    """
+    parents: dict[str, str] = {}
+    places: list[str | None] = []
+    for url in urls:
+        scheme, separator, rest = url.partition("://")
+        local = rest if separator and scheme.lower() in ("file", "local") else url
+        if (separator and local is url) or not local.startswith("/"):
+            places.append(_place(url))
+            continue
+        parent, _, leaf = local.rstrip("/").rpartition("/")
+        if not leaf or "/." in local or "//" in local or os.path.islink(local):  # noqa: PTH114
+            places.append(_place(url))
+            continue
+        resolved = parents.get(parent)
+        if resolved is None:
+            resolved = parents[parent] = os.path.realpath(parent or "/")
+        places.append("file://" + resolved.rstrip("/") + "/" + leaf)
+    return places
+
+
 def _prefix(text: str) -> str:
     """An allowed prefix as a place; a relative local path is taken from the current folder."""
     return _place(text if "://" in text else str(Path(text).resolve())) or text
@@ -242,7 +267,11 @@ def data_places(
     prefixes = allowed_data(environ)
     allowed = tuple(dict.fromkeys(map(_prefix, prefixes)))
     forbidden = [(_place(str(f.resolve())) or "", DAGS_FOLDER) for f in dags_folders]
-    forbidden += [(_place(location) or location, what) for location, what in stores]
+    pairs = list(stores)
+    places = _places(location for location, _ in pairs)
+    forbidden += [
+        (place or location, what) for place, (location, what) in zip(places, pairs, strict=True)
+    ]
     return DataPlaces(allowed, _setting(environ, prefixes), tuple(dict.fromkeys(forbidden)))
 
 

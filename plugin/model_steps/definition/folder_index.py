@@ -97,9 +97,14 @@ class FolderIndex:
             log.warning("ignoring an unreadable folder index in %s: %s", cache.folder, error)
         return index
 
-    def lookup(self, path: Path, status: os.stat_result) -> ModelFacts | _Missing | None:
-        """The file's claims (None: it is no valid definition), or :data:`MISSING`."""
-        entry = self.entries.get(self._relative(path))
+    def lookup(
+        self, path: Path, relative: str, status: os.stat_result
+    ) -> ModelFacts | _Missing | None:
+        """The claims of ``path`` (at ``relative`` to the root), or :data:`MISSING`.
+
+        None: the file is no valid definition.
+        """
+        entry = self.entries.get(relative)
         if entry is None or tuple(entry[0]) != _stamp(status):
             return MISSING
         if entry[4] != self._digest(tuple(entry[3])):
@@ -108,9 +113,12 @@ class FolderIndex:
         return None if name is None else ModelFacts(path, name, tuple(stores))
 
     def record(
-        self, path: Path, status: os.stat_result, facts: ModelFacts | None, reads: Sequence[str]
+        self, relative: str, status: os.stat_result, facts: ModelFacts | None, reads: Sequence[str]
     ) -> None:
-        """Remember what ``path`` (as it is now) claims, validated reading ``reads``."""
+        """Remember what the file at ``relative`` (as it is now) claims.
+
+        ``reads`` names the environment variables its validation looked up.
+        """
         names = tuple(sorted(reads))
         entry = [
             list(_stamp(status)),
@@ -119,14 +127,12 @@ class FolderIndex:
             list(names),
             self._digest(names),
         ]
-        relative = self._relative(path)
         if self.entries.get(relative) != entry:
             self.entries[relative] = entry
             self.changed = True
 
-    def keep_only(self, paths: set[Path]) -> None:
+    def keep_only(self, present: set[str]) -> None:
         """Forget files that are gone, so the index does not grow with deleted definitions."""
-        present = {self._relative(p) for p in paths}
         gone = [name for name in self.entries if name not in present]
         for name in gone:
             del self.entries[name]
@@ -148,12 +154,6 @@ class FolderIndex:
             digest = hmac.new(self.cache.key, values.encode(), hashlib.sha256).hexdigest()
             self._digests[names] = digest
         return digest
-
-    def _relative(self, path: Path) -> str:
-        try:
-            return path.relative_to(self.root).as_posix()
-        except ValueError:
-            return path.as_posix()
 
     def _name(self) -> str:
         folder = hashlib.sha256(str(self.root.absolute()).encode()).hexdigest()[:16]
@@ -180,25 +180,28 @@ def load_shard(
     own: list[R] = []
     others: list[ModelFacts] = []
     saved = time.monotonic()
+    present = set()
     for path in files:
+        relative = shard.relative(path)
+        present.add(relative)
         try:
-            status = path.stat()
+            status = os.stat(path)  # noqa: PTH116  (Path.stat costs more, per file of a folder)
         except OSError:
             status = None  # gone, or unreadable: loading it says which
-        mine = shard.owns(path)
-        facts = MISSING if mine or status is None else index.lookup(path, status)
+        mine = shard.owns_relative(relative)
+        facts = MISSING if mine or status is None else index.lookup(path, relative, status)
         if isinstance(facts, _Missing):
             reads = RecordingEnviron(index.environ)
             result, facts = load(path, reads)
             if mine and result is not None:
                 own.append(result)
             if status is not None and not reads.listed:
-                index.record(path, status, facts, list(reads.reads))
+                index.record(relative, status, facts, list(reads.reads))
             if time.monotonic() - saved > SAVE_EVERY_S:
                 index.save()
                 saved = time.monotonic()
         if facts is not None and not mine:
             others.append(facts)
-    index.keep_only(set(files))
+    index.keep_only(present)
     index.save()
     return own, others

@@ -46,6 +46,7 @@ __all__ = [
     "Catalog",
     "LoadedModel",
     "allow_list_for",
+    "count_definition_files",
     "find_definition_files",
     "load_and_validate",
     "load_file",
@@ -98,7 +99,12 @@ def find_definition_files(paths: Iterable[Path]) -> list[Path]:
             found.extend(_walk(path))
         else:
             found.append(path)
-    return sorted(set(found))
+    return sorted(set(found), key=str)  # the same order; strings compare far faster than paths
+
+
+def count_definition_files(folder: Path) -> int:
+    """How many files :func:`find_definition_files` finds under ``folder``, without paths."""
+    return sum(1 for _ in _walk_names(folder))
 
 
 def _walk(folder: Path, names: Collection[str] | None = None) -> Iterator[Path]:
@@ -107,12 +113,17 @@ def _walk(folder: Path, names: Collection[str] | None = None) -> Iterator[Path]:
     Works on plain names and builds a ``Path`` only for a match: a task start walks a folder of
     a thousand definitions to find one.
     """
+    for root, name in _walk_names(folder, names):
+        yield Path(root, name)
+
+
+def _walk_names(folder: Path, names: Collection[str] | None = None) -> Iterator[tuple[str, str]]:
     for root, dirs, files in os.walk(folder):
         dirs[:] = [d for d in dirs if not d.startswith((".", "__"))]
         for name in files:
             wanted = name in names if names is not None else name.endswith(SUFFIXES)
             if wanted and not name.startswith("."):
-                yield Path(root, name)
+                yield root, name
 
 
 def _named(paths: Iterable[Path], stem: str) -> list[Path]:

@@ -51,10 +51,15 @@ class Shard:
     count: int
     owned: frozenset[int]
 
+    def relative(self, path: Path) -> str:
+        """``path`` relative to ``root``, as a POSIX string (string work: pathlib is slow here)."""
+        text, prefix = str(path), str(self.root).rstrip("/") + "/"
+        return text[len(prefix) :] if text.startswith(prefix) else text
+
     def owns(self, path: Path) -> bool:
         """Whether the definition at ``path`` (under ``root``) is this DAG file's to build."""
-        try:
-            relative = path.relative_to(self.root).as_posix()
-        except ValueError:
-            relative = path.as_posix()
+        return self.owns_relative(self.relative(path))
+
+    def owns_relative(self, relative: str) -> bool:
+        """Whether the definition at ``relative`` (to ``root``) is this DAG file's to build."""
         return shard_of(relative, self.count) in self.owned
