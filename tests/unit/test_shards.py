@@ -214,3 +214,23 @@ def test_shard_size_and_airflows_limits_are_read_as_airflow_reads_them(tmp_path:
     defaults = load_settings({"AIRFLOW_HOME": str(tmp_path / "nowhere")})
     assert (defaults.models_per_shard, defaults.import_timeout) == (200, 30.0)
     assert (defaults.processor_timeout, defaults.bundle_refresh) == (50.0, 300.0)
+
+
+SCALING = Path(__file__).resolve().parents[2] / "docs" / "how-to" / "scaling.md"
+
+
+def ini_blocks(page: Path) -> list[str]:
+    """The ``ini`` snippets of a documentation page, in order."""
+    parts = page.read_text().split("```ini\n")[1:]
+    return [part.split("```", 1)[0] for part in parts]
+
+
+def test_the_scaling_page_s_shard_size_snippet_sets_the_shard_size(tmp_path: Path) -> None:
+    (tmp_path / "airflow.cfg").write_text(ini_blocks(SCALING)[0])
+    assert load_settings({"AIRFLOW_HOME": str(tmp_path)}).models_per_shard == 100
+
+
+def test_the_scaling_page_s_timeout_snippet_moves_the_warning_limit(tmp_path: Path) -> None:
+    (tmp_path / "airflow.cfg").write_text(ini_blocks(SCALING)[1])
+    settings = load_settings({"AIRFLOW_HOME": str(tmp_path)})
+    assert (settings.import_timeout, settings.processor_timeout) == (60.0, 90.0)
