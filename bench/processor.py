@@ -15,6 +15,7 @@ Usage: ``python bench/processor.py [--models 10000] [--list-timeout 1500] [--new
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import shutil
 import signal
@@ -28,7 +29,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from parse import model_name, model_yaml, write_models  # noqa: E402  (beside this file)
+from parse import model_name, model_yaml, write_models
 
 TARGET_NEW_S = 60.0
 WARM = """\
@@ -123,14 +124,20 @@ def run(models: int, list_timeout: float, new_timeout: float, work: Path) -> int
     log = (work / "dag-processor.log").open("wb")
     db = home / "airflow.db"
     process = subprocess.Popen(
-        [airflow, "dag-processor"], env=env, stdout=log, stderr=subprocess.STDOUT,
+        [airflow, "dag-processor"],
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
         start_new_session=True,
     )
     try:
         all_listed = wait(db, 2 * models, list_timeout)
         count = listed(db)
-        print(f"every model listed after the processor started: {all_listed:.0f} s "
-              f"({count} of {2 * models} DAGs)", flush=True)
+        print(
+            f"every model listed after the processor started: {all_listed:.0f} s "
+            f"({count} of {2 * models} DAGs)",
+            flush=True,
+        )
         index = models
         new = [f"{model_name(index)}__train", f"{model_name(index)}__infer"]
         (folder / f"{model_name(index)}.yaml").write_text(model_yaml(index))
@@ -145,6 +152,16 @@ def run(models: int, list_timeout: float, new_timeout: float, work: Path) -> int
     finally:
         stop(process)
         log.close()
+    records = sorted((home / "model-steps" / "parse-cache" / "parse-times").glob("*.json"))
+    times = [json.loads(r.read_text()) for r in records]
+    if times:
+        slowest = max(times, key=lambda t: t["seconds"])
+        total = sum(t["seconds"] for t in times)
+        print(
+            f"last parse of each of {len(times)} DAG files (wall, as the loader recorded it): "
+            f"slowest {slowest['file']} {slowest['seconds']:.2f} s, sum {total:.1f} s",
+            flush=True,
+        )
     tail = (work / "dag-processor.log").read_text(errors="replace").splitlines()
     timeouts = [line for line in tail if "timed out" in line.lower() or "killing" in line.lower()]
     print(f"processor log: {len(tail)} lines, {len(timeouts)} timeout/kill lines", flush=True)
