@@ -37,6 +37,12 @@ def load_shard(
     return load_and_validate([folder], environ or {}, cache=cache, shard=shard, check_data=False)
 
 
+def apart(name: str) -> tuple[str, int]:
+    """A model built by another shard than ``name``'s, and ``name``'s shard (of three)."""
+    shard = shard_of(f"{name}.yaml", 3)
+    return next(n for n in NAMES if shard_of(f"{n}.yaml", 3) != shard), shard
+
+
 def names(catalog: Catalog) -> set[str]:
     return {m.spec.name for m in catalog.models}
 
@@ -149,10 +155,8 @@ def test_data_inside_another_shard_s_store_is_refused(tmp_path: Path, cache: Par
 def test_an_edit_in_another_shard_is_seen_at_the_next_parse(
     tmp_path: Path, cache: ParseCache
 ) -> None:
-    folder = folder_of(tmp_path, NAMES)
-    mine = NAMES[0]
-    other = next(n for n in NAMES if shard_of(f"{n}.yaml", 3) != shard_of(f"{mine}.yaml", 3))
-    index = shard_of(f"{mine}.yaml", 3)
+    folder, mine = folder_of(tmp_path, NAMES), NAMES[0]
+    other, index = apart(mine)
     assert mine in names(load_shard(folder, index, 3, cache))
     (folder / f"{other}.yaml").write_text(definition(other, f"assets:\n  directory: {mine}\n"))
     catalog = load_shard(folder, index, 3, cache)
@@ -163,16 +167,14 @@ def test_an_edit_in_another_shard_is_seen_at_the_next_parse(
 def test_an_environment_change_reaches_another_shard_s_claims(
     tmp_path: Path, cache: ParseCache
 ) -> None:
-    folder = folder_of(tmp_path, NAMES)
-    mine = NAMES[0]
-    other = next(n for n in NAMES if shard_of(f"{n}.yaml", 3) != shard_of(f"{mine}.yaml", 3))
+    folder, mine = folder_of(tmp_path, NAMES), NAMES[0]
+    other, index = apart(mine)
     (folder / f"{mine}.yaml").write_text(
         definition(mine, "assets:\n  root: s3://models\n  directory: mine\n")
     )
     (folder / f"{other}.yaml").write_text(
         definition(other, "assets:\n  root: s3://models\n  directory: ${OTHER_DIR}\n")
     )
-    index = shard_of(f"{mine}.yaml", 3)
     environ = {"OTHER_DIR": "theirs", "MODEL_STEPS_ALLOWED_ENV": "OTHER_DIR"}
     assert mine in names(load_shard(folder, index, 3, cache, environ))
     environ["OTHER_DIR"] = "mine"
