@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import shutil
+import time
 from pathlib import Path
 from typing import Any
 
@@ -139,3 +141,32 @@ def test_a_quick_parse_raises_no_warning(sharded: Path) -> None:
     parse_folder(sharded)
     settings = load_settings({**os.environ, "MODEL_STEPS_DAGS_FOLDER": str(sharded)})
     assert parse_warnings(settings) == []
+
+
+def test_a_new_yaml_marks_only_its_shard_file_for_airflow_to_parse_next(sharded: Path) -> None:
+    parse_folder(sharded)
+    parse_folder(sharded)  # every shard has parsed: the folder index knows every file
+    past = 1_000_000_000
+    for index in (1, 2):
+        os.utime(shard_file(sharded, index), (past, past))
+    newcomer = next(f"new_{i}" for i in range(100) if shard_of(f"new_{i}.yaml", 3) == 2)
+    (sharded / f"{newcomer}.yaml").write_text(definition(newcomer))
+    bag = parse_folder(sharded)  # the loader (shard 0) sees the new file first
+    assert shard_file(sharded, 2).stat().st_mtime > past
+    assert shard_file(sharded, 1).stat().st_mtime == past
+    assert f"{newcomer}__train" in bag.dag_ids
+
+
+def test_a_touched_shard_file_still_counts_as_listed_by_airflow(
+    sharded: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    parse_folder(sharded)
+    monkeypatch.setenv("AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL", "300")
+    for index in (1, 2):  # written an hour ago, touched just now
+        path = shard_file(sharded, index)
+        an_hour_ago = f"# created {int(time.time()) - 3600}"
+        path.write_text(re.sub(r"# created \d+", an_hour_ago, path.read_text()))
+        os.utime(path)
+    bag = parse_folder(sharded)
+    assert set(dag_files(bag)) == expected_dag_ids(NAMES)
+    assert len(set(dag_files(bag).values())) == 3

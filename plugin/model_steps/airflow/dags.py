@@ -28,7 +28,7 @@ from model_steps.airflow.plan import (
     plan_catalog,
     plan_invalid,
 )
-from model_steps.airflow.shards import plan_shard, record_parse
+from model_steps.airflow.shards import plan_shard, record_parse, touch_shards
 from model_steps.definition.cache import ParseCache
 from model_steps.definition.loader import BrokenDefinition, load_and_validate
 from model_steps.errors import Problem
@@ -135,5 +135,6 @@ def build_dags(
         plans = [plan for plan in plans if plan.dag_id == dag_id]
     dags = {dag.dag_id: dag for dag in (_build_or_placeholder(p, folder) for p in plans)}
     if part is not None:
+        touch_shards(folder, catalog.changed_shards)
         record_parse(settings, folder, shard, time.monotonic() - started, part.definitions)
     return dags

@@ -8,7 +8,8 @@ stays about ``models_per_shard`` definitions long however large the folder, and 
 parsing processes share the files.
 
 Airflow notices a new file only when it next lists the bundle (``[dag_processor]
-refresh_interval``). Until a new shard file is that old, the shards already known keep its
+refresh_interval``). Until a new shard file is that old (its creation time is written in it),
+the shards already known keep its
 definitions, so growing the folder never leaves a DAG without a file; only a folder that more
 than doubles at once (the first parse of a large folder) hands definitions to files Airflow
 has not listed yet, rather than have one file build them all past the import timeout.
@@ -22,8 +23,10 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
 import tempfile
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -38,6 +41,7 @@ __all__ = [
     "plan_shard",
     "record_parse",
     "shard_file",
+    "touch_shards",
 ]
 
 log = logging.getLogger(__name__)
@@ -62,7 +66,9 @@ from model_steps.airflow.dags import build_dags
 folder = Path(__file__).resolve().parents[1]
 dag_id = get_parsing_context().dag_id
 globals().update(build_dags(folder, os.environ, dag_id, shard={index}))
+# created {created}
 '''
+_CREATED = re.compile(r"^# created (\d+)$", re.MULTILINE)
 
 
 def shard_file(folder: Path, index: int) -> Path:
@@ -107,18 +113,41 @@ def plan_shard(folder: Path, settings: Settings, index: int, now: float | None =
     return ShardPlan(Shard(folder, count, frozenset({index})), True, definitions)
 
 
-def _listed_by_airflow(path: Path, settings: Settings, now: float) -> bool:
+def _created(path: Path) -> int | None:
+    """When the shard file was first written (kept in it: its time changes when touched)."""
     try:
-        age = now - path.stat().st_mtime
+        found = _CREATED.search(path.read_text())
     except OSError:
-        return False
-    return age >= settings.bundle_refresh * MATURE_FACTOR
+        return None
+    return int(found.group(1)) if found else None
+
+
+def _listed_by_airflow(path: Path, settings: Settings, now: float) -> bool:
+    created = _created(path)
+    return created is not None and now - created >= settings.bundle_refresh * MATURE_FACTOR
+
+
+def touch_shards(folder: Path, shards: Iterable[int]) -> None:
+    """Mark the files of ``shards`` as changed, so Airflow parses them next.
+
+    Airflow's default ``[dag_processor] file_parsing_sort_mode`` (``modified_time``) queues a
+    file whose time is newer than its last parse first, even inside its
+    ``min_file_process_interval``: a new or edited YAML's shard is parsed again soon, and only
+    that shard. Shard 0 (the loader, whose name the package does not choose) is left alone.
+    """
+    for index in shards:
+        if index > 0:
+            try:
+                os.utime(shard_file(folder, index))
+            except OSError:
+                continue  # not written yet, or removed meanwhile: nothing to hurry
 
 
 def _keep_files(folder: Path, count: int) -> None:
     """Shard files 1 to ``count - 1`` exist with the current text; no others remain."""
     shards = folder / SHARD_FOLDER
-    wanted = {shard_file(folder, i): SOURCE.format(index=i) for i in range(1, count)}
+    now = int(time.time())
+    wanted = {shard_file(folder, i): i for i in range(1, count)}
     try:
         if wanted:
             shards.mkdir(exist_ok=True)
@@ -126,8 +155,9 @@ def _keep_files(folder: Path, count: int) -> None:
         for path in existing:
             if path not in wanted:
                 path.unlink(missing_ok=True)
-        for path, text in wanted.items():
-            _write_if_changed(path, text)
+        for path, index in wanted.items():
+            created = _created(path) or now
+            _write_if_changed(path, SOURCE.format(index=index, created=created))
     except OSError as error:
         log.warning(
             "cannot keep the shard files in %s (%s): the files there keep their definitions",
@@ -137,22 +167,18 @@ def _keep_files(folder: Path, count: int) -> None:
 
 
 def _write_if_changed(path: Path, text: str) -> None:
-    """Write ``path`` whole; a rewrite keeps its time, so Airflow's listing of it still counts."""
+    """Write ``path`` whole (a reader sees the old text or the new), unless it holds ``text``."""
     try:
-        status = path.stat()
         if path.read_text() == text:
             return
-        times: tuple[int, int] | None = (status.st_atime_ns, status.st_mtime_ns)
     except FileNotFoundError:
-        times = None
+        pass
     with tempfile.NamedTemporaryFile(
         "w", dir=path.parent, prefix=".shard-", suffix=".tmp", delete=False
     ) as temp:
         temp.write(text)
     written = Path(temp.name)
     written.chmod(0o644)
-    if times is not None:
-        os.utime(written, ns=times)
     written.replace(path)
 
 

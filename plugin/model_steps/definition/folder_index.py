@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from model_steps.definition.cache import ParseCache, RecordingEnviron, code_fingerprint
-from model_steps.definition.shards import Shard
+from model_steps.definition.shards import Shard, shard_of
 from model_steps.settings import AllowList, allowed_connections
 
 __all__ = ["MISSING", "FolderIndex", "ModelFacts", "index_context", "load_shard"]
@@ -171,16 +171,19 @@ def load_shard(
     shard: Shard,
     index: FolderIndex,
     load: Callable[[Path, Mapping[str, str]], tuple[R | None, ModelFacts | None]],
-) -> tuple[list[R], list[ModelFacts]]:
-    """The shard's own files loaded, and the claims of every other valid definition.
+) -> tuple[list[R], list[ModelFacts], set[int]]:
+    """The shard's own files, the others' claims, and the shards whose files changed.
 
-    ``load`` gives a file's result and its claims, reading the environment it is given;
+    The changed shards are those holding a file the index did not know as it is now (new or
+    edited). ``load`` gives a file's result and its claims, reading the environment it is given;
     another shard's file is loaded only when the index has no current entry for it.
     """
     own: list[R] = []
     others: list[ModelFacts] = []
     saved = time.monotonic()
     present = set()
+    changed: set[int] = set()
+    known = bool(index.entries)
     for path in files:
         relative = shard.relative(path)
         present.add(relative)
@@ -191,6 +194,8 @@ def load_shard(
         mine = shard.owns_relative(relative)
         facts = MISSING if mine or status is None else index.lookup(path, relative, status)
         if isinstance(facts, _Missing):
+            if not mine and known:  # a first index marks nothing: every file is new to it
+                changed.add(shard_of(relative, shard.count))
             reads = RecordingEnviron(index.environ)
             result, facts = load(path, reads)
             if mine and result is not None:
@@ -204,4 +209,4 @@ def load_shard(
             others.append(facts)
     index.keep_only(present)
     index.save()
-    return own, others
+    return own, others, changed

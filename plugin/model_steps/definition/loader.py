@@ -12,7 +12,7 @@ import re
 import types
 import typing
 from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -80,6 +80,8 @@ class Catalog:
 
     models: tuple[LoadedModel, ...]
     broken: tuple[BrokenDefinition, ...]
+    changed_shards: frozenset[int] = frozenset()
+    """Other shards holding a file new or changed since the folder index last saw it."""
 
     @property
     def problems(self) -> tuple[Problem, ...]:
@@ -589,6 +591,7 @@ def load_and_validate(
                 return Catalog((result,), ())
     files = find_definition_files(paths)
     others: list[ModelFacts] = []
+    changed: set[int] = set()
     results: list[LoadedModel | BrokenDefinition]
     if shard is not None and cache is not None:
         context = index_context(allowed, assets_root, environ)
@@ -600,14 +603,14 @@ def load_and_validate(
             result = load_file(path, reading, allowed, cache)
             return result, _facts(result, assets_root)
 
-        results, others = load_shard(files, shard, index, load)
+        results, others, changed = load_shard(files, shard, index, load)
     else:
         loaded = (load_file(path, environ, allowed, cache) for path in files)
         results = [result for result in loaded if result is not None]
     catalog, others = _resolve_stores(*_resolve_names(results, others), assets_root)
     if check_data:
         catalog = _resolve_data(catalog, others, environ, allowed.code_folders, assets_root)
-    return catalog
+    return replace(catalog, changed_shards=frozenset(changed))
 
 
 def _facts(result: LoadedModel | BrokenDefinition | None, root: str | None) -> ModelFacts | None:
