@@ -44,7 +44,9 @@ TARGET_RATIO_LARGE = 1.25
 TARGET_SLOWEST_FILE_S = 5.0
 """No one DAG file of ours may take longer, at 3,000 models and more (issue 21)."""
 LARGE_IMPORT_TIMEOUT = (("AIRFLOW__CORE__DAGBAG_IMPORT_TIMEOUT", "900"),)
-"""For the floor and dag-factory only: one hand-written file of 10,000 models needs minutes."""
+"""Every side: one hand-written file of 10,000 models needs minutes, and on a shared machine
+other work stretches wall time (not CPU time, which the ratios use) past Airflow's 30 s. The
+slowest-file column says how close ours comes to the real limit."""
 LISTED_AT_ONCE = (("AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL", "0"),)
 """Ours: the shard files the warm-up wrote count as listed by Airflow, as after the
 refresh interval in a running deployment."""
@@ -706,12 +708,13 @@ def bench_folder(
     generate_baseline(ours_dir, base_dir, home)
     jobs = [
         Job(base_dir, base_dir, env=LARGE_IMPORT_TIMEOUT),
-        Job(ours_dir, ours_dir, env=LISTED_AT_ONCE),
+        Job(ours_dir, ours_dir, env=LISTED_AT_ONCE + LARGE_IMPORT_TIMEOUT),
     ]
     if uncached:
         plain_dir = work / f"ours-{models}-no-cache"
         shutil.copytree(ours_dir, plain_dir, ignore=shutil.ignore_patterns(SHARD_FOLDER))
-        jobs.append(Job(plain_dir, plain_dir, env=(("MODEL_STEPS_PARSE_CACHE", "off"),)))
+        off = (("MODEL_STEPS_PARSE_CACHE", "off"),)
+        jobs.append(Job(plain_dir, plain_dir, env=off + LARGE_IMPORT_TIMEOUT))
     if dagfactory:
         factory_dir = work / f"dagfactory-{models}"
         in_subprocess(
