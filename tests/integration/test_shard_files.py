@@ -170,3 +170,16 @@ def test_a_touched_shard_file_still_counts_as_listed_by_airflow(
     bag = parse_folder(sharded)
     assert set(dag_files(bag)) == expected_dag_ids(NAMES)
     assert len(set(dag_files(bag).values())) == 3
+
+
+def test_a_linked_shard_folder_is_neither_written_nor_emptied(
+    sharded: Path, tmp_path: Path
+) -> None:
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    (elsewhere / "shard_009.py").write_text("kept = True\n")
+    (sharded / SHARD_FOLDER).symlink_to(elsewhere)
+    bag = parse_folder(sharded)
+    assert sorted(p.name for p in elsewhere.iterdir()) == ["shard_009.py"]
+    assert bag.import_errors == {}
+    assert set(dag_files(bag)) == expected_dag_ids(NAMES)  # the loader builds them all

@@ -103,6 +103,8 @@ def plan_shard(folder: Path, settings: Settings, index: int, now: float | None =
         _keep_files(folder, target)
     now = time.time() if now is None else now
     live = 1
+    if (folder / SHARD_FOLDER).is_symlink():
+        target = 1  # not the package's folder: the loader builds everything, as one file
     while live < target and _listed_by_airflow(shard_file(folder, live), settings, now):
         live += 1
     count = live if target <= 2 * live else target
@@ -148,6 +150,11 @@ def _keep_files(folder: Path, count: int) -> None:
     shards = folder / SHARD_FOLDER
     now = int(time.time())
     wanted = {shard_file(folder, i): i for i in range(1, count)}
+    if shards.is_symlink():  # the package writes and deletes files only in a folder of its own
+        log.warning(
+            "%s is a symbolic link: the loader neither writes nor removes shards there", shards
+        )
+        return
     try:
         if wanted:
             shards.mkdir(exist_ok=True)
