@@ -37,7 +37,19 @@ LOADER = REPO / "dags" / "model_steps_loader.py"
 BUNDLE = "dags-folder"
 BASELINE_FILE = "handwritten_dags.py"
 CONTEXT_DAG_ID = "_AIRFLOW_PARSING_CONTEXT_DAG_ID"
+SHARD_FOLDER = "model_steps_shards"
 TARGET_RATIO = 1.2
+"""ours/baseline at up to 300 models; 1.25 above (issue 21)."""
+TARGET_RATIO_LARGE = 1.25
+TARGET_SLOWEST_FILE_S = 5.0
+"""No one DAG file of ours may take longer, at 3,000 models and more (issue 21)."""
+LARGE_IMPORT_TIMEOUT = (("AIRFLOW__CORE__DAGBAG_IMPORT_TIMEOUT", "900"),)
+"""Every side: one hand-written file of 10,000 models needs minutes, and on a shared machine
+other work stretches wall time (not CPU time, which the ratios use) past Airflow's 30 s. The
+slowest-file column says how close ours comes to the real limit."""
+LISTED_AT_ONCE = (("AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL", "0"),)
+"""Ours: the shard files the warm-up wrote count as listed by Airflow, as after the
+refresh interval in a running deployment."""
 TARGET_DAGFACTORY_RATIO = 3.0
 DAGFACTORY_PACKAGES = ("dag-factory==1.1.0",)
 DAGFACTORY_SUFFIX = ".dagfactory.yml"
@@ -547,6 +559,7 @@ def time_parse(spec: dict[str, Any]) -> dict[str, Any]:
         "tasks": sum(len(dag.tasks) for dag in bag.dags.values()),
         "import_errors": bag.import_errors,
         "fingerprints": {dag_id: dag_fingerprint(dag) for dag_id, dag in bag.dags.items()},
+        "files": {str(stat.file): stat.duration.total_seconds() for stat in bag.dagbag_stats},
     }
 
 
@@ -633,8 +646,8 @@ class FolderResult:
     dags: int
     ours: Series
     baseline: Series
-    uncached: Series
-    """Ours with the parse cache off: every file validated at every parse."""
+    uncached: Series | None
+    """Ours with the parse cache off: every file validated at every parse (one DAG file)."""
     dagfactory: Series | None = None
 
     @property
@@ -643,7 +656,22 @@ class FolderResult:
 
     @property
     def uncached_ratio(self) -> float:
-        return paired_ratio(self.uncached, self.baseline)
+        return paired_ratio(self.uncached, self.baseline) if self.uncached else math.nan
+
+    @property
+    def target(self) -> float:
+        return TARGET_RATIO if self.models <= 300 else TARGET_RATIO_LARGE
+
+    @property
+    def files(self) -> int:
+        return len(self.ours.last["files"])
+
+    @property
+    def slowest_file(self) -> tuple[str, float]:
+        """Ours' slowest DAG file in the last round (the loader's time holds the import)."""
+        files: dict[str, float] = self.ours.last["files"]
+        name = max(files, key=lambda f: files[f])
+        return name, files[name]
 
     @property
     def dagfactory_ratio(self) -> float | None:
@@ -661,33 +689,45 @@ class FolderResult:
 
 
 def bench_folder(
-    models: int, repeat: int, work: Path, home: Path, dagfactory: str | None
+    models: int,
+    repeat: int,
+    work: Path,
+    home: Path,
+    dagfactory: str | None,
+    uncached: bool = True,
 ) -> FolderResult:
     """Generate the folders for ``models`` definitions and time them alternately.
 
     Ours runs with its parse cache (warmed by the untimed first run, as a running deployment
-    has it) and without; dag-factory, when it installed, in its own interpreter.
+    has it, which also writes its shard files) and, in a copy of the folder, without (one DAG
+    file, since shards need the cache); dag-factory, when it installed, in its own interpreter.
     """
     ours_dir, base_dir = work / f"ours-{models}", work / f"baseline-{models}"
-    write_models(ours_dir, models)
+    if not ours_dir.exists():
+        write_models(ours_dir, models)
     generate_baseline(ours_dir, base_dir, home)
     jobs = [
-        Job(base_dir, base_dir),
-        Job(ours_dir, ours_dir),
-        Job(ours_dir, ours_dir, env=(("MODEL_STEPS_PARSE_CACHE", "off"),)),
+        Job(base_dir, base_dir, env=LARGE_IMPORT_TIMEOUT),
+        Job(ours_dir, ours_dir, env=LISTED_AT_ONCE + LARGE_IMPORT_TIMEOUT),
     ]
+    if uncached:
+        plain_dir = work / f"ours-{models}-no-cache"
+        shutil.copytree(ours_dir, plain_dir, ignore=shutil.ignore_patterns(SHARD_FOLDER))
+        off = (("MODEL_STEPS_PARSE_CACHE", "off"),)
+        jobs.append(Job(plain_dir, plain_dir, env=off + LARGE_IMPORT_TIMEOUT))
     if dagfactory:
         factory_dir = work / f"dagfactory-{models}"
         in_subprocess(
             {"mode": "dagfactory", "models": str(ours_dir), "folder": str(factory_dir)}, home
         )
         # dag-factory needs more than Airflow's default 30 s import timeout for 1,000 models.
-        slow = (("AIRFLOW__CORE__DAGBAG_IMPORT_TIMEOUT", "600"),)
-        jobs.append(Job(factory_dir, factory_dir, python=dagfactory, env=slow))
-    baseline, ours, uncached, *factory = alternate(jobs, repeat, home)
-    failures = check_same_bags(ours.last, baseline.last) + check_same_bags(
-        uncached.last, baseline.last
-    )
+        jobs.append(Job(factory_dir, factory_dir, python=dagfactory, env=LARGE_IMPORT_TIMEOUT))
+    baseline, ours, *others = alternate(jobs, repeat, home)
+    plain = others.pop(0) if uncached else None
+    factory = others
+    failures = check_same_bags(ours.last, baseline.last)
+    if plain is not None:
+        failures += check_same_bags(plain.last, baseline.last)
     if factory and sorted(factory[0].last["fingerprints"]) != sorted(ours.last["fingerprints"]):
         failures.append("dag-factory built other DAG ids")
     if factory and factory[0].last["import_errors"]:
@@ -696,7 +736,7 @@ def bench_folder(
         )
     if failures:
         raise SystemExit(f"{models} models: " + "; ".join(failures))
-    return FolderResult(models, ours.last["dags"], ours, baseline, uncached, *factory[:1])
+    return FolderResult(models, ours.last["dags"], ours, baseline, plain, *factory[:1])
 
 
 @dataclass(frozen=True)
@@ -796,24 +836,26 @@ def render_folders(results: Iterable[FolderResult], repeat: int) -> str:
     """The full-folder table: medians of ``repeat`` alternating rounds, CPU and wall."""
     rows = [
         f"Full parse of a DAGs folder (DagBag construction, medians of {repeat} rounds)",
-        f"{'':12} {'CPU ms per DAG':^43} {'wall s':^15} {'ours/baseline':^23}",
-        f"{'models':>6} {'dags':>5} {'baseline':>8} {'ours':>8} {'no cache':>8} "
+        f"{'':13} {'CPU ms per DAG':^43} {'wall s':^15} {'ours/baseline':^23} {'ours':^14}",
+        f"{'models':>6} {'dags':>6} {'baseline':>8} {'ours':>8} {'no cache':>8} "
         f"{'dag-fac.':>8} {'ratio':>7} {'baseline':>8} {'ours':>6} {'CPU':>7} {'wall':>7} "
-        f"{'best':>7}",
+        f"{'best':>7} {'files':>5} {'slowest':>8}",
     ]
     for r in results:
         base_ms = ms_per_dag(r.baseline.median_cpu, r.dags)
         ours_ms = ms_per_dag(r.ours.median_cpu, r.dags)
-        uncached_ms = ms_per_dag(r.uncached.median_cpu, r.dags)
+        uncached_ms = ms_per_dag(r.uncached.median_cpu, r.dags) if r.uncached else math.nan
         factory_ms = ms_per_dag(r.dagfactory.median_cpu, r.dags) if r.dagfactory else math.nan
         rows.append(
-            f"{r.models:>6} {r.dags:>5} {base_ms:>8.2f} {ours_ms:>8.2f} {uncached_ms:>8.2f} "
+            f"{r.models:>6} {r.dags:>6} {base_ms:>8.2f} {ours_ms:>8.2f} {uncached_ms:>8.2f} "
             f"{factory_ms:>8.2f} {ours_ms / base_ms:>7.2f} {r.baseline.median:>8.2f} "
-            f"{r.ours.median:>6.2f} {r.ratio:>7.2f} {r.wall_ratio:>7.2f} {r.best_ratio:>7.2f}"
+            f"{r.ours.median:>6.2f} {r.ratio:>7.2f} {r.wall_ratio:>7.2f} {r.best_ratio:>7.2f} "
+            f"{r.files:>5} {r.slowest_file[1]:>7.2f}s"
         )
     rows.append(
         "(CPU, wall: median of the per-round ratios, each round ran all sides back to back; "
-        "best: best CPU over best CPU; no cache: ours with MODEL_STEPS_PARSE_CACHE=off)"
+        "best: best CPU over best CPU; no cache: ours with MODEL_STEPS_PARSE_CACHE=off; files: "
+        "ours' DAG files, the loader and its shards; slowest: wall s of ours' slowest file)"
     )
     return "\n".join(rows)
 
@@ -843,9 +885,16 @@ def verdicts(folders: Sequence[FolderResult], task_start: TaskStartResult) -> li
 
     lines = [
         f"ours/baseline at {r.models} models: {r.ratio:.2f} CPU, {r.wall_ratio:.2f} wall "
-        f"(target <= {TARGET_RATIO}: {mark(r.ratio <= TARGET_RATIO)}); without the parse "
+        f"(target <= {r.target}: {mark(r.ratio <= r.target)}); without the parse "
         f"cache {r.uncached_ratio:.2f}"
         for r in folders
+    ]
+    lines += [
+        f"slowest DAG file at {r.models} models: {r.slowest_file[0]} {r.slowest_file[1]:.2f} s "
+        f"of {r.files} files (target <= {TARGET_SLOWEST_FILE_S:.0f} s: "
+        f"{mark(r.slowest_file[1] <= TARGET_SLOWEST_FILE_S)})"
+        for r in folders
+        if r.models >= 3000
     ]
     for r in folders:
         factor = r.dagfactory_ratio
@@ -856,9 +905,9 @@ def verdicts(folders: Sequence[FolderResult], task_start: TaskStartResult) -> li
             )
     largest = max(folders, key=lambda r: r.models)
     lines.append(
-        f"{largest.models} models parse in {largest.ours.median:.2f} s wall "
+        f"{largest.models} models: slowest file {largest.slowest_file[1]:.2f} s wall "
         f"(dagbag_import_timeout {IMPORT_TIMEOUT_S:.0f} s: "
-        f"{mark(largest.ours.median < IMPORT_TIMEOUT_S / 3)} with 3x headroom)"
+        f"{mark(largest.slowest_file[1] < IMPORT_TIMEOUT_S / 3)} with 3x headroom)"
     )
     lines.append(
         f"task start, {task_start.large} vs {task_start.small} models: "
@@ -871,7 +920,13 @@ def verdicts(folders: Sequence[FolderResult], task_start: TaskStartResult) -> li
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
-    parser.add_argument("--sizes", type=int, nargs="+", default=[100, 1000])
+    parser.add_argument("--sizes", type=int, nargs="+", default=[300, 3000, 10000])
+    parser.add_argument(
+        "--full-max",
+        type=int,
+        default=3000,
+        help="largest size also run without the cache and with dag-factory (both take minutes)",
+    )
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument(
         "--profile", action="store_true", help="also cProfile one parse of the largest size"
@@ -906,7 +961,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         sizes = sorted(set(args.sizes))
         factory = dagfactory_python() if args.dagfactory else None
         folders = [
-            timed(f"{n} models", lambda n=n: bench_folder(n, args.repeat, work, home, factory))
+            timed(
+                f"{n} models",
+                lambda n=n: bench_folder(
+                    n,
+                    args.repeat,
+                    work,
+                    home,
+                    factory if n <= args.full_max else None,
+                    uncached=n <= args.full_max,
+                ),
+            )
             for n in sizes
         ]
         task_start = timed(

@@ -202,6 +202,14 @@ class Settings:
     names_record: Path | None = None
     """Where the DAG loader records which file owns each model name; None: nowhere (a name
     then goes to the file named after it, else the first by path)."""
+    models_per_shard: int = 200
+    """Definitions per DAG file (shard) the loader spreads a large folder over; 0: one file."""
+    import_timeout: float = 30.0
+    """Airflow's ``[core] dagbag_import_timeout``: a DAG file's parse is cut off after it."""
+    processor_timeout: float = 50.0
+    """Airflow's ``[dag_processor] dag_file_processor_timeout``: the parsing process is killed."""
+    bundle_refresh: float = 300.0
+    """Airflow's ``[dag_processor] refresh_interval``: how soon a new DAG file is noticed."""
 
     def connection(self, model_conn_id: str | None) -> str | None:
         """The connection a model's store is reached with: its own, else the deployment's."""
@@ -230,7 +238,10 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
     turns it off); its key ``AIRFLOW__MODEL_STEPS__PARSE_CACHE_KEY`` or ``[model_steps]
     parse_cache_key``. Model-name record: ``MODEL_STEPS_NAMES_RECORD``,
     ``[model_steps] names_record``, then ``$AIRFLOW_HOME/model-steps/names.json`` (``off``
-    turns it off). The config file is ``AIRFLOW_CONFIG``, else ``$AIRFLOW_HOME/airflow.cfg``
+    turns it off). Definitions per DAG file: ``MODEL_STEPS_MODELS_PER_SHARD``,
+    ``AIRFLOW__MODEL_STEPS__MODELS_PER_SHARD``, ``[model_steps] models_per_shard`` (200; 0 keeps
+    one file); Airflow's own parse limits are read as Airflow reads them. The config file is
+    ``AIRFLOW_CONFIG``, else ``$AIRFLOW_HOME/airflow.cfg``
     (``~/airflow`` when ``AIRFLOW_HOME`` is unset), as for Airflow. Airflow itself is not
     imported: importing it writes a default config file, a side effect a linter must not have.
     """
@@ -278,7 +289,37 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
     cache_key = env.get(PARSE_CACHE_KEY_VAR) or config.get(
         "model_steps", "parse_cache_key", fallback=""
     )
+
+    def number(names: tuple[str, ...], section: str, key: str, default: float) -> float:
+        try:
+            return float(setting(names, section, key, str(default)))
+        except ValueError:
+            return default
+
     return Settings(
+        models_per_shard=int(
+            number(
+                ("MODEL_STEPS_MODELS_PER_SHARD", "AIRFLOW__MODEL_STEPS__MODELS_PER_SHARD"),
+                "model_steps",
+                "models_per_shard",
+                200,
+            )
+        ),
+        import_timeout=number(
+            ("AIRFLOW__CORE__DAGBAG_IMPORT_TIMEOUT",), "core", "dagbag_import_timeout", 30.0
+        ),
+        processor_timeout=number(
+            ("AIRFLOW__DAG_PROCESSOR__DAG_FILE_PROCESSOR_TIMEOUT",),
+            "dag_processor",
+            "dag_file_processor_timeout",
+            50.0,
+        ),
+        bundle_refresh=number(
+            ("AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL",),
+            "dag_processor",
+            "refresh_interval",
+            300.0,
+        ),
         dags_folder=Path(folder),
         assets_root=root,
         environ=env,

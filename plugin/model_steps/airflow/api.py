@@ -71,6 +71,7 @@ from model_steps.airflow.csrf import json_from_same_origin
 from model_steps.airflow.events import announce_version
 from model_steps.airflow.masking import MaskedAnswers
 from model_steps.airflow.plan import TRAIN_SUFFIX, dag_ids, dag_kinds, invalid_dag_id
+from model_steps.airflow.shards import parse_warnings
 from model_steps.definition.loader import (
     Catalog,
     LoadedModel,
@@ -629,6 +630,7 @@ def list_models(definitions: DefinitionsDep, session: SessionDep, user: GetUserD
             for model, live in zip(models, lives, strict=True)
         ],
         invalid=[f for f in _invalid(catalog, definitions) if _may("GET", f.dag_id, user)],
+        parse_warnings=parse_warnings(definitions.settings),
     )
 
 

@@ -110,6 +110,8 @@ class ModelList(BaseModel):
 
     models: list[ModelSummary]
     invalid: list[InvalidFile]
+    parse_warnings: list[str] = []
+    """DAG files whose last parse used more than half of Airflow's import timeout."""
 
 
 class CommentOut(BaseModel):

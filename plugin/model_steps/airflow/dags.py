@@ -8,6 +8,7 @@ Airflow's message, and every other model's DAGs still load.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -27,6 +28,7 @@ from model_steps.airflow.plan import (
     plan_catalog,
     plan_invalid,
 )
+from model_steps.airflow.shards import plan_shard, record_parse, touch_shards
 from model_steps.definition.cache import ParseCache
 from model_steps.definition.loader import BrokenDefinition, load_and_validate
 from model_steps.definition.owners import NameRecord, relative_name
@@ -107,15 +109,21 @@ def _build_or_placeholder(plan: DagPlan, root: Path) -> DAG:
 
 
 def build_dags(
-    folder: Path, environ: Mapping[str, str], dag_id: str | None = None
+    folder: Path, environ: Mapping[str, str], dag_id: str | None = None, shard: int = 0
 ) -> dict[str, DAG]:
-    """Every DAG the definitions under ``folder`` produce, keyed by DAG id.
+    """Every DAG the definitions under ``folder`` produce for DAG file ``shard``, by DAG id.
 
-    With ``dag_id`` (a task start's parsing context) only that DAG is built, and for a model's
-    DAG only the model's own file is read when it is named after the model. In a full parse,
-    definitions unchanged since an earlier parse come from the deployment's parse cache.
+    With ``dag_id`` (a task start's parsing context) only that DAG is built, whichever file
+    asks, and for a model's DAG only the model's own file is read when it is named after the
+    model. In a full parse, a large folder is spread over shard files
+    (:mod:`model_steps.airflow.shards`; the loader is shard 0), and definitions unchanged since
+    an earlier parse come from the deployment's parse cache.
     """
+    started = time.monotonic()
     settings = load_settings(environ)  # airflow.cfg's [model_steps] options count here too
+    part = None if dag_id else plan_shard(folder, settings, shard)
+    if part is not None and not part.builds:
+        return {}
     # A task start reads one file once: the cache would only add a write on a worker's disk.
     cache = None if dag_id else ParseCache.open(settings.parse_cache, settings.parse_cache_key)
     catalog = load_and_validate(
@@ -126,9 +134,13 @@ def build_dags(
         cache=cache,
         check_data=True,
         names=NameRecord(settings.names_record),
+        shard=None if part is None else part.shard,
     )
     plans = plan_catalog(catalog, folder)
     if dag_id is not None:
         plans = [plan for plan in plans if plan.dag_id == dag_id]
-    dags = (_build_or_placeholder(plan, folder) for plan in plans)
-    return {dag.dag_id: dag for dag in dags}
+    dags = {dag.dag_id: dag for dag in (_build_or_placeholder(p, folder) for p in plans)}
+    if part is not None:
+        touch_shards(folder, catalog.changed_shards)
+        record_parse(settings, folder, shard, time.monotonic() - started, part.definitions)
+    return dags

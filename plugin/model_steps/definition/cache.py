@@ -16,8 +16,9 @@ hold: the deployment's ``parse_cache_key``, or a random key kept beside the fold
 (``<folder>.key``, readable by its owner only, never read through a symbolic link: a link would
 let whoever placed it choose the key, or point the cache at another secret of the user's). An
 entry whose signature does not match is refused and replaced, and logged. The spec in an entry
-is validated again on reading (about a tenth of reading the YAML), so even a forged entry could
-only hold a definition that validates. Environment values are stored as keyed hashes, never in
+is rebuilt by pydantic-core (types and shape checked again) without running the rules it already
+passed for exactly these inputs (:mod:`model_steps.definition.trusted`): the signature is what
+vouches for them. Environment values are stored as keyed hashes, never in
 clear.
 
 Concurrent DAG processors are safe: an entry is written to a temporary file and renamed over
@@ -45,9 +46,10 @@ from typing import Any
 from pydantic import ValidationError
 
 from model_steps.definition.schema import ModelSpec
+from model_steps.definition.trusted import rebuilding
 from model_steps.settings import AllowList
 
-__all__ = ["ParseCache", "RecordingEnviron"]
+__all__ = ["ParseCache", "RecordingEnviron", "code_fingerprint"]
 
 log = logging.getLogger(__name__)
 
@@ -134,7 +136,8 @@ class ParseCache:
                 for name, entry_value in entry["reads"].items()
             ):
                 return None
-            return ModelSpec.model_validate_json(entry["spec"])
+            with rebuilding():  # validated from these very inputs: types again, rules not
+                return ModelSpec.model_validate_json(entry["spec"])
         except FileNotFoundError:
             return None
         except (OSError, ValueError, KeyError, TypeError, AttributeError, ValidationError) as error:
@@ -165,13 +168,37 @@ class ParseCache:
         except OSError as error:
             log.warning("cannot write the parse cache in %s: %s", self.folder, error)
 
+    def read_signed(self, name: str) -> bytes | None:
+        """The body of the signed document ``name`` in the cache folder; None if absent or forged.
+
+        For other records kept beside the entries (the folder index), under the same key.
+        """
+        try:
+            mac, _, body = _read_file(self.folder / name).partition(b"\n")
+        except FileNotFoundError:
+            return None
+        except OSError as error:
+            log.warning("ignoring unreadable parse-cache file %s: %s", self.folder / name, error)
+            return None
+        if not hmac.compare_digest(mac, self._sign(body)):
+            log.warning("refusing a parse-cache file that is not ours: %s", self.folder / name)
+            return None
+        return body
+
+    def write_signed(self, name: str, body: bytes) -> None:
+        """Keep ``body`` as the signed document ``name``, whole or not at all."""
+        try:
+            _write_atomically(self.folder / name, self._sign(body) + b"\n" + body)
+        except OSError as error:
+            log.warning("cannot write the parse cache in %s: %s", self.folder, error)
+
     def _entry_file(self, path: Path) -> Path:
         name = hashlib.sha256(str(path.absolute()).encode()).hexdigest()[:32]
         return self.folder / f"{name}.json"
 
     def _entry_key(self, path: Path, raw: bytes, allowed: AllowList) -> str:
         digest = hashlib.sha256()
-        for part in (_code_fingerprint(), str(path.absolute()), repr(allowed)):
+        for part in (code_fingerprint(), str(path.absolute()), repr(allowed)):
             digest.update(part.encode() + b"\0")
         digest.update(raw)
         return digest.hexdigest()
@@ -246,7 +273,7 @@ def _write_atomically(target: Path, data: bytes) -> None:
 
 
 @functools.cache
-def _code_fingerprint() -> str:
+def code_fingerprint() -> str:
     """What the validating code is: its files' sizes and times, and the validator's version.
 
     An upgrade or an edited schema then misses every entry, with no version bump to forget.

@@ -34,6 +34,7 @@ __all__ = [
     "NOWHERE",
     "DataPlaces",
     "catalog_places",
+    "claimed_places",
     "data_places",
     "deployment_places",
     "location_issues",
@@ -57,6 +58,31 @@ def _place(url: str) -> str | None:
     if scheme.lower() in ("file", "local"):  # fsspec reads file://x/y as a relative path
         return "file://" + os.path.realpath(rest) if rest.startswith("/") else None
     return normal_location(url).rstrip("/") if rest.strip("/") else f"{scheme.lower()}://"
+
+
+def _places(urls: Iterable[str]) -> list[str | None]:
+    """:func:`_place` of many URLs, each local folder above them resolved once.
+
+    A folder of ten thousand models has ten thousand stores, mostly under one root: resolving
+    each path whole would repeat the same ``lstat`` calls for every common parent.
+    """
+    parents: dict[str, str] = {}
+    places: list[str | None] = []
+    for url in urls:
+        scheme, separator, rest = url.partition("://")
+        local = rest if separator and scheme.lower() in ("file", "local") else url
+        if (separator and local is url) or not local.startswith("/"):
+            places.append(_place(url))
+            continue
+        parent, _, leaf = local.rstrip("/").rpartition("/")
+        if not leaf or "/." in local or "//" in local or os.path.islink(local):  # noqa: PTH114
+            places.append(_place(url))
+            continue
+        resolved = parents.get(parent)
+        if resolved is None:
+            resolved = parents[parent] = os.path.realpath(parent or "/")
+        places.append("file://" + resolved.rstrip("/") + "/" + leaf)
+    return places
 
 
 def _prefix(text: str) -> str:
@@ -170,6 +196,11 @@ class DataPlaces:
         return found
 
     @cached_property
+    def dags_folders(self) -> tuple[str, ...]:
+        """The forbidden places that are DAGs folders (kept once, not sought per model)."""
+        return tuple(place for place, what in self.forbidden if what == DAGS_FOLDER)
+
+    @cached_property
     def _sorted(self) -> list[str]:
         return sorted(self._by_place)
 
@@ -238,7 +269,11 @@ def data_places(
     prefixes = allowed_data(environ)
     allowed = tuple(dict.fromkeys(map(_prefix, prefixes)))
     forbidden = [(_place(str(f.resolve())) or "", DAGS_FOLDER) for f in dags_folders]
-    forbidden += [(_place(location) or location, what) for location, what in stores]
+    pairs = list(stores)
+    places = _places(location for location, _ in pairs)
+    forbidden += [
+        (place or location, what) for place, (location, what) in zip(places, pairs, strict=True)
+    ]
     return DataPlaces(allowed, _setting(environ, prefixes), tuple(dict.fromkeys(forbidden)))
 
 
@@ -256,7 +291,22 @@ def catalog_places(
     assets_root: str | None,
 ) -> DataPlaces:
     """The places for definitions validated together: every one of their stores is forbidden."""
-    stores = [place for spec in specs for place in model_stores(spec, assets_root)]
+    claims = [(spec.name, store_locations(spec, assets_root)) for spec in specs]
+    return claimed_places(environ, dags_folders, claims, assets_root)
+
+
+def claimed_places(
+    environ: Mapping[str, str],
+    dags_folders: Iterable[Path],
+    claims: Iterable[tuple[str, Iterable[str]]],
+    assets_root: str | None,
+) -> DataPlaces:
+    """The places when each model is known by its name and store locations only."""
+    stores = [
+        (location, f"the store of model {name!r}")
+        for name, locations in claims
+        for location in locations
+    ]
     if assets_root is not None:
         stores.append((assets_root, ASSETS_ROOT))
     return data_places(environ, dags_folders, stores)
@@ -290,7 +340,7 @@ def store_issues(spec: ModelSpec, places: DataPlaces) -> list[tuple[Loc, str]]:
     A store holds files named by the definition (step ids, custom save functions): in the
     DAGs folder they would sit where the DAG processor imports code.
     """
-    dags = [place for place, what in places.forbidden if what == DAGS_FOLDER]
+    dags = places.dags_folders
     issues = []
     for loc, root in _store_roots(spec):
         store = _place(f"{normal_location(root).rstrip('/')}/{spec.directory}") or root

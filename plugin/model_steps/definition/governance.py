@@ -16,6 +16,8 @@ from typing import Annotated, Any, Literal
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, WithJsonSchema
 from pydantic_core import PydanticCustomError
 
+from model_steps.definition.trusted import rule
+
 __all__ = [
     "COMPARISONS",
     "Card",
@@ -118,13 +120,13 @@ def _schema(example: str) -> WithJsonSchema:
 
 GateRuleText = Annotated[
     str,
-    AfterValidator(lambda value: parse_rule(value, ("live",)).text),
+    AfterValidator(rule(lambda value: parse_rule(value, ("live",)).text)),
     _schema("f1_macro >= live - 0.01"),
 ]
 """A gate rule: absolute, or against ``live`` (the live version on the same test data)."""
 EvaluationRuleText = Annotated[
     str,
-    AfterValidator(lambda value: parse_rule(value, ("trained",)).text),
+    AfterValidator(rule(lambda value: parse_rule(value, ("trained",)).text)),
     _schema("accuracy >= trained - 0.05"),
 ]
 """An evaluation rule: absolute, or against ``trained`` (the version's own test metric)."""

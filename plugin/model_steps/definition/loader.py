@@ -12,7 +12,7 @@ import re
 import types
 import typing
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -20,11 +20,13 @@ from pydantic import BaseModel, ValidationError
 
 from model_steps.definition.allowlist import refused_references
 from model_steps.definition.cache import ParseCache
-from model_steps.definition.data_locations import catalog_places, location_issues
+from model_steps.definition.data_locations import claimed_places, location_issues
+from model_steps.definition.folder_index import FolderIndex, ModelFacts, index_context, load_shard
 from model_steps.definition.interpolation import Interpolation, interpolate
 from model_steps.definition.owners import NameRecord, relative_name
 from model_steps.definition.schema import KIND, SEMANTIC, ModelSpec
 from model_steps.definition.semantics import structural_issues
+from model_steps.definition.shards import Shard
 from model_steps.definition.source import (
     MAX_FILE_BYTES,
     NeedsPositions,
@@ -36,7 +38,7 @@ from model_steps.definition.source import (
     read_plain,
     read_yaml,
 )
-from model_steps.definition.stores import shared_stores, store_locations
+from model_steps.definition.stores import shared_locations, store_locations
 from model_steps.definition.templates import template_issues
 from model_steps.errors import Finding, Problem, did_you_mean
 from model_steps.settings import AllowList, allow_list, allowed_connections
@@ -46,6 +48,7 @@ __all__ = [
     "Catalog",
     "LoadedModel",
     "allow_list_for",
+    "count_definition_files",
     "find_definition_files",
     "load_and_validate",
     "load_file",
@@ -79,6 +82,8 @@ class Catalog:
 
     models: tuple[LoadedModel, ...]
     broken: tuple[BrokenDefinition, ...]
+    changed_shards: frozenset[int] = frozenset()
+    """Other shards holding a file new or changed since the folder index last saw it."""
 
     @property
     def problems(self) -> tuple[Problem, ...]:
@@ -98,7 +103,12 @@ def find_definition_files(paths: Iterable[Path]) -> list[Path]:
             found.extend(_walk(path))
         else:
             found.append(path)
-    return sorted(set(found))
+    return sorted(set(found), key=str)  # the same order; strings compare far faster than paths
+
+
+def count_definition_files(folder: Path) -> int:
+    """How many files :func:`find_definition_files` finds under ``folder``, without paths."""
+    return sum(1 for _ in _walk_names(folder))
 
 
 def _walk(folder: Path, names: Collection[str] | None = None) -> Iterator[Path]:
@@ -107,12 +117,17 @@ def _walk(folder: Path, names: Collection[str] | None = None) -> Iterator[Path]:
     Works on plain names and builds a ``Path`` only for a match: a task start walks a folder of
     a thousand definitions to find one.
     """
+    for root, name in _walk_names(folder, names):
+        yield Path(root, name)
+
+
+def _walk_names(folder: Path, names: Collection[str] | None = None) -> Iterator[tuple[str, str]]:
     for root, dirs, files in os.walk(folder):
         dirs[:] = [d for d in dirs if not d.startswith((".", "__"))]
         for name in files:
             wanted = name in names if names is not None else name.endswith(SUFFIXES)
             if wanted and not name.startswith("."):
-                yield Path(root, name)
+                yield root, name
 
 
 def _named(paths: Iterable[Path], stem: str) -> list[Path]:
@@ -569,6 +584,7 @@ def load_and_validate(
     cache: ParseCache | None = None,
     check_data: bool = False,
     names: NameRecord | None = None,
+    shard: Shard | None = None,
 ) -> Catalog:
     """Load every model definition under ``paths`` and check rules across files.
 
@@ -586,6 +602,11 @@ def load_and_validate(
     allows (:mod:`model_steps.definition.data_locations`); a serving process, which reads no
     tables, skips it. ``names`` is the record of which file owns each model name
     (:mod:`model_steps.definition.owners`): a recorded owner keeps its name against newcomers.
+
+    With ``shard`` (and a ``cache``), only the shard's own files are loaded and returned; the
+    rules across files still see every definition, the others through the folder index
+    (:mod:`model_steps.definition.folder_index`), so a shard's parse does not grow with the
+    folder's validation.
     """
     if allowed is None:
         allowed = allow_list_for(paths, environ)
@@ -601,69 +622,137 @@ def load_and_validate(
             if isinstance(result, LoadedModel) and result.spec.name == only:
                 return Catalog((result,), ())
     files = find_definition_files(paths)
-    loaded = (load_file(path, environ, allowed, cache) for path in files)
-    results = [result for result in loaded if result is not None]
-    catalog, kept, released = _resolve_names(results, owners, folder)
+    others: list[ModelFacts] = []
+    changed: set[int] = set()
+    results: list[LoadedModel | BrokenDefinition]
+    if shard is not None and cache is not None:
+        context = index_context(allowed, assets_root, environ)
+        index = FolderIndex.open(cache, shard.root, context, environ)
+
+        def load(
+            path: Path, reading: Mapping[str, str]
+        ) -> tuple[LoadedModel | BrokenDefinition | None, ModelFacts | None]:
+            result = load_file(path, reading, allowed, cache)
+            return result, _facts(result, assets_root)
+
+        results, others, changed = load_shard(files, shard, index, load)
+    else:
+        loaded = (load_file(path, environ, allowed, cache) for path in files)
+        results = [result for result in loaded if result is not None]
+    read_here = {relative_name(p, folder) for p in files if shard is None or shard.owns(p)}
+    claims = Claims(results, others, read_here, folder)
+    catalog, others, kept, released = _resolve_names(claims, owners)
     if names is not None and only is None:
         names.update(folder, kept, released)
     catalog = _isolate(catalog, lambda spec: store_locations(spec, assets_root))
-    catalog = _resolve_stores(catalog, assets_root)
+    catalog, others = _resolve_stores(catalog, others, assets_root)
     if check_data:
-        catalog = _resolve_data(catalog, environ, allowed.code_folders, assets_root)
-    return catalog
+        catalog = _resolve_data(catalog, others, environ, allowed.code_folders, assets_root)
+    return replace(catalog, changed_shards=frozenset(changed))
+
+
+def _facts(result: LoadedModel | BrokenDefinition | None, root: str | None) -> ModelFacts | None:
+    """What a valid definition claims across files; None for anything else.
+
+    A definition whose stores cannot be worked out claims nothing here: its own shard makes it
+    a broken file (:func:`_isolate`), and it must not break the other shards' parse.
+    """
+    if not isinstance(result, LoadedModel):
+        return None
+    try:
+        stores = store_locations(result.spec, root)
+    except Exception:  # that file's problem, reported by its own shard
+        return None
+    return ModelFacts(result.path, result.spec.name, stores)
+
+
+Claim = tuple[Path, str, LoadedModel | None]
+"""A file claiming a model name: its path, the name, and the model when this load holds it."""
+
+
+@dataclass(frozen=True)
+class Claims:
+    """What one load knows of the folder's name claims.
+
+    ``results`` are the files this load read itself (all of them, or its shard's), ``others``
+    the valid definitions another shard reads (from the folder index), ``read_here`` the
+    relative names of every file this load read, model or not.
+    """
+
+    results: Sequence[LoadedModel | BrokenDefinition]
+    others: Sequence[ModelFacts]
+    read_here: Collection[str]
+    folder: Path | None
+
+    def relative(self, path: Path) -> str:
+        return relative_name(path, self.folder)
+
+    def released(self, recorded: str, name: str) -> bool:
+        """Whether the recorded owner of ``name`` no longer claims it (gone, renamed, no model).
+
+        A broken file whose name could not be read still claims it: a typo in the owner's file
+        must not hand its name to whoever waits for one. A file another shard reads is judged by
+        its claims in the folder index; one the index holds no valid claim for still claims the
+        name while it exists (its own shard releases the name once it really gives it up).
+        """
+        holder = next((r for r in self.results if self.relative(r.path) == recorded), None)
+        if holder is not None:
+            claimed = holder.spec.name if isinstance(holder, LoadedModel) else holder.name
+            return claimed not in (name, None)
+        if recorded in self.read_here or self.folder is None:
+            return True  # read here and no model definition (any more)
+        facts = next((f for f in self.others if self.relative(f.path) == recorded), None)
+        if facts is not None:
+            return facts.name != name
+        return not (self.folder / recorded).is_file()
 
 
 def _resolve_names(
-    results: Sequence[LoadedModel | BrokenDefinition],
-    owners: Mapping[str, str],
-    folder: Path | None,
-) -> tuple[Catalog, dict[str, str], list[str]]:
+    claims: Claims, owners: Mapping[str, str]
+) -> tuple[Catalog, list[ModelFacts], dict[str, str], list[str]]:
     """One model per name: its recorded owner's, else a file named after it, else the first.
 
     A recorded file keeps its name while it claims it, broken or not, so a newcomer can never
-    take a name by where it sorts; the losers become broken files naming the owner's file. Also
+    take a name by where it sorts; the losers become broken files naming the owner's file.
+    Definitions another shard loads take part; those that keep their name are returned. Also
     returns the owners to record (name -> file) and the recorded names no file claims any more.
     """
-    loaded = [r for r in results if isinstance(r, LoadedModel)]
-    broken = [r for r in results if isinstance(r, BrokenDefinition)]
-    claims = {relative_name(r.path, folder): r for r in results}
-    by_name: dict[str, list[LoadedModel]] = {}
-    for model in sorted(loaded, key=lambda m: (m.path.stem != m.spec.name, str(m.path))):
-        by_name.setdefault(model.spec.name, []).append(model)
-    winners: dict[str, LoadedModel] = {}
+    loaded = [r for r in claims.results if isinstance(r, LoadedModel)]
+    broken = [r for r in claims.results if isinstance(r, BrokenDefinition)]
+    every: list[Claim] = [(m.path, m.spec.name, m) for m in loaded]
+    every += [(f.path, f.name, None) for f in claims.others]
+    by_name: dict[str, list[Claim]] = {}
+    for claim in sorted(every, key=lambda c: (c[0].stem != c[1], str(c[0]))):
+        by_name.setdefault(claim[1], []).append(claim)
+    winners: dict[str, Path] = {}
     kept: dict[str, str] = {}
-    for name, models in by_name.items():
-        recorded = owners.get(name)
-        holder = claims.get(recorded) if recorded is not None else None
-        if holder is not None and _released(holder, name):
-            holder = None  # the recorded file now defines another model: the name is free
+    for name, candidates in by_name.items():
+        holder = owners.get(name)
+        if holder is not None and claims.released(holder, name):
+            holder = None
         if holder is None:
-            winners[name] = models[0]
-            kept[name] = relative_name(models[0].path, folder)
-        elif isinstance(holder, LoadedModel):
-            winners[name] = holder
-        owner_file = str((holder or models[0]).path)
-        broken += [_duplicate(m, name, owner_file) for m in models if winners.get(name) is not m]
+            winners[name] = candidates[0][0]
+            kept[name] = claims.relative(candidates[0][0])
+            owner_file = str(candidates[0][0])
+        else:  # the recorded owner; while it is broken, its name stays unused
+            owner = next((c[0] for c in candidates if claims.relative(c[0]) == holder), None)
+            if owner is not None:
+                winners[name] = owner
+            owner_file = str(claims.folder / holder) if claims.folder else holder
+        broken += [
+            _duplicate(model, name, owner_file)
+            for path, _, model in candidates
+            if model is not None and winners.get(name) != path
+        ]
     released = [
         name
         for name, recorded in owners.items()
-        if name not in by_name and _released(claims.get(recorded), name)
+        if name not in by_name and claims.released(recorded, name)
     ]
-    usable = tuple(m for m in loaded if winners.get(m.spec.name) is m)
+    usable = tuple(m for m in loaded if winners.get(m.spec.name) == m.path)
+    kept_others = [f for f in claims.others if winners.get(f.name) == f.path]
     catalog = Catalog(usable, tuple(sorted(broken, key=lambda b: str(b.path))))
-    return catalog, kept, released
-
-
-def _released(holder: LoadedModel | BrokenDefinition | None, name: str) -> bool:
-    """Whether a recorded owner no longer claims ``name`` (gone, not a model, renamed).
-
-    A broken file whose name could not be read still claims it: a typo in the owner's file must
-    not hand its name to whoever waits for one.
-    """
-    if holder is None:
-        return True
-    claimed = holder.spec.name if isinstance(holder, LoadedModel) else holder.name
-    return claimed not in (name, None)
+    return catalog, kept_others, kept, released
 
 
 def _duplicate(model: LoadedModel, name: str, owner_file: str) -> BrokenDefinition:
@@ -703,21 +792,28 @@ def _isolate(catalog: Catalog, probe: Callable[[ModelSpec], object]) -> Catalog:
     return Catalog(tuple(kept), tuple(sorted(broken, key=lambda b: str(b.path))))
 
 
-def _resolve_stores(catalog: Catalog, assets_root: str | None) -> Catalog:
+def _resolve_stores(
+    catalog: Catalog, others: Sequence[ModelFacts], assets_root: str | None
+) -> tuple[Catalog, list[ModelFacts]]:
     """Models whose stores coincide or nest are all broken, each pointing at the others.
 
     Neither wins: whichever was there first, sharing a store would let each publish over,
     prune and serve the other's versions. The message names files, never the resolved URL,
-    which may hold interpolated values.
+    which may hold interpolated values. ``others`` (another shard's) take part; those sharing
+    no store are returned.
     """
     models = catalog.models
-    shared = shared_stores([m.spec for m in models], assets_root)
+    claims = [_facts(m, assets_root) or ModelFacts(m.path, m.spec.name, ()) for m in models]
+    claims += others
+    shared = shared_locations([c.stores for c in claims])
     if not shared:
-        return catalog
+        return catalog, list(others)
     problems: dict[int, list[Problem]] = {}
     for share in shared:
-        model, other = models[share.first], models[share.second]
-        named = f"model {other.spec.name!r} ({other.path})"
+        if share.first >= len(models):
+            continue  # another shard's model: that shard reports it
+        model, other = models[share.first], claims[share.second]
+        named = f"model {other.name!r} ({other.path})"
         if share.location == share.other:
             relation = f"this model's store is also the store of {named}"
         elif share.location.startswith(share.other + "/"):
@@ -736,18 +832,27 @@ def _resolve_stores(catalog: Catalog, assets_root: str | None) -> Catalog:
         BrokenDefinition(models[i].path, tuple(p), models[i].spec.name) for i, p in problems.items()
     ]
     kept = tuple(m for i, m in enumerate(models) if i not in problems)
+    sharing = {share.first for share in shared}
+    others_kept = [f for i, f in enumerate(others, len(models)) if i not in sharing]
     everything = sorted([*catalog.broken, *broken], key=lambda b: str(b.path))
-    return Catalog(kept, tuple(everything))
+    return Catalog(kept, tuple(everything)), others_kept
 
 
 def _resolve_data(
-    catalog: Catalog, environ: Mapping[str, str], dags_folders: Sequence[Path], root: str | None
+    catalog: Catalog,
+    others: Sequence[ModelFacts],
+    environ: Mapping[str, str],
+    dags_folders: Sequence[Path],
+    root: str | None,
 ) -> Catalog:
     """Models whose data URLs leave the allowed places, or reach a store or the DAGs folder.
 
-    Checked across files, since no model may read or write inside any model's store.
+    Checked across files, since no model may read or write inside any model's store (the
+    stores of ``others``, another shard's models, too).
     """
-    places = catalog_places(environ, dags_folders, [m.spec for m in catalog.models], root)
+    claims = [(m.spec.name, store_locations(m.spec, root)) for m in catalog.models]
+    claims += [(f.name, f.stores) for f in others]
+    places = claimed_places(environ, dags_folders, claims, root)
     broken = []
     kept = []
     for model in catalog.models:

@@ -55,6 +55,7 @@ from model_steps.definition.table_options import (
     OPTION_NAMES,
     options_reference,
 )
+from model_steps.definition.trusted import rule
 
 __all__ = [
     "API_VERSION",
@@ -131,7 +132,7 @@ class _Pattern:
     def __get_pydantic_core_schema__(
         self, source: Any, handler: GetCoreSchemaHandler
     ) -> core_schema.CoreSchema:
-        return core_schema.no_info_after_validator_function(self._check, handler(source))
+        return core_schema.no_info_after_validator_function(rule(self._check), handler(source))
 
     def __get_pydantic_json_schema__(
         self, schema: core_schema.CoreSchema, handler: GetJsonSchemaHandler
@@ -181,7 +182,7 @@ def _relative_path(value: str) -> str:
     return value
 
 
-RelativePath = Annotated[str, AfterValidator(_relative_path)]
+RelativePath = Annotated[str, AfterValidator(rule(_relative_path))]
 
 CONN_ID_PATTERN = r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,249}$"
 ConnId = Annotated[
@@ -313,7 +314,7 @@ def _valid_schedule(value: str) -> str:
 
 
 ScheduleValue = Annotated[
-    str | None, AfterValidator(lambda v: v if v is None else _valid_schedule(v))
+    str | None, AfterValidator(rule(lambda v: v if v is None else _valid_schedule(v)))
 ]
 
 
@@ -348,6 +349,7 @@ class DataRef(Strict):
     )
 
     @model_validator(mode="after")
+    @rule
     def _format_known(self) -> DataRef:
         if self.format is None and self.inferred_format() is None:
             raise _fail(
@@ -397,6 +399,7 @@ class Split(Strict):
 
     @field_validator("test_size")
     @classmethod
+    @rule
     def _fraction(cls, value: float) -> float:
         if not 0 < value < 1:
             raise _fail("fraction", f"expected a fraction between 0 and 1 (e.g. 0.2), got {value}")
@@ -458,7 +461,7 @@ def _metric_name(value: str) -> str:
     return value
 
 
-MetricName = Annotated[str, AfterValidator(_metric_name)]
+MetricName = Annotated[str, AfterValidator(rule(_metric_name))]
 ResponseMethod = Literal["predict", "predict_proba", "predict_log_proba", "decision_function"]
 
 
@@ -525,6 +528,7 @@ class StepParameters(Strict):
     ``response_method``)."""
 
     @model_validator(mode="after")
+    @rule
     def _one_kind(self) -> StepParameters:
         has_class = self.package is not None or self.class_ is not None
         if has_class and self.callable is not None:
@@ -548,6 +552,7 @@ class StepParameters(Strict):
         return self
 
     @model_validator(mode="after")
+    @rule
     def _save_with_load(self) -> StepParameters:
         if (self.save is None) != (self.load is None):
             present = "save" if self.save else "load"
@@ -695,6 +700,7 @@ class ModelParameter(Strict):
 
     @field_validator("pattern")
     @classmethod
+    @rule
     def _compiles(cls, value: str | None) -> str | None:
         if value is not None:
             try:
@@ -704,6 +710,7 @@ class ModelParameter(Strict):
         return value
 
     @model_validator(mode="after")
+    @rule
     def _default_fits(self) -> ModelParameter:
         schema = self.rules()
         if schema:
@@ -765,6 +772,7 @@ class Step(Strict):
     """Task arguments for this step's tasks, over the model's ``task_defaults``."""
 
     @model_validator(mode="after")
+    @rule
     def _assets_consistent(self) -> Step:
         if self.has_assets and not self.assets_identifier:
             raise _fail(
@@ -851,7 +859,7 @@ class ModelSpec(Strict):
     """When the DAGs run."""
     comments: list[Comment] = []
     """Dated history of why the model changed."""
-    parameters: dict[Annotated[str, AfterValidator(lambda v: _param_name(v))], Parameter] = {}
+    parameters: dict[Annotated[str, AfterValidator(rule(lambda v: _param_name(v)))], Parameter] = {}
     """Run parameters, overridable when a run is triggered."""
     metadata: dict[str, Any] = {}
     """Free-form facts: owner (the DAGs' owner), framework, dataset, seed..."""
@@ -874,6 +882,7 @@ class ModelSpec(Strict):
     """Ordered steps; the last one's infer output is the prediction."""
 
     @model_validator(mode="after")
+    @rule
     def _coherent(self) -> ModelSpec:
         from model_steps.definition.semantics import semantic_issues  # it reads these models
 

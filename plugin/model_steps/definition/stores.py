@@ -16,7 +16,13 @@ from pathlib import Path
 
 from model_steps.definition.schema import ModelSpec
 
-__all__ = ["SharedStore", "normal_location", "shared_stores", "store_locations"]
+__all__ = [
+    "SharedStore",
+    "normal_location",
+    "shared_locations",
+    "shared_stores",
+    "store_locations",
+]
 
 DEFAULT_ROOT = "default-root://"
 """Stands for the deployment's default root when the caller does not know it."""
@@ -60,14 +66,19 @@ def _ancestors(location: str) -> Iterator[str]:
 
 
 def shared_stores(specs: Sequence[ModelSpec], default_root: str | None) -> list[SharedStore]:
-    """Every pair of models whose stores coincide or nest, once for each side.
+    """Every pair of models whose stores coincide or nest, once for each side."""
+    return shared_locations([store_locations(spec, default_root) for spec in specs])
+
+
+def shared_locations(stores: Sequence[Sequence[str]]) -> list[SharedStore]:
+    """Every pair of models (by index in ``stores``, each its store locations) that share.
 
     Linear in the number of models (a dictionary of locations, then each location's parent
     folders looked up), since a full parse of a large DAGs folder pays it.
     """
     owners: dict[str, list[int]] = {}
-    for index, spec in enumerate(specs):
-        for location in store_locations(spec, default_root):
+    for index, locations in enumerate(stores):
+        for location in locations:
             owners.setdefault(location, []).append(index)
     found: list[SharedStore] = []
     for location, indices in owners.items():

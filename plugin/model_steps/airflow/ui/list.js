@@ -125,6 +125,17 @@ export async function listPage() {
         ),
       )
     : null;
+  const slow = (listing.parse_warnings ?? []).length
+    ? section(
+        "parse-title",
+        "DAG files near Airflow's parse timeout",
+        h(
+          "ul",
+          { class: "problems", "aria-label": "parse warnings" },
+          listing.parse_warnings.map((text) => h("li", {}, text)),
+        ),
+      )
+    : null;
   document.title = "Models · Airflow";
   return h(
     "div",
@@ -135,6 +146,7 @@ export async function listPage() {
       h("h1", {}, "Models"),
       h("span", { class: "muted" }, `${listing.models.length} models`),
     ),
+    slow,
     models,
     invalid,
   );
