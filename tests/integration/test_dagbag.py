@@ -56,8 +56,25 @@ def test_train_dag_checks_then_runs_each_step_in_order_then_publishes(examples: 
     ]
 
 
-def test_infer_dag_runs_each_step_in_order(examples: Any) -> None:
-    assert upstream_chain(examples.dags["iris__infer"]) == ["scale", "classify"]
+def test_infer_dag_plans_partitions_then_runs_each_step_mapped_over_them_then_writes(
+    examples: Any,
+) -> None:
+    infer = examples.dags["iris__infer"]
+    order = [task.task_id for task in infer.topological_sort()]
+    assert order == ["partitions", "scale", "classify", "output"]
+    upstream = {task_id: infer.get_task(task_id).upstream_task_ids for task_id in order}
+    assert upstream == {
+        "partitions": set(),
+        "scale": {"partitions"},
+        "classify": {"partitions", "scale"},  # mapped over the partitions, after the step before
+        "output": {"classify"},
+    }
+    assert [type(infer.get_task(t)).__name__ for t in order] == [
+        "ModelStepOperator",
+        "MappedOperator",
+        "MappedOperator",
+        "ModelStepOperator",
+    ]
 
 
 def test_schedules_follow_the_definition(examples: Any) -> None:

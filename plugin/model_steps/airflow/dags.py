@@ -12,10 +12,11 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from airflow.sdk import DAG, BaseOperator, Param
+from airflow.sdk import DAG, Param
 
 from model_steps.airflow.operators import (
     InvalidDefinitionOperator,
+    MappedStepOperator,
     ModelStepOperator,
     airflow_asset,
 )
@@ -37,7 +38,7 @@ __all__ = ["build_dag", "build_dags"]
 log = logging.getLogger(__name__)
 
 
-def _operator(plan: DagPlan, task: TaskPlan) -> BaseOperator:
+def _operator(plan: DagPlan, task: TaskPlan, built: Mapping[str, Any]) -> Any:
     common: dict[str, Any] = {
         "task_id": task.task_id,
         "doc_md": task.doc_md or None,
@@ -50,6 +51,11 @@ def _operator(plan: DagPlan, task: TaskPlan) -> BaseOperator:
     assert plan.spec is not None, "model tasks are planned from a valid spec"
     if task.action == "check":
         common["source"] = str(plan.source)
+    if task.mapped_over is not None:  # one task instance per partition, on any worker
+        partial = MappedStepOperator.partial(
+            action=task.action, spec=plan.spec, step_id=task.step_id, **common
+        )
+        return partial.expand(partition=built[task.mapped_over].output)
     return ModelStepOperator(action=task.action, spec=plan.spec, step_id=task.step_id, **common)
 
 
@@ -77,7 +83,9 @@ def build_dag(plan: DagPlan) -> DAG:
         },
         auto_register=False,
     ) as dag:
-        operators = {task.task_id: _operator(plan, task) for task in plan.tasks}
+        operators: dict[str, Any] = {}
+        for task in plan.tasks:  # planned in order: a mapped task's source is built before it
+            operators[task.task_id] = _operator(plan, task, operators)
         for task in plan.tasks:
             for upstream in task.upstream:
                 operators[upstream] >> operators[task.task_id]

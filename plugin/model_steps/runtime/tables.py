@@ -34,6 +34,7 @@ __all__ = [
     "frame_to_bytes",
     "read_columns",
     "read_table",
+    "write_options",
     "write_table",
 ]
 
@@ -180,3 +181,12 @@ def frame_to_bytes(frame: DataFrame) -> bytes:
 def frame_from_bytes(data: bytes) -> DataFrame:
     """The frame :func:`frame_to_bytes` encoded, with the same dtypes, columns and index."""
     return library("pandas").read_parquet(io.BytesIO(data))
+
+
+def write_options(fmt: str, options: Mapping[str, Any] | None) -> dict[str, Any]:
+    """The pandas writer keywords for a table: the defaults, then the accepted ``options``.
+
+    Raises:
+        PermanentError: the format is unknown or an option is not one tables accept.
+    """
+    return _kwargs(WRITE_DEFAULTS, "write", fmt, options)
