@@ -11,7 +11,7 @@ only when a table is actually read or written.
 from __future__ import annotations
 
 import io
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
@@ -60,8 +60,12 @@ def read_table(
     places: DataPlaces,
     storage_options: Mapping[str, Any] | None = None,
     options: Mapping[str, Any] | None = None,
+    columns: Sequence[str] | None = None,
 ) -> DataFrame:
     """Read a csv, parquet or JSON lines table; ``options`` go to the pandas reader.
+
+    ``columns`` (when given, and ``options`` choose none) are the only ones read: parquet
+    decodes only them and csv parses only them, so a wide table costs what its used columns do.
 
     Raises:
         FileNotFoundError: nothing is at ``url`` (the message names it).
@@ -69,9 +73,15 @@ def read_table(
         PermanentError: an option is not one tables accept.
     """
     kwargs = _kwargs(READ_DEFAULTS, "read", fmt, options)
+    chosen = {"parquet": "columns", "csv": "usecols"}.get(fmt)
+    if columns is not None and chosen is not None and chosen not in kwargs:
+        kwargs[chosen] = list(columns)
     reader = getattr(library("pandas"), f"read_{fmt}")
     with _reading(url, fmt, places, storage_options) as handle:
-        return reader(handle, **kwargs)
+        frame = reader(handle, **kwargs)
+    if columns is not None and fmt == "json":
+        frame = frame[[c for c in columns if c in frame.columns]]
+    return frame
 
 
 def read_columns(
