@@ -123,7 +123,11 @@ def setup(home: Path, size: str, env: dict[str, str]) -> Path:
     (dags / f"{MODEL}.yaml").write_text(
         MODEL_YAML.format(name=MODEL, assets=home / "assets", data=data, size=size)
     )
-    for command in (["db", "migrate"], ["dags", "reserialize"], ["dags", "test", f"{MODEL}__train"]):
+    for command in (
+        ["db", "migrate"],
+        ["dags", "reserialize"],
+        ["dags", "test", f"{MODEL}__train"],
+    ):
         run_measured([str(AIRFLOW), *command], env)
     return data
 
@@ -141,7 +145,9 @@ def plain(scaler: str, model: str, table: str, out: str) -> None:
 
 
 def assets(home: Path) -> tuple[str, str]:
-    manifest = json.loads((home / "assets" / MODEL / "versions" / "1" / "manifest.json").read_text())
+    manifest = json.loads(
+        (home / "assets" / MODEL / "versions" / "1" / "manifest.json").read_text()
+    )
     urls = {step["step_id"]: step["asset"]["url"] for step in manifest["steps"]}
     return urls["scale"], urls["classify"]
 
@@ -173,7 +179,14 @@ def main(argv: Sequence[str] | None = None) -> int:
             write_table(table, rows, seed=rows)
             plain_out = data / f"plain-{rows}.parquet"
             script = [sys.executable, __file__, "plain", scaler, model, str(table), str(plain_out)]
-            dag = [str(AIRFLOW), "dags", "test", f"{MODEL}__infer", "-c", json.dumps({"rows": rows})]
+            dag = [
+                str(AIRFLOW),
+                "dags",
+                "test",
+                f"{MODEL}__infer",
+                "-c",
+                json.dumps({"rows": rows}),
+            ]
             measured = {"plain": run_measured(script, env), "ours": run_measured(dag, env)}
             results[rows] = measured
             import pandas as pd
