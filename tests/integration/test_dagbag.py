@@ -77,6 +77,15 @@ def test_infer_dag_plans_partitions_then_runs_each_step_mapped_over_them_then_wr
     ]
 
 
+def test_mapped_steps_leave_nothing_for_airflows_own_template_environment(examples: Any) -> None:
+    """Airflow renders a mapped task's template fields itself, outside our sandbox: a mapped
+    step must have none (it renders its values in the sandbox when it runs)."""
+    infer = examples.dags["iris__infer"]
+    assert infer.get_task("scale").template_fields == ()
+    assert infer.get_task("classify").template_fields == ()
+    assert infer.get_task("partitions").template_fields == ("rendered",)
+
+
 def test_schedules_follow_the_definition(examples: Any) -> None:
     assert examples.dags["iris__train"].schedule == "@daily"
     assert examples.dags["diabetes__train"].schedule == "0 3 * * 1"

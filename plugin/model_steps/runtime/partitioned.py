@@ -3,7 +3,7 @@
 The infer DAG's first task (:func:`plan_infer`) fixes the version and splits the input
 (:mod:`model_steps.runtime.partitions`); each step's mapped task instances
 (:func:`infer_partition`) take one partition each, reading it a batch at a time and streaming
-their output to the run's scratch, one parquet row group per batch; the last task
+their output to the run's scratch, one Arrow record batch per batch; the last task
 (:func:`write_infer_output`) assembles the last step's parts into the output table
 (:mod:`model_steps.runtime.parts`). A partition's files live in its own try's folder, so a
 retried partition rewrites only its own part.
@@ -59,7 +59,7 @@ log = logging.getLogger(__name__)
 
 PLAN = "partitions"
 """The scratch folder of the task that plans the partitions (its record is the plan)."""
-DATA, CARRIED, PART = "data.parquet", "carried.parquet", "part.parquet"
+DATA, CARRIED, PART = "data.arrow", "carried.arrow", "part.arrow"
 
 
 def partition_size(spec: ModelSpec, environ: Mapping[str, str]) -> int:
