@@ -6,7 +6,7 @@ as parquet:
 
 * plain: one process loads the two joblib assets, reads the whole table, predicts and writes;
 * ours: ``airflow dags test <model>__infer`` on a SQLite metadata DB, the table cut into
-  partitions (``airflow.partition_size``, 256 MiB by default) that every step takes one at a
+  partitions (``airflow.partition_size``, 1 GiB by default) that every step takes one at a
   time, a batch at a time.
 
 Each side runs in a child process whose peak RSS (``wait4``'s ``ru_maxrss``, which covers the
@@ -14,7 +14,7 @@ task processes it waited for) and wall time are recorded. The per-extra-row cost
 between the smallest and the largest table divided by the rows between them, so fixed costs
 (Airflow's start, DAG parsing) cancel out. Predictions of both sides must be identical.
 
-Usage: ``python bench/batch.py [--rows 200000 4000000] [--partition-size 256MiB]``
+Usage: ``python bench/batch.py [--rows 200000 4000000] [--partition-size 1GiB]``
 (the largest table needs ~1 GB of disk and the plain script ~5 GB of memory).
 """
 
@@ -155,7 +155,7 @@ def assets(home: Path) -> tuple[str, str]:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, nargs="+", default=[200_000, 4_000_000])
-    parser.add_argument("--partition-size", default="256MiB")
+    parser.add_argument("--partition-size", default="1GiB")
     args = parser.parse_args(argv)
     home = Path(tempfile.mkdtemp(prefix="bench-batch-"))
     env = {

@@ -72,4 +72,4 @@ def test_the_airflow_cfg_setting_applies_the_same_way(spec: ModelSpec, tmp_path:
         update={"airflow": spec.airflow.model_copy(update={"partition_size": None})}
     )
     assert partition_size(plain, settings.environ) == 512 * MIB
-    assert partition_size(plain, {}) == 256 * MIB  # nothing set: the default
+    assert partition_size(plain, {}) == 1024 * MIB  # nothing set: the default

@@ -592,7 +592,7 @@ class AirflowOptions(Strict):
     """How much of the infer input one partition holds (``64MB``, ``1GiB`` or bytes): decoded
     data for parquet, file bytes for csv and JSON lines. Each partition is a mapped task
     instance of every infer step, read a batch at a time. The deployment's
-    ``MODEL_STEPS_PARTITION_SIZE`` (``[model_steps] partition_size``), else 256 MiB, when left
+    ``MODEL_STEPS_PARTITION_SIZE`` (``[model_steps] partition_size``), else 1 GiB, when left
     out; never so small that the input makes more partitions than Airflow maps
     (``[core] max_map_length``)."""
     task_defaults: TaskOptions = TaskOptions()

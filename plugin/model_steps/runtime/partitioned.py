@@ -63,7 +63,7 @@ DATA, CARRIED, PART = "data.arrow", "carried.arrow", "part.arrow"
 
 
 def partition_size(spec: ModelSpec, environ: Mapping[str, str]) -> int:
-    """The definition's ``airflow.partition_size``, else the deployment's, else 256 MiB.
+    """The definition's ``airflow.partition_size``, else the deployment's, else 1 GiB.
 
     Raises:
         PermanentError: the deployment's setting is not a size.
