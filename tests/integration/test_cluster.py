@@ -118,6 +118,12 @@ def test_training_crosses_workers_publishes_on_s3_and_its_asset_event_starts_inf
         assert local_files(folder) == [], f"{name} wrote to its local disk"
 
 
+def parsed(cluster: Cluster, token: str, name: str) -> dict[str, str]:
+    """The DAGs of the definition ``name.yaml`` (or its placeholder) with their descriptions."""
+    dags = cluster.api("GET", "/dags", token=token)["dags"]
+    return {d["dag_id"]: d["description"] for d in dags if name in d["dag_id"]}
+
+
 def dag_ids(cluster: Cluster, token: str) -> set[str]:
     return {dag["dag_id"] for dag in cluster.api("GET", "/dags", token=token)["dags"]}
 
@@ -166,7 +172,8 @@ def test_one_infer_runs_partitions_on_both_workers_and_writes_what_one_process_c
     (cluster.dags / "iris_parts.yaml").write_text(PARTITIONED)
     os.utime(cluster.dags / "model_steps_loader.py")  # a changed DAG file is parsed again at once
     token = cluster.token()
-    wait(cluster, "iris_parts parsed", lambda: "iris_parts__infer" in dag_ids(cluster, token), 120)
+    dags = wait(cluster, "iris_parts parsed", lambda: parsed(cluster, token, "iris_parts"), 120)
+    assert "iris_parts__infer" in dags, dags  # else a placeholder: the definition's problems
     for dag_id in ("iris_parts__train", "iris_parts__infer"):
         cluster.api("PATCH", f"/dags/{dag_id}", {"is_paused": False}, token)
     train = cluster.api("POST", "/dags/iris_parts__train/dagRuns", {"logical_date": None}, token)

@@ -179,7 +179,7 @@ def _inputs(
 
     The first step reads the user's table and takes the carried columns out; later steps read
     the step before's part, and the last one the first step's carried part, batch for batch
-    (every step writes one row group per batch, so the n-th batches are the same rows).
+    (every step writes one record batch per batch, so the n-th batches are the same rows).
     """
     step = spec.steps[position]
     if position == 0:
