@@ -117,3 +117,25 @@ def test_a_table_outside_the_allowed_places_is_refused_before_planning(
 )
 def test_sizes_read_as_people_write_them(text: str | int, size: int) -> None:
     assert parse_size(text) == size
+
+
+def test_a_batch_whose_column_reads_another_type_is_cast_to_the_first_batchs() -> None:
+    import pyarrow as pa
+
+    from model_steps.runtime.parts import conform
+
+    first = pa.schema([("quantity", pa.float64())])
+    later = pa.table({"quantity": pa.array([1, 2], pa.int64())})
+    assert conform(later, first).schema == first
+
+
+def test_a_batch_that_cannot_take_the_first_batchs_types_says_what_to_set() -> None:
+    import pyarrow as pa
+
+    from model_steps.errors import PermanentError
+    from model_steps.runtime.parts import conform
+
+    first = pa.schema([("quantity", pa.int64())])
+    later = pa.table({"quantity": pa.array(["a lot", None])})
+    with pytest.raises(PermanentError, match="dtype"):
+        conform(later, first)
