@@ -139,3 +139,16 @@ def test_a_batch_that_cannot_take_the_first_batchs_types_says_what_to_set() -> N
     later = pa.table({"quantity": pa.array(["a lot", None])})
     with pytest.raises(PermanentError, match="dtype"):
         conform(later, first)
+
+
+@pytest.mark.parametrize("task_id", ["partitions", "output"])
+def test_a_step_may_not_take_the_name_of_an_infer_task(task_id: str, tmp_path: Path) -> None:
+    from model_steps.definition.loader import load_and_validate
+
+    (tmp_path / "clash.yaml").write_text(
+        "apiVersion: model-steps/v1\nkind: Model\nname: clash\nsteps:\n"
+        f"  - id: {task_id}\n    parameters: {{package: sklearn.preprocessing, "
+        "class: StandardScaler}\n"
+    )
+    (broken,) = load_and_validate([tmp_path], {}).broken
+    assert "reserved_step" in [p.code for p in broken.problems]
