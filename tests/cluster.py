@@ -367,7 +367,8 @@ def _airflow_env(
     }
     return {
         **inherited,
-        "PYTHONPATH": str(REPO),  # the hostname callable below lives in tests/cluster.py
+        # the checkout's plugin (not an installed copy), and tests/cluster.py's hostname callable
+        "PYTHONPATH": os.pathsep.join([str(REPO / "plugin"), str(REPO)]),
         "AIRFLOW__CORE__EXECUTOR": "CeleryExecutor",
         "AIRFLOW__CORE__DAGS_FOLDER": str(dags),
         "AIRFLOW__CORE__LOAD_EXAMPLES": "False",

@@ -71,7 +71,10 @@ ALLOWED_DATA_VARS = ("MODEL_STEPS_ALLOWED_DATA", "AIRFLOW__MODEL_STEPS__ALLOWED_
 written (``s3://team-data/, /srv/data/``)."""
 DATA_ROOT_VAR = "MODEL_STEPS_DATA_ROOT"
 """Where the example data lives; the only allowed data location when none is configured."""
+PARTITION_SIZE_VARS = ("MODEL_STEPS_PARTITION_SIZE", "AIRFLOW__MODEL_STEPS__PARTITION_SIZE")
+"""The deployment's infer partition size, for models whose definition sets none."""
 _CONFIGURED = (
+    "partition_size",
     "allowed_imports",
     "allowed_functions",
     "allowed_env",

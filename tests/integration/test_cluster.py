@@ -7,6 +7,7 @@ the deployment's default connection, and the published version's Asset event sta
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -117,5 +118,93 @@ def test_training_crosses_workers_publishes_on_s3_and_its_asset_event_starts_inf
         assert local_files(folder) == [], f"{name} wrote to its local disk"
 
 
+def parsed(cluster: Cluster, token: str, name: str) -> dict[str, str]:
+    """The DAGs of the definition ``name.yaml`` (or its placeholder) with their descriptions."""
+    dags = cluster.api("GET", "/dags", token=token)["dags"]
+    return {d["dag_id"]: d["description"] for d in dags if name in d["dag_id"]}
+
+
 def dag_ids(cluster: Cluster, token: str) -> set[str]:
     return {dag["dag_id"] for dag in cluster.api("GET", "/dags", token=token)["dags"]}
+
+
+PARTITIONED = """\
+apiVersion: model-steps/v1
+kind: Model
+name: iris_parts
+description: The cluster's iris model on the default queue, its input cut into small partitions.
+assets:
+  root: ${MODEL_STEPS_ASSETS_ROOT}
+  directory: iris_parts
+airflow:
+  partition_size: 100B
+  task_defaults: {retries: 1, retry_delay: 5s, execution_timeout: 10m}
+steps:
+  - id: scale
+    has_assets: true
+    assets_identifier: scaler.joblib
+    parameters:
+      package: sklearn.preprocessing
+      class: StandardScaler
+      input:
+        train: {url: "${MODEL_STEPS_DATA_ROOT}/iris/train.csv"}
+        infer: {url: "${MODEL_STEPS_DATA_ROOT}/iris/score.csv"}
+      training: {target: species}
+  - id: classify
+    has_assets: true
+    assets_identifier: model.joblib
+    parameters:
+      package: sklearn.linear_model
+      class: LogisticRegression
+      init: {C: 1.0, max_iter: 500}
+      output:
+        infer: {url: "${MODEL_STEPS_DATA_ROOT}/iris/parts/{{ run_id }}.parquet"}
+"""
+
+
+def test_one_infer_runs_partitions_on_both_workers_and_writes_what_one_process_computes(
+    cluster: Cluster, s3_server: str
+) -> None:
+    from model_steps.runtime.context import Environment
+    from model_steps.runtime.infer import infer_frame, version_pipeline
+    from model_steps.settings import AllowList
+
+    (cluster.dags / "iris_parts.yaml").write_text(PARTITIONED)
+    os.utime(cluster.dags / "model_steps_loader.py")  # a changed DAG file is parsed again at once
+    token = cluster.token()
+    dags = wait(cluster, "iris_parts parsed", lambda: parsed(cluster, token, "iris_parts"), 120)
+    assert "iris_parts__infer" in dags, dags  # else a placeholder: the definition's problems
+    for dag_id in ("iris_parts__train", "iris_parts__infer"):
+        cluster.api("PATCH", f"/dags/{dag_id}", {"is_paused": False}, token)
+    train = cluster.api("POST", "/dags/iris_parts__train/dagRuns", {"logical_date": None}, token)
+    wait(
+        cluster,
+        "the training run",
+        lambda: finished_run(cluster, token, "iris_parts__train", train["dag_run_id"]),
+        RUN_SECONDS,
+    )
+    infer = cluster.api("POST", "/dags/iris_parts__infer/dagRuns", {"logical_date": None}, token)
+    run_id = infer["dag_run_id"]
+    wait(
+        cluster,
+        "the partitioned infer run",
+        lambda: finished_run(cluster, token, "iris_parts__infer", run_id),
+        RUN_SECONDS,
+    )
+    path = f"/dags/iris_parts__infer/dagRuns/{run_id}/taskInstances"
+    instances = cluster.api("GET", path, token=token)["task_instances"]
+    mapped = [ti for ti in instances if ti["task_id"] in ("scale", "classify")]
+    assert len({ti["map_index"] for ti in mapped}) > 2  # the 30 rows made several partitions
+    assert {ti["hostname"] for ti in mapped} == {"worker-1", "worker-2"}
+
+    options = storage_options(s3_server)
+    store = open_store(f"{cluster.env['MODEL_STEPS_ASSETS_ROOT']}/iris_parts", options)
+    record = store.inference(run_id)
+    assert record is not None
+    written = pd.read_parquet(record.output, storage_options=options)
+    data = pd.read_csv(
+        f"{cluster.env['MODEL_STEPS_DATA_ROOT']}/iris/score.csv", storage_options=options
+    )
+    env = Environment(store, options, AllowList())
+    one_process = infer_frame(version_pipeline(store.manifest(record.version), env), data)
+    assert written.equals(one_process.reset_index(drop=True))  # every row, in input order

@@ -63,8 +63,34 @@ def test_train_dag_checks_then_runs_each_step_in_order_then_publishes(examples: 
     ]
 
 
-def test_infer_dag_runs_each_step_in_order(examples: Any) -> None:
-    assert upstream_chain(examples.dags["iris__infer"]) == ["scale", "classify"]
+def test_infer_dag_plans_partitions_then_runs_each_step_mapped_over_them_then_writes(
+    examples: Any,
+) -> None:
+    infer = examples.dags["iris__infer"]
+    order = [task.task_id for task in infer.topological_sort()]
+    assert order == ["partitions", "scale", "classify", "output"]
+    upstream = {task_id: infer.get_task(task_id).upstream_task_ids for task_id in order}
+    assert upstream == {
+        "partitions": set(),
+        "scale": {"partitions"},
+        "classify": {"partitions", "scale"},  # mapped over the partitions, after the step before
+        "output": {"classify"},
+    }
+    assert [type(infer.get_task(t)).__name__ for t in order] == [
+        "ModelStepOperator",
+        "MappedOperator",
+        "MappedOperator",
+        "ModelStepOperator",
+    ]
+
+
+def test_mapped_steps_leave_nothing_for_airflows_own_template_environment(examples: Any) -> None:
+    """Airflow renders a mapped task's template fields itself, outside our sandbox: a mapped
+    step must have none (it renders its values in the sandbox when it runs)."""
+    infer = examples.dags["iris__infer"]
+    assert infer.get_task("scale").template_fields == ()
+    assert infer.get_task("classify").template_fields == ()
+    assert infer.get_task("partitions").template_fields == ("rendered",)
 
 
 def test_schedules_follow_the_definition(examples: Any) -> None:

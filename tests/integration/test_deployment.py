@@ -13,7 +13,7 @@ import s3fs
 from model_steps.cli import main
 from model_steps.definition.loader import load_and_validate
 from model_steps.runtime.context import RunInfo, environment
-from model_steps.runtime.infer import infer_step
+from model_steps.runtime.partitioned import infer_step
 from model_steps.runtime.publish import publish
 from model_steps.runtime.rendered import Rendered
 from model_steps.runtime.train import train_step

@@ -22,7 +22,8 @@ from model_steps.definition.loader import load_and_validate
 from model_steps.definition.schema import ModelSpec
 from model_steps.errors import PermanentError, SerializerRefusedError
 from model_steps.runtime.context import Environment, RunInfo, environment
-from model_steps.runtime.infer import infer_frame, infer_step, version_pipeline
+from model_steps.runtime.infer import infer_frame, version_pipeline
+from model_steps.runtime.partitioned import infer_step
 from model_steps.runtime.publish import publish
 from model_steps.runtime.rendered import Rendered
 from model_steps.runtime.train import train_step

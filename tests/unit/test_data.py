@@ -92,3 +92,31 @@ def test_frame_bytes_keep_dtypes_columns_and_index() -> None:
     frame = features.assign(label=label)
     restored = frame_from_bytes(frame_to_bytes(frame))
     assert_frame_equal(restored, frame)
+
+
+@pytest.mark.parametrize("fmt", ["csv", "parquet", "json"])
+def test_reading_named_columns_returns_only_them(
+    fmt: str, tmp_path: Path, places: DataPlaces
+) -> None:
+    url = f"memory://{tmp_path.name}/narrow.{fmt}"
+    write_table(TABLE, url, fmt, places=places)
+    frame = read_table(url, fmt, places=places, columns=["count", "height"])
+    assert sorted(frame.columns) == ["count", "height"]
+
+
+def test_training_reads_only_its_features_target_and_carried_columns() -> None:
+    from model_steps.definition.schema import Step
+    from model_steps.runtime.train import training_columns
+
+    step = Step.model_validate(
+        {
+            "id": "fit",
+            "parameters": {
+                "package": "sklearn.linear_model",
+                "class": "LogisticRegression",
+                "carry": ["id"],
+                "training": {"target": "label", "features": ["a", "b"]},
+            },
+        }
+    )
+    assert training_columns(step) == ["a", "b", "label", "id"]

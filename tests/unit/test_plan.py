@@ -68,9 +68,16 @@ def test_train_tasks_check_first_then_chain_the_steps_then_publish(tmp_path: Pat
     assert train.tasks[-1].outlets == (model_asset("churn"),)
 
 
-def test_infer_tasks_chain_the_steps(tmp_path: Path) -> None:
+def test_infer_tasks_plan_partitions_then_map_each_step_over_them_then_write_the_output(
+    tmp_path: Path,
+) -> None:
     infer = plans_for(tmp_path, INFER)["churn__infer"]
-    assert [(t.task_id, t.action) for t in infer.tasks] == [("prepare", "infer"), ("fit", "infer")]
+    assert [(t.task_id, t.action, t.upstream, t.mapped_over) for t in infer.tasks] == [
+        ("partitions", "partition", (), None),
+        ("prepare", "infer", ("partitions",), "partitions"),
+        ("fit", "infer", ("prepare",), "partitions"),
+        ("output", "output", ("fit",), None),
+    ]
 
 
 def test_schedules_become_intervals_and_asset_triggers(tmp_path: Path) -> None:

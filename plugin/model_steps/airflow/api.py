@@ -50,6 +50,7 @@ from model_steps.airflow.api_models import (
     DecisionResult,
     ErrorBody,
     EvaluationSummary,
+    InferProgress,
     InvalidFile,
     LastRun,
     ModelDetail,
@@ -59,9 +60,11 @@ from model_steps.airflow.api_models import (
     ProblemOut,
     RollbackRequest,
     RollbackResult,
+    RunProgress,
     ScheduleStatus,
     ScheduleText,
     StepOut,
+    StepProgress,
     VersionCard,
     VersionList,
     VersionSummary,
@@ -70,7 +73,7 @@ from model_steps.airflow.connections import model_storage_options
 from model_steps.airflow.csrf import json_from_same_origin
 from model_steps.airflow.events import announce_version
 from model_steps.airflow.masking import MaskedAnswers
-from model_steps.airflow.plan import TRAIN_SUFFIX, dag_ids, dag_kinds, invalid_dag_id
+from model_steps.airflow.plan import INFER_SUFFIX, TRAIN_SUFFIX, dag_ids, dag_kinds, invalid_dag_id
 from model_steps.airflow.shards import parse_warnings
 from model_steps.definition.loader import (
     Catalog,
@@ -641,6 +644,37 @@ def get_model(model: ModelDep, definitions: DefinitionsDep, session: SessionDep)
     dags = _dag_states(session, [model.spec])
     live, card = _live_and_card(model.spec, settings, card=True)
     return _detail(model.spec, _summary(model, definitions, dags, live), card)
+
+
+@router.get("/models/{name}/progress", summary="Rows done of rows total in running infer runs")
+def get_progress(
+    model: ModelDep, definitions: DefinitionsDep, session: SessionDep
+) -> InferProgress:
+    """Each running infer run's steps: partitions and rows done, read from the run's scratch."""
+    from model_steps.runtime.context import RunInfo
+    from model_steps.runtime.partitioned import run_progress
+
+    spec = model.spec
+    dag_id = spec.name + INFER_SUFFIX
+    running = session.scalars(
+        select(DagRun.run_id).where(DagRun.dag_id == dag_id, DagRun.state == "running")
+    ).all()
+    if not running:
+        return InferProgress(runs=[])
+    options = _open_store(spec, definitions.settings).storage_options  # the connection's, now
+    env = environment(spec, definitions.settings, options)
+    return InferProgress(
+        runs=[
+            RunProgress(
+                run_id=run_id,
+                steps=[
+                    StepProgress(**vars(p))
+                    for p in run_progress(spec, RunInfo(dag_id, run_id), env)
+                ],
+            )
+            for run_id in sorted(running)
+        ]
+    )
 
 
 @router.get("/models/{name}/versions", summary="A model's published versions, newest first")

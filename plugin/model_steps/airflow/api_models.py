@@ -227,3 +227,28 @@ class PauseResult(BaseModel):
 
     model: str
     dags: list[DagState]
+
+
+class StepProgress(BaseModel):
+    """One step of a running infer run: partitions and rows done, of the totals."""
+
+    step: str
+    partitions_done: int
+    partitions: int
+    rows_done: int
+    rows_total: int | None = Field(
+        description="None until known: a csv or JSON-lines table's first step has not read it all"
+    )
+
+
+class RunProgress(BaseModel):
+    """A running infer run and how far each of its steps is."""
+
+    run_id: str
+    steps: list[StepProgress]
+
+
+class InferProgress(BaseModel):
+    """The model's running infer runs (oldest first), with their progress from the store."""
+
+    runs: list[RunProgress]

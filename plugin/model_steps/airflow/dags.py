@@ -13,10 +13,11 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from airflow.sdk import DAG, BaseOperator, Param
+from airflow.sdk import DAG, Param
 
 from model_steps.airflow.operators import (
     InvalidDefinitionOperator,
+    MappedStepOperator,
     ModelStepOperator,
     airflow_asset,
 )
@@ -40,7 +41,7 @@ __all__ = ["build_dag", "build_dags"]
 log = logging.getLogger(__name__)
 
 
-def _operator(plan: DagPlan, task: TaskPlan, root: Path | None) -> BaseOperator:
+def _operator(plan: DagPlan, task: TaskPlan, root: Path | None, built: Mapping[str, Any]) -> Any:
     common: dict[str, Any] = {
         "task_id": task.task_id,
         "doc_md": task.doc_md or None,
@@ -54,6 +55,11 @@ def _operator(plan: DagPlan, task: TaskPlan, root: Path | None) -> BaseOperator:
     common["source"] = str(plan.source)  # the check locates problems; every task checks owner
     if root is not None:
         common["definition"] = relative_name(plan.source, root)
+    if task.mapped_over is not None:  # one task instance per partition, on any worker
+        partial = MappedStepOperator.partial(
+            action=task.action, spec=plan.spec, step_id=task.step_id, **common
+        )
+        return partial.expand(partition=built[task.mapped_over].output)
     return ModelStepOperator(action=task.action, spec=plan.spec, step_id=task.step_id, **common)
 
 
@@ -84,7 +90,9 @@ def build_dag(plan: DagPlan, root: Path | None = None) -> DAG:
         },
         auto_register=False,
     ) as dag:
-        operators = {task.task_id: _operator(plan, task, root) for task in plan.tasks}
+        operators: dict[str, Any] = {}
+        for task in plan.tasks:  # planned in order: a mapped task's source is built before it
+            operators[task.task_id] = _operator(plan, task, root, operators)
         for task in plan.tasks:
             for upstream in task.upstream:
                 operators[upstream] >> operators[task.task_id]

@@ -7,7 +7,7 @@ at once.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -23,9 +23,17 @@ if TYPE_CHECKING:
     from model_steps.definition.schema import ModelSpec, Step
     from model_steps.runtime.context import Environment, RunInfo
 
-__all__ = ["ASSET_GROUP", "InvalidDefinitionOperator", "ModelStepOperator", "airflow_asset"]
+__all__ = [
+    "ASSET_GROUP",
+    "InvalidDefinitionOperator",
+    "MappedStepOperator",
+    "ModelStepOperator",
+    "airflow_asset",
+]
 
 ASSET_GROUP = "model-steps"
+INFER_ACTIONS = frozenset({"partition", "infer", "output"})
+"""The infer DAG's actions: each renders its step's infer values (input, output, init)."""
 
 
 def airflow_asset(ref: AssetRef) -> Asset:
@@ -77,7 +85,7 @@ class ModelStepOperator(BaseOperator):
     documented context (``{{ params.C }}`` stays a float), after checking the run's config.
     """
 
-    template_fields = ("rendered",)
+    template_fields: Sequence[str] = ("rendered",)
     ui_color = "#dbeafe"
 
     def __init__(
@@ -88,12 +96,15 @@ class ModelStepOperator(BaseOperator):
         step_id: str | None = None,
         source: str | None = None,
         definition: str | None = None,
+        partition: int | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
         self.action = action
         self.spec = spec
         self.step_id = step_id
+        self.partition = partition
+        """The partition a mapped infer step's task instance works on."""
         self.source = source  # the definition file: the owner check, and the check task
         self.definition = definition  # the same file, relative to the DAGs folder
         self.rendered = (
@@ -107,7 +118,8 @@ class ModelStepOperator(BaseOperator):
         if self.action == "check":  # every step's training values, as this run renders them
             return {step.id: step_values(step, "train").fields() for step in self.spec.steps}
         step = next((s for s in self.spec.steps if s.id == self.step_id), None)
-        return step_values(step, self.action).fields() if step else {}
+        phase = "infer" if self.action in INFER_ACTIONS else self.action
+        return step_values(step, phase).fields() if step else {}
 
     def render_template_fields(self, context: Context, jinja_env: Any = None) -> None:
         """Check the run's config, then render the step's templates in the sandbox.
@@ -117,6 +129,9 @@ class ModelStepOperator(BaseOperator):
         retries. Airflow's own environment (``jinja_env``) is never used. Every rendered data
         URL must lie where the deployment allows data (``MODEL_STEPS_ALLOWED_DATA``).
         """
+        self._render_in_sandbox(context)
+
+    def _render_in_sandbox(self, context: Context) -> None:
         from airflow.sdk.exceptions import AirflowFailException
 
         from model_steps.definition.data_locations import deployment_places
@@ -183,10 +198,31 @@ def _train(op: ModelStepOperator, context: Context, run: RunInfo, env: Environme
     return train_step(op.spec, str(op.step_id), run, env, Rendered(**op.rendered))
 
 
-def _infer(op: ModelStepOperator, context: Context, run: RunInfo, env: Environment) -> Any:
-    from model_steps.runtime.infer import infer_step
+def _partition(op: ModelStepOperator, context: Context, run: RunInfo, env: Environment) -> Any:
+    """Split the input; the partitions' indexes (all that XCom carries) map the step tasks."""
+    from airflow.sdk import conf
 
-    return infer_step(op.spec, str(op.step_id), run, env, Rendered(**op.rendered))
+    from model_steps.runtime.partitioned import partition_size, plan_infer
+    from model_steps.settings import load_settings
+
+    size = partition_size(op.spec, load_settings().environ)
+    limit = conf.getint("core", "max_map_length", fallback=1024)
+    return plan_infer(op.spec, run, env, Rendered(**op.rendered), size, limit=limit)
+
+
+def _infer(op: ModelStepOperator, context: Context, run: RunInfo, env: Environment) -> Any:
+    from model_steps.runtime.partitioned import infer_partition, infer_step
+
+    rendered = Rendered(**op.rendered)
+    if op.partition is None:
+        return infer_step(op.spec, str(op.step_id), run, env, rendered)
+    return infer_partition(op.spec, str(op.step_id), op.partition, run, env, rendered)
+
+
+def _output(op: ModelStepOperator, context: Context, run: RunInfo, env: Environment) -> Any:
+    from model_steps.runtime.partitioned import write_infer_output
+
+    return write_infer_output(op.spec, run, env, Rendered(**op.rendered))
 
 
 def _gate(op: ModelStepOperator, context: Context, run: RunInfo, env: Environment) -> Any:
@@ -247,13 +283,31 @@ def _degraded(op: ModelStepOperator, context: Context, run: RunInfo, env: Enviro
 ACTIONS: dict[str, Action] = {
     "check": _check,
     "train": _train,
+    "partition": _partition,
     "infer": _infer,
+    "output": _output,
     "gate": _gate,
     "publish": _publish,
     "evaluate": _evaluate,
     "degraded": _degraded,
 }
 """What each planned task action runs (the plan's ``TaskPlan.action``)."""
+
+
+class MappedStepOperator(ModelStepOperator):
+    """A step's infer task, one instance per partition (Airflow's dynamic task mapping).
+
+    Airflow renders a mapped task's template fields with its own environment, never calling
+    :meth:`ModelStepOperator.render_template_fields`; so this operator has none, and renders
+    its values in the sandbox when it starts executing instead.
+    """
+
+    template_fields: Sequence[str] = ()
+
+    def execute(self, context: Context) -> Any:
+        """Render in the sandbox (config checked first), then run the step on the partition."""
+        self._render_in_sandbox(context)
+        return super().execute(context)
 
 
 class InvalidDefinitionOperator(BaseOperator):

@@ -49,8 +49,21 @@ GATE_TASK = "gate"
 EVALUATE_TASK = "evaluate"
 DEGRADED_TASK = "degraded"
 REPORT_TASK = "report_errors"
+PARTITIONS_TASK = "partitions"
+OUTPUT_TASK = "output"
 
-Action = Literal["check", "train", "infer", "gate", "publish", "evaluate", "degraded", "report"]
+Action = Literal[
+    "check",
+    "train",
+    "partition",
+    "infer",
+    "output",
+    "gate",
+    "publish",
+    "evaluate",
+    "degraded",
+    "report",
+]
 
 
 @dataclass(frozen=True)
@@ -81,6 +94,8 @@ class TaskPlan:
     options: Mapping[str, Any] = field(default_factory=dict)
     outlets: tuple[AssetRef, ...] = ()
     doc_md: str = ""
+    mapped_over: str | None = None
+    """The task whose returned list this task is mapped over (one instance per partition)."""
 
 
 @dataclass(frozen=True)
@@ -207,7 +222,7 @@ def plan_model(model: LoadedModel, root: Path) -> list[DagPlan]:
                 schedule=_schedule(spec.name, spec.schedule.infer),
                 description=_description(spec, "infer"),
                 doc_md=dag_doc(spec, source, "inference"),
-                tasks=tuple(_step_tasks(spec, "infer")),
+                tasks=_infer_tasks(spec),
                 max_active_runs=spec.airflow.max_active_infer_runs,
             )
         )
@@ -253,6 +268,31 @@ def _evaluate_plan(spec: ModelSpec, source: str, train: DagPlan) -> DagPlan:
         tasks=(evaluate, degraded),
         max_active_runs=1,
     )
+
+
+def _infer_tasks(spec: ModelSpec) -> tuple[TaskPlan, ...]:
+    """Plan the partitions, run each step mapped over them, then write the output as a whole."""
+    first, last = spec.steps[0], spec.steps[-1]
+    partitions = TaskPlan(
+        PARTITIONS_TASK,
+        "partition",
+        step_id=first.id,
+        doc_md="Fixes the version this run infers with and splits the input into partitions; "
+        "every step then runs once per partition, on any worker.",
+    )
+    steps = [
+        replace(task, mapped_over=PARTITIONS_TASK)
+        for task in _step_tasks(spec, "infer", first_upstream=(PARTITIONS_TASK,))
+    ]
+    output = TaskPlan(
+        OUTPUT_TASK,
+        "output",
+        step_id=last.id,
+        upstream=(steps[-1].task_id,),
+        doc_md="Writes the last step's partitions, in order, as the output table, which "
+        "appears only once complete.",
+    )
+    return (partitions, *steps, output)
 
 
 def _step_tasks(

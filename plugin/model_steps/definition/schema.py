@@ -84,6 +84,7 @@ __all__ = [
     "json_schema",
     "metric_key",
     "parse_duration",
+    "parse_size",
     "schedule_kind",
     "serializer_for",
     "spec_hash",
@@ -94,7 +95,7 @@ KIND = "Model"
 ON_NEW_VERSION = "on new version"
 ON_DEGRADATION = "on degradation"
 SEMANTIC = "semantic"
-RESERVED_TASK_IDS = frozenset({"check", "publish", "gate"})
+RESERVED_TASK_IDS = frozenset({"check", "publish", "gate", "partitions", "output"})
 AIRFLOW_PRESETS = frozenset(
     {"@once", "@continuous", "@hourly", "@daily", "@weekly", "@monthly", "@quarterly", "@yearly"}
 )
@@ -596,6 +597,42 @@ class TaskOptions(Strict):
         return self.model_dump(exclude_none=True)
 
 
+SIZE_PATTERN = r"^(\d+(?:\.\d+)?)\s*([KMGT]i?B|B)?$"
+
+
+def parse_size(value: Any) -> Any:
+    """Accept sizes people write: ``268435456`` (bytes), ``"256MB"``, ``"1GiB"``, ``"512 KiB"``.
+
+    ``KB``/``MB``/``GB`` count in thousands and ``KiB``/``MiB``/``GiB`` in 1024s, as disks do.
+    """
+    if not isinstance(value, str):
+        return value
+    match = re.fullmatch(SIZE_PATTERN, value.strip(), flags=re.IGNORECASE)
+    if match is None:
+        raise _fail(
+            "size",
+            f"{value!r} is not a size: expected e.g. '64MB', '256MiB', '1GiB' or a number of bytes",
+        )
+    unit = (match[2] or "B").upper()
+    power = "BKMGT".index(unit[0])
+    return int(float(match[1]) * (1024 if unit.endswith("IB") else 1000) ** power)
+
+
+ByteSize = Annotated[
+    int,
+    BeforeValidator(parse_size),
+    Field(ge=1),
+    WithJsonSchema(
+        {
+            "anyOf": [
+                {"type": "string", "description": "e.g. '64MB', '256MiB', '1GiB'"},
+                {"type": "integer", "minimum": 1, "description": "bytes"},
+            ]
+        }
+    ),
+]
+
+
 class AirflowOptions(Strict):
     """DAG-level Airflow settings; the defaults suit a model trained on a schedule."""
 
@@ -607,6 +644,13 @@ class AirflowOptions(Strict):
     """A whole run longer than this fails."""
     max_active_infer_runs: int = Field(1, ge=1)
     """Infer runs allowed at once (training always runs one at a time)."""
+    partition_size: ByteSize | None = None
+    """How much of the infer input one partition holds (``64MB``, ``1GiB`` or bytes): decoded
+    data for parquet, file bytes for csv and JSON lines. Each partition is a mapped task
+    instance of every infer step, read a batch at a time. The deployment's
+    ``MODEL_STEPS_PARTITION_SIZE`` (``[model_steps] partition_size``), else 1 GiB, when left
+    out; never so small that the input makes more partitions than Airflow maps
+    (``[core] max_map_length``)."""
     task_defaults: TaskOptions = TaskOptions()
     """Task arguments for every task of both DAGs."""
 

@@ -1,28 +1,24 @@
-"""Inference with a published version: one step per infer task, or the whole pipeline.
+"""Inference with a published version: its steps loaded, run on one frame or chained.
 
-The infer DAG runs one :class:`ReadyStep` per task and real-time handlers chain them all
-(:func:`infer_frame`), so both compute predictions with the same code.
+The infer DAG runs one :class:`ReadyStep` per task on each batch of a partition
+(:mod:`model_steps.runtime.partitioned`) and real-time handlers, the gate and evaluations chain
+them all (:func:`infer_frame`), so all of them compute predictions with the same code.
 """
 
 from __future__ import annotations
 
 import json
-import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from model_steps.definition.schema import Step
 from model_steps.errors import PermanentError, StepError
-from model_steps.runtime.carried import split_carried, with_carried
-from model_steps.runtime.context import Environment, RunInfo, data_ref, step_index, write_output
+from model_steps.runtime.context import Environment, RunInfo
 from model_steps.runtime.rendered import Rendered
-from model_steps.runtime.scratch import Scratch
 from model_steps.runtime.serializers import check_loading, load_fitted
 from model_steps.runtime.steps import StepKind, prediction_frame, step_kind
-from model_steps.runtime.tables import read_table
-from model_steps.store.manifest import InferenceRecord, Manifest
-from model_steps.store.model_store import utc_now
+from model_steps.store.manifest import Manifest
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -33,70 +29,12 @@ __all__ = [
     "ReadyStep",
     "features_of",
     "infer_frame",
-    "infer_step",
     "load_step",
     "ready_step",
+    "run_version",
     "version_pipeline",
+    "version_step",
 ]
-
-log = logging.getLogger(__name__)
-
-
-def infer_step(
-    spec: ModelSpec, step_id: str, run: RunInfo, env: Environment, rendered: Rendered
-) -> dict[str, Any]:
-    """Transform or predict with one step of the version the run started on.
-
-    The first step fixes the version: the one the run was asked for (the Asset event that
-    triggered it), else the published pointer's. The last step records it beside the output.
-    The step is the version's own, as its manifest recorded it (what a real-time handler
-    loads), so the infer DAG and a handler build the same pipeline from the same manifest;
-    the definition only says where data comes from and goes, and how strong the loading is.
-    """
-    index = step_index(spec, step_id)
-    step = spec.steps[index]
-    scratch = Scratch(env, run)
-    version, features, carried = _infer_input(spec, index, rendered, scratch, env, run)
-    last = index == len(spec.steps) - 1
-    manifest = env.store.manifest(version)
-    stored, init = _version_step(manifest, spec, index, rendered)
-    if index == 0:
-        features = features_of(features, stored)
-    ready = ready_step(stored, manifest, env, init, last=last, defined=step)
-    log.info(
-        "inferring step %s of %s with version %d: %d rows, %d columns",
-        step.id,
-        spec.name,
-        version,
-        len(features),
-        len(features.columns),
-    )
-    output = ready.run(features)
-    result = {"step": step.id, "version": version, "rows": len(features)}
-    if not last:
-        written = scratch.write_frame(step.id, "infer", output, None)
-        if carried is not None:
-            written += scratch.write_carried(step.id, "infer", carried)
-        scratch.finish(step.id, {"version": version})
-        return {**result, "bytes_written": written}
-    if index > 0:
-        carried = scratch.read_carried(spec.steps[0].id, "infer")
-    output = with_carried(output, carried)
-    written = write_output(step, "infer", output, rendered, env)
-    env.store.record_inference(
-        InferenceRecord(
-            model=spec.name,
-            version=version,
-            manifest=env.store.url("versions", str(version), "manifest.json"),
-            dag_id=run.dag_id,
-            run_id=run.run_id,
-            output=rendered.outputs["infer"],
-            rows=len(output),
-            recorded_at=utc_now(),
-        )
-    )
-    scratch.clean()
-    return {**result, "bytes_written": written, "output": rendered.outputs["infer"]}
 
 
 @dataclass(frozen=True)
@@ -197,7 +135,7 @@ def _published_steps(manifest: Manifest, spec: ModelSpec | None) -> list[Step]:
     return list(spec.steps)
 
 
-def _version_step(
+def version_step(
     manifest: Manifest, spec: ModelSpec, index: int, rendered: Rendered
 ) -> tuple[Step, Mapping[str, Any]]:
     """The version's step at ``index`` and its init, as :func:`version_pipeline` loads it.
@@ -237,40 +175,7 @@ def load_step(step: Step, manifest: Manifest, env: Environment, defined: Step | 
         return load_fitted(stream, step, env.allow)
 
 
-def _infer_input(
-    spec: ModelSpec,
-    index: int,
-    rendered: Rendered,
-    scratch: Scratch,
-    env: Environment,
-    run: RunInfo,
-) -> tuple[int, pd.DataFrame, pd.DataFrame | None]:
-    """The version this run serves, this step's input and the columns carried past the model.
-
-    The first step fixes the version and takes out the carried columns; later steps find the
-    version in the record of the step before them.
-    """
-    if index == 0:
-        step = spec.steps[0]
-        ref = data_ref(step, "input", "infer")
-        frame = read_table(
-            rendered.inputs["infer"],
-            str(ref.inferred_format()),
-            places=env.places,
-            storage_options=env.storage_options,
-            options=ref.options,
-        )
-        frame, carried = split_carried(frame, step)
-        return _run_version(spec, run, env), frame, carried
-    previous = spec.steps[index - 1].id
-    version = int(scratch.record(previous)["version"])
-    found = scratch.read_frame(previous, "infer")
-    if found is None:
-        raise PermanentError(f"no output of step {previous!r} in this run's scratch")
-    return version, found[0], None
-
-
-def _run_version(spec: ModelSpec, run: RunInfo, env: Environment) -> int:
+def run_version(spec: ModelSpec, run: RunInfo, env: Environment) -> int:
     """The version asked for (an Asset event's), else the one the pointer names now."""
     if run.version is not None:
         return run.version

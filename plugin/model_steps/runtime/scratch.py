@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import json
 import re
-from typing import TYPE_CHECKING, Any
+from typing import IO, TYPE_CHECKING, Any
 
 from model_steps.errors import PermanentError
 from model_steps.runtime.context import Environment, RunInfo
@@ -47,6 +47,12 @@ class Scratch:
     def own(self, step_id: str, *parts: str) -> str:
         """A URL inside this try's own folder for ``step_id`` (the only place it writes)."""
         return self.url(step_id, f"try-{self.try_number}", *parts)
+
+    def open(self, url: str, mode: str) -> IO[bytes]:
+        """A file in this run's folder opened for streaming (parts written a batch at a time)."""
+        fs = self.env.store.fs
+        handle: IO[bytes] = fs.open(fs._strip_protocol(url), mode)
+        return handle
 
     def finished_try(self, step_id: str) -> int | None:
         """The newest try of ``step_id`` that finished in this run, or None."""

@@ -11,7 +11,7 @@ only when a table is actually read or written.
 from __future__ import annotations
 
 import io
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
@@ -34,6 +34,7 @@ __all__ = [
     "frame_to_bytes",
     "read_columns",
     "read_table",
+    "write_options",
     "write_table",
 ]
 
@@ -59,8 +60,12 @@ def read_table(
     places: DataPlaces,
     storage_options: Mapping[str, Any] | None = None,
     options: Mapping[str, Any] | None = None,
+    columns: Sequence[str] | None = None,
 ) -> DataFrame:
     """Read a csv, parquet or JSON lines table; ``options`` go to the pandas reader.
+
+    ``columns`` (when given, and ``options`` choose none) are the only ones read: parquet
+    decodes only them and csv parses only them, so a wide table costs what its used columns do.
 
     Raises:
         FileNotFoundError: nothing is at ``url`` (the message names it).
@@ -68,9 +73,15 @@ def read_table(
         PermanentError: an option is not one tables accept.
     """
     kwargs = _kwargs(READ_DEFAULTS, "read", fmt, options)
+    chosen = {"parquet": "columns", "csv": "usecols"}.get(fmt)
+    if columns is not None and chosen is not None and chosen not in kwargs:
+        kwargs[chosen] = list(columns)
     reader = getattr(library("pandas"), f"read_{fmt}")
     with _reading(url, fmt, places, storage_options) as handle:
-        return reader(handle, **kwargs)
+        frame = reader(handle, **kwargs)
+    if columns is not None and fmt == "json":
+        frame = frame[[c for c in columns if c in frame.columns]]
+    return frame
 
 
 def read_columns(
@@ -180,3 +191,12 @@ def frame_to_bytes(frame: DataFrame) -> bytes:
 def frame_from_bytes(data: bytes) -> DataFrame:
     """The frame :func:`frame_to_bytes` encoded, with the same dtypes, columns and index."""
     return library("pandas").read_parquet(io.BytesIO(data))
+
+
+def write_options(fmt: str, options: Mapping[str, Any] | None) -> dict[str, Any]:
+    """The pandas writer keywords for a table: the defaults, then the accepted ``options``.
+
+    Raises:
+        PermanentError: the format is unknown or an option is not one tables accept.
+    """
+    return _kwargs(WRITE_DEFAULTS, "write", fmt, options)

@@ -39,7 +39,7 @@ from model_steps.store.model_store import StagedAsset, utc_now
 if TYPE_CHECKING:
     from model_steps.definition.schema import ModelSpec, Step
 
-__all__ = ["train_step"]
+__all__ = ["train_step", "training_columns"]
 
 log = logging.getLogger(__name__)
 
@@ -195,6 +195,19 @@ def _outputs(
     return written
 
 
+def training_columns(step: Step) -> list[str] | None:
+    """The columns training reads: features, target and carried ones; None for all of them.
+
+    A step that names its ``features`` reads only those (and its target and ``carry``), so a
+    wide table's other columns are never decoded; without ``features`` every column is one.
+    """
+    training = step.parameters.training
+    if training is None or not training.features:
+        return None
+    wanted = [*training.features, *([training.target] if training.target else [])]
+    return list(dict.fromkeys([*wanted, *step.parameters.carry]))
+
+
 def _training_data(
     spec: ModelSpec, index: int, rendered: Rendered, scratch: Scratch, env: Environment
 ) -> tuple[dict[str, tuple[Any, Any]], list[dict[str, Any]], dict[str, Any]]:
@@ -212,6 +225,7 @@ def _training_data(
             places=env.places,
             storage_options=env.storage_options,
             options=params.input.train.options,
+            columns=training_columns(step),
         )
         frame, carried = split_carried(frame, step)
         features, target = split_xy(frame, params.training)

@@ -164,9 +164,37 @@ function details(model) {
   );
 }
 
+// Running infer runs: each step's rows done of rows total, as the run's partitions finish.
+async function progressSection(model) {
+  const found = await api(`models/${encodeURIComponent(model.name)}/progress`);
+  if (!found.runs.length) return null;
+  const count = (n) => (n === null ? "?" : n.toLocaleString());
+  const line = (s) =>
+    h(
+      "li",
+      {},
+      h("code", {}, s.step),
+      ` ${count(s.rows_done)} of ${count(s.rows_total)} rows done ` +
+        `(${s.partitions_done} of ${s.partitions} partitions)`,
+    );
+  return section(
+    "progress-title",
+    "Inference in progress",
+    ...found.runs.map((run) =>
+      h(
+        "div",
+        { class: "panel" },
+        h("span", { class: "mono" }, run.run_id),
+        h("ul", {}, run.steps.map(line)),
+      ),
+    ),
+  );
+}
+
 export async function modelPage(name) {
   const model = await api(`models/${encodeURIComponent(name)}`);
   const versions = await versionsSection(model);
+  const progress = await progressSection(model).catch(() => null); // the page works without it
   const notice = takeNotice();
   const feedback = notice
     ? h(
@@ -202,6 +230,7 @@ export async function modelPage(name) {
     feedback,
     model.description ? h("p", {}, model.description) : null,
     storeAlert(model),
+    progress,
     overview(model),
     section("metrics-title", "Metrics (live version)", metricsTable(model.metrics)),
     ...versions,
