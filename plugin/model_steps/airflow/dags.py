@@ -37,7 +37,7 @@ __all__ = ["build_dag", "build_dags"]
 log = logging.getLogger(__name__)
 
 
-def _operator(plan: DagPlan, task: TaskPlan) -> BaseOperator:
+def _operator(plan: DagPlan, task: TaskPlan, folder: Path | None) -> BaseOperator:
     common: dict[str, Any] = {
         "task_id": task.task_id,
         "doc_md": task.doc_md or None,
@@ -50,6 +50,8 @@ def _operator(plan: DagPlan, task: TaskPlan) -> BaseOperator:
     assert plan.spec is not None, "model tasks are planned from a valid spec"
     if task.action == "check":
         common["source"] = str(plan.source)
+    if folder is not None:
+        common["folder"] = str(folder)
     return ModelStepOperator(action=task.action, spec=plan.spec, step_id=task.step_id, **common)
 
 
@@ -57,8 +59,12 @@ def _schedule(plan: DagPlan) -> Any:
     return airflow_asset(plan.schedule) if isinstance(plan.schedule, AssetRef) else plan.schedule
 
 
-def build_dag(plan: DagPlan) -> DAG:
-    """One DAG from its plan; not auto-registered, the caller decides where it goes."""
+def build_dag(plan: DagPlan, folder: Path | None = None) -> DAG:
+    """One DAG from its plan; not auto-registered, the caller decides where it goes.
+
+    ``folder`` is where the definition was read from (the DAG bundle's folder): its tasks take
+    their own code, and keep data out, there rather than in ``[core] dags_folder``.
+    """
     with DAG(
         dag_id=plan.dag_id,
         schedule=_schedule(plan),
@@ -77,7 +83,7 @@ def build_dag(plan: DagPlan) -> DAG:
         },
         auto_register=False,
     ) as dag:
-        operators = {task.task_id: _operator(plan, task) for task in plan.tasks}
+        operators = {task.task_id: _operator(plan, task, folder) for task in plan.tasks}
         for task in plan.tasks:
             for upstream in task.upstream:
                 operators[upstream] >> operators[task.task_id]
@@ -87,7 +93,7 @@ def build_dag(plan: DagPlan) -> DAG:
 def _build_or_placeholder(plan: DagPlan, root: Path) -> DAG:
     """Build ``plan``; if Airflow rejects it, build a placeholder carrying Airflow's reason."""
     try:
-        return build_dag(plan)
+        return build_dag(plan, root)
     except Exception as error:  # one model's rejection must not hide the others' DAGs
         log.exception("Airflow rejected DAG %s from %s", plan.dag_id, plan.source)
         problem = Problem(

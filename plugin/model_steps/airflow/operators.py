@@ -22,6 +22,7 @@ if TYPE_CHECKING:
 
     from model_steps.definition.schema import ModelSpec, Step
     from model_steps.runtime.context import Environment, RunInfo
+    from model_steps.settings import Settings
 
 __all__ = ["ASSET_GROUP", "InvalidDefinitionOperator", "ModelStepOperator", "airflow_asset"]
 
@@ -87,6 +88,7 @@ class ModelStepOperator(BaseOperator):
         spec: ModelSpec,
         step_id: str | None = None,
         source: str | None = None,
+        folder: str | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -94,6 +96,9 @@ class ModelStepOperator(BaseOperator):
         self.spec = spec
         self.step_id = step_id
         self.source = source  # the definition file: the check task locates problems in it
+        self.folder = folder
+        """The folder the definition was read from (the DAG bundle's, in this process's parse:
+        a worker's own checkout of the run's bundle version); its code is the model's own."""
         self.rendered = (
             Rendered.evaluation(spec).fields()
             if action == "evaluate"
@@ -125,7 +130,7 @@ class ModelStepOperator(BaseOperator):
         run = _run_info(context, self.spec.name)
         try:
             check_run_config(self.spec, run.conf)
-            places = deployment_places(self.spec, load_settings())
+            places = deployment_places(self.spec, self.settings(load_settings()))
             if self.action == "evaluate":
                 self.rendered = render_evaluation(self.spec, run, places).fields()
             else:
@@ -134,6 +139,10 @@ class ModelStepOperator(BaseOperator):
                 )
         except PermanentError as error:
             raise AirflowFailException(str(error)) from error
+
+    def settings(self, deployment: Settings) -> Settings:
+        """The deployment's settings for this task's definition: its bundle holds its code."""
+        return deployment.in_bundle(Path(self.folder) if self.folder else None)
 
     def execute(self, context: Context) -> Any:
         """Hand the run's facts to the Airflow-free task function.
@@ -150,7 +159,7 @@ class ModelStepOperator(BaseOperator):
 
         run = _run_info(context, self.spec.name)
         try:
-            settings = load_settings()
+            settings = self.settings(load_settings())
             options = model_storage_options(settings.connection(self.spec.assets.conn_id))
             env = environment(self.spec, settings, options, mask_known_secrets)
             return ACTIONS[self.action](self, context, run, env)
@@ -168,7 +177,7 @@ def _check(op: ModelStepOperator, context: Context, run: RunInfo, env: Environme
 
     steps = {step_id: Rendered(**values) for step_id, values in op.rendered.items()}
     source = Path(op.source) if op.source else None
-    return check_run(op.spec, source, env, steps, load_settings().environ)
+    return check_run(op.spec, source, env, steps, op.settings(load_settings()).environ)
 
 
 def _train(op: ModelStepOperator, context: Context, run: RunInfo, env: Environment) -> Any:
