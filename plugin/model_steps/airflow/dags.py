@@ -19,13 +19,16 @@ from model_steps.airflow.operators import (
     ModelStepOperator,
     airflow_asset,
 )
+from model_steps.airflow.outline import invalid_outline, model_outline, outline_json
 from model_steps.airflow.plan import (
     AssetRef,
     DagPlan,
     TaskPlan,
+    dag_ids,
     model_name_of,
     plan_catalog,
     plan_invalid,
+    relative_source,
 )
 from model_steps.definition.cache import ParseCache
 from model_steps.definition.loader import BrokenDefinition, load_and_validate
@@ -43,6 +46,8 @@ def _operator(plan: DagPlan, task: TaskPlan, folder: Path | None) -> BaseOperato
         "doc_md": task.doc_md or None,
         **task.options,
     }
+    if task is plan.tasks[0] and folder is not None and (outline := _outline(plan, folder)):
+        common["doc_json"] = outline
     if task.outlets:
         common["outlets"] = [airflow_asset(ref) for ref in task.outlets]
     if task.action == "report":
@@ -53,6 +58,16 @@ def _operator(plan: DagPlan, task: TaskPlan, folder: Path | None) -> BaseOperato
     if folder is not None:
         common["folder"] = str(folder)
     return ModelStepOperator(action=task.action, spec=plan.spec, step_id=task.step_id, **common)
+
+
+def _outline(plan: DagPlan, folder: Path) -> str | None:
+    """The outline the Models API reads from the DB: on a model's train DAG, on a placeholder."""
+    file = relative_source(plan.source, folder)
+    if plan.spec is None:
+        return outline_json(invalid_outline(file, plan.model_name, plan.problems))
+    if plan.dag_id != dag_ids(plan.spec)[0]:
+        return None
+    return outline_json(model_outline(plan.spec, file))
 
 
 def _schedule(plan: DagPlan) -> Any:
@@ -104,7 +119,8 @@ def _build_or_placeholder(plan: DagPlan, root: Path) -> DAG:
             "airflow_rejected",
             f"Airflow rejected DAG {plan.dag_id!r}: {error}",
         )
-        return build_dag(plan_invalid(BrokenDefinition(plan.source, (problem,)), root))
+        name = plan.spec.name if plan.spec is not None else plan.model_name
+        return build_dag(plan_invalid(BrokenDefinition(plan.source, (problem,), name), root), root)
 
 
 def build_dags(
