@@ -8,8 +8,6 @@ can stand in for the bundle's own code.
 
 from __future__ import annotations
 
-import shutil
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +15,7 @@ import pytest
 
 from model_steps.settings import load_settings
 from model_steps.store.model_store import open_store
+from tests.bundles import bundle_with, sync_bundle
 from tests.conftest import EXAMPLES, SESSION_DAGS
 from tests.integration.conftest import RunOutcome, run_in
 
@@ -26,35 +25,23 @@ BUNDLE = "models"
 MODEL = "bundled_diabetes"
 
 
-def bundle_folder(root: Path) -> Path:
+def bundle_files() -> dict[str, str]:
     """The diabetes example as a bundle of its own: its code package is ``bundle_code``."""
-    folder = root / "bundle"
-    folder.mkdir()
-    shutil.copy(EXAMPLES / "model_steps_loader.py", folder)
-    shutil.copytree(EXAMPLES / "model_code", folder / "bundle_code")
     text = (EXAMPLES / "diabetes.yaml").read_text()
     text = text.replace("name: diabetes\n", f"name: {MODEL}\n")
     text = text.replace("model_code.features:", "bundle_code.features:")
-    (folder / f"{MODEL}.yaml").write_text(text)
-    return folder
+    code = EXAMPLES / "model_code"
+    return {
+        f"{MODEL}.yaml": text,
+        **{f"bundle_code/{f.name}": f.read_text() for f in code.glob("*.py")},
+    }
 
 
 @pytest.fixture(scope="module")
-def bundle(airflow_db: None, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+def bundle(airflow_db: None, tmp_path_factory: pytest.TempPathFactory) -> Any:
     """A ``LocalDagBundle`` named ``models``, registered, parsed and synced like the processor."""
-    from airflow.dag_processing.bundles.local import LocalDagBundle
-    from airflow.dag_processing.dagbag import DagBag, sync_bag_to_db
-    from airflow.models.dagbundle import DagBundleModel
-    from airflow.utils.session import create_session
-
-    local = LocalDagBundle(name=BUNDLE, path=str(bundle_folder(tmp_path_factory.mktemp("b"))))
-    with create_session() as session:
-        if session.get(DagBundleModel, BUNDLE) is None:
-            session.add(DagBundleModel(name=BUNDLE))
-    bag = DagBag(dag_folder=local.path, bundle_path=local.path, bundle_name=BUNDLE)
-    assert not bag.import_errors, bag.import_errors
-    sync_bag_to_db(bag, bundle_name=BUNDLE, bundle_version=None)
-    yield bag
+    folder = bundle_with(tmp_path_factory.mktemp("b") / "bundle", bundle_files())
+    return sync_bundle(BUNDLE, folder)
 
 
 def test_the_bundle_is_not_the_dags_folder(bundle: Any) -> None:
