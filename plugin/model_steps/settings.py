@@ -19,6 +19,7 @@ __all__ = [
     "ENV_PREFIX",
     "ENV_VARS",
     "FUNCTION_ENV_VARS",
+    "LOADER_FILE",
     "AllowList",
     "Settings",
     "allow_list",
