@@ -8,6 +8,7 @@ can stand in for the bundle's own code.
 
 from __future__ import annotations
 
+import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -64,3 +65,76 @@ def test_a_task_runs_the_own_code_of_the_bundle_it_was_read_from(
     store = open_store(f"{load_settings().assets_root}/{MODEL}", {}, owner=MODEL)
     pointer = store.pointer()
     assert pointer is not None and pointer.version == 1
+
+
+# -- a git bundle: each run's tasks read the bundle version the run was created from ------------
+
+GIT_BUNDLE = "git-models"
+GIT_MODEL = "git_diabetes"
+REFUSAL = "version 2 of the features refuses to run"
+
+
+def git(repo: Path, *args: str) -> str:
+    done = subprocess.run(
+        ["git", "-C", str(repo), *args], check=True, capture_output=True, text=True
+    )
+    return done.stdout.strip()
+
+
+def commit_all(repo: Path, message: str) -> str:
+    git(repo, "add", "-A")
+    git(repo, "-c", "user.name=t", "-c", "user.email=t@example.com", "commit", "-qm", message)
+    return git(repo, "rev-parse", "HEAD")
+
+
+@pytest.fixture(scope="module")
+def git_versions(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list[str]]:
+    """A local repository with two versions of the bundle: the second one's code refuses."""
+    files = {
+        name.replace(MODEL, GIT_MODEL): text.replace(
+            f"name: {MODEL}\n", f"name: {GIT_MODEL}\n"
+        ).replace("retries: 2", "retries: 0")  # version 2's failure shows at once
+        for name, text in bundle_files().items()
+    }
+    repo = bundle_with(tmp_path_factory.mktemp("git") / "repo", files)
+    git(repo, "init", "-q", "-b", "main")
+    first = commit_all(repo, "version 1")
+    features = repo / "bundle_code" / "features.py"
+    features.write_text(
+        features.read_text()
+        + f"\n\ndef add_interactions(data, pairs):\n    raise ValueError({REFUSAL!r})\n"
+    )
+    return repo, [first, commit_all(repo, "version 2")]
+
+
+def checkout(repo: Path, version: str, storage: Path) -> Path:
+    """The folder Airflow's git bundle checks ``version`` out to (a worker's view of a run)."""
+    from airflow.providers.git.bundles.git import GitDagBundle
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("AIRFLOW__DAG_PROCESSOR__DAG_BUNDLE_STORAGE_PATH", str(storage))
+        bundle = GitDagBundle(
+            name=GIT_BUNDLE, tracking_ref="main", repo_url=str(repo), version=version
+        )
+        bundle.initialize()
+        return Path(bundle.path)
+
+
+def test_each_git_bundle_version_runs_its_own_code(
+    airflow_db: None,
+    git_versions: tuple[Path, list[str]],
+    failure_listener: Any,
+    example_data: Path,
+    tmp_path: Path,
+) -> None:
+    repo, versions = git_versions
+    outcomes = {}
+    for version in versions:
+        folder = checkout(repo, version, tmp_path / "bundles")
+        assert version in str(folder) and folder != SESSION_DAGS
+        bag = sync_bundle(GIT_BUNDLE, folder, version)
+        outcomes[version] = run_in(bag, f"{GIT_MODEL}__train", failure_listener)
+    first, second = (outcomes[v] for v in versions)
+    assert first.state == "success", first.errors
+    assert second.state == "failed"
+    assert REFUSAL in second.errors["features"]
