@@ -20,6 +20,7 @@ import pytest
 from tests.bundles import bundle_with, sync_bundle
 from tests.conftest import DATA
 from tests.integration.conftest import AirflowApi, RunOutcome, run_in, serve_api
+from tests.integration.test_api import models, summary
 
 pytestmark = pytest.mark.integration
 
@@ -62,18 +63,6 @@ def admin(server: AirflowApi) -> Iterator[httpx.Client]:
         yield client
 
 
-def listing(client: httpx.Client) -> dict[str, Any]:
-    response = client.get(f"{PREFIX}/models")
-    assert response.status_code == 200, response.text
-    found: dict[str, Any] = response.json()
-    return found
-
-
-def summary(client: httpx.Client, name: str) -> dict[str, Any]:
-    found: dict[str, Any] = next(m for m in listing(client)["models"] if m["name"] == name)
-    return found
-
-
 def post(client: httpx.Client, path: str, body: dict[str, Any] | None = None) -> httpx.Response:
     return client.post(f"{PREFIX}/models/{MODEL}{path}", json=body or {})
 
@@ -95,7 +84,7 @@ def test_every_model_lists_from_what_the_dag_processor_stored(admin: httpx.Clien
 
 
 def test_a_broken_file_lists_with_its_located_problems(admin: httpx.Client) -> None:
-    (broken,) = [f for f in listing(admin)["invalid"] if f["file"] == BROKEN]
+    (broken,) = [f for f in models(admin)["invalid"] if f["file"] == BROKEN]
     assert broken["bundle"] == BUNDLE
     typo = next(p for p in broken["problems"] if p["field"] == "steps[0].parameters.clas")
     assert (typo["line"], typo["column"]) == (11, 7)
