@@ -17,6 +17,7 @@ from typing import Any
 import httpx
 import pytest
 
+from model_steps.airflow import dags
 from tests.bundles import bundle_with, sync_bundle
 from tests.conftest import DATA
 from tests.integration.conftest import AirflowApi, RunOutcome, run_in, serve_api
@@ -28,6 +29,8 @@ PREFIX = "/model-steps"
 BUNDLE = "db-only"
 MODEL = "dbonly_iris"
 BROKEN = "team/dbonly_broken.yaml"
+OLD_LOADER = "model_steps_loader_old.py"
+"""A DAG file of the package's that cannot import: its error shows among the invalid files."""
 
 
 @pytest.fixture(scope="module")
@@ -38,9 +41,11 @@ def bag(airflow_db: None, tmp_path_factory: pytest.TempPathFactory) -> Any:
     files = {
         f"{MODEL}.yaml": model.replace("name: reviewed_iris\n", f"name: {MODEL}\n"),
         BROKEN: broken.replace("name: iris_broken\n", "name: dbonly_broken\n"),
+        OLD_LOADER: "# an airflow DAG loader of an older release\n"
+        "from model_steps.airflow.dags import build_all_dags\n",
     }
     folder = bundle_with(tmp_path_factory.mktemp("bundles") / BUNDLE, files)
-    return sync_bundle(BUNDLE, folder)
+    return sync_bundle(BUNDLE, folder, failing=(OLD_LOADER,))
 
 
 @pytest.fixture(scope="module")
@@ -89,6 +94,16 @@ def test_a_broken_file_lists_with_its_located_problems(admin: httpx.Client) -> N
     typo = next(p for p in broken["problems"] if p["field"] == "steps[0].parameters.clas")
     assert (typo["line"], typo["column"]) == (11, 7)
     assert typo["text"].startswith(f"{BROKEN}:11:7: steps[0].parameters.clas: ")
+
+
+def test_a_loader_file_that_cannot_import_lists_with_its_error(admin: httpx.Client) -> None:
+    (failed,) = [f for f in models(admin)["invalid"] if f["file"] == OLD_LOADER]
+    assert failed["bundle"] == BUNDLE
+    (problem,) = failed["problems"]
+    assert problem["message"] == (
+        "ImportError: cannot import name 'build_all_dags' from 'model_steps.airflow.dags' "
+        f"({Path(dags.__file__)})"
+    )
 
 
 def test_a_broken_models_page_says_its_file_is_invalid(admin: httpx.Client) -> None:

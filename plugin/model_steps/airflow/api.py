@@ -70,7 +70,7 @@ from model_steps.airflow.api_models import (
 )
 from model_steps.airflow.connections import model_storage_options
 from model_steps.airflow.csrf import json_from_same_origin
-from model_steps.airflow.db_catalog import StoredOutlines
+from model_steps.airflow.db_catalog import StoredOutlines, loader_errors
 from model_steps.airflow.events import announce_version
 from model_steps.airflow.masking import MaskedAnswers
 from model_steps.airflow.outline import (
@@ -158,7 +158,7 @@ class _Definitions:
         """The DB's outlines, each replaced by this server's own file where it has one."""
         models: dict[str, tuple[ModelOutline, str | None]] = {}
         invalid: dict[str, tuple[InvalidOutline, str | None]] = {}
-        for stored in self.stored.read(session):
+        for stored in [*self.stored.read(session), *loader_errors(session)]:
             if isinstance(stored.outline, ModelOutline):
                 models.setdefault(stored.outline.name, (stored.outline, stored.bundle))
             else:

@@ -19,16 +19,20 @@ from typing import Any
 # routes read them; DAGs themselves are built with airflow.sdk (dags.py).
 from airflow.models.dag import DagModel, DagTag
 from airflow.models.dag_version import DagVersion
+from airflow.models.errors import ParseImportError
 from airflow.models.serialized_dag import SerializedDagModel
 from sqlalchemy import and_, func, select
 from sqlalchemy.orm import Session
 
-from model_steps.airflow.outline import InvalidOutline, ModelOutline, read_outline
+from model_steps.airflow.outline import InvalidOutline, ModelOutline, ProblemOutline, read_outline
 from model_steps.airflow.plan import INVALID_PREFIX, PRODUCT_TAG, TRAIN_SUFFIX
 
-__all__ = ["Stored", "StoredOutlines"]
+__all__ = ["Stored", "StoredOutlines", "loader_errors"]
 
 Outline = ModelOutline | InvalidOutline
+LOADER_PREFIX = "model_steps"
+"""The DAG files of this package (the loader ``model_steps_loader.py`` and any beside it)."""
+MESSAGE_CHARACTERS = 1000
 
 
 @dataclass(frozen=True)
@@ -124,3 +128,27 @@ def _outline_in(data: Any) -> Outline | None:
         if outline is not None:
             return outline
     return None
+
+
+def loader_errors(session: Session) -> list[Stored]:
+    """The import errors Airflow recorded for this package's DAG files, one broken file each.
+
+    When the loader itself cannot run (the package is missing from the DAG processor's image,
+    a version mismatch), no model has a DAG, and this is the only sign of why. The message is
+    the error's last line, as the last line of a Python traceback says what failed.
+    """
+    rows = session.execute(
+        select(ParseImportError.filename, ParseImportError.bundle_name, ParseImportError.stacktrace)
+    )
+    found = []
+    for filename, bundle, stacktrace in rows:
+        if not filename or not filename.rpartition("/")[2].startswith(LOADER_PREFIX):
+            continue
+        lines = [line.strip() for line in (stacktrace or "").splitlines() if line.strip()]
+        message = (lines[-1] if lines else "the file failed to import")[:MESSAGE_CHARACTERS]
+        outline = InvalidOutline(
+            file=filename,
+            problems=(ProblemOutline(code="import_error", message=message),),
+        )
+        found.append(Stored(outline, "", bundle or ""))
+    return found
