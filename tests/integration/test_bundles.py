@@ -138,3 +138,11 @@ def test_each_git_bundle_version_runs_its_own_code(
     assert first.state == "success", first.errors
     assert second.state == "failed"
     assert REFUSAL in second.errors["features"]
+
+
+def test_a_model_the_server_also_reads_from_its_folder_names_the_bundle_airflow_read(
+    admin: Any,
+) -> None:
+    from tests.integration.test_api import summary
+
+    assert summary(admin, "iris")["bundle"] == "dags-folder"

@@ -164,11 +164,11 @@ class _Definitions:
             else:
                 invalid.setdefault(stored.outline.file, (stored.outline, stored.bundle))
         local_models, local_invalid = self._local_outlines()
-        for model in local_models:
-            models[model.name] = (model, None)
+        for model in local_models:  # the bundle Airflow read it from, if it has read it yet
+            models[model.name] = (model, models.get(model.name, (model, None))[1])
             invalid.pop(model.file, None)  # fixed since Airflow's last parse
         for broken in local_invalid:
-            invalid[broken.file] = (broken, None)
+            invalid[broken.file] = (broken, invalid.get(broken.file, (broken, None))[1])
         return Listing(
             tuple(sorted(models.values(), key=lambda m: (m[0].file, m[0].name))),
             tuple(sorted(invalid.values(), key=lambda b: b[0].file)),
