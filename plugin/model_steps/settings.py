@@ -7,7 +7,7 @@ import fnmatch
 import os
 import re
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 __all__ = [
@@ -19,6 +19,7 @@ __all__ = [
     "ENV_PREFIX",
     "ENV_VARS",
     "FUNCTION_ENV_VARS",
+    "LOADER_FILE",
     "REFUSED_CLASS_ENV_VARS",
     "AllowList",
     "Settings",
@@ -213,15 +214,33 @@ class Settings:
     """Airflow's ``[dag_processor] dag_file_processor_timeout``: the parsing process is killed."""
     bundle_refresh: float = 300.0
     """Airflow's ``[dag_processor] refresh_interval``: how soon a new DAG file is noticed."""
+    bundle_folder: Path | None = None
+    """The folder a definition was read from when it is not ``dags_folder``: a DAG bundle's
+    (a ``LocalDagBundle`` elsewhere, a git bundle's checkout of one version). Its code is the
+    definition's own code, and data stays out of it as out of the DAGs folder."""
 
     def connection(self, model_conn_id: str | None) -> str | None:
         """The connection a model's store is reached with: its own, else the deployment's."""
         return model_conn_id or self.conn_id
 
+    def in_bundle(self, folder: Path | None) -> Settings:
+        """These settings for a definition read from ``folder`` (None: the DAGs folder)."""
+        return self if folder is None else replace(self, bundle_folder=folder)
+
+    @property
+    def code_folder(self) -> Path:
+        """The folder whose modules are the definitions' own code: the bundle's, if any."""
+        return self.bundle_folder or self.dags_folder
+
+    @property
+    def code_folders(self) -> tuple[Path, ...]:
+        """Every folder Airflow runs code from here: the DAGs folder and the bundle's."""
+        return tuple(dict.fromkeys((self.dags_folder, self.code_folder)))
+
     @property
     def allow_list(self) -> AllowList:
-        """What a definition may name: the estimator packages, the DAGs folder's own code."""
-        return allow_list(self.environ, [self.dags_folder])
+        """What a definition may name: the estimator packages, its own folder's code."""
+        return allow_list(self.environ, [self.code_folder])
 
 
 def load_settings(environ: Mapping[str, str] | None = None) -> Settings:

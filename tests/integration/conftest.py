@@ -228,7 +228,11 @@ def _stop_group(process: subprocess.Popen[bytes]) -> None:
 @pytest.fixture(scope="session")
 def airflow_api(synced_bag: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[AirflowApi]:
     """The real Airflow API server with the plugin, as a subprocess on a free loopback port."""
-    folder = tmp_path_factory.mktemp("api-server")
+    yield from serve_api(tmp_path_factory.mktemp("api-server"))
+
+
+def serve_api(folder: Path, settings: dict[str, str] | None = None) -> Iterator[AirflowApi]:
+    """Run ``airflow api-server`` until the generator closes; ``settings`` add to its env."""
     port = free_port()
     api = AirflowApi(
         f"http://127.0.0.1:{port}", folder / "passwords.json", folder / "api-server.log"
@@ -237,7 +241,7 @@ def airflow_api(synced_bag: Any, tmp_path_factory: pytest.TempPathFactory) -> It
     with api.log.open("ab") as log:
         process = subprocess.Popen(
             [airflow, "api-server", "--host", "127.0.0.1", "--port", str(port), "--workers", "1"],
-            env=_api_server_env(api.passwords_file),
+            env={**_api_server_env(api.passwords_file), **(settings or {})},
             stdin=subprocess.DEVNULL,
             stdout=log,
             stderr=subprocess.STDOUT,

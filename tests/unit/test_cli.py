@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import pytest
@@ -150,3 +151,15 @@ def test_the_default_connection_serves_models_without_their_own(tmp_path: Path) 
     overridden = load_settings({"AIRFLOW_HOME": str(tmp_path), "MODEL_STEPS_CONN_ID": "other"})
     assert overridden.connection(None) == "other"
     assert load_settings({"AIRFLOW_HOME": str(tmp_path / "none")}).connection(None) is None
+
+
+def test_validate_of_a_file_deep_in_a_bundle_allows_the_bundles_own_code(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """As the DAG processor parses it: the loader's folder holds the definition's own code."""
+    bundle = tmp_path / "bundle"
+    shutil.copytree(EXAMPLES, bundle)
+    (bundle / "team").mkdir()
+    moved = bundle / "team" / "diabetes.yaml"
+    (bundle / "diabetes.yaml").rename(moved)
+    assert main(["validate", str(moved)]) == 0, capsys.readouterr().out

@@ -162,3 +162,19 @@ def test_a_task_refuses_the_dags_folder_and_every_store_even_under_an_allowed_pr
     ]:
         refusal = places.refusal(url)
         assert refusal is not None and what in refusal
+
+
+def test_a_task_from_a_dag_bundle_refuses_the_bundle_and_the_dags_folder(tmp_path: Path) -> None:
+    (tmp_path / "iris.yaml").write_text(model("iris", "/srv/data/iris.csv"))
+    (loaded,) = load_and_validate([tmp_path], {}).models
+    environ = {
+        "AIRFLOW_HOME": str(tmp_path),
+        "MODEL_STEPS_ALLOWED_DATA": "/srv",
+        "MODEL_STEPS_DAGS_FOLDER": "/srv/dags",
+    }
+    settings = load_settings(environ).in_bundle(Path("/srv/bundles/models"))
+    places = deployment_places(loaded.spec, settings)
+    assert places.refusal("/srv/data/x.csv") is None
+    for url in ("/srv/bundles/models/evil.py", "/srv/dags/evil.py"):
+        refusal = places.refusal(url)
+        assert refusal is not None and "the DAGs folder" in refusal

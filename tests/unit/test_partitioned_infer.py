@@ -215,7 +215,7 @@ def test_progress_counts_rows_done_of_the_total_per_step(csv_parts: Parts) -> No
     partitions = csv_parts.plan(run)
     csv_parts.step("scale", run, partitions)
     csv_parts.step("classify", run, partitions[:2])
-    scale, classify = run_progress(csv_parts.spec, run, csv_parts.env)
+    scale, classify = run_progress(_step_ids(csv_parts.spec), run, csv_parts.env)
     assert (scale.rows_done, scale.rows_total) == (150, 150)
     assert classify.partitions_done == 2
     assert 0 < classify.rows_done < 150
@@ -224,5 +224,12 @@ def test_progress_counts_rows_done_of_the_total_per_step(csv_parts: Parts) -> No
 
 def test_progress_of_a_run_not_yet_planned_is_empty(csv_parts: Parts) -> None:
     assert (
-        run_progress(csv_parts.spec, RunInfo("parts__infer", "manual__later"), csv_parts.env) == []
+        run_progress(
+            _step_ids(csv_parts.spec), RunInfo("parts__infer", "manual__later"), csv_parts.env
+        )
+        == []
     )
+
+
+def _step_ids(spec: ModelSpec) -> list[str]:
+    return [step.id for step in spec.steps]

@@ -1,8 +1,10 @@
 """The Models API the plugin mounts on Airflow's API server (``/model-steps``).
 
-What a user sees of each model joins three sources, each read live: the definitions in the DAGs
-folder (parsed again only when a file changes), Airflow's metadata DB (pause state and last runs,
-so a toggle in the UI shows at once) and the model's store (versions, metrics, card). A store
+What a user sees of each model joins three sources, each read live: the definitions Airflow's
+DAG processor stored in the metadata DB from whichever DAG bundle holds them (an outline in each
+model's train DAG, so this server needs no DAG file), overlaid by this server's own DAGs folder
+when it has one; Airflow's pause state and last runs (a toggle in the UI shows at once); and the
+model's store (versions, metrics, card). A store
 that cannot be reached only marks its own model. Every route sits behind Airflow's own
 authentication (a JWT as a bearer token or the UI's session cookie), because Airflow does not
 guard plugin apps by itself; changes also need edit permission on both of the model's DAGs.
@@ -14,7 +16,7 @@ import logging
 import threading
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor, wait
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, Literal, cast
 
@@ -71,18 +73,19 @@ from model_steps.airflow.api_models import (
 )
 from model_steps.airflow.connections import model_storage_options
 from model_steps.airflow.csrf import json_from_same_origin
+from model_steps.airflow.db_catalog import StoredOutlines, loader_errors
 from model_steps.airflow.events import announce_version
 from model_steps.airflow.masking import MaskedAnswers
-from model_steps.airflow.plan import INFER_SUFFIX, TRAIN_SUFFIX, dag_ids, dag_kinds, invalid_dag_id
-from model_steps.airflow.shards import parse_warnings
-from model_steps.definition.loader import (
-    Catalog,
-    LoadedModel,
-    find_definition_files,
-    load_and_validate,
+from model_steps.airflow.outline import (
+    InvalidOutline,
+    ModelOutline,
+    invalid_outline,
+    model_outline,
 )
+from model_steps.airflow.plan import INFER_SUFFIX, TRAIN_SUFFIX, invalid_dag_id, relative_source
+from model_steps.airflow.shards import parse_warnings
+from model_steps.definition.loader import Catalog, find_definition_files, load_and_validate
 from model_steps.definition.owners import NameRecord
-from model_steps.definition.schema import ModelSpec
 from model_steps.errors import (
     CorruptDocumentError,
     DecisionConflictError,
@@ -93,7 +96,7 @@ from model_steps.errors import (
     StoreUnavailableError,
     format_problem,
 )
-from model_steps.runtime.context import environment
+from model_steps.runtime.context import Environment, model_store
 from model_steps.runtime.ownership import check_definition_owner
 from model_steps.settings import Settings, load_settings
 from model_steps.store.manifest import (
@@ -123,55 +126,102 @@ STORE_TIMEOUT_SECONDS = 10.0
 _STORE_THREADS = 8
 
 
-# -- definitions: parsed again only when a file changes ----------------------------------------
+# -- definitions: from Airflow's DB, and from this server's own DAGs folder if it has one -----
+
+
+@dataclass(frozen=True)
+class Listing:
+    """Every model and broken file a listing shows, each with the bundle Airflow read it from."""
+
+    models: tuple[tuple[ModelOutline, str | None], ...]
+    invalid: tuple[tuple[InvalidOutline, str | None], ...]
+
+    def find(self, name: str) -> tuple[ModelOutline, str | None] | None:
+        return next((m for m in self.models if m[0].name == name), None)
 
 
 class _Definitions:
-    """The catalog of the DAGs folder, cached on the files' names, sizes and mtimes.
+    """The definitions Airflow parsed (the metadata DB), and those this server can read itself.
 
-    A listing stats every file but parses nothing when nothing changed; a change anywhere
-    reloads the whole folder, because names must be unique across files.
+    Airflow's API server reads DAGs from the DB only, and the official Helm chart gives it no
+    DAG files: what the DAG processor stored is the listing (:mod:`.db_catalog`). When this
+    process does see a DAGs folder (``make run``, the compose file), a file there is shown as
+    it is now, so a definition just dropped in lists at once as "not in Airflow yet" and a
+    file's new problems show before the next parse. The folder is parsed again only when a
+    file changes.
     """
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.stores = ThreadPoolExecutor(_STORE_THREADS, thread_name_prefix="model-store")
         """One bounded pool for every listing: a hung store holds a thread, never more."""
+        self.stored = StoredOutlines()
         self._lock = threading.Lock()
         self._key: tuple[tuple[str, int, int], ...] | None = None
-        self._catalog = Catalog((), ())
+        self._local: tuple[list[ModelOutline], list[InvalidOutline]] = ([], [])
 
-    def catalog(self) -> Catalog:
-        key = self._fingerprint()
-        with self._lock:
-            if key != self._key:
-                folder, settings = self.settings.dags_folder, self.settings
-                self._catalog = load_and_validate(
-                    [folder],
-                    settings.environ,
-                    assets_root=settings.assets_root,
-                    check_data=True,
-                    names=NameRecord(settings.names_record, writable=False),
-                )
-                self._key = key
-            return self._catalog
+    def catalog(self, session: Session) -> Listing:
+        """The DB's outlines, each replaced by this server's own file where it has one."""
+        models: dict[str, tuple[ModelOutline, str | None]] = {}
+        invalid: dict[str, tuple[InvalidOutline, str | None]] = {}
+        for stored in [*self.stored.read(session), *loader_errors(session)]:
+            if isinstance(stored.outline, ModelOutline):
+                models.setdefault(stored.outline.name, (stored.outline, stored.bundle))
+            else:
+                invalid.setdefault(stored.outline.file, (stored.outline, stored.bundle))
+        local_models, local_invalid = self._local_outlines()
+        for model in local_models:  # the bundle Airflow read it from, if it has read it yet
+            models[model.name] = (model, models.get(model.name, (model, None))[1])
+            invalid.pop(model.file, None)  # fixed since Airflow's last parse
+        for broken in local_invalid:
+            invalid[broken.file] = (broken, invalid.get(broken.file, (broken, None))[1])
+        return Listing(
+            tuple(sorted(models.values(), key=lambda m: (m[0].file, m[0].name))),
+            tuple(sorted(invalid.values(), key=lambda b: b[0].file)),
+        )
 
-    def model(self, name: str) -> LoadedModel:
-        catalog = self.catalog()
+    def model(self, name: str, session: Session) -> tuple[ModelOutline, str | None]:
+        catalog = self.catalog(session)
         found = catalog.find(name)
         if found is not None:
             return found
-        broken = next((b for b in catalog.broken if b.name == name), None)
+        broken = next((b for b, _ in catalog.invalid if b.name == name), None)
         if broken is None:
             raise _not_found(name)
         # Where the file lives is the deployment's business: the log has it, the answer not.
-        log.info("model %r does not load: %s is invalid", name, broken.path)
+        log.info("model %r does not load: %s is invalid", name, broken.file)
         raise HTTPException(
             status.HTTP_404_NOT_FOUND,
             f"model {name!r} does not load: its definition file is invalid "
             f"({len(broken.problems)} problem(s), listed under 'invalid' in GET /models to "
             "those who may read its DAGs)",
         )
+
+    def _local_outlines(self) -> tuple[list[ModelOutline], list[InvalidOutline]]:
+        key = self._fingerprint()
+        with self._lock:
+            if key != self._key:
+                folder, settings = self.settings.dags_folder, self.settings
+                catalog = (
+                    load_and_validate(
+                        [folder],
+                        settings.environ,
+                        assets_root=settings.assets_root,
+                        check_data=True,
+                        names=NameRecord(settings.names_record, writable=False),
+                    )
+                    if key
+                    else Catalog((), ())
+                )
+                self._local = (
+                    [model_outline(m.spec, self.relative(m.path)) for m in catalog.models],
+                    [
+                        invalid_outline(self.relative(b.path), b.name, b.problems)
+                        for b in catalog.broken
+                    ],
+                )
+                self._key = key
+            return self._local
 
     def _fingerprint(self) -> tuple[tuple[str, int, int], ...]:
         stats = []
@@ -185,8 +235,7 @@ class _Definitions:
 
     def relative(self, path: Path) -> str:
         """``path`` as users know it: relative to the DAGs folder."""
-        folder = self.settings.dags_folder
-        return path.relative_to(folder).as_posix() if path.is_relative_to(folder) else str(path)
+        return relative_source(path, self.settings.dags_folder)
 
 
 # -- Airflow's view: pause state and last runs -------------------------------------------------
@@ -211,10 +260,10 @@ def _last_runs(session: Session, ids: Sequence[str]) -> dict[str, LastRun]:
     }
 
 
-def _dag_states(session: Session, specs: Iterable[ModelSpec]) -> dict[str, DagState]:
+def _dag_states(session: Session, models: Iterable[ModelOutline]) -> dict[str, DagState]:
     """Every model DAG's state, in two queries for the whole listing."""
     kinds: dict[str, DagKind] = {
-        dag_id: cast(DagKind, kind) for spec in specs for dag_id, kind in dag_kinds(spec).items()
+        dag_id: cast(DagKind, kind) for model in models for dag_id, kind in model.dags.items()
     }
     ids = list(kinds)
     rows = session.execute(
@@ -246,14 +295,16 @@ def _schedule_status(dags: Sequence[DagState]) -> ScheduleStatus:
 # -- the store's view: versions, metrics, card ---------------------------------------------------
 
 
-def _open_store(spec: ModelSpec, settings: Settings) -> ModelStore:
+def _open_store(model: ModelOutline, settings: Settings) -> ModelStore:
     """The model's store, with its connection's credentials read now (they may have changed)."""
-    conn_id = settings.connection(spec.assets.conn_id)
+    conn_id = settings.connection(model.assets.conn_id)
     try:
         options = model_storage_options(conn_id)
     except Exception as error:  # the connection is missing or its backend is down
         raise StoreUnavailableError(f"cannot read connection {conn_id!r}: {error}") from error
-    return environment(spec, settings, options).store
+    root = model.assets.root or settings.assets_root
+    steps = [step.assets_root for step in model.steps]
+    return model_store(model.name, root, model.assets.directory, steps, options)
 
 
 @dataclass(frozen=True)
@@ -276,15 +327,15 @@ def _live(store: ModelStore) -> _Live:
     return _Live(pointer.version, pointer.published_at, len(versions), manifest.metrics)
 
 
-def _live_or_error(spec: ModelSpec, settings: Settings) -> _Live:
+def _live_or_error(model: ModelOutline, settings: Settings) -> _Live:
     """Never raises: one model's broken store must not hide the others."""
-    return _live_and_card(spec, settings, card=False)[0]
+    return _live_and_card(model, settings, card=False)[0]
 
 
-def _live_and_card(spec: ModelSpec, settings: Settings, card: bool) -> tuple[_Live, str | None]:
+def _live_and_card(model: ModelOutline, settings: Settings, card: bool) -> tuple[_Live, str | None]:
     """The store's facts and (if asked) the live card, from one opened store; never raises."""
     try:
-        store = _open_store(spec, settings)
+        store = _open_store(model, settings)
         live = _live(store)
         return live, _card(store, live.version) if card else None
     except Exception as error:
@@ -296,12 +347,12 @@ def _describe(error: BaseException) -> str:
     return str(error) if isinstance(error, known) else f"{type(error).__name__}: {error}"
 
 
-def _live_all(specs: Sequence[ModelSpec], definitions: _Definitions) -> list[_Live]:
+def _live_all(models: Sequence[ModelOutline], definitions: _Definitions) -> list[_Live]:
     """Ask every store at once; a store that does not answer in time is shown as such."""
-    if not specs:
+    if not models:
         return []
     settings = definitions.settings
-    futures = [definitions.stores.submit(_live_or_error, spec, settings) for spec in specs]
+    futures = [definitions.stores.submit(_live_or_error, model, settings) for model in models]
     done, _ = wait(futures, timeout=STORE_TIMEOUT_SECONDS)
     late = _Live(error=f"the store did not answer within {STORE_TIMEOUT_SECONDS:g}s")
     return [future.result() if future in done else late for future in futures]
@@ -324,22 +375,23 @@ def _schedule_text(value: str | None) -> str | None:
 
 
 def _summary(
-    model: LoadedModel, definitions: _Definitions, dags: dict[str, DagState], live: _Live
+    listed: tuple[ModelOutline, str | None], dags: dict[str, DagState], live: _Live
 ) -> ModelSummary:
-    spec = model.spec
-    states = [dags[dag_id] for dag_id in dag_ids(spec)]
+    model, bundle = listed
+    states = [dags[dag_id] for dag_id in model.dags]
     return ModelSummary(
-        name=spec.name,
-        description=spec.description,
-        tags=list(spec.tags),
-        domain=spec.domain,
-        status=spec.status,
-        definition_version=spec.version,
-        file=definitions.relative(model.path),
+        name=model.name,
+        description=model.description,
+        tags=list(model.tags),
+        domain=model.domain,
+        status=model.status,
+        definition_version=model.version,
+        file=model.file,
+        bundle=bundle,
         schedule=ScheduleText(
-            train=_schedule_text(spec.schedule.train),
-            infer=_schedule_text(spec.schedule.infer),
-            evaluate=_schedule_text(spec.evaluation.schedule) if spec.evaluation else None,
+            train=_schedule_text(model.schedule.train),
+            infer=_schedule_text(model.schedule.infer),
+            evaluate=_schedule_text(model.schedule.evaluate),
         ),
         schedule_status=_schedule_status(states),
         dags=states,
@@ -351,14 +403,15 @@ def _summary(
     )
 
 
-def _invalid(catalog: Catalog, definitions: _Definitions) -> list[InvalidFile]:
+def _invalid(catalog: Listing) -> list[InvalidFile]:
     invalid = []
-    for broken in catalog.broken:
-        file = definitions.relative(broken.path)
-        problems = [replace(p, file=file) for p in broken.problems]
+    for broken, bundle in catalog.invalid:
+        file = broken.file
+        problems = [p.problem(file) for p in broken.problems]
         invalid.append(
             InvalidFile(
                 file=file,
+                bundle=bundle,
                 dag_id=invalid_dag_id(file),
                 problems=[
                     ProblemOut(
@@ -375,23 +428,16 @@ def _invalid(catalog: Catalog, definitions: _Definitions) -> list[InvalidFile]:
     return invalid
 
 
-def _detail(spec: ModelSpec, summary: ModelSummary, card: str | None) -> ModelDetail:
+def _detail(model: ModelOutline, summary: ModelSummary, card: str | None) -> ModelDetail:
     return ModelDetail(
         **dict(summary),
-        comments=[
-            CommentOut(date=c.date.isoformat(), author=c.author, text=c.text) for c in spec.comments
-        ],
-        intended_use=spec.intended_use,
-        limitations=spec.limitations,
-        license=spec.license,
-        metadata=dict(spec.metadata),
-        parameters={
-            name: p.model_dump(mode="json", exclude_none=True)
-            for name, p in spec.parameters.items()
-        },
-        steps=[
-            StepOut(id=s.id, name=s.name or s.id, description=s.description) for s in spec.steps
-        ],
+        comments=[CommentOut(date=c.date, author=c.author, text=c.text) for c in model.comments],
+        intended_use=model.intended_use,
+        limitations=model.limitations,
+        license=model.license,
+        metadata=dict(model.metadata),
+        parameters=dict(model.parameters),
+        steps=[StepOut(id=s.id, name=s.name, description=s.description) for s in model.steps],
         card=card,
     )
 
@@ -451,33 +497,33 @@ def _not_found(name: str) -> HTTPException:
     return HTTPException(status.HTTP_404_NOT_FOUND, f"no model named {name!r}")
 
 
-def _require(spec: ModelSpec, user: BaseUser, method: ResourceMethod) -> None:
+def _require(model: ModelOutline, user: BaseUser, method: ResourceMethod) -> None:
     """A model is its DAGs: seeing it needs read access to both, changing it edit access.
 
     A model the user may not read is not found (404), exactly as one that does not exist, so
     the answer never tells which models exist; one they may read but not change is a 403.
     """
-    refused = [dag_id for dag_id in dag_ids(spec) if not _may(method, dag_id, user)]
+    refused = [dag_id for dag_id in model.dags if not _may(method, dag_id, user)]
     if refused and method == "GET":
-        raise _not_found(spec.name)
+        raise _not_found(model.name)
     if refused:
         verb = "edit" if method == "PUT" else "read"
         raise HTTPException(
             status.HTTP_403_FORBIDDEN,
             f"user {user.get_name()!r} may not {verb} DAG(s) {', '.join(refused)} of model "
-            f"{spec.name!r}",
+            f"{model.name!r}",
         )
 
 
-def _set_paused(session: Session, spec: ModelSpec, paused: bool) -> None:
+def _set_paused(session: Session, model: ModelOutline, paused: bool) -> None:
     """Set ``is_paused`` on both DAGs, as Airflow's own ``PATCH /api/v2/dags/{id}`` does."""
-    ids = dag_ids(spec)
+    ids = list(model.dags)
     dags = session.scalars(select(DagModel).where(DagModel.dag_id.in_(ids))).all()
     missing = sorted(set(ids) - {dag.dag_id for dag in dags})
     if missing:
         raise HTTPException(
             status.HTTP_409_CONFLICT,
-            f"DAG(s) {', '.join(missing)} of model {spec.name!r} are not in Airflow yet: "
+            f"DAG(s) {', '.join(missing)} of model {model.name!r} are not in Airflow yet: "
             "wait for the DAG processor to parse the definition",
         )
     for dag in dags:
@@ -596,14 +642,20 @@ def _definitions(request: Request) -> _Definitions:
     return definitions
 
 
-def _model(name: str, definitions: DefinitionsDep, user: GetUserDep) -> LoadedModel:
+def _listed(
+    name: str, definitions: DefinitionsDep, user: GetUserDep, session: SessionDep
+) -> tuple[ModelOutline, str | None]:
     # Checked before the catalog is read: whether a name exists, or its file is broken, is
     # told only to who may read the DAGs it would have.
     if not _may("GET", name + TRAIN_SUFFIX, user):
         raise _not_found(name)
-    model = definitions.model(name)
-    _require(model.spec, user, "GET")
-    return model
+    listed = definitions.model(name, session)
+    _require(listed[0], user, "GET")
+    return listed
+
+
+def _model(listed: ListedDep) -> ModelOutline:
+    return listed[0]
 
 
 def _change(action: str) -> list[Any]:
@@ -612,7 +664,8 @@ def _change(action: str) -> list[Any]:
 
 
 DefinitionsDep = Annotated[_Definitions, Depends(_definitions)]
-ModelDep = Annotated[LoadedModel, Depends(_model)]
+ListedDep = Annotated[tuple[ModelOutline, str | None], Depends(_listed)]
+ModelDep = Annotated[ModelOutline, Depends(_model)]
 router = APIRouter()
 
 
@@ -622,28 +675,25 @@ def list_models(definitions: DefinitionsDep, session: SessionDep, user: GetUserD
 
     Only what the user may read, as Airflow's own DAG listing filters by permission.
     """
-    catalog = definitions.catalog()
-    models = [m for m in catalog.models if all(_may("GET", d, user) for d in dag_ids(m.spec))]
-    specs = [m.spec for m in models]
-    dags = _dag_states(session, specs)
-    lives = _live_all(specs, definitions)
+    catalog = definitions.catalog(session)
+    listed = [m for m in catalog.models if all(_may("GET", d, user) for d in m[0].dags)]
+    models = [model for model, _ in listed]
+    dags = _dag_states(session, models)
+    lives = _live_all(models, definitions)
     return ModelList(
-        models=[
-            _summary(model, definitions, dags, live)
-            for model, live in zip(models, lives, strict=True)
-        ],
-        invalid=[f for f in _invalid(catalog, definitions) if _may("GET", f.dag_id, user)],
+        models=[_summary(m, dags, live) for m, live in zip(listed, lives, strict=True)],
+        invalid=[f for f in _invalid(catalog) if _may("GET", f.dag_id, user)],
         parse_warnings=parse_warnings(definitions.settings),
     )
 
 
 @router.get("/models/{name}", summary="One model in detail, with its live version's card")
-def get_model(model: ModelDep, definitions: DefinitionsDep, session: SessionDep) -> ModelDetail:
+def get_model(listed: ListedDep, definitions: DefinitionsDep, session: SessionDep) -> ModelDetail:
     """The listing's facts plus documentation, parameters, steps and the model card."""
-    settings = definitions.settings
-    dags = _dag_states(session, [model.spec])
-    live, card = _live_and_card(model.spec, settings, card=True)
-    return _detail(model.spec, _summary(model, definitions, dags, live), card)
+    model = listed[0]
+    dags = _dag_states(session, [model])
+    live, card = _live_and_card(model, definitions.settings, card=True)
+    return _detail(model, _summary(listed, dags, live), card)
 
 
 @router.get("/models/{name}/progress", summary="Rows done of rows total in running infer runs")
@@ -654,22 +704,22 @@ def get_progress(
     from model_steps.runtime.context import RunInfo
     from model_steps.runtime.partitioned import run_progress
 
-    spec = model.spec
-    dag_id = spec.name + INFER_SUFFIX
+    dag_id = model.name + INFER_SUFFIX
     running = session.scalars(
         select(DagRun.run_id).where(DagRun.dag_id == dag_id, DagRun.state == "running")
     ).all()
     if not running:
         return InferProgress(runs=[])
-    options = _open_store(spec, definitions.settings).storage_options  # the connection's, now
-    env = environment(spec, definitions.settings, options)
+    store = _open_store(model, definitions.settings)  # the connection's credentials, now
+    env = Environment(store, store.storage_options, definitions.settings.allow_list)
+    steps = [step.id for step in model.steps]
     return InferProgress(
         runs=[
             RunProgress(
                 run_id=run_id,
                 steps=[
                     StepProgress(**vars(p))
-                    for p in run_progress(spec, RunInfo(dag_id, run_id), env)
+                    for p in run_progress(steps, RunInfo(dag_id, run_id), env)
                 ],
             )
             for run_id in sorted(running)
@@ -680,11 +730,11 @@ def get_progress(
 @router.get("/models/{name}/versions", summary="A model's published versions, newest first")
 def list_versions(model: ModelDep, definitions: DefinitionsDep) -> VersionList:
     """Every complete version with its metrics, and which one handlers serve."""
-    store = _open_store(model.spec, definitions.settings)
+    store = _open_store(model, definitions.settings)
     pointer = store.pointer()
     current = pointer.version if pointer else None
     return VersionList(
-        model=model.spec.name,
+        model=model.name,
         current=current,
         versions=[_version_summary(store, v, current) for v in reversed(store.versions())],
     )
@@ -693,11 +743,11 @@ def list_versions(model: ModelDep, definitions: DefinitionsDep) -> VersionList:
 @router.get("/models/{name}/versions/{version}", summary="The manifest of one version")
 def get_version(model: ModelDep, version: int, definitions: DefinitionsDep) -> Manifest:
     """Everything recorded about the version: assets with checksums, metrics, lineage."""
-    store = _open_store(model.spec, definitions.settings)
+    store = _open_store(model, definitions.settings)
     if version not in store.versions():
         raise HTTPException(
             status.HTTP_404_NOT_FOUND,
-            f"model {model.spec.name!r} has no complete version {version}",
+            f"model {model.name!r} has no complete version {version}",
         )
     return _redacted(store.manifest(version))
 
@@ -705,9 +755,9 @@ def get_version(model: ModelDep, version: int, definitions: DefinitionsDep) -> M
 @router.get("/models/{name}/versions/{version}/card", summary="The model card of one version")
 def get_card(model: ModelDep, version: int, definitions: DefinitionsDep) -> VersionCard:
     """MODEL_CARD.md as written with the version: published, refused or waiting alike."""
-    store = _open_store(model.spec, definitions.settings)
-    _complete(store, model.spec.name, version)
-    return VersionCard(model=model.spec.name, version=version, card=store.card(version))
+    store = _open_store(model, definitions.settings)
+    _complete(store, model.name, version)
+    return VersionCard(model=model.name, version=version, card=store.card(version))
 
 
 def _complete(store: ModelStore, name: str, version: int) -> None:
@@ -739,10 +789,10 @@ def rollback(
     model: ModelDep, body: RollbackRequest, user: GetUserDep, definitions: DefinitionsDep
 ) -> RollbackResult:
     """Moves the model's pointer back; nothing is rewritten, handlers reload on their next poll."""
-    _require(model.spec, user, "PUT")
-    store = _open_store(model.spec, definitions.settings)
-    check_definition_owner(store, model.path, None, definitions.settings)
-    return _rollback(store, model.spec.name, body.version)
+    _require(model, user, "PUT")
+    store = _open_store(model, definitions.settings)
+    check_definition_owner(store, Path(model.file), None, definitions.settings)
+    return _rollback(store, model.name, body.version)
 
 
 DECISION_CONFLICTS: dict[int | str, dict[str, Any]] = {
@@ -772,7 +822,7 @@ def approve(
     announced = (
         live is not None
         and live.version == version
-        and announce_version(session, model.spec.name, version, live.manifest, by)
+        and announce_version(session, model.name, version, live.manifest, by)
     )
     return _decided(model, version, "approved", by, live, announced)
 
@@ -803,17 +853,17 @@ def reject(
 
 
 def _decision(
-    model: LoadedModel,
+    model: ModelOutline,
     version: int,
     user: BaseUser,
     definitions: _Definitions,
     act: Callable[[ModelStore, str], Any],
 ) -> tuple[ModelStore, str]:
     """Record a person's decision on a complete version: edit rights first, 409 on a refusal."""
-    _require(model.spec, user, "PUT")
-    store = _open_store(model.spec, definitions.settings)
-    check_definition_owner(store, model.path, None, definitions.settings)
-    _complete(store, model.spec.name, version)
+    _require(model, user, "PUT")
+    store = _open_store(model, definitions.settings)
+    check_definition_owner(store, Path(model.file), None, definitions.settings)
+    _complete(store, model.name, version)
     by = user.get_name()
     try:
         act(store, by)
@@ -823,7 +873,7 @@ def _decision(
 
 
 def _decided(
-    model: LoadedModel,
+    model: ModelOutline,
     version: int,
     action: Literal["approved", "rejected"],
     by: str,
@@ -831,7 +881,7 @@ def _decided(
     announced: bool,
 ) -> DecisionResult:
     return DecisionResult(
-        model=model.spec.name,
+        model=model.name,
         version=version,
         action=action,
         by=by,
@@ -847,7 +897,7 @@ def _decided(
 )
 def pause(model: ModelDep, user: GetUserDep, session: SessionDep) -> PauseResult:
     """Pauses the train and infer DAGs, as the Airflow UI's toggle would."""
-    return _pause_or_resume(model.spec, user, session, paused=True)
+    return _pause_or_resume(model, user, session, paused=True)
 
 
 @router.post(
@@ -857,15 +907,15 @@ def pause(model: ModelDep, user: GetUserDep, session: SessionDep) -> PauseResult
 )
 def resume(model: ModelDep, user: GetUserDep, session: SessionDep) -> PauseResult:
     """Un-pauses the train and infer DAGs, as the Airflow UI's toggle would."""
-    return _pause_or_resume(model.spec, user, session, paused=False)
+    return _pause_or_resume(model, user, session, paused=False)
 
 
 def _pause_or_resume(
-    spec: ModelSpec, user: BaseUser, session: Session, paused: bool
+    model: ModelOutline, user: BaseUser, session: Session, paused: bool
 ) -> PauseResult:
-    _require(spec, user, "PUT")
-    _set_paused(session, spec, paused)
-    return PauseResult(model=spec.name, dags=list(_dag_states(session, [spec]).values()))
+    _require(model, user, "PUT")
+    _set_paused(session, model, paused)
+    return PauseResult(model=model.name, dags=list(_dag_states(session, [model]).values()))
 
 
 _files = StaticFiles(directory=UI_FOLDER, html=True, check_dir=False)

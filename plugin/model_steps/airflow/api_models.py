@@ -74,7 +74,12 @@ class ModelSummary(BaseModel):
     domain: str | None
     status: Literal["deployed", "undeployed"]
     definition_version: str | None
-    file: str = Field(description="Path relative to the DAGs folder")
+    file: str = Field(description="Path relative to the folder (DAG bundle) it was read from")
+    bundle: str | None = Field(
+        default=None,
+        description="The DAG bundle Airflow read it from; null for a file of this server's "
+        "own DAGs folder",
+    )
     schedule: ScheduleText
     schedule_status: ScheduleStatus
     dags: list[DagState] = Field(
@@ -101,6 +106,7 @@ class InvalidFile(BaseModel):
     """A definition file that does not load, and the placeholder DAG showing it in Airflow."""
 
     file: str
+    bundle: str | None = None
     dag_id: str
     problems: list[ProblemOut]
 

@@ -21,13 +21,16 @@ from model_steps.airflow.operators import (
     ModelStepOperator,
     airflow_asset,
 )
+from model_steps.airflow.outline import invalid_outline, model_outline, outline_json
 from model_steps.airflow.plan import (
     AssetRef,
     DagPlan,
     TaskPlan,
+    dag_ids,
     model_name_of,
     plan_catalog,
     plan_invalid,
+    relative_source,
 )
 from model_steps.airflow.shards import plan_shard, record_parse, touch_shards
 from model_steps.definition.cache import ParseCache
@@ -41,20 +44,23 @@ __all__ = ["build_dag", "build_dags"]
 log = logging.getLogger(__name__)
 
 
-def _operator(plan: DagPlan, task: TaskPlan, root: Path | None, built: Mapping[str, Any]) -> Any:
+def _operator(plan: DagPlan, task: TaskPlan, folder: Path | None, built: Mapping[str, Any]) -> Any:
     common: dict[str, Any] = {
         "task_id": task.task_id,
         "doc_md": task.doc_md or None,
         **task.options,
     }
+    if task is plan.tasks[0] and folder is not None and (outline := _outline(plan, folder)):
+        common["doc_json"] = outline
     if task.outlets:
         common["outlets"] = [airflow_asset(ref) for ref in task.outlets]
     if task.action == "report":
         return InvalidDefinitionOperator(problems=plan.problems, **common)
     assert plan.spec is not None, "model tasks are planned from a valid spec"
     common["source"] = str(plan.source)  # the check locates problems; every task checks owner
-    if root is not None:
-        common["definition"] = relative_name(plan.source, root)
+    if folder is not None:
+        common["folder"] = str(folder)
+        common["definition"] = relative_name(plan.source, folder)
     if task.mapped_over is not None:  # one task instance per partition, on any worker
         partial = MappedStepOperator.partial(
             action=task.action, spec=plan.spec, step_id=task.step_id, **common
@@ -63,14 +69,25 @@ def _operator(plan: DagPlan, task: TaskPlan, root: Path | None, built: Mapping[s
     return ModelStepOperator(action=task.action, spec=plan.spec, step_id=task.step_id, **common)
 
 
+def _outline(plan: DagPlan, folder: Path) -> str | None:
+    """The outline the Models API reads from the DB: on a model's train DAG, on a placeholder."""
+    file = relative_source(plan.source, folder)
+    if plan.spec is None:
+        return outline_json(invalid_outline(file, plan.model_name, plan.problems))
+    if plan.dag_id != dag_ids(plan.spec)[0]:
+        return None
+    return outline_json(model_outline(plan.spec, file))
+
+
 def _schedule(plan: DagPlan) -> Any:
     return airflow_asset(plan.schedule) if isinstance(plan.schedule, AssetRef) else plan.schedule
 
 
-def build_dag(plan: DagPlan, root: Path | None = None) -> DAG:
+def build_dag(plan: DagPlan, folder: Path | None = None) -> DAG:
     """One DAG from its plan; not auto-registered, the caller decides where it goes.
 
-    ``root`` is the DAGs folder the plan's definition was found in.
+    ``folder`` is where the definition was read from (the DAG bundle's folder): its tasks take
+    their own code, and keep data out, there rather than in ``[core] dags_folder``.
     """
     with DAG(
         dag_id=plan.dag_id,
@@ -92,7 +109,7 @@ def build_dag(plan: DagPlan, root: Path | None = None) -> DAG:
     ) as dag:
         operators: dict[str, Any] = {}
         for task in plan.tasks:  # planned in order: a mapped task's source is built before it
-            operators[task.task_id] = _operator(plan, task, root, operators)
+            operators[task.task_id] = _operator(plan, task, folder, operators)
         for task in plan.tasks:
             for upstream in task.upstream:
                 operators[upstream] >> operators[task.task_id]
@@ -113,7 +130,8 @@ def _build_or_placeholder(plan: DagPlan, root: Path) -> DAG:
             "airflow_rejected",
             f"Airflow rejected DAG {plan.dag_id!r}: {error}",
         )
-        return build_dag(plan_invalid(BrokenDefinition(plan.source, (problem,)), root))
+        name = plan.spec.name if plan.spec is not None else plan.model_name
+        return build_dag(plan_invalid(BrokenDefinition(plan.source, (problem,), name), root), root)
 
 
 def build_dags(

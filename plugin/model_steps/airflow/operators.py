@@ -22,6 +22,7 @@ if TYPE_CHECKING:
 
     from model_steps.definition.schema import ModelSpec, Step
     from model_steps.runtime.context import Environment, RunInfo
+    from model_steps.settings import Settings
 
 __all__ = [
     "ASSET_GROUP",
@@ -97,6 +98,7 @@ class ModelStepOperator(BaseOperator):
         source: str | None = None,
         definition: str | None = None,
         partition: int | None = None,
+        folder: str | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -106,7 +108,10 @@ class ModelStepOperator(BaseOperator):
         self.partition = partition
         """The partition a mapped infer step's task instance works on."""
         self.source = source  # the definition file: the owner check, and the check task
-        self.definition = definition  # the same file, relative to the DAGs folder
+        self.definition = definition  # the same file, relative to ``folder``
+        self.folder = folder
+        """The folder the definition was read from (the DAG bundle's, in this process's parse:
+        a worker's own checkout of the run's bundle version); its code is the model's own."""
         self.rendered = (
             Rendered.evaluation(spec).fields()
             if action == "evaluate"
@@ -142,7 +147,7 @@ class ModelStepOperator(BaseOperator):
         run = _run_info(context, self.spec.name)
         try:
             check_run_config(self.spec, run.conf)
-            places = deployment_places(self.spec, load_settings())
+            places = deployment_places(self.spec, self.settings(load_settings()))
             if self.action == "evaluate":
                 self.rendered = render_evaluation(self.spec, run, places).fields()
             else:
@@ -151,6 +156,10 @@ class ModelStepOperator(BaseOperator):
                 )
         except PermanentError as error:
             raise AirflowFailException(str(error)) from error
+
+    def settings(self, deployment: Settings) -> Settings:
+        """The deployment's settings for this task's definition: its bundle holds its code."""
+        return deployment.in_bundle(Path(self.folder) if self.folder else None)
 
     def execute(self, context: Context) -> Any:
         """Hand the run's facts to the Airflow-free task function.
@@ -168,11 +177,11 @@ class ModelStepOperator(BaseOperator):
 
         run = _run_info(context, self.spec.name)
         try:
-            settings = load_settings()
+            settings = self.settings(load_settings())
             options = model_storage_options(settings.connection(self.spec.assets.conn_id))
             env = environment(self.spec, settings, options, mask_known_secrets)
             source = Path(self.source) if self.source else None
-            folder = folder_of(source, self.definition)
+            folder = Path(self.folder) if self.folder else folder_of(source, self.definition)
             check_definition_owner(env.store, source, folder, settings)  # newcomers never act
             return ACTIONS[self.action](self, context, run, env)
         except PermanentError as error:
@@ -189,7 +198,7 @@ def _check(op: ModelStepOperator, context: Context, run: RunInfo, env: Environme
 
     steps = {step_id: Rendered(**values) for step_id, values in op.rendered.items()}
     source = Path(op.source) if op.source else None
-    return check_run(op.spec, source, env, steps, load_settings().environ)
+    return check_run(op.spec, source, env, steps, op.settings(load_settings()).environ)
 
 
 def _train(op: ModelStepOperator, context: Context, run: RunInfo, env: Environment) -> Any:

@@ -34,6 +34,7 @@ __all__ = [
     "model_asset",
     "model_name_of",
     "plan_catalog",
+    "relative_source",
 ]
 
 TRAIN_SUFFIX = "__train"
@@ -118,6 +119,8 @@ class DagPlan:
     catchup: bool = False
     dagrun_timeout: timedelta | None = None
     default_args: Mapping[str, Any] = field(default_factory=dict)
+    model_name: str | None = None
+    """A placeholder's: the model its broken file names, when it names one."""
 
 
 def dag_ids(spec: ModelSpec) -> tuple[str, ...]:
@@ -366,6 +369,7 @@ def plan_invalid(broken: BrokenDefinition, root: Path) -> DagPlan:
         start_date=datetime.fromisoformat("2024-01-01T00:00:00+00:00"),
         tasks=(TaskPlan(REPORT_TASK, "report", doc_md=doc),),
         problems=broken.problems,
+        model_name=broken.name,
     )
 
 
@@ -377,3 +381,7 @@ def _relative(path: Path, root: Path) -> str:
         return path.resolve().relative_to(root.resolve()).as_posix()
     except ValueError:
         return path.as_posix()
+
+
+relative_source = _relative
+"""A definition's path as users see it (the Models API's outline names files the same way)."""

@@ -315,10 +315,11 @@ def claimed_places(
 def deployment_places(spec: ModelSpec, settings: Settings) -> DataPlaces:
     """What a task of ``spec`` may read and write, from the deployment's settings.
 
-    Its DAGs folder, its own store and the deployment's assets root stay out of reach; the
-    loader already kept every URL, and every template's folder, out of the other models' stores.
+    The DAGs folder and the bundle the definition was read from, its own store and the
+    deployment's assets root stay out of reach; the loader already kept every URL, and every
+    template's folder, out of the other models' stores.
     """
-    return catalog_places(settings.environ, [settings.dags_folder], [spec], settings.assets_root)
+    return catalog_places(settings.environ, settings.code_folders, [spec], settings.assets_root)
 
 
 def _store_roots(spec: ModelSpec) -> list[tuple[Loc, str]]:

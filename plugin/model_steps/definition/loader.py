@@ -41,7 +41,7 @@ from model_steps.definition.source import (
 from model_steps.definition.stores import shared_locations, store_locations
 from model_steps.definition.templates import template_issues
 from model_steps.errors import Finding, Problem, did_you_mean
-from model_steps.settings import AllowList, allow_list, allowed_connections
+from model_steps.settings import LOADER_FILE, AllowList, allow_list, allowed_connections
 
 __all__ = [
     "BrokenDefinition",
@@ -550,9 +550,18 @@ def _problem(
 def allow_list_for(paths: Sequence[Path], environ: Mapping[str, str]) -> AllowList:
     """The allow-list for definitions under ``paths``: their folders hold the deployment's code.
 
-    A folder given is a DAGs folder; a file given stands in its own folder.
+    A folder given is a DAGs folder (a bundle's). A file given belongs to the bundle it is
+    parsed from: the nearest folder above it holding the DAG loader, else its own folder.
     """
-    return allow_list(environ, (p if p.is_dir() else p.parent for p in paths))
+    return allow_list(environ, (p if p.is_dir() else _bundle_of(p) for p in paths))
+
+
+def _bundle_of(definition: Path) -> Path:
+    """The folder the DAG processor reads ``definition`` from: its loader's, if it has one."""
+    for folder in definition.absolute().parents:
+        if (folder / LOADER_FILE).is_file():
+            return folder
+    return definition.parent
 
 
 def locate_findings(

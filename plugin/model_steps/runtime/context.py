@@ -8,7 +8,7 @@ called (and tested) without Airflow.
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
@@ -31,6 +31,7 @@ __all__ = [
     "RunInfo",
     "data_ref",
     "environment",
+    "model_store",
     "step_folder",
     "step_index",
     "write_output",
@@ -87,13 +88,28 @@ def environment(
     The store belongs to the model: it refuses to publish, roll back or prune for another, and
     reads or deletes assets only in the model's folders (the store and its steps' own roots).
     """
-    root = (spec.assets.root or settings.assets_root).rstrip("/")
-    own = [folder for step in spec.steps if (folder := step_folder(spec, step))]
-    store = open_store(
-        f"{root}/{spec.directory}", storage_options, owner=spec.name, asset_roots=own
-    )
+    root = spec.assets.root or settings.assets_root
+    steps = [step.assets_root for step in spec.steps]
+    store = model_store(spec.name, root, spec.directory, steps, storage_options)
     places = deployment_places(spec, settings)
     return Environment(store, dict(storage_options), settings.allow_list, mask, places)
+
+
+def model_store(
+    name: str,
+    root: str,
+    directory: str,
+    step_roots: Iterable[str | None],
+    storage_options: Mapping[str, Any],
+) -> ModelStore:
+    """Model ``name``'s store at ``root/directory``, owning its folder under each step's root.
+
+    The Models API opens it from the outline Airflow stores, without the spec.
+    """
+    own = [f"{step_root.rstrip('/')}/{directory}" for step_root in step_roots if step_root]
+    return open_store(
+        f"{root.rstrip('/')}/{directory}", storage_options, owner=name, asset_roots=own
+    )
 
 
 def step_folder(spec: ModelSpec, step: Step) -> str | None:

@@ -15,7 +15,7 @@ evaluations run, so a partitioned run predicts exactly what they predict.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from pydantic_core import PydanticCustomError
@@ -202,14 +202,16 @@ def _inputs(
         yield frame, next(carried, None)
 
 
-def run_progress(spec: ModelSpec, run: RunInfo, env: Environment) -> list[Progress]:
-    """Each step's progress in a running infer run; empty before its partitions are planned."""
+def run_progress(steps: Sequence[str], run: RunInfo, env: Environment) -> list[Progress]:
+    """Each step's progress in a running infer run; empty before its partitions are planned.
+
+    Takes the steps' ids, not the spec: the Models API knows a model by its outline only.
+    """
     scratch = Scratch(env, run)
     if scratch.finished_try(PLAN) is None:
         return []
     plan = read_plan(scratch)
-    first = spec.steps[0].id
-    return [step_progress(scratch, plan, step.id, first) for step in spec.steps]
+    return [step_progress(scratch, plan, step, steps[0]) for step in steps]
 
 
 def write_infer_output(
