@@ -22,6 +22,7 @@ from fsspec.implementations.local import LocalFileSystem
 from model_steps.definition.table_options import option_refusal
 from model_steps.errors import PermanentError
 from model_steps.libraries import library
+from model_steps.runtime.touched import note_read, note_write
 
 if TYPE_CHECKING:
     from pandas import DataFrame  # type: ignore[import-untyped, unused-ignore]
@@ -70,7 +71,9 @@ def read_table(
     kwargs = _kwargs(READ_DEFAULTS, "read", fmt, options)
     reader = getattr(library("pandas"), f"read_{fmt}")
     with _reading(url, fmt, places, storage_options) as handle:
-        return reader(handle, **kwargs)
+        frame: DataFrame = reader(handle, **kwargs)
+    note_read(url, fmt, frame)  # lineage reports the columns actually read
+    return frame
 
 
 def read_columns(
@@ -143,6 +146,7 @@ def write_table(
     if isinstance(fs, LocalFileSystem):
         Path(path).parent.mkdir(parents=True, exist_ok=True)
     fs.pipe_file(path, data)
+    note_write(url, fmt, frame, len(data))
     return len(data)
 
 
