@@ -196,7 +196,7 @@ def _answer(prediction: Prediction, request: InferRequest) -> Response:
     }
     if request.id is not None:
         answer["id"] = request.id
-    header = json.dumps(answer, allow_nan=False).encode()
+    header = json.dumps(answer, allow_nan=False, separators=(",", ":")).encode()
     if not parts:
         return Response(header, media_type="application/json")
     return Response(
