@@ -68,10 +68,10 @@ class Project:
     exports: list[str] = field(default_factory=list)
     background: list[subprocess.Popen[bytes]] = field(default_factory=list)
 
-    def shell(self, command: str) -> subprocess.CompletedProcess[str]:
-        script = "\n".join([*self.exports, command.replace("8000", str(self.port))])
+    def run(self, *args: str) -> subprocess.CompletedProcess[str]:
+        """Run ``args`` in the project; its output is captured."""
         return subprocess.run(
-            ["bash", "-c", script],
+            args,
             cwd=self.folder,
             env=self.env,
             capture_output=True,
@@ -79,6 +79,10 @@ class Project:
             timeout=COMMAND_SECONDS,
             check=False,
         )
+
+    def shell(self, command: str) -> subprocess.CompletedProcess[str]:
+        script = "\n".join([*self.exports, command.replace("8000", str(self.port))])
+        return self.run("bash", "-c", script)
 
     def start(self, command: str) -> None:
         script = "\n".join([*self.exports, f"exec {command.replace('8000', str(self.port))}"])
@@ -141,15 +145,7 @@ def _run_console(block: Block, project: Project) -> None:
 def _run_python(block: Block, project: Project) -> None:
     script = project.folder / f"snippet-{block.line}.py"
     script.write_text(block.text.replace("8000", str(project.port)))
-    done = subprocess.run(
-        [sys.executable, str(script)],
-        cwd=project.folder,
-        env=project.env,
-        capture_output=True,
-        text=True,
-        timeout=COMMAND_SECONDS,
-        check=False,
-    )
+    done = project.run(sys.executable, str(script))
     expected = [line[2:] for line in block.text.splitlines() if line.startswith("# ")]
     missing = [line for line in expected if not matches(line, done.stdout)]
     assert done.returncode == 0 and not missing, (

@@ -117,6 +117,11 @@ def as_records(result: Any, names: list[str]) -> list[dict[str, Any]]:
     return [dict(zip(columns, row, strict=True)) for row in zip(*columns.values(), strict=True)]
 
 
+def blooms_records(result: Any) -> list[dict[str, Any]]:
+    """A ``blooms`` answer as /predict's records: the carried id and the label."""
+    return as_records(result, ["flower_id", "prediction"])
+
+
 def _plain(value: Any) -> Any:
     if isinstance(value, bytes):
         return value.decode()
@@ -179,10 +184,7 @@ def test_one_input_per_column_in_binary_answers_as_predict_does(
     client: triton.InferenceServerClient, server: Server, rows: pd.DataFrame
 ) -> None:
     result = client.infer("blooms", per_column(rows))
-    assert (
-        as_records(result, ["flower_id", "prediction"])
-        == predict(server, "blooms", rows)["predictions"]
-    )
+    assert blooms_records(result) == predict(server, "blooms", rows)["predictions"]
     assert result.get_response()["model_version"] == "1"
 
 
@@ -193,10 +195,7 @@ def test_one_input_per_column_as_json_answers_as_predict_does(
         triton.InferRequestedOutput(n, binary_data=False) for n in ("flower_id", "prediction")
     ]
     result = client.infer("blooms", per_column(rows, binary=False), outputs=outputs)
-    assert (
-        as_records(result, ["flower_id", "prediction"])
-        == predict(server, "blooms", rows)["predictions"]
-    )
+    assert blooms_records(result) == predict(server, "blooms", rows)["predictions"]
 
 
 def test_one_matrix_of_the_columns_in_order_answers_as_predict_does(
@@ -206,10 +205,7 @@ def test_one_matrix_of_the_columns_in_order_answers_as_predict_does(
     matrix.set_data_from_numpy(rows[FEATURES].to_numpy(np.float64))
     inputs = [matrix, column_input("flower_id", rows["flower_id"].to_numpy())]
     result = client.infer("blooms", inputs)
-    assert (
-        as_records(result, ["flower_id", "prediction"])
-        == predict(server, "blooms", rows)["predictions"]
-    )
+    assert blooms_records(result) == predict(server, "blooms", rows)["predictions"]
 
 
 def test_class_probabilities_come_back_as_one_tensor_per_class(
@@ -388,10 +384,7 @@ def test_a_new_version_is_served_over_v2_once_published(
     wait_for(lambda: client.is_model_ready("blooms", str(version)), RELOAD_SECONDS)
     result = client.infer("blooms", per_column(rows), model_version=str(version))
     assert result.get_response()["model_version"] == str(version)
-    assert (
-        as_records(result, ["flower_id", "prediction"])
-        == predict(server, "blooms", rows)["predictions"]
-    )
+    assert blooms_records(result) == predict(server, "blooms", rows)["predictions"]
     assert not client.is_model_ready("blooms", "1")
 
 

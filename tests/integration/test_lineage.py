@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import s3fs
 from jsonschema import Draft202012Validator
 from referencing import Registry, Resource
 
@@ -31,6 +32,7 @@ from tests.integration.lineage_runner import MARK
 pytestmark = pytest.mark.integration
 
 MODEL = "lineage_iris"
+S3_TABLES = "s3://model-steps-e2e/data/lineage"
 SPEC = DATA / "openlineage"
 RUN_SECONDS = 300
 IRIS_COLUMNS = [
@@ -49,19 +51,23 @@ class Emitted:
     imported: list[str]
     events: list[dict[str, Any]]
 
-    def event(self, task: str, kind: str, dag: str = "train", nth: int = 0) -> dict[str, Any]:
-        """The ``nth`` event of ``kind`` (START, COMPLETE, FAIL) for one task of the model."""
-        job = f"{MODEL}__{dag}.{task}"
+    def event(
+        self, task: str, kind: str, dag: str = "train", nth: int = 0, model: str = MODEL
+    ) -> dict[str, Any]:
+        """The ``nth`` event of ``kind`` (START, COMPLETE, FAIL) for one task of a model."""
+        job = f"{model}__{dag}.{task}"
         found = [e for e in self.events if e["job"]["name"] == job and e["eventType"] == kind]
         assert len(found) > nth, f"no {kind} event #{nth} for {job}"
         return found[nth]
 
 
-def lineage_folder(root: Path) -> Path:
-    """A DAGs folder with the loader, the lineage model and its step code."""
+def lineage_folder(root: Path, s3: bool = False) -> Path:
+    """A DAGs folder with the loader, the lineage model and its step code (and the S3 model)."""
     folder = root / "dags"
     shutil.copytree(DATA / "lineage" / "dags", folder)
     shutil.copy(EXAMPLES / "model_steps_loader.py", folder)
+    if s3:
+        shutil.copy(DATA / "lineage" / "s3" / "lineage_s3.yaml", folder)
     return folder
 
 
@@ -84,9 +90,18 @@ def run_dags(folder: Path, runs: list[str], env: dict[str, str], *flags: str) ->
 
 @pytest.fixture(scope="module")
 def emitted(
-    airflow_db: None, example_data: Path, tmp_path_factory: pytest.TempPathFactory
+    airflow_db: None,
+    example_data: Path,
+    s3_models: dict[str, Any],
+    tmp_path_factory: pytest.TempPathFactory,
 ) -> Emitted:
-    """Train, infer, evaluate, then a training run that fails, with the provider listening."""
+    """Train, infer, evaluate, then a training run that fails, with the provider listening.
+
+    The S3 model trains and infers too, on tables in the session's bucket.
+    """
+    s3 = s3fs.S3FileSystem(**s3_models["storage_options"])
+    for name in ("train.csv", "score.csv"):
+        s3.put_file(str(example_data / "iris" / name), f"{S3_TABLES}/{name}")
     root = tmp_path_factory.mktemp("lineage")
     events = root / "events.jsonl"
     transport = {"type": "file", "log_file_path": str(events), "append": True}
@@ -96,12 +111,14 @@ def emitted(
         "AIRFLOW__OPENLINEAGE__EXECUTE_IN_THREAD": "True",
     }
     runs = [
+        "lineage_s3__train",
+        "lineage_s3__infer",
         f"{MODEL}__train",
         f"{MODEL}__infer",
         f"{MODEL}__evaluate",
         f'{MODEL}__train={{"fail": true}}',
     ]
-    done = run_dags(lineage_folder(root), runs, env)
+    done = run_dags(lineage_folder(root, s3=True), runs, env)
     done.events = [json.loads(line) for line in events.read_text().splitlines()]
     return done
 
@@ -130,6 +147,8 @@ def table(name: str) -> tuple[str, str]:
 
 def test_the_runs_behave_as_without_lineage(emitted: Emitted) -> None:
     assert [(run["dag_id"], run["state"]) for run in emitted.runs] == [
+        ("lineage_s3__train", "success"),
+        ("lineage_s3__infer", "success"),
         (f"{MODEL}__train", "success"),
         (f"{MODEL}__infer", "success"),
         (f"{MODEL}__evaluate", "success"),
@@ -218,6 +237,24 @@ def test_a_failed_task_reports_the_table_it_had_read(emitted: Emitted) -> None:
     read = datasets(event, "inputs")[table("train.csv")]
     assert schema_of(read) == [*IRIS_COLUMNS, ("species", "str")]
     assert "failed on purpose" in event["run"]["facets"]["errorMessage"]["message"]
+
+
+def test_tables_and_stores_on_s3_are_named_by_bucket_and_key(emitted: Emitted) -> None:
+    train = emitted.event("classify", "COMPLETE", model="lineage_s3")
+    assert list(datasets(train, "inputs")) == [("s3://model-steps-e2e", "data/lineage/train.csv")]
+    assert schema_of(train["inputs"][0]) == [*IRIS_COLUMNS, ("species", "str")]
+    publish = emitted.event("publish", "COMPLETE", model="lineage_s3")
+    assert list(datasets(publish, "outputs")) == [("s3://model-steps-e2e", "models/lineage_s3")]
+    infer = emitted.event("classify", "COMPLETE", "infer", model="lineage_s3")
+    (written,) = infer["outputs"]
+    assert written["namespace"] == "s3://model-steps-e2e"
+    assert written["name"].startswith("data/lineage/predictions/")
+    assert (
+        datasets(infer, "inputs")[("s3://model-steps-e2e", "models/lineage_s3")]["facets"][
+            "version"
+        ]["datasetVersion"]
+        == "1"
+    )
 
 
 # -- the events against the OpenLineage specification ------------------------------------------
