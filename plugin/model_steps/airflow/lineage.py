@@ -42,9 +42,11 @@ from model_steps.runtime.touched import TableUse, Touched
 __all__ = [
     "FACET_SCHEMA",
     "MODEL_VERSION_FACET",
+    "Lineage",
     "ModelVersionDatasetFacet",
     "TaskFacts",
     "dataset_name",
+    "facet_schema",
     "lineage_on_complete",
     "lineage_on_failure",
     "lineage_on_start",
