@@ -5,7 +5,7 @@ every kind of task (training steps, gate, publish, inference, evaluation) and a 
 after reading its table; the events it wrote are checked for their datasets and facets, and
 validated against the OpenLineage specification's JSON schemas (``tests/data/openlineage``).
 Airflow switches the provider's listener on at import, so the runs happen in a process of their
-own (``tests/integration/lineage_runner.py``).
+own (``tests/integration/lineage_runner.py``), on a metadata DB of their own.
 """
 
 from __future__ import annotations
@@ -35,6 +35,11 @@ MODEL = "lineage_iris"
 S3_TABLES = "s3://model-steps-e2e/data/lineage"
 SPEC = DATA / "openlineage"
 RUN_SECONDS = 300
+INIT_DB = (
+    "from airflow.utils import db; db.initdb()\n"
+    "from airflow.dag_processing.bundles.manager import DagBundlesManager\n"
+    "DagBundlesManager().sync_bundles_to_db()"
+)
 IRIS_COLUMNS = [
     ("sepal_length", "float64"),
     ("sepal_width", "float64"),
@@ -89,8 +94,28 @@ def run_dags(folder: Path, runs: list[str], env: dict[str, str], *flags: str) ->
 
 
 @pytest.fixture(scope="module")
+def own_airflow(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
+    """A metadata DB of the module's own: its DAGs and runs never show in the session's."""
+    home = tmp_path_factory.mktemp("lineage-airflow")
+    env = {
+        "AIRFLOW_HOME": str(home),
+        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{home}/airflow.db",
+    }
+    made = subprocess.run(
+        [sys.executable, "-c", INIT_DB],
+        env={**os.environ, **env},
+        capture_output=True,
+        text=True,
+        timeout=RUN_SECONDS,
+        check=False,
+    )
+    assert made.returncode == 0, made.stderr[-5000:]
+    return env
+
+
+@pytest.fixture(scope="module")
 def emitted(
-    airflow_db: None,
+    own_airflow: dict[str, str],
     example_data: Path,
     s3_models: dict[str, Any],
     tmp_path_factory: pytest.TempPathFactory,
@@ -106,6 +131,7 @@ def emitted(
     events = root / "events.jsonl"
     transport = {"type": "file", "log_file_path": str(events), "append": True}
     env = {
+        **own_airflow,
         "AIRFLOW__OPENLINEAGE__TRANSPORT": json.dumps(transport),
         "AIRFLOW__OPENLINEAGE__NAMESPACE": "model-steps-tests",
         "AIRFLOW__OPENLINEAGE__EXECUTE_IN_THREAD": "True",
@@ -311,12 +337,12 @@ def test_every_facet_is_valid_against_the_schema_it_names(emitted: Emitted) -> N
 
 
 def test_without_openlineage_installed_the_dags_run_as_before(
-    airflow_db: None, example_data: Path, tmp_path: Path
+    own_airflow: dict[str, str], example_data: Path, tmp_path: Path
 ) -> None:
     done = run_dags(
         lineage_folder(tmp_path),
         [f"{MODEL}__train", f"{MODEL}__infer"],
-        {},
+        own_airflow,
         "--without-openlineage",
     )
     assert [run["state"] for run in done.runs] == ["success", "success"]
@@ -324,8 +350,8 @@ def test_without_openlineage_installed_the_dags_run_as_before(
 
 
 def test_with_the_provider_not_configured_our_lineage_code_is_never_imported(
-    airflow_db: None, example_data: Path, tmp_path: Path
+    own_airflow: dict[str, str], example_data: Path, tmp_path: Path
 ) -> None:
-    done = run_dags(lineage_folder(tmp_path), [f"{MODEL}__train", f"{MODEL}__infer"], {})
+    done = run_dags(lineage_folder(tmp_path), [f"{MODEL}__train", f"{MODEL}__infer"], own_airflow)
     assert [run["state"] for run in done.runs] == ["success", "success"]
     assert "model_steps.airflow.lineage" not in done.imported
