@@ -16,10 +16,12 @@ from airflow.sdk import Asset, BaseOperator
 from model_steps.airflow.plan import AssetRef, degraded_asset, model_asset
 from model_steps.errors import AwaitingApprovalError, DefinitionError, PermanentError, Problem
 from model_steps.runtime.rendered import Rendered
+from model_steps.runtime.touched import Touched, recording
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
 
+    from model_steps.airflow.lineage import TaskFacts
     from model_steps.definition.schema import ModelSpec, Step
     from model_steps.runtime.context import Environment, RunInfo
     from model_steps.settings import Settings
@@ -117,6 +119,10 @@ class ModelStepOperator(BaseOperator):
             if action == "evaluate"
             else self._values(lambda step, phase: Rendered.templates(step, phase))
         )
+        # What the task touched and returned, and how to read a version's manifest: lineage.
+        self._touched: Touched | None = None
+        self._result: dict[str, Any] | None = None
+        self._manifests: Callable[[int], Any] | None = None
 
     def _values(self, step_values: Callable[[Step, str], Rendered]) -> dict[str, Any]:
         """What this task renders: its step's values, every step's for ``check``, or none."""
@@ -183,9 +189,51 @@ class ModelStepOperator(BaseOperator):
             source = Path(self.source) if self.source else None
             folder = Path(self.folder) if self.folder else folder_of(source, self.definition)
             check_definition_owner(env.store, source, folder, settings)  # newcomers never act
-            return ACTIONS[self.action](self, context, run, env)
+            self._manifests = env.store.manifest
+            with recording() as self._touched:  # kept when the action fails: lineage reports it
+                result = ACTIONS[self.action](self, context, run, env)
+            self._result = result if isinstance(result, dict) else None
+            return result
         except PermanentError as error:
             raise AirflowFailException(str(error)) from error
+
+    # -- lineage: Airflow's OpenLineage provider calls these, when it is installed -----------
+
+    def _facts(self) -> TaskFacts:
+        """The task's side of its lineage (what :mod:`model_steps.airflow.lineage` reports)."""
+        from model_steps.airflow.lineage import TaskFacts
+        from model_steps.settings import load_settings
+
+        root = (self.spec.assets.root or load_settings().assets_root).rstrip("/")
+        rendered = self.rendered if self.action != "check" else {}
+        return TaskFacts(
+            action=self.action,
+            model=self.spec.name,
+            store_url=f"{root}/{self.spec.directory}",
+            inputs=dict(rendered.get("inputs", {})),
+            outputs=dict(rendered.get("outputs", {})),
+            touched=self._touched,
+            result=self._result,
+            manifests=self._manifests,
+        )
+
+    def get_openlineage_facets_on_start(self) -> Any:
+        """The datasets this task will read and write (its rendered URLs, its model's store)."""
+        from model_steps.airflow.lineage import lineage_on_start
+
+        return lineage_on_start(self._facts())
+
+    def get_openlineage_facets_on_complete(self, task_instance: Any) -> Any:
+        """The tables read and written (with their columns) and the model versions used."""
+        from model_steps.airflow.lineage import lineage_on_complete
+
+        return lineage_on_complete(self._facts())
+
+    def get_openlineage_facets_on_failure(self, task_instance: Any) -> Any:
+        """What the task had read (and finished writing) before it failed."""
+        from model_steps.airflow.lineage import lineage_on_failure
+
+        return lineage_on_failure(self._facts())
 
 
 Action = Callable[[ModelStepOperator, "Context", "RunInfo", "Environment"], Any]

@@ -22,6 +22,7 @@ from fsspec.implementations.local import LocalFileSystem
 from model_steps.definition.table_options import option_refusal
 from model_steps.errors import PermanentError
 from model_steps.libraries import library
+from model_steps.runtime.touched import note_read, note_write
 
 if TYPE_CHECKING:
     from pandas import DataFrame  # type: ignore[import-untyped, unused-ignore]
@@ -78,9 +79,10 @@ def read_table(
         kwargs[chosen] = list(columns)
     reader = getattr(library("pandas"), f"read_{fmt}")
     with _reading(url, fmt, places, storage_options) as handle:
-        frame = reader(handle, **kwargs)
+        frame: DataFrame = reader(handle, **kwargs)
     if columns is not None and fmt == "json":
         frame = frame[[c for c in columns if c in frame.columns]]
+    note_read(url, fmt, frame)  # lineage reports the columns actually read
     return frame
 
 
@@ -154,6 +156,7 @@ def write_table(
     if isinstance(fs, LocalFileSystem):
         Path(path).parent.mkdir(parents=True, exist_ok=True)
     fs.pipe_file(path, data)
+    note_write(url, fmt, frame, len(data))
     return len(data)
 
 

@@ -389,6 +389,12 @@ class ModelHandler(_Serving):
         return loaded.number if loaded else None
 
     @property
+    def schema(self) -> InputSchema | None:
+        """The columns the version being served reads (None while none is loaded)."""
+        loaded = self._loaded
+        return loaded.schema if loaded else None
+
+    @property
     def status(self) -> HandlerStatus:
         """A snapshot of the handler's state and counters.
 

@@ -42,6 +42,7 @@ from model_steps.errors import (
 )
 from model_steps.serving.batching import Arrival
 from model_steps.serving.handler import HandlerSet, ModelHandler
+from model_steps.serving.inference_protocol import register_v2
 from model_steps.serving.limits import (
     RETRY_AFTER_SECONDS,
     ASGIApp,
@@ -185,6 +186,7 @@ def create_app(handlers: HandlerSet | ModelHandler, limits: ServerLimits | None 
     app.add_exception_handler(ClientDisconnect, _client_closed)
     app.add_exception_handler(Exception, _internal)
     _routes(app, served, counter, limits)
+    register_v2(app, served, limits, _read_body)  # the Open Inference Protocol, beside ours
     return app
 
 
