@@ -236,7 +236,7 @@ def test_inference_reports_the_table_it_scored_with_its_columns(emitted: Emitted
 
 
 def test_inference_reports_the_predictions_it_wrote_with_their_columns(emitted: Emitted) -> None:
-    event = emitted.event("classify", "COMPLETE", "infer")
+    event = emitted.event("output", "COMPLETE", "infer")
     (written,) = event["outputs"]
     folder = Path(os.environ["MODEL_STEPS_DATA_ROOT"]) / MODEL / "predictions"
     assert written["namespace"] == "file"
@@ -271,7 +271,7 @@ def test_tables_and_stores_on_s3_are_named_by_bucket_and_key(emitted: Emitted) -
     assert schema_of(train["inputs"][0]) == [*IRIS_COLUMNS, ("species", "str")]
     publish = emitted.event("publish", "COMPLETE", model="lineage_s3")
     assert list(datasets(publish, "outputs")) == [("s3://model-steps-e2e", "models/lineage_s3")]
-    infer = emitted.event("classify", "COMPLETE", "infer", model="lineage_s3")
+    infer = emitted.event("output", "COMPLETE", "infer", model="lineage_s3")
     (written,) = infer["outputs"]
     assert written["namespace"] == "s3://model-steps-e2e"
     assert written["name"].startswith("data/lineage/predictions/")

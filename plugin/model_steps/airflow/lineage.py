@@ -232,11 +232,15 @@ def _declared(urls: Mapping[str, str], kind: type[Any]) -> list[Any]:
     return [kind(*dataset_name(url)) for url in urls.values()]
 
 
+USES_A_VERSION = frozenset({"partition", "infer", "output", "evaluate"})
+"""Actions that work with one published version: the infer DAG's tasks and the evaluation."""
+
+
 def lineage_on_start(facts: TaskFacts) -> Lineage:
     """What the task is about to read and write: its rendered URLs and its model's store."""
     inputs: list[InputDataset] = _declared(facts.inputs, InputDataset)
     outputs: list[OutputDataset] = _declared(facts.outputs, OutputDataset)
-    if facts.action in ("infer", "evaluate"):
+    if facts.action in USES_A_VERSION:
         inputs.append(_model_input(facts))
     elif facts.action in ("gate", "publish"):
         outputs.append(OutputDataset(*dataset_name(facts.store_url)))
@@ -261,9 +265,7 @@ def lineage_on_complete(facts: TaskFacts) -> Lineage:
     inputs, outputs = _tables(facts.touched)
     result = facts.result or {}
     version = result.get("version")
-    if facts.action == "infer" and isinstance(version, int):
-        inputs.append(_model_input(facts, version))
-    elif facts.action == "evaluate" and isinstance(version, int):
+    if facts.action in USES_A_VERSION and isinstance(version, int):
         inputs.append(_model_input(facts, version))
         if result.get("record"):
             outputs.append(OutputDataset(*dataset_name(str(result["record"]))))

@@ -24,6 +24,7 @@ import fsspec
 from model_steps.errors import PermanentError
 from model_steps.libraries import library
 from model_steps.runtime.tables import read_table
+from model_steps.runtime.touched import note_read, noted
 
 if TYPE_CHECKING:
     from pandas import DataFrame  # type: ignore[import-untyped, unused-ignore]
@@ -249,9 +250,10 @@ def read_partition(
         raise FileNotFoundError(f"no {plan.fmt} table at {plan.url!r}: {error}") from error
     with handle:
         if partition.unit == "rows":
-            yield from _parquet_rows(handle, partition, plan.batch_rows, options or {})
+            frames = _parquet_rows(handle, partition, plan.batch_rows, options or {})
         else:
-            yield from _text_rows(handle, plan, partition, options or {})
+            frames = _text_rows(handle, plan, partition, options or {})
+        yield from noted(frames, lambda first, rows: note_read(plan.url, plan.fmt, first, rows))
 
 
 def _parquet_rows(

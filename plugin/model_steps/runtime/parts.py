@@ -24,6 +24,7 @@ import fsspec
 from model_steps.errors import PermanentError
 from model_steps.libraries import library
 from model_steps.runtime.tables import write_options, write_table
+from model_steps.runtime.touched import note_write, noted
 
 if TYPE_CHECKING:
     from pandas import DataFrame  # type: ignore[import-untyped, unused-ignore]
@@ -139,7 +140,11 @@ def write_parts(
     """
     places.check(url, "the table")
     kwargs = write_options(fmt, options)
-    frames = (frame for key in keys for frame in read_parts(scratch, key, name))
+    written: list[tuple[DataFrame, int]] = []
+    frames = noted(
+        (frame for key in keys for frame in read_parts(scratch, key, name)),
+        lambda first, rows: written.append((first, rows)),
+    )
     if fmt == "json" and not (kwargs.get("lines") and kwargs.get("orient") == "records"):
         log.warning("JSON that is not JSON lines is written from one frame in memory")
         frame = library("pandas").concat(list(frames), ignore_index=True)
@@ -159,7 +164,10 @@ def write_parts(
         with contextlib.suppress(Exception):
             fs.rm(hidden)
         raise
-    return rows, int(fs.size(path))
+    size = int(fs.size(path))
+    for first, count in written:  # lineage: the table as written, all its rows
+        note_write(url, fmt, first, size, count)
+    return rows, size
 
 
 def _stream(

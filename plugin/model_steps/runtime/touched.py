@@ -10,13 +10,13 @@ context-variable lookup and keeps nothing.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["TableUse", "Touched", "note_read", "note_write", "recording"]
+__all__ = ["TableUse", "Touched", "note_read", "note_write", "noted", "recording"]
 
 
 @dataclass(frozen=True)
@@ -53,20 +53,37 @@ def recording() -> Iterator[Touched]:
         _CURRENT.reset(token)
 
 
-def _use(url: str, fmt: str, frame: Any, size: int | None) -> TableUse:
+def _use(url: str, fmt: str, frame: Any, size: int | None, rows: int | None) -> TableUse:
     columns = tuple((str(name), str(dtype)) for name, dtype in frame.dtypes.items())
-    return TableUse(url, fmt, columns, len(frame), size)
+    return TableUse(url, fmt, columns, len(frame) if rows is None else rows, size)
 
 
-def note_read(url: str, fmt: str, frame: Any) -> None:
-    """Note a table read, with the columns it actually had, if a recording is open."""
+def note_read(url: str, fmt: str, frame: Any, rows: int | None = None) -> None:
+    """Note a table read, with the columns it actually had, if a recording is open.
+
+    ``rows`` is the count when ``frame`` is only the first batch of a streamed read.
+    """
     touched = _CURRENT.get()
     if touched is not None:
-        touched.reads.append(_use(url, fmt, frame, None))
+        touched.reads.append(_use(url, fmt, frame, None, rows))
 
 
-def note_write(url: str, fmt: str, frame: Any, size: int) -> None:
-    """Note a table written, if a recording is open."""
+def note_write(url: str, fmt: str, frame: Any, size: int, rows: int | None = None) -> None:
+    """Note a table written, if a recording is open (``rows`` as for :func:`note_read`)."""
     touched = _CURRENT.get()
     if touched is not None:
-        touched.writes.append(_use(url, fmt, frame, size))
+        touched.writes.append(_use(url, fmt, frame, size, rows))
+
+
+def noted(frames: Iterator[Any], note: Callable[[Any, int], None]) -> Iterator[Any]:
+    """``frames`` as they are, then ``note`` of the first and of the rows in all.
+
+    A table streamed a batch at a time is noted once, when the stream ends, with its whole count.
+    """
+    first, rows = None, 0
+    for frame in frames:
+        first = frame if first is None else first
+        rows += len(frame)
+        yield frame
+    if first is not None:
+        note(first, rows)
