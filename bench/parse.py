@@ -299,7 +299,10 @@ def write_baseline(models: Path, folder: Path) -> None:
     """
     from model_steps.airflow.dags import build_dags
 
-    dags = build_dags(models, os.environ)
+    environ = {**os.environ, **dict(LISTED_AT_ONCE)}
+    dags = build_dags(models, environ)  # shard 0: writes the shard files, fills the cache
+    for index in range(1, 1 + len(list((models / SHARD_FOLDER).glob("shard_*.py")))):
+        dags.update(build_dags(models, environ, shard=index))
     broken = [dag_id for dag_id in dags if "invalid" in dag_id]
     if broken:
         raise SystemExit(f"generated definitions are invalid: {broken[:3]}")
