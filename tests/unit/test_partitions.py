@@ -152,3 +152,13 @@ def test_a_step_may_not_take_the_name_of_an_infer_task(task_id: str, tmp_path: P
     )
     (broken,) = load_and_validate([tmp_path], {}).broken
     assert "reserved_step" in [p.code for p in broken.problems]
+
+
+def test_an_option_tables_refuse_fails_the_plan_before_any_read(
+    table: pd.DataFrame, tmp_path: Path
+) -> None:
+    from model_steps.errors import PermanentError
+
+    url = write(table, tmp_path / "table.csv")
+    with pytest.raises(PermanentError, match="option 'filesystem' is not accepted"):
+        plan(url, "csv", size=1000, options={"filesystem": "file"})

@@ -35,6 +35,7 @@ from model_steps.runtime.parts import PartWriter, read_parts, write_parts
 from model_steps.runtime.progress import Progress, part_key, step_progress
 from model_steps.runtime.rendered import Rendered
 from model_steps.runtime.scratch import Scratch
+from model_steps.runtime.tables import read_options
 from model_steps.settings import PARTITION_SIZE_VARS
 from model_steps.store.manifest import InferenceRecord
 from model_steps.store.model_store import utc_now
@@ -98,10 +99,13 @@ def plan_infer(
     """
     step = spec.steps[0]
     ref = data_ref(step, "input", "infer")
+    fmt = str(ref.inferred_format())
+    env.places.check(rendered.inputs["infer"], "the table")
+    read_options(fmt, ref.options)  # refusals first, before the store is asked anything
     version = run_version(spec, run, env)
     plan = plan_table(
         rendered.inputs["infer"],
-        str(ref.inferred_format()),
+        fmt,
         version,
         size=size,
         places=env.places,

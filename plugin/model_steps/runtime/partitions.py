@@ -23,7 +23,7 @@ import fsspec
 
 from model_steps.errors import PermanentError
 from model_steps.libraries import library
-from model_steps.runtime.tables import read_table
+from model_steps.runtime.tables import read_options, read_table
 from model_steps.runtime.touched import note_read, noted
 
 if TYPE_CHECKING:
@@ -120,6 +120,7 @@ def plan_table(
         UnsafeUrlError: ``places`` refuse the URL.
     """
     places.check(url, "the table")
+    read_options(fmt, options)  # a refused option fails before anything is read
     opts = dict(options or {})
     fs, path = fsspec.core.url_to_fs(url, **(storage_options or {}))
     if not fs.exists(path):

@@ -34,6 +34,7 @@ __all__ = [
     "frame_from_bytes",
     "frame_to_bytes",
     "read_columns",
+    "read_options",
     "read_table",
     "write_options",
     "write_table",
@@ -194,6 +195,15 @@ def frame_to_bytes(frame: DataFrame) -> bytes:
 def frame_from_bytes(data: bytes) -> DataFrame:
     """The frame :func:`frame_to_bytes` encoded, with the same dtypes, columns and index."""
     return library("pandas").read_parquet(io.BytesIO(data))
+
+
+def read_options(fmt: str, options: Mapping[str, Any] | None) -> dict[str, Any]:
+    """The pandas reader keywords for a table: the defaults, then the accepted ``options``.
+
+    Raises:
+        PermanentError: the format is unknown or an option is not one tables accept.
+    """
+    return _kwargs(READ_DEFAULTS, "read", fmt, options)
 
 
 def write_options(fmt: str, options: Mapping[str, Any] | None) -> dict[str, Any]:
