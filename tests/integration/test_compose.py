@@ -137,4 +137,3 @@ def test_iris_training_triggered_through_the_rest_api_publishes_version_1_in_the
     pointer = store.pointer()
     assert pointer is not None and pointer.version == 1
     assert store.manifest(1).run_id == run_id
-
