@@ -134,6 +134,9 @@ def test_iris_training_triggered_through_the_rest_api_publishes_version_1_in_the
     assert wait(stack, "the training run", finished, RUN_SECONDS) == "success"
     env = stack.services["airflow-worker"]["environment"]
     store = open_store(f"{env['MODEL_STEPS_ASSETS_ROOT']}/iris", storage_options(s3))
+    # Unpausing a @daily DAG also starts its scheduled run: either may publish version 1.
+    versions = store.versions()
+    assert versions[0] == 1
+    assert run_id in {store.manifest(version).run_id for version in versions}
     pointer = store.pointer()
-    assert pointer is not None and pointer.version == 1
-    assert store.manifest(1).run_id == run_id
+    assert pointer is not None and pointer.version in versions

@@ -20,7 +20,7 @@ import s3fs
 
 from model_steps.cli import main
 from tests.integration.test_serve import FLOWER, POLL, predict, serving, wait_ready
-from tests.lab import make_lab
+from tests.lab import Lab, make_lab
 from tests.s3 import create_bucket, storage_options
 
 pytestmark = pytest.mark.integration
@@ -57,6 +57,18 @@ def stored_connection(airflow_db: None, s3_server: str) -> str:
     return STORED
 
 
+def lab_on_s3(folder: Path, name: str, data: Path, s3_server: str, conn_id: str) -> Lab:
+    """A model whose store is in a new bucket, reached through ``conn_id``."""
+    return make_lab(
+        folder,
+        data / "iris" / "train.csv",
+        f"s3://{create_bucket(s3_server)}/models",
+        name=name,
+        conn_id=conn_id,
+        storage_options=storage_options(s3_server),
+    )
+
+
 def test_example_data_reaches_s3_through_a_connection_stored_in_the_metadata_db(
     stored_connection: str, s3_server: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -77,15 +89,7 @@ def test_a_model_whose_store_connection_is_in_the_metadata_db_lists_its_versions
     capsys: pytest.CaptureFixture[str],
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    bucket = create_bucket(s3_server)
-    lab = make_lab(
-        tmp_path,
-        example_data / "iris" / "train.csv",
-        f"s3://{bucket}/models",
-        name="stored",
-        conn_id=stored_connection,
-        storage_options=storage_options(s3_server),
-    )
+    lab = lab_on_s3(tmp_path, "stored", example_data, s3_server, stored_connection)
     lab.train()
     monkeypatch.setenv("MODEL_STEPS_DAGS_FOLDER", str(tmp_path))
 
@@ -99,15 +103,7 @@ def test_a_model_whose_store_connection_is_in_the_metadata_db_lists_its_versions
 def test_serve_loads_a_model_whose_connection_is_in_the_metadata_db(
     stored_connection: str, s3_server: str, example_data: Path, tmp_path: Path
 ) -> None:
-    bucket = create_bucket(s3_server)
-    lab = make_lab(
-        tmp_path,
-        example_data / "iris" / "train.csv",
-        f"s3://{bucket}/models",
-        name="served",
-        conn_id=stored_connection,
-        storage_options=storage_options(s3_server),
-    )
+    lab = lab_on_s3(tmp_path, "served", example_data, s3_server, stored_connection)
     version = lab.train()
     with serving(
         str(lab.definition),
