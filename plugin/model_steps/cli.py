@@ -331,7 +331,7 @@ def _prune(args: argparse.Namespace, spec: ModelSpec, env: Environment) -> int:
 def _example_data(args: argparse.Namespace, settings: Settings) -> int:
     root = args.root or settings.environ.get("MODEL_STEPS_DATA_ROOT") or "data"
     conn_id = args.conn_id or settings.conn_id
-    options = model_storage_options(conn_id) if conn_id else {}
+    options = _read_connection(conn_id, "the example data") if conn_id else {}
     for url in write_example_data(root, options):
         print(url)
     return 0
@@ -383,16 +383,21 @@ def _connection_options(spec: ModelSpec, settings: Settings) -> dict[str, Any]:
     conn_id = settings.connection(spec.assets.conn_id)
     if conn_id is None:
         return {}
+    return _read_connection(conn_id, f"model {spec.name!r}")
+
+
+def _read_connection(conn_id: str, whose: str) -> dict[str, Any]:
+    """Storage options from an Airflow connection, or an error saying which one and why."""
     try:
         return model_storage_options(conn_id)
     except ImportError as error:
         raise ModelStepsError(
-            f"model {spec.name!r} takes its storage credentials from the Airflow connection "
+            f"{whose} takes its storage credentials from the Airflow connection "
             f"{conn_id!r}, but Airflow is not installed here: pass --storage-options JSON"
         ) from error
     except Exception as error:  # the connection is missing or unreadable: say which one
         raise ModelStepsError(
-            f"cannot read the Airflow connection {conn_id!r} of model {spec.name!r}: "
+            f"cannot read the Airflow connection {conn_id!r} of {whose}: "
             f"{type(error).__name__}: {error}"
         ) from error
 

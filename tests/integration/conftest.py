@@ -292,7 +292,7 @@ CLUSTER_QUEUES = (("default", "first"), ("default", "second"))
 """Each worker's queues: the cluster model puts one step on each worker's own queue."""
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")  # stopped before the next module: two cores, two stacks
 def cluster(s3_server: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
     """A running cluster whose DAGs folder holds the loader and the S3-backed iris model."""
     root = tmp_path_factory.mktemp("cluster")

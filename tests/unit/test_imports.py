@@ -7,6 +7,8 @@ pin the rules one at a time.
 
 from __future__ import annotations
 
+import sys
+import types
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +17,7 @@ import pytest
 from model_steps.definition.allowlist import refused_references
 from model_steps.definition.schema import ModelSpec
 from model_steps.errors import ImportRefusedError, MissingAttributeError, MissingModuleError
-from model_steps.runtime.resolution import resolve_class, resolve_function
+from model_steps.runtime.resolution import public_module, resolve_class, resolve_function
 from model_steps.settings import DEFAULT_ALLOWED, AllowList, allow_list
 from tests.conftest import DATA
 
@@ -239,3 +241,32 @@ def test_a_missing_library_gives_an_install_hint() -> None:
 def test_a_misspelt_module_names_its_package_s_near_misses() -> None:
     with pytest.raises(MissingModuleError, match=r"did you mean 'sklearn\.linear_model'"):
         resolve_class("sklearn.linear_modle", "Ridge", (), ALLOW)
+
+
+def test_a_refusal_names_the_public_module_not_the_private_one_defining_the_class(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Python 3.13's shape: pathlib.Path is defined in pathlib._local and exposed by pathlib.
+    public = types.ModuleType("stdlike")
+    private = types.ModuleType("stdlike._local")
+    shaped = type("Path", (), {"__module__": "stdlike._local"})
+    public.Path = shaped  # type: ignore[attr-defined]
+    private.Path = shaped  # type: ignore[attr-defined]
+    monkeypatch.setitem(sys.modules, "stdlike", public)
+    monkeypatch.setitem(sys.modules, "stdlike._local", private)
+    monkeypatch.setattr("sklearn.utils.discovery.Path", shaped)
+
+    with pytest.raises(ImportRefusedError, match="is defined in 'stdlike', which is not"):
+        resolve_class("sklearn.utils.discovery", "Path", (), ALLOW)
+
+
+def test_the_public_module_keeps_a_private_part_its_parent_does_not_expose(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from sklearn.linear_model import LogisticRegression
+
+    hidden = type("Hidden", (), {"__module__": "stdlike._impl"})
+    monkeypatch.setitem(sys.modules, "stdlike", types.ModuleType("stdlike"))
+
+    assert public_module(LogisticRegression) == "sklearn.linear_model"
+    assert public_module(hidden) == "stdlike._impl"

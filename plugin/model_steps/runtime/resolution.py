@@ -57,6 +57,7 @@ INSTALLED_PATHS = ("stdlib", "platstdlib", "purelib", "platlib")
 __all__ = [
     "check_own_file",
     "import_named",
+    "public_module",
     "refuse_init",
     "require_methods",
     "resolve_class",
@@ -88,6 +89,7 @@ def resolve_class(package: str, name: str, methods: Sequence[str], allow: AllowL
     if library:
         origin = found.__module__
         if not is_allowed(origin, allow.packages):
+            origin = public_module(found)
             raise ImportRefusedError(
                 f"{reference} is defined in {origin!r}, which is not an allowed import: a "
                 f"step's class may come from {', '.join(allow.packages)} or the DAGs folder",
@@ -165,6 +167,22 @@ def resolve_function(reference: str, purpose: Purpose, allow: AllowList) -> Call
             allowed=allow.packages,
         )
     return function
+
+
+def public_module(found: Any) -> str:
+    """The module a user imports ``found`` from: its defining module without private tails.
+
+    Python 3.13 defines ``pathlib.Path`` in ``pathlib._local``; a message naming that module
+    would differ by Python version and name a module nobody imports. A trailing ``_private``
+    part is dropped while the parent module exposes the very same object.
+    """
+    parts = str(found.__module__).split(".")
+    while len(parts) > 1 and parts[-1].startswith("_"):
+        parent = sys.modules.get(".".join(parts[:-1]))
+        if parent is None or getattr(parent, getattr(found, "__name__", ""), None) is not found:
+            break
+        parts.pop()
+    return ".".join(parts)
 
 
 def _describe(obj: Any) -> str:
