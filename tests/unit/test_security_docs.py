@@ -22,7 +22,7 @@ from tests.definitions import definition
 
 DOCS = Path(__file__).resolve().parents[2] / "docs"
 LIMITS = (DOCS / "reference" / "limits.md").read_text()
-THREATS = (DOCS / "explanation" / "threat-model-additions.md").read_text()
+THREATS = (DOCS / "explanation" / "threat-model.md").read_text()
 
 
 def rows(text: str, heading: str) -> list[list[str]]:
