@@ -84,8 +84,11 @@ def serving(*args: str, log: Path, environ: dict[str, str] | None = None) -> Ite
 
 
 def wait_ready(server: Server) -> None:
-    """Until the server has loaded a version of every model (its health is 200)."""
-    wait_for(lambda: server.client().get("/health").status_code == 200, RELOAD_SECONDS)
+    """Until the server has loaded a version of every model (its health is 200).
+
+    A first load imports the model's libraries and verifies every asset: a start, not a reload.
+    """
+    wait_for(lambda: server.client().get("/health").status_code == 200, STARTUP_SECONDS)
 
 
 def wait_until_listening(server: Server) -> None:
