@@ -3,7 +3,8 @@
 The provider, with its file transport, listens to real ``dag.test()`` runs of a model that has
 every kind of task (training steps, gate, publish, inference, evaluation) and a run that fails
 after reading its table; the events it wrote are checked for their datasets and facets, and
-validated against the OpenLineage specification's JSON schemas (``tests/data/openlineage``).
+validated against the OpenLineage specification's JSON schemas, as the OpenLineage client's
+classes generated from them describe them (``tests/openlineage_schemas.py``).
 Airflow switches the provider's listener on at import, so the runs happen in a process of their
 own (``tests/integration/lineage_runner.py``), on a metadata DB of their own.
 """
@@ -28,12 +29,12 @@ from referencing import Registry, Resource
 from model_steps.airflow.lineage import MODEL_VERSION_FACET, facet_schema
 from tests.conftest import DATA, EXAMPLES, REPO
 from tests.integration.lineage_runner import MARK
+from tests.openlineage_schemas import client_schemas
 
 pytestmark = pytest.mark.integration
 
 MODEL = "lineage_iris"
 S3_TABLES = "s3://model-steps-e2e/data/lineage"
-SPEC = DATA / "openlineage"
 RUN_SECONDS = 300
 INIT_DB = (
     "from airflow.utils import db; db.initdb()\n"
@@ -288,10 +289,7 @@ def test_tables_and_stores_on_s3_are_named_by_bucket_and_key(emitted: Emitted) -
 
 def spec_registry() -> Registry:
     """The specification's schemas (and our facet's), by their ``$id``: nothing is downloaded."""
-    documents = [
-        json.loads(p.read_text()) for p in [SPEC / "OpenLineage.json", *SPEC.glob("facets/*.json")]
-    ]
-    documents.append(facet_schema())
+    documents = [*client_schemas(), facet_schema()]
     return Registry().with_resources(
         (document["$id"], Resource.from_contents(document)) for document in documents
     )
