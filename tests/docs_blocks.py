@@ -22,6 +22,7 @@ __all__ = [
     "blocks",
     "commands",
     "pages",
+    "run_by",
     "yaml_kind",
 ]
 
@@ -33,6 +34,7 @@ _FENCE = re.compile(r"^(?P<indent> *)```(?P<lang>[\w-]*)(?P<info>.*)$")
 _TITLE = re.compile(r'title="(?P<title>[^"]+)"')
 _NOT_RUN = re.compile(r"^\s*<!-- docs-test: not-run(?: \((?P<reason>[^)]*)\))? -->\s*$")
 _KEY = re.compile(r"^[A-Za-z_][\w-]*:")
+_RUN_BY = re.compile(r"^<!-- docs-test: run by (?P<test>tests/[\w/]+\.py) -->$", re.M)
 
 
 @dataclass(frozen=True)
@@ -86,6 +88,16 @@ def _nav_pages(nav: object) -> list[str]:
     if isinstance(nav, dict):
         return [page for value in nav.values() for page in _nav_pages(value)]
     return []
+
+
+def run_by(page: Path) -> str | None:
+    """The test that runs a page's blocks itself, from a ``run by`` marker; None for the others.
+
+    A guide whose commands need a set-up of their own (a cluster, a compose file, a second
+    Airflow) names the test that gives it one; the shared runner then only validates its models.
+    """
+    found = _RUN_BY.search(page.read_text())
+    return found["test"] if found else None
 
 
 def blocks(page: Path) -> list[Block]:

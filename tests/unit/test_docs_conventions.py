@@ -8,15 +8,19 @@ conventions).
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
 import pytest
 
 from tests.conftest import REPO
-from tests.docs_blocks import MAX_NOT_RUN, Block, blocks, commands, pages, yaml_kind
+from tests.docs_blocks import MAX_NOT_RUN, Block, blocks, commands, pages, run_by, yaml_kind
 
 PAGES = pages()
 BLOCKS = [block for page in PAGES for block in blocks(page)]
 LANGUAGES = {"yaml", "console", "python", "text", "json"}
+OWN_TEST_LANGUAGES = {"bash", "ini"}
+"""Shell scripts and config files: only on a page whose own test runs them."""
+RUN_BY = {page: test for page in PAGES if (test := run_by(page)) is not None}
 
 
 def test_the_walk_covers_the_readme_and_every_page_under_docs() -> None:
@@ -26,8 +30,10 @@ def test_the_walk_covers_the_readme_and_every_page_under_docs() -> None:
 
 @pytest.mark.parametrize("block", BLOCKS, ids=lambda b: b.where)
 def test_every_block_says_what_it_is(block: Block) -> None:
-    assert block.lang in LANGUAGES, f"{block.where}: a fenced block needs one of {LANGUAGES}"
-    if block.lang == "yaml" and block.not_run is None:
+    own_test = REPO / block.page in RUN_BY
+    allowed = LANGUAGES | OWN_TEST_LANGUAGES if own_test else LANGUAGES
+    assert block.lang in allowed, f"{block.where}: a fenced block needs one of {allowed}"
+    if block.lang == "yaml" and block.not_run is None and not own_test:
         assert yaml_kind(block) != "unknown", (
             f"{block.where}: a YAML block starts with `apiVersion:` (a model), `  - id:` (steps) "
             "or a model's top-level key (fields)"
@@ -56,3 +62,10 @@ def test_the_readme_fits_on_a_few_screens_and_its_links_lead_somewhere() -> None
     links = re.findall(r"\]\(([^)#\s]+)", readme)
     local = [link for link in links if "://" not in link]
     assert local and [link for link in local if not (REPO / link).exists()] == []
+
+
+@pytest.mark.parametrize("page", sorted(RUN_BY), ids=lambda p: str(p.relative_to(REPO)))
+def test_a_page_run_by_its_own_test_names_a_test_that_reads_it(page: Path) -> None:
+    test = REPO / RUN_BY[page]
+    assert test.is_file(), f"{page}: no test {RUN_BY[page]}"
+    assert page.name in test.read_text(), f"{RUN_BY[page]} does not read {page.name}"

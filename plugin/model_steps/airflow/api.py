@@ -104,6 +104,7 @@ from model_steps.store.manifest import (
     EvaluationRecord,
     Manifest,
     Pointer,
+    published_time,
     version_status,
 )
 from model_steps.store.model_store import CARD, ModelStore
@@ -448,7 +449,7 @@ def _version_summary(store: ModelStore, version: int, current: int | None) -> Ve
     status = version_status(manifest, decision, current)
     return VersionSummary(
         version=manifest.version,
-        published_at=manifest.published_at,
+        published_at=published_time(manifest, decision),
         run_id=manifest.run_id,
         definition_version=manifest.definition_version,
         spec_hash=manifest.spec_hash,

@@ -165,7 +165,9 @@ class VersionSummary(BaseModel):
     """One version: published, or a candidate the gate refused or that waits for approval."""
 
     version: int
-    published_at: str
+    published_at: str | None
+    """When the version went live (its approval, for one a person approved); None for a version
+    refused, rejected or waiting, which never did."""
     run_id: str
     definition_version: str | None
     spec_hash: str
