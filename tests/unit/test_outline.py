@@ -29,10 +29,15 @@ def test_a_models_train_dag_carries_its_outline_and_its_other_dags_do_not() -> N
         "diabetes.yaml",
         "undeployed",
     )
-    assert diabetes.dags == {"diabetes__train": "train", "diabetes__infer": "infer"}
+    assert diabetes.dags == {
+        "diabetes__train": "train",
+        "diabetes__infer": "infer",
+        "diabetes__evaluate": "evaluate",
+    }
     assert [s.id for s in diabetes.steps] == ["features", "regress"]
     assert diabetes.assets.directory == "diabetes"
     assert outlines["diabetes__infer"] is None
+    assert outlines["diabetes__evaluate"] is None
 
 
 def test_the_outline_holds_no_code_no_data_url_and_no_init_argument() -> None:
