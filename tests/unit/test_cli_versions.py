@@ -11,7 +11,8 @@ import pytest
 
 from model_steps.cli import main
 from model_steps.store.manifest import GateRecord, Manifest
-from model_steps.store.model_store import ModelStore, StagedAsset, open_store, utc_now
+from model_steps.store.model_store import ModelStore, open_store, utc_now
+from tests.assets import stage_fitted
 from tests.definitions import definition
 
 
@@ -32,29 +33,8 @@ def _stage(
     gate: GateRecord | None = None,
 ) -> Manifest:
     """Stage one more version of churn (a one-step model), not yet live."""
-    url = store.scratch_url("run", "model.joblib")
-    size, sha256 = store.write_bytes(url, b"fitted")
-    staged = [StagedAsset("fit", url, size, sha256, "joblib", "model.joblib", store.url())]
-
-    def manifest_for(version: int, assets: object) -> Manifest:
-        return Manifest(
-            model="churn",
-            version=version,
-            definition_version="1",
-            spec_hash="0" * 64,
-            dag_id="churn__train",
-            run_id=f"run{version}",
-            created_at=at,
-            published_at=at,
-            steps=[],
-            metrics=metrics,
-            parameters={},
-            environment={},
-            comments=[],
-            gate=gate,
-        )
-
-    return store.stage(staged, manifest_for, lambda manifest: "card")
+    staged: Manifest = stage_fitted(store, metrics=metrics, at=at, gate=gate)
+    return staged
 
 
 @pytest.fixture
