@@ -51,7 +51,8 @@ BLOCKS = [block for page in PAGES for block in blocks(page) if block.not_run is 
 YAML = [
     block
     for block in BLOCKS
-    if block.lang == "yaml" and (yaml_kind(block) != "unknown" or not run_by(REPO / block.page))
+    if block.lang == "yaml"
+    and (yaml_kind(block) in ("model", "steps") or not run_by(REPO / block.page))
 ]
 RUNNABLE = {"console", "python"}
 PAGES_TO_RUN = [
