@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 from airflow.listeners import hookimpl
 
-from tests.conftest import DATA, EXAMPLES, SESSION_DAGS
+from tests.conftest import DATA, EXAMPLES, REPO, SESSION_DAGS
 
 BUNDLE = "dags-folder"
 S3_SECRET = "never-log-this-secret-7f3a"
@@ -204,6 +204,10 @@ def _api_server_env(passwords_file: Path) -> dict[str, str]:
             ),
             "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(passwords_file),
             "AIRFLOW__CORE__AUTH_MANAGER": "tests.team_auth.TeamAuthManager",
+            # The auth manager is a test module: the server imports it from the repository.
+            "PYTHONPATH": os.pathsep.join(
+                [str(REPO), *filter(None, [os.environ.get("PYTHONPATH")])]
+            ),
             "AIRFLOW__API__WORKERS": "1",
             "AIRFLOW__API_AUTH__JWT_SECRET": secrets.token_hex(32),
         }
