@@ -167,14 +167,21 @@ class ModelStepOperator(BaseOperator):
     template_fields = @template_fields@
     ui_color = "#dbeafe"
 
-    def __init__(self, *, action, model, step_id=None, @field_args@**kwargs):
+    def __init__(self, *, action, model, step_id=None, partition=None, @field_args@**kwargs):
         super().__init__(**kwargs)
         self.action = action
         self.model = model
         self.step_id = step_id
+        self.partition = partition
 @field_assignments@
     def execute(self, context):
         raise NotImplementedError
+
+
+class MappedStepOperator(ModelStepOperator):
+    """A step's infer task, mapped over the partitions (renders when it runs, so no fields)."""
+
+    template_fields = ()
 '''
 
 
@@ -235,19 +242,30 @@ def param_source(param: Any) -> str:
     return f"Param({py(param.value)}, description={param.description!r}{schema})"
 
 
-def task_source(task: Any, var: str) -> str:
-    """One operator call with the same arguments the loader's operator ended up with."""
-    spec = getattr(task, "spec", None)
+def task_source(task: Any, var: str, names: Mapping[str, str]) -> str:
+    """One operator call with the same arguments the loader's operator ended up with.
+
+    A mapped step (the infer DAG's, one instance per partition) is written as a user maps a
+    task by hand: ``partial(...)`` with its arguments, ``expand`` over the partitions task.
+    """
+    mapped = getattr(task, "expand_input", None)
+    kwargs = task.partial_kwargs if mapped is not None else vars(task)
+    spec = kwargs.get("spec")
     args = [
         f"task_id={task.task_id!r}",
-        f"action={getattr(task, 'action', None)!r}",
+        f"action={kwargs.get('action')!r}",
         f"model={getattr(spec, 'name', task.dag_id)!r}",
-        f"step_id={getattr(task, 'step_id', None)!r}",
+        f"step_id={kwargs.get('step_id')!r}",
         f"doc_md={task.doc_md!r}",
         *(f"{field}={py(getattr(task, field))}" for field in task.template_fields),
     ]
     if task.outlets:
         args.append(f"outlets={py(task.outlets)}")
+    if mapped is not None:
+        (over,) = mapped.value.values()
+        source = names[over.operator.task_id]
+        partial = f"MappedStepOperator.partial({', '.join(args)})"
+        return f"    {var} = {partial}.expand(partition={source}.output)"
     return f"    {var} = ModelStepOperator({', '.join(args)})"
 
 
@@ -271,7 +289,7 @@ def dag_source(dag: Any) -> str:
         f"    default_args={py(dag.default_args)},",
         f"    params={{{params}}},",
         "):",
-        *(task_source(task, names[task.task_id]) for task in tasks),
+        *(task_source(task, names[task.task_id], names) for task in tasks),
         *(
             f"    {names[up]} >> {names[task.task_id]}"
             for task in tasks

@@ -679,19 +679,24 @@ Claim = tuple[Path, str, LoadedModel | None]
 """A file claiming a model name: its path, the name, and the model when this load holds it."""
 
 
-@dataclass(frozen=True)
 class Claims:
-    """What one load knows of the folder's name claims.
+    """What one load knows of the folder's name claims, indexed by file (relative to the folder).
 
     ``results`` are the files this load read itself (all of them, or its shard's), ``others``
     the valid definitions another shard reads (from the folder index), ``read_here`` the
     relative names of every file this load read, model or not.
     """
 
-    results: Sequence[LoadedModel | BrokenDefinition]
-    others: Sequence[ModelFacts]
-    read_here: Collection[str]
-    folder: Path | None
+    def __init__(
+        self,
+        results: Sequence[LoadedModel | BrokenDefinition],
+        others: Sequence[ModelFacts],
+        read_here: Collection[str],
+        folder: Path | None,
+    ) -> None:
+        self.results, self.others, self.read_here, self.folder = results, others, read_here, folder
+        self._here = {self.relative(r.path): r for r in results}
+        self._elsewhere = {self.relative(f.path): f for f in others}
 
     def relative(self, path: Path) -> str:
         return relative_name(path, self.folder)
@@ -704,13 +709,13 @@ class Claims:
         its claims in the folder index; one the index holds no valid claim for still claims the
         name while it exists (its own shard releases the name once it really gives it up).
         """
-        holder = next((r for r in self.results if self.relative(r.path) == recorded), None)
+        holder = self._here.get(recorded)
         if holder is not None:
             claimed = holder.spec.name if isinstance(holder, LoadedModel) else holder.name
             return claimed not in (name, None)
         if recorded in self.read_here or self.folder is None:
             return True  # read here and no model definition (any more)
-        facts = next((f for f in self.others if self.relative(f.path) == recorded), None)
+        facts = self._elsewhere.get(recorded)
         if facts is not None:
             return facts.name != name
         return not (self.folder / recorded).is_file()

@@ -5,7 +5,7 @@ A DAGs folder is shared. Deciding a name by path (``dags/a/iris.yaml`` sorts bef
 into iris's store. A name now belongs to the file that held it first:
 
 - at parse time, which must not touch the network, the DAG processor keeps a small record of
-  each name's file (:class:`NameRecord`, ``$AIRFLOW_HOME/model-steps/owners.json``): the
+  each name's file (:class:`NameRecord`, ``$AIRFLOW_HOME/model-steps/names.json``): the
   recorded file keeps the name while it still claims it, even while it is broken, and any other
   file with that name is the invalid one, its message naming the owner's file;
 - the store's owner record (``owner.json``), shared by every process, names the defining file
@@ -37,8 +37,15 @@ log = logging.getLogger(__name__)
 
 
 def relative_name(path: Path, folder: Path | None) -> str:
-    """``path`` as the record keeps it: relative to the DAGs folder, else as it is."""
+    """``path`` as the record keeps it: relative to the DAGs folder, else as it is.
+
+    A path found under the folder (as the loader finds every file) is cut by its text, which
+    costs no system call; any other is resolved first (a symlink, a ``..``).
+    """
     if folder is not None:
+        text, prefix = str(path), str(folder).rstrip("/") + "/"
+        if text.startswith(prefix) and "/../" not in text and "/./" not in text:
+            return text[len(prefix) :]
         with contextlib.suppress(ValueError):
             return path.resolve().relative_to(folder.resolve()).as_posix()
     return path.as_posix()
