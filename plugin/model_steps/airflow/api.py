@@ -82,10 +82,10 @@ from model_steps.airflow.outline import (
     invalid_outline,
     model_outline,
 )
-from model_steps.airflow.plan import INFER_SUFFIX, TRAIN_SUFFIX, invalid_dag_id, relative_source
+from model_steps.airflow.plan import INFER_SUFFIX, TRAIN_SUFFIX, invalid_dag_id
 from model_steps.airflow.shards import parse_warnings
 from model_steps.definition.loader import Catalog, find_definition_files, load_and_validate
-from model_steps.definition.owners import NameRecord
+from model_steps.definition.owners import NameRecord, relative_name
 from model_steps.errors import (
     CorruptDocumentError,
     DecisionConflictError,
@@ -236,7 +236,7 @@ class _Definitions:
 
     def relative(self, path: Path) -> str:
         """``path`` as users know it: relative to the DAGs folder."""
-        return relative_source(path, self.settings.dags_folder)
+        return relative_name(path, self.settings.dags_folder)
 
 
 # -- Airflow's view: pause state and last runs -------------------------------------------------

@@ -30,7 +30,6 @@ from model_steps.airflow.plan import (
     model_name_of,
     plan_catalog,
     plan_invalid,
-    relative_source,
 )
 from model_steps.airflow.shards import plan_shard, record_parse, touch_shards
 from model_steps.definition.cache import ParseCache
@@ -71,7 +70,7 @@ def _operator(plan: DagPlan, task: TaskPlan, folder: Path | None, built: Mapping
 
 def _outline(plan: DagPlan, folder: Path) -> str | None:
     """The outline the Models API reads from the DB: on a model's train DAG, on a placeholder."""
-    file = relative_source(plan.source, folder)
+    file = relative_name(plan.source, folder)
     if plan.spec is None:
         return outline_json(invalid_outline(file, plan.model_name, plan.problems))
     if plan.dag_id != dag_ids(plan.spec)[0]:

@@ -16,6 +16,7 @@ from typing import Any, Literal
 
 from model_steps.airflow.docs import dag_doc, invalid_doc
 from model_steps.definition.loader import BrokenDefinition, Catalog, LoadedModel
+from model_steps.definition.owners import relative_name
 from model_steps.definition.schema import ModelSpec, parse_duration, schedule_kind
 from model_steps.errors import Problem
 
@@ -34,7 +35,6 @@ __all__ = [
     "model_asset",
     "model_name_of",
     "plan_catalog",
-    "relative_source",
 ]
 
 TRAIN_SUFFIX = "__train"
@@ -170,7 +170,7 @@ def plan_catalog(catalog: Catalog, root: Path) -> list[DagPlan]:
 def plan_model(model: LoadedModel, root: Path) -> list[DagPlan]:
     """The train DAG and, when the model defines them, the infer and evaluate DAGs."""
     spec = model.spec
-    source = _relative(model.path, root)
+    source = relative_name(model.path, root)
     check = TaskPlan(
         CHECK_TASK,
         "check",
@@ -352,7 +352,7 @@ def _params(spec: ModelSpec) -> dict[str, ParamPlan]:
 
 def plan_invalid(broken: BrokenDefinition, root: Path) -> DagPlan:
     """A paused placeholder that shows a broken file's problems in the Airflow UI."""
-    source = _relative(broken.path, root)
+    source = relative_name(broken.path, root)
     first = broken.problems[0]
     more = f" (+{len(broken.problems) - 1} more)" if len(broken.problems) > 1 else ""
     doc = invalid_doc(source, broken.problems)
@@ -371,17 +371,3 @@ def plan_invalid(broken: BrokenDefinition, root: Path) -> DagPlan:
         problems=broken.problems,
         model_name=broken.name,
     )
-
-
-def _relative(path: Path, root: Path) -> str:
-    """``path`` as shown to users: relative to the DAGs folder when it lies inside it."""
-    if path.is_relative_to(root):  # the usual case, found by walking root: no disk access
-        return path.relative_to(root).as_posix()
-    try:
-        return path.resolve().relative_to(root.resolve()).as_posix()
-    except ValueError:
-        return path.as_posix()
-
-
-relative_source = _relative
-"""A definition's path as users see it (the Models API's outline names files the same way)."""

@@ -37,7 +37,7 @@ log = logging.getLogger(__name__)
 
 
 def relative_name(path: Path, folder: Path | None) -> str:
-    """``path`` as the record keeps it: relative to the DAGs folder, else as it is.
+    """``path`` as records and users see it: relative to the DAGs folder, else as it is.
 
     A path found under the folder (as the loader finds every file) is cut by its text, which
     costs no system call; any other is resolved first (a symlink, a ``..``).
