@@ -283,6 +283,16 @@ def viewer(airflow_api: AirflowApi) -> Iterator[httpx.Client]:
         yield client
 
 
+@pytest.fixture
+def new_runs(airflow_api: AirflowApi) -> Iterator[list[tuple[str, str]]]:
+    """Runs a test starts through the API, deleted after it so later modules never see them."""
+    started: list[tuple[str, str]] = []
+    yield started
+    with airflow_api.client("admin") as admin:
+        for dag_id, run_id in started:
+            admin.delete(f"/api/v2/dags/{dag_id}/dagRuns/{run_id}")
+
+
 # ---- END Airflow API server fixture ------------------------------------------------------------
 
 

@@ -346,11 +346,11 @@ def test_rollback_moves_the_pointer_back_and_forward_again(
 ) -> None:
     response = admin.post(f"{PREFIX}/models/{MODEL}/rollback", json={"version": 1})
     assert response.status_code == 200
-    assert response.json() == {"model": MODEL, "version": 1, "previous": 2}
+    assert response.json() == {"model": MODEL, "version": 1, "previous": 2, "infer_run": None}
     assert pointer_version(MODEL) == 1
     assert summary(admin, MODEL)["live_version"] == 1
     again = admin.post(f"{PREFIX}/models/{MODEL}/rollback", json={"version": 2})
-    assert again.json() == {"model": MODEL, "version": 2, "previous": 1}
+    assert again.json() == {"model": MODEL, "version": 2, "previous": 1, "infer_run": None}
     assert pointer_version(MODEL) == 2
 
 
@@ -416,13 +416,20 @@ def test_resume_then_pause_switch_both_dags_in_airflow(admin: httpx.Client) -> N
     assert [dag_paused(admin, d) for d in dag_ids] == [True, True]
 
 
-def test_pause_and_resume_are_in_airflows_audit_log(admin: httpx.Client) -> None:
-    admin.post(f"{PREFIX}/models/{MODEL}/pause", json={})
-    response = admin.get("/api/v2/eventLogs", params={"event": "model_steps_pause"})
-    assert response.status_code == 200
-    entries = response.json()["event_logs"]
-    assert entries and entries[-1]["owner"] == "admin"
-    assert json.loads(entries[-1]["extra"]) == {"name": MODEL, "method": "POST"}
+def test_a_pause_is_in_each_dags_audit_log_with_its_user_and_reason(admin: httpx.Client) -> None:
+    admin.post(f"{PREFIX}/models/{MODEL}/pause", json={"reason": "data source down"})
+    for dag_id in (f"{MODEL}__train", f"{MODEL}__infer"):
+        response = admin.get(
+            "/api/v2/eventLogs", params={"event": "model_steps_pause", "dag_id": dag_id}
+        )
+        assert response.status_code == 200
+        entry = response.json()["event_logs"][-1]
+        assert (entry["dag_id"], entry["owner"]) == (dag_id, "admin")
+        assert json.loads(entry["extra"]) == {
+            "name": MODEL,
+            "reason": "data source down",
+            "method": "POST",
+        }
 
 
 # -- store outages ------------------------------------------------------------------------------

@@ -137,7 +137,7 @@ def test_approve_then_roll_back(admin: httpx.Client, trained: list[RunOutcome]) 
         assert approved.json()["live_version"] == version
     rolled = post(admin, "/rollback", {"version": 1})
     assert rolled.status_code == 200, rolled.text
-    assert rolled.json() == {"model": MODEL, "version": 1, "previous": 2}
+    assert rolled.json() == {"model": MODEL, "version": 1, "previous": 2, "infer_run": None}
     assert summary(admin, MODEL)["live_version"] == 1
 
 

@@ -8,6 +8,7 @@ checks; an evaluation that finds the live version degraded makes the scheduler d
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Iterator
 from pathlib import Path
@@ -243,8 +244,17 @@ def test_an_editor_approves_through_the_api_and_it_is_audited(
     assert store_of("approved_iris").pointer().version == 2
     assert asset_events("model-steps.approved_iris")[-1]["approved_by"] == "admin"
     with create_session() as session:
-        events = session.scalars(select(Log.event).where(Log.event == "model_steps_approve"))
-        assert list(events)
+        rows = session.execute(
+            select(Log.dag_id, Log.owner, Log.extra)
+            .where(Log.event == "model_steps_approve")
+            .order_by(Log.id)
+        ).all()
+    approval = {"name": "approved_iris", "version": 2, "reason": "looks good", "method": "POST"}
+    attempt = {"name": "approved_iris", "version": 2, "method": "POST"}  # the 409 is audited too
+    assert [(dag_id, owner, json.loads(extra)) for dag_id, owner, extra in rows[-2:]] == [
+        ("approved_iris__train", "admin", approval),  # its only DAG: it has no infer step
+        ("approved_iris__train", "admin", attempt),
+    ]
 
 
 def test_a_rejection_needs_a_reason_and_keeps_the_candidate_out_of_service(

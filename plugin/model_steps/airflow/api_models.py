@@ -6,9 +6,18 @@ Airflow: the routes need Airflow's API server, the shapes do not.
 
 from __future__ import annotations
 
-from typing import Any, Literal
+import unicodedata
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictBool,
+    StrictInt,
+    StringConstraints,
+)
 
 from model_steps.store.manifest import Decision, GateRecord, VersionStatus
 
@@ -34,6 +43,15 @@ DagKind = Literal["train", "infer", "evaluate"]
 """What a model's DAG does (:func:`~model_steps.airflow.plan.dag_kinds`)."""
 
 
+class FailedTask(BaseModel):
+    """A task that failed in a run: where its log is, and the first line of why."""
+
+    task_id: str
+    map_index: int | None = Field(description="Which instance of a mapped task; null otherwise")
+    reason: str | None = Field(description="The failure's first line, when the task left one")
+    url: str = Field(description="The task's log in Airflow's UI, a path under its base URL")
+
+
 class LastRun(BaseModel):
     """The newest run of one DAG."""
 
@@ -42,6 +60,14 @@ class LastRun(BaseModel):
     run_after: str | None
     start_date: str | None
     end_date: str | None
+    url: str = Field(description="The run in Airflow's UI (its grid), a path under its base URL")
+    failed_tasks: list[FailedTask] = Field(
+        default_factory=list, description="For a failed run: its failed tasks, with reasons"
+    )
+    task_states: dict[str, int] = Field(
+        default_factory=dict,
+        description="For a running run: how many of its task instances are in each state",
+    )
 
 
 class DagState(BaseModel):
@@ -159,6 +185,10 @@ class EvaluationSummary(BaseModel):
     degraded: bool
     reasons: list[str]
     drift: dict[str, float]
+    notes: str | None = Field(
+        None, description="What the evaluation could not check (a drift check skipped...)"
+    )
+    url: str = Field(description="The evaluation's run in Airflow's UI")
 
 
 class VersionSummary(BaseModel):
@@ -169,8 +199,12 @@ class VersionSummary(BaseModel):
     """When the version went live (its approval, for one a person approved); None for a version
     refused, rejected or waiting, which never did."""
     run_id: str
+    run_url: str = Field(description="The training run in Airflow's UI (its grid and task logs)")
     definition_version: str | None
     spec_hash: str
+    parameters: dict[str, Any] = Field(
+        description="The parameters the version was trained with (values named like secrets masked)"
+    )
     metrics: dict[str, dict[str, float]]
     comments: list[dict[str, str]]
     is_current: bool
@@ -189,16 +223,75 @@ class VersionList(BaseModel):
     versions: list[VersionSummary]
 
 
-class RollbackRequest(BaseModel):
-    """Which complete version handlers should serve again."""
+REASON_MAX = 2000
+"""The longest reason a change records: a paragraph, not a document."""
+
+
+def _plain_text(value: str) -> str:
+    """Refuse control and format characters: a reason is read in Airflow's audit log as text."""
+    hidden = sorted(
+        {f"U+{ord(c):04X}" for c in value if unicodedata.category(c)[0] == "C" and c not in "\n\t"}
+    )
+    if hidden:
+        raise ValueError(f"must be plain text, without control characters ({', '.join(hidden)})")
+    return value
+
+
+Reason = Annotated[
+    str,
+    StringConstraints(strip_whitespace=True, max_length=REASON_MAX),
+    AfterValidator(_plain_text),
+]
+"""Why a person made a change: recorded with it and in Airflow's audit log."""
+
+
+class ChangeRequest(BaseModel):
+    """A change with the reason the person gives for it (optional unless the route says)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    reason: Reason | None = None
+
+
+class RollbackRequest(ChangeRequest):
+    """Which complete version handlers should serve again, and whether to infer with it."""
 
     version: int = Field(ge=1)
+    infer: bool = Field(
+        False,
+        description="Also start the model's infer DAG now: a rollback sends no new-version "
+        "event, so inference scheduled on new versions does not run by itself",
+    )
 
 
-class DecisionRequest(BaseModel):
+class DecisionRequest(ChangeRequest):
     """Why a person approves or rejects a candidate (a rejection needs a reason)."""
 
-    reason: str | None = Field(None, max_length=2000)
+
+ParamScalar = Annotated[str, StringConstraints(max_length=1000)] | StrictBool | StrictInt | float
+ParamValue = ParamScalar | Annotated[list[ParamScalar], Field(max_length=100)] | None
+"""A parameter's value as a trigger form sends it: JSON scalars or a short list of them."""
+
+
+class TrainRequest(ChangeRequest):
+    """Start a training run now with some of the model's parameters set.
+
+    Names must be the model's parameters and values must pass their rules (type, bounds,
+    choices): both are checked before a run is created, so a bad value is refused with a
+    message instead of failing the run.
+    """
+
+    params: dict[Annotated[str, StringConstraints(max_length=200)], ParamValue] = Field(
+        default_factory=dict, max_length=100, description="Parameter values by name"
+    )
+
+
+class TriggeredRun(BaseModel):
+    """A DAG run this API started, with where Airflow shows it."""
+
+    dag_id: str
+    run_id: str
+    url: str = Field(description="The run in Airflow's UI (its grid and task logs)")
 
 
 class DecisionResult(BaseModel):
@@ -228,6 +321,9 @@ class RollbackResult(BaseModel):
     model: str
     version: int
     previous: int | None
+    infer_run: TriggeredRun | None = Field(
+        None, description="The infer run started with the rollback, when asked for"
+    )
 
 
 class PauseResult(BaseModel):

@@ -7,13 +7,14 @@ at once.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import Asset, BaseOperator
 
-from model_steps.airflow.plan import AssetRef, degraded_asset, model_asset
+from model_steps.airflow.plan import FAILURE_XCOM, AssetRef, degraded_asset, model_asset
 from model_steps.errors import AwaitingApprovalError, DefinitionError, PermanentError, Problem
 from model_steps.runtime.rendered import Rendered
 from model_steps.runtime.touched import Touched, recording
@@ -34,7 +35,11 @@ __all__ = [
     "airflow_asset",
 ]
 
+log = logging.getLogger(__name__)
+
 ASSET_GROUP = "model-steps"
+FAILURE_CHARS = 300
+"""The longest failure reason a task leaves for the Models page: one line, not a traceback."""
 INFER_ACTIONS = frozenset({"partition", "infer", "output"})
 """The infer DAG's actions: each renders its step's infer values (input, output, init)."""
 
@@ -42,6 +47,15 @@ INFER_ACTIONS = frozenset({"partition", "infer", "output"})
 def airflow_asset(ref: AssetRef) -> Asset:
     """The Airflow Asset a plan's reference names (publish updates it, infer may wait on it)."""
     return Asset(name=ref.name, uri=ref.uri, group=ASSET_GROUP)
+
+
+def _note_failure(context: Context, error: BaseException) -> None:
+    """Leave the failure's first line where the Models page reads it (the task log has all)."""
+    lines = str(error).strip().splitlines() or [type(error).__name__]
+    try:
+        context["ti"].xcom_push(key=FAILURE_XCOM, value=lines[0][:FAILURE_CHARS])
+    except Exception:  # the task's own error is the one to raise; this one goes to its log
+        log.exception("could not leave the failure's reason for the Models page")
 
 
 def _run_info(context: Context, model: str) -> RunInfo:
@@ -161,6 +175,7 @@ class ModelStepOperator(BaseOperator):
                     lambda step, phase: render_step(step, phase, run, places)
                 )
         except PermanentError as error:
+            _note_failure(context, error)
             raise AirflowFailException(str(error)) from error
 
     def settings(self, deployment: Settings) -> Settings:
@@ -173,7 +188,7 @@ class ModelStepOperator(BaseOperator):
         Failures that a retry cannot fix skip the remaining retries.
         """
         # The runtime is imported here, not at parse time: only a running task needs it.
-        from airflow.sdk.exceptions import AirflowFailException
+        from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
 
         from model_steps.airflow.connections import model_storage_options
         from model_steps.airflow.masking import mask_known_secrets
@@ -195,7 +210,13 @@ class ModelStepOperator(BaseOperator):
             self._result = result if isinstance(result, dict) else None
             return result
         except PermanentError as error:
+            _note_failure(context, error)
             raise AirflowFailException(str(error)) from error
+        except AirflowSkipException:
+            raise
+        except Exception as error:
+            _note_failure(context, error)
+            raise
 
     # -- lineage: Airflow's OpenLineage provider calls these, when it is installed -----------
 

@@ -42,6 +42,8 @@ INFER_SUFFIX = "__infer"
 EVALUATE_SUFFIX = "__evaluate"
 SUFFIXES = (TRAIN_SUFFIX, INFER_SUFFIX, EVALUATE_SUFFIX)
 INVALID_PREFIX = "model_steps_invalid__"
+FAILURE_XCOM = "model_steps_failure"
+"""The XCom key a failing task leaves its one-line reason under, for the Models page to show."""
 PRODUCT_TAG = "model-steps"
 INVALID_TAG = "model-steps:invalid"
 CHECK_TASK = "check"

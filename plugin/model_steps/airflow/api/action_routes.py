@@ -1,4 +1,4 @@
-"""Routes that change a model: rollback, approve, reject, pause, resume."""
+"""Routes that change a model: rollback, train, approve, reject, pause, resume; each audited."""
 
 from __future__ import annotations
 
@@ -12,43 +12,89 @@ from airflow.api_fastapi.core_api.security import GetUserDep
 from fastapi import APIRouter, HTTPException, status
 from sqlalchemy.orm import Session
 
+from model_steps.airflow.api.audit import allow
 from model_steps.airflow.api.catalog import Definitions
-from model_steps.airflow.api.dag_state import dag_states, set_paused
-from model_steps.airflow.api.dependencies import DefinitionsDep, ModelDep, change_guards
-from model_steps.airflow.api.permissions import require
+from model_steps.airflow.api.dag_state import dag_states, run_url, set_paused, trigger
+from model_steps.airflow.api.dependencies import CHANGE_GUARDS, DagBagDep, DefinitionsDep, ModelDep
 from model_steps.airflow.api.store_facts import open_store, require_complete
 from model_steps.airflow.api_models import (
+    ChangeRequest,
     DecisionRequest,
     DecisionResult,
     ErrorBody,
     PauseResult,
     RollbackRequest,
     RollbackResult,
+    TrainRequest,
+    TriggeredRun,
 )
 from model_steps.airflow.events import announce_version
 from model_steps.airflow.outline import ModelOutline
+from model_steps.airflow.plan import TRAIN_SUFFIX
 from model_steps.errors import DecisionConflictError, NotServableError, PublishConflictError
 from model_steps.runtime.ownership import check_definition_owner
 from model_steps.store.manifest import Pointer
 from model_steps.store.model_store import ModelStore
 
 router = APIRouter()
+NO_REASON = ChangeRequest()
+"""Pause and resume take no arguments: an API client may send ``{}``."""
 
 
 @router.post(
     "/models/{name}/rollback",
     summary="Serve an older complete version again",
-    dependencies=change_guards("model_steps_rollback"),
+    dependencies=CHANGE_GUARDS,
     responses={409: {"description": "Already live, or a publish won the race", "model": ErrorBody}},
 )
 def rollback(
-    model: ModelDep, body: RollbackRequest, user: GetUserDep, definitions: DefinitionsDep
+    model: ModelDep,
+    body: RollbackRequest,
+    user: GetUserDep,
+    definitions: DefinitionsDep,
+    session: SessionDep,
+    dag_bag: DagBagDep,
 ) -> RollbackResult:
-    """Moves the model's pointer back; nothing is rewritten, handlers reload on their next poll."""
-    require(model, user, "PUT")
+    """Moves the model's pointer back; nothing is rewritten, handlers reload on their next poll.
+
+    A rollback sends no new-version event, so inference scheduled "on new version" does not
+    start by itself: ``infer`` starts the model's infer DAG with the version now live.
+    """
+    allow(session, "model_steps_rollback", model, user, body.model_dump())
     store = open_store(model, definitions.settings)
     check_definition_owner(store, Path(model.file), None, definitions.settings)
-    return rollback_to(store, model.name, body.version)
+    result = rollback_to(store, model.name, body.version)
+    infer = next((d for d, kind in model.dags.items() if kind == "infer"), None)
+    if body.infer and infer is not None:
+        run = trigger(session, dag_bag, infer, {}, user)
+        result.infer_run = TriggeredRun(
+            dag_id=infer, run_id=run.run_id, url=run_url(infer, run.run_id)
+        )
+    return result
+
+
+@router.post(
+    "/models/{name}/train",
+    summary="Start a training run now, with some of the model's parameters set",
+    dependencies=CHANGE_GUARDS,
+    responses={422: {"description": "Unknown parameter or a value its rules refuse"}},
+)
+def train(
+    model: ModelDep, body: TrainRequest, user: GetUserDep, session: SessionDep, dag_bag: DagBagDep
+) -> TriggeredRun:
+    """Queues a manual run of the train DAG; Airflow checks each value against its param."""
+    unknown = sorted(set(body.params) - set(model.parameters))
+    if unknown:
+        known = ", ".join(sorted(model.parameters)) or "none"
+        raise HTTPException(
+            status.HTTP_422_UNPROCESSABLE_CONTENT,
+            f"model {model.name!r} has no parameter(s) {', '.join(unknown)} (its parameters: "
+            f"{known})",
+        )
+    allow(session, "model_steps_train", model, user, body.model_dump())
+    dag_id = model.name + TRAIN_SUFFIX
+    run = trigger(session, dag_bag, dag_id, dict(body.params), user)
+    return TriggeredRun(dag_id=dag_id, run_id=run.run_id, url=run_url(dag_id, run.run_id))
 
 
 DECISION_CONFLICTS: dict[int | str, dict[str, Any]] = {
@@ -59,7 +105,7 @@ DECISION_CONFLICTS: dict[int | str, dict[str, Any]] = {
 @router.post(
     "/models/{name}/versions/{version}/approve",
     summary="Approve a candidate that waits for approval: it goes live",
-    dependencies=change_guards("model_steps_approve"),
+    dependencies=CHANGE_GUARDS,
     responses=DECISION_CONFLICTS,
 )
 def approve(
@@ -71,6 +117,7 @@ def approve(
     session: SessionDep,
 ) -> DecisionResult:
     """Records the approval, moves the pointer and sends the model's Asset event."""
+    allow(session, "model_steps_approve", model, user, {"version": version, **body.model_dump()})
     store, by = _decision(
         model, version, user, definitions, lambda s, by: s.approve(version, by, body.reason)
     )
@@ -86,7 +133,7 @@ def approve(
 @router.post(
     "/models/{name}/versions/{version}/reject",
     summary="Turn down a candidate that waits for approval",
-    dependencies=change_guards("model_steps_reject"),
+    dependencies=CHANGE_GUARDS,
     responses=DECISION_CONFLICTS,
 )
 def reject(
@@ -95,13 +142,15 @@ def reject(
     body: DecisionRequest,
     user: GetUserDep,
     definitions: DefinitionsDep,
+    session: SessionDep,
 ) -> DecisionResult:
     """Records the rejection and its reason; the candidate is never served."""
-    reason = (body.reason or "").strip()
+    reason = body.reason
     if not reason:
         raise HTTPException(
             status.HTTP_422_UNPROCESSABLE_CONTENT, "say why the candidate is rejected: reason"
         )
+    allow(session, "model_steps_reject", model, user, {"version": version, **body.model_dump()})
     store, by = _decision(
         model, version, user, definitions, lambda s, by: s.reject(version, by, reason)
     )
@@ -115,8 +164,7 @@ def _decision(
     definitions: Definitions,
     act: Callable[[ModelStore, str], Any],
 ) -> tuple[ModelStore, str]:
-    """Record a person's decision on a complete version: edit rights first, 409 on a refusal."""
-    require(model, user, "PUT")
+    """Record a person's decision on a complete version (edit rights checked): 409 on a refusal."""
     store = open_store(model, definitions.settings)
     check_definition_owner(store, Path(model.file), None, definitions.settings)
     require_complete(store, model.name, version)
@@ -149,27 +197,30 @@ def _decided(
 @router.post(
     "/models/{name}/pause",
     summary="Pause the model's DAGs' schedules",
-    dependencies=change_guards("model_steps_pause"),
+    dependencies=CHANGE_GUARDS,
 )
-def pause(model: ModelDep, user: GetUserDep, session: SessionDep) -> PauseResult:
-    """Pauses the train and infer DAGs, as the Airflow UI's toggle would."""
-    return _pause_or_resume(model, user, session, paused=True)
+def pause(
+    model: ModelDep, user: GetUserDep, session: SessionDep, body: ChangeRequest = NO_REASON
+) -> PauseResult:
+    """Pauses the model's DAGs, as the Airflow UI's toggle would."""
+    allow(session, "model_steps_pause", model, user, body.model_dump())
+    return _pause_or_resume(model, session, paused=True)
 
 
 @router.post(
     "/models/{name}/resume",
     summary="Resume the model's DAGs' schedules",
-    dependencies=change_guards("model_steps_resume"),
+    dependencies=CHANGE_GUARDS,
 )
-def resume(model: ModelDep, user: GetUserDep, session: SessionDep) -> PauseResult:
-    """Un-pauses the train and infer DAGs, as the Airflow UI's toggle would."""
-    return _pause_or_resume(model, user, session, paused=False)
-
-
-def _pause_or_resume(
-    model: ModelOutline, user: BaseUser, session: Session, paused: bool
+def resume(
+    model: ModelDep, user: GetUserDep, session: SessionDep, body: ChangeRequest = NO_REASON
 ) -> PauseResult:
-    require(model, user, "PUT")
+    """Un-pauses the model's DAGs, as the Airflow UI's toggle would."""
+    allow(session, "model_steps_resume", model, user, body.model_dump())
+    return _pause_or_resume(model, session, paused=False)
+
+
+def _pause_or_resume(model: ModelOutline, session: Session, paused: bool) -> PauseResult:
     set_paused(session, model, paused)
     return PauseResult(model=model.name, dags=list(dag_states(session, [model]).values()))
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from airflow.api_fastapi.common.dagbag import create_dag_bag
 from airflow.api_fastapi.core_api.security import get_user
 from airflow.configuration import conf
 from fastapi import Depends, FastAPI
@@ -38,6 +39,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         openapi_url=None,  # served by page_routes, behind the same authentication
     )
     app.state.definitions = Definitions(settings or load_settings())
+    app.state.dag_bag = create_dag_bag()  # the serialized DAGs a trigger runs, as Airflow's own
     app.state.base_url = conf.get("api", "base_url", fallback="")
     app.add_middleware(MaskedAnswers)
     add_error_handlers(app)

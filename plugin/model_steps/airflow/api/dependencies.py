@@ -1,4 +1,4 @@
-"""What routes depend on: the definitions, the model named in the path, a change's guards."""
+"""What routes depend on: the definitions, the model in the path, a change's guard, the DAGs."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ from typing import Annotated, Any
 
 from airflow.api_fastapi.common.db.common import SessionDep
 from airflow.api_fastapi.core_api.security import GetUserDep
-from airflow.api_fastapi.logging.decorators import action_logging
+from airflow.models.dagbag import DBDagBag
 from fastapi import Depends, Request
 
 from model_steps.airflow.api.catalog import Definitions
@@ -37,11 +37,16 @@ def _model(listed: ListedDep) -> ModelOutline:
     return listed[0]
 
 
-def change_guards(action: str) -> list[Any]:
-    """A change's guards: JSON from Airflow's own pages (CSRF), then Airflow's audit log."""
-    return [Depends(json_from_same_origin), Depends(action_logging(action))]
+def _dag_bag(request: Request) -> DBDagBag:
+    dag_bag: DBDagBag = request.app.state.dag_bag
+    return dag_bag
+
+
+CHANGE_GUARDS: list[Any] = [Depends(json_from_same_origin)]
+"""A change's guard: JSON from Airflow's own pages (CSRF). Its audit entry is ``audit.allow``'s."""
 
 
 DefinitionsDep = Annotated[Definitions, Depends(_definitions)]
 ListedDep = Annotated[tuple[ModelOutline, str | None], Depends(_listed)]
 ModelDep = Annotated[ModelOutline, Depends(_model)]
+DagBagDep = Annotated[DBDagBag, Depends(_dag_bag)]

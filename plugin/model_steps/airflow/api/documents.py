@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from typing import Any, cast
+
 from airflow._shared.secrets_masker import redact
 
 from model_steps.airflow.api.catalog import Listing
-from model_steps.airflow.api.dag_state import schedule_status_of
+from model_steps.airflow.api.dag_state import run_url, schedule_status_of
 from model_steps.airflow.api.store_facts import Live
 from model_steps.airflow.api_models import (
     CommentOut,
@@ -20,7 +22,7 @@ from model_steps.airflow.api_models import (
     VersionSummary,
 )
 from model_steps.airflow.outline import ModelOutline
-from model_steps.airflow.plan import invalid_dag_id
+from model_steps.airflow.plan import EVALUATE_SUFFIX, invalid_dag_id
 from model_steps.errors import format_problem
 from model_steps.store.manifest import (
     Decision,
@@ -116,8 +118,10 @@ def version_summary(store: ModelStore, version: int, current: int | None) -> Ver
         version=manifest.version,
         published_at=published_time(manifest, decision),
         run_id=manifest.run_id,
+        run_url=run_url(manifest.dag_id, manifest.run_id),
         definition_version=manifest.definition_version,
         spec_hash=manifest.spec_hash,
+        parameters=cast(dict[str, Any], redact(manifest.parameters)),
         metrics=manifest.metrics,
         comments=manifest.comments,
         is_current=manifest.version == current,
@@ -125,7 +129,10 @@ def version_summary(store: ModelStore, version: int, current: int | None) -> Ver
         reason=_reason(manifest, decision),
         gate=manifest.gate,
         decision=decision,
-        evaluations=[_evaluation_summary(e) for e in store.evaluations(version)],
+        evaluations=[
+            _evaluation_summary(e, manifest.model + EVALUATE_SUFFIX)
+            for e in store.evaluations(version)
+        ],
     )
 
 
@@ -137,7 +144,7 @@ def _reason(manifest: Manifest, decision: Decision | None) -> str | None:
     return manifest.gate.reason if manifest.gate is not None else None
 
 
-def _evaluation_summary(record: EvaluationRecord) -> EvaluationSummary:
+def _evaluation_summary(record: EvaluationRecord, dag_id: str) -> EvaluationSummary:
     return EvaluationSummary(
         run_id=record.run_id,
         evaluated_at=record.end_date_time,
@@ -146,6 +153,8 @@ def _evaluation_summary(record: EvaluationRecord) -> EvaluationSummary:
         degraded=record.degraded,
         reasons=record.reasons,
         drift=record.drift,
+        notes=record.notes,
+        url=run_url(dag_id, record.run_id),
     )
 
 
