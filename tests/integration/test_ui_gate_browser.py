@@ -3,6 +3,7 @@ one approved through the page's dialog, and a version's model card."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -65,6 +66,21 @@ def test_a_refused_candidate_shows_its_status_and_the_rule_that_failed(
     page.screenshot(path=artifacts / "model-page-gate.png")
 
 
+def test_a_failed_run_shows_its_failed_task_and_reason_linked_to_its_log(
+    page: Page, airflow_api: Any
+) -> None:
+    frame = open_reviewed(page, airflow_api)
+    failures = frame.get_by_role("list", name=re.compile(r"^failed tasks of "))
+    expect(failures).to_contain_text("accuracy 0.4737 < 0.8")
+    link = failures.get_by_role("link", name=re.compile(r"^log of "))
+    task = link.inner_text()
+
+    link.click()
+
+    page.wait_for_url(re.compile(rf"/dags/{MODEL}__train/runs/[^/]+/tasks/{task}$"))
+    expect(page.get_by_text(task).first).to_be_visible()
+
+
 def test_approving_a_waiting_candidate_in_the_page_makes_it_live(
     page: Page, airflow_api: Any, airflow_rest: httpx.Client
 ) -> None:
@@ -81,6 +97,15 @@ def test_approving_a_waiting_candidate_in_the_page_makes_it_live(
     assert listing["current"] == 1
     first = next(v for v in listing["versions"] if v["version"] == 1)
     assert first["reason"] == "approved by admin: checked by hand"
+
+
+def test_an_approved_version_shows_who_approved_it_instead_of_pending(
+    page: Page, airflow_api: Any
+) -> None:
+    frame = open_reviewed(page, airflow_api)  # after the approval above
+    row = version_row(frame, 1)
+    expect(row).to_contain_text("Gate: approved by admin")
+    expect(row).not_to_contain_text("Gate: pending")
 
 
 def test_each_version_card_opens_in_the_page(page: Page, airflow_api: Any) -> None:

@@ -15,7 +15,10 @@ import { alertBox } from "./parts.js";
 /** Counts navigations, so a slow answer for a page the user already left is dropped. */
 let navigation = 0;
 
-async function route() {
+/** How often the page shows Airflow's and the store's news by itself (runs, approvals). */
+const REFRESH_MS = 10_000;
+
+async function route({ refresh = false } = {}) {
   const ticket = ++navigation;
   const match = /^#\/models\/([^/]+)$/.exec(location.hash);
   const name = match ? decodeURIComponent(match[1]) : null;
@@ -37,10 +40,25 @@ async function route() {
   if (ticket !== navigation) return;
   app.replaceChildren(page);
   app.removeAttribute("aria-busy");
-  window.scrollTo(0, 0);
+  if (!refresh) window.scrollTo(0, 0);
+}
+
+/** Whether a refresh now would take something from the user: an open dialog, a field in use. */
+function busy() {
+  const active = document.activeElement;
+  return (
+    document.hidden ||
+    document.querySelector("dialog[open]") !== null ||
+    (active !== null && ["SELECT", "INPUT", "TEXTAREA"].includes(active.tagName))
+  );
+}
+
+function refresh() {
+  if (!busy()) route({ refresh: true });
 }
 
 followColorMode();
-window.addEventListener("hashchange", route);
-window.addEventListener(CHANGED, route);
+window.addEventListener("hashchange", () => route());
+window.addEventListener(CHANGED, () => route({ refresh: true }));
+setInterval(refresh, REFRESH_MS);
 route();

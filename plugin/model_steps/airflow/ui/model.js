@@ -2,11 +2,12 @@
 // details and card.
 
 import { api } from "./api.js";
-import { change, confirmAction, takeNotice } from "./changes.js";
+import { change, confirmWithReason, noticeFor } from "./changes.js";
 import { h } from "./dom.js";
 import {
   badge,
   dagFields,
+  dagOf,
   field,
   liveVersion,
   metricsTable,
@@ -23,12 +24,67 @@ async function pauseOrResume(model, pause) {
   const message = pause
     ? `Airflow stops scheduling ${dags}; runs already going finish. Resume to schedule them again.`
     : `Airflow schedules ${dags} again from their next due run.`;
-  if (!(await confirmAction(`${verb} ${model.name}?`, message, verb))) return;
+  const reason = await confirmWithReason(`${verb} ${model.name}?`, message, verb);
+  if (reason === null) return;
   await change(
     model.name,
-    { path: pause ? "pause" : "resume" },
+    { path: pause ? "pause" : "resume", body: { reason: reason || null } },
     (result) =>
       `${pause ? "Paused" : "Resumed"} ${result.dags.map((d) => d.dag_id).join(" and ")}.`,
+  );
+}
+
+/** One input per model parameter, filled with its default; the server checks every value. */
+function parameterInputs(model) {
+  const inputs = Object.entries(model.parameters).map(([name, param]) => {
+    const initial = param.default === undefined || param.default === null ? "" : param.default;
+    const shown = typeof initial === "string" ? initial : JSON.stringify(initial);
+    const input = h("input", { id: `param-${name}`, name, value: shown, autocomplete: "off" });
+    return { name, param, input, shown };
+  });
+  const fields = inputs.map(({ name, param, input }) =>
+    h(
+      "label",
+      { class: "stack", style: "gap: 2px", for: input.id },
+      h("span", { class: "label" }, `${name}${param.type ? ` (${param.type})` : ""}`),
+      input,
+      param.description ? h("span", { class: "muted" }, param.description) : null,
+    ),
+  );
+  return { inputs, element: h("div", { class: "stack", style: "gap: 8px" }, fields) };
+}
+
+/** A typed value as the parameter's type reads it; text the type cannot read goes as written. */
+function typedValue(param, text) {
+  const types = [param.type ?? "string"].flat();
+  if (types.includes("number") || types.includes("integer")) {
+    const number = Number(text);
+    return text.trim() !== "" && Number.isFinite(number) ? number : text;
+  }
+  if (types.includes("boolean") && ["true", "false"].includes(text)) return text === "true";
+  return text;
+}
+
+async function trainNow(model) {
+  const form = parameterInputs(model);
+  const train = dagOf(model, "train");
+  const paused = train?.paused
+    ? ` ${train.dag_id} is paused: the run waits in the queue until you resume it.`
+    : "";
+  const message = `Queues a run of ${train?.dag_id ?? "the train DAG"} now. Change a parameter to train with another value; Airflow checks each value against the parameter's rules.${paused}`;
+  const reason = await confirmWithReason(`Train ${model.name} now?`, message, "Train", {
+    extra: form.element,
+  });
+  if (reason === null) return;
+  const params = Object.fromEntries(
+    form.inputs
+      .filter(({ input, shown }) => input.value !== shown)
+      .map(({ name, param, input }) => [name, typedValue(param, input.value)]),
+  );
+  await change(
+    model.name,
+    { path: "train", body: { params, reason: reason || null } },
+    (run) => `Started ${run.dag_id} run ${run.run_id}.`,
   );
 }
 
@@ -47,6 +103,16 @@ function actions(model) {
     { class: "row", role: "group", "aria-label": "schedule" },
     button("Pause", true, !known.length || allPaused),
     button("Resume", false, !known.length || nonePaused),
+    h(
+      "button",
+      {
+        class: "button solid",
+        type: "button",
+        disabled: (dagOf(model, "train")?.paused ?? null) === null, // not in Airflow yet
+        onClick: () => trainNow(model),
+      },
+      "Train now",
+    ),
   );
 }
 
@@ -195,7 +261,7 @@ export async function modelPage(name) {
   const model = await api(`models/${encodeURIComponent(name)}`);
   const versions = await versionsSection(model);
   const progress = await progressSection(model).catch(() => null); // the page works without it
-  const notice = takeNotice();
+  const notice = noticeFor(model.name);
   const feedback = notice
     ? h(
         "div",

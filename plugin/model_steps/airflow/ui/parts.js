@@ -34,13 +34,49 @@ function runState(run) {
   return h(
     "span",
     { class: "row", title: run.run_id },
-    h("span", { class: `state ${state}` }, state),
+    airflowLink(run.url, h("span", { class: `state ${state}` }, state), {
+      "aria-label": `${state} run ${run.run_id}`,
+    }),
     h("span", { class: "muted" }, formatTime(run.start_date ?? run.run_after)),
+    taskProgress(run),
   );
 }
 
+/** A running run's progress: its task instances finished of all of them. */
+function taskProgress(run) {
+  const counts = Object.entries(run.task_states ?? {});
+  if (!counts.length) return null;
+  const total = counts.reduce((sum, [, n]) => sum + n, 0);
+  const finished = ["success", "skipped", "failed", "upstream_failed", "removed"];
+  const done = counts.filter(([state]) => finished.includes(state)).reduce((s, [, n]) => s + n, 0);
+  return h("span", { class: "muted", "aria-label": "progress" }, `${done} of ${total} tasks done`);
+}
+
+/** A failed run's failed tasks: each a link to its log in Airflow, with its one-line reason. */
+function failedTasks(run) {
+  if (!run?.failed_tasks?.length) return null;
+  return h(
+    "ul",
+    { class: "plain failures", "aria-label": `failed tasks of ${run.run_id}` },
+    run.failed_tasks.map((task) => {
+      const name = task.map_index === null ? task.task_id : `${task.task_id}[${task.map_index}]`;
+      return h(
+        "li",
+        {},
+        airflowLink(task.url, name, { "aria-label": `log of ${name}` }),
+        task.reason ? h("span", { class: "reason" }, `: ${task.reason}`) : null,
+      );
+    }),
+  );
+}
+
+/** A link to a page of Airflow's own UI (a DAG, a run's grid, a task's log), opened there. */
+export function airflowLink(url, content, props = {}) {
+  return h("a", { href: url, target: "_top", onClick: openInAirflow, ...props }, content);
+}
+
 export function dagLink(dag) {
-  return h("a", { href: dag.url, target: "_top", onClick: openInAirflow }, dag.dag_id);
+  return airflowLink(dag.url, dag.dag_id);
 }
 
 /** The model's train or infer DAG, if it has one. */
@@ -56,6 +92,7 @@ function dagState(dag) {
     { class: "stack", style: "gap: 2px" },
     h("span", { class: "row" }, dagLink(dag), paused),
     runState(dag.last_run),
+    failedTasks(dag.last_run),
   );
 }
 

@@ -5,12 +5,14 @@
 
 import { formatTime } from "./airflow.js";
 import { api } from "./api.js";
-import { change, confirmAction, confirmWithReason } from "./changes.js";
+import { change, confirmWithReason } from "./changes.js";
 import { chart, timeline } from "./chart.js";
+import { comparePanel } from "./compare.js";
 import { h } from "./dom.js";
 import { markdown } from "./markdown.js";
 import {
   alertBox,
+  airflowLink,
   badge,
   dagLink,
   dagOf,
@@ -25,17 +27,40 @@ const chosenMetric = new Map();
 /** The evaluations chart's metric per model. */
 const chosenEvaluation = new Map();
 
+/** The rollback dialog's choice to run inference now, for a model that has an infer DAG. */
+function inferChoice(model, version) {
+  const infer = dagOf(model, "infer");
+  if (!infer) return null;
+  const box = h("input", { type: "checkbox", id: "rollback-infer" });
+  const label = h(
+    "label",
+    { class: "row", for: "rollback-infer" },
+    box,
+    `Start ${infer.dag_id} now with version ${version}`,
+  );
+  return { box, label };
+}
+
 async function rollback(model, version, current) {
-  const message = `Handlers serving ${model.name} switch from version ${current} to version ${version} on their next poll. Nothing is deleted; a new training publishes a newer version as usual.`;
-  if (
-    !(await confirmAction(`Roll back ${model.name} to version ${version}?`, message, "Roll back"))
-  )
-    return;
+  const choice = inferChoice(model, version);
+  const inference = choice
+    ? " A rollback is not a new version: inference scheduled on new versions does not start by itself; tick the box to start it now."
+    : "";
+  const message = `Handlers serving ${model.name} switch from version ${current} to version ${version} on their next poll. Nothing is deleted; a new training publishes a newer version as usual.${inference}`;
+  const reason = await confirmWithReason(
+    `Roll back ${model.name} to version ${version}?`,
+    message,
+    "Roll back",
+    { extra: choice?.label },
+  );
+  if (reason === null) return;
+  const infer = Boolean(choice?.box.checked);
   await change(
     model.name,
-    { path: "rollback", body: { version } },
+    { path: "rollback", body: { version, reason: reason || null, infer } },
     (result) =>
-      `${result.model} now serves version ${result.version} (was ${result.previous ?? "none"}).`,
+      `${result.model} now serves version ${result.version} (was ${result.previous ?? "none"}).` +
+      (result.infer_run ? ` Started ${result.infer_run.dag_id} run ${result.infer_run.run_id}.` : ""),
   );
 }
 
@@ -71,26 +96,59 @@ async function reject(model, version) {
   );
 }
 
-function button(label, onClick, tone = "") {
-  return h("button", { class: `button small ${tone}`, type: "button", onClick }, label);
+/** A short button whose accessible name says which version it acts on. */
+function button(label, name, onClick, tone = "") {
+  return h(
+    "button",
+    { class: `button small ${tone}`, type: "button", "aria-label": name, title: name, onClick },
+    label,
+  );
 }
 
+/** The row's actions, first in the row so they never scroll out of a narrow page. */
 function versionActions(model, version, listing, showCard) {
-  const buttons = [button("Card", () => showCard(version.version))];
+  const v = version.version;
+  const buttons = [];
   if (version.status === "pending") {
     buttons.push(
-      button(`Approve v${version.version}`, () => approve(model, version.version), "solid"),
-      button(`Reject v${version.version}`, () => reject(model, version.version)),
+      button("Approve", `Approve v${v}`, () => approve(model, v), "solid"),
+      button("Reject", `Reject v${v}`, () => reject(model, v)),
     );
   }
   if (version.status === "published") {
     buttons.push(
-      button(`Roll back to v${version.version}`, () =>
-        rollback(model, version.version, listing.current),
-      ),
+      button("Roll back", `Roll back to v${v}`, () => rollback(model, v, listing.current)),
     );
   }
-  return h("div", { class: "row" }, buttons);
+  buttons.push(button("Card", "Card", () => showCard(v)));
+  return h("div", { class: "row actions" }, buttons);
+}
+
+/** The parameters a version was trained with, one "name=value" a line. */
+function parameterList(parameters) {
+  const entries = Object.entries(parameters);
+  if (!entries.length) return h("span", { class: "muted" }, "—");
+  return h(
+    "ul",
+    { class: "plain", "aria-label": "parameters" },
+    entries.map(([name, value]) => h("li", {}, h("code", {}, `${name}=${JSON.stringify(value)}`))),
+  );
+}
+
+/** What the newest evaluation of the version could not check (a skipped drift check...). */
+function skippedNote(version) {
+  const notes = version.evaluations.at(-1)?.notes;
+  return notes ? h("div", { class: "note", role: "note" }, `Check skipped: ${notes}`) : null;
+}
+
+/**
+ * What was decided about a version: a person's approval or rejection when there is one (the
+ * gate's "pending" is only the state at staging time), else the gate's own outcome.
+ */
+function gateOutcome(version) {
+  const decision = version.decision;
+  if (!decision) return `Gate: ${version.gate.outcome}`;
+  return `Gate: ${decision.action} by ${decision.by}, ${formatTime(decision.at)}`;
 }
 
 /** The gate's numbers for one version: each rule with the candidate's and the live side. */
@@ -102,7 +160,7 @@ function gateDetails(version) {
   return h(
     "details",
     { class: "gate" },
-    h("summary", {}, `Gate: ${gate.outcome}`),
+    h("summary", {}, gateOutcome(version)),
     gate.live_version === null
       ? h("p", { class: "muted" }, "Nothing was live to compare with.")
       : h("p", { class: "muted" }, `Compared with live version ${gate.live_version} on this run's test split.`),
@@ -150,21 +208,37 @@ function versionsTable(model, listing, showCard) {
         "aria-current": version.is_current ? "true" : null,
         "data-status": version.status,
       },
-      h("td", {}, h("strong", {}, `v${version.version}`)),
+      h("td", {}, versionActions(model, version, listing, showCard)),
+      h(
+        "td",
+        {},
+        h("strong", {}, `v${version.version}`),
+        version.definition_version
+          ? h("div", { class: "muted", title: "definition version" }, version.definition_version)
+          : null,
+      ),
       h(
         "td",
         { class: "wrap" },
         badge(version.status),
         version.reason ? h("div", { class: "muted reason" }, version.reason) : null,
         gateDetails(version),
+        skippedNote(version),
       ),
-      h("td", {}, formatTime(version.published_at)),
-      h("td", {}, version.definition_version ?? "—"),
-      h("td", { class: "mono", title: version.run_id }, version.run_id),
+      h("td", { class: "wrap" }, formatTime(version.published_at)),
+      h(
+        "td",
+        { class: "run" },
+        airflowLink(version.run_url, version.run_id, {
+          class: "mono truncate",
+          title: version.run_id,
+          "aria-label": `training run of v${version.version}`,
+        }),
+      ),
+      h("td", { class: "wrap" }, parameterList(version.parameters)),
       names.map((name) =>
         h("td", { class: "number" }, formatMetric(metricValue(version.metrics, name))),
       ),
-      h("td", {}, versionActions(model, version, listing, showCard)),
     );
   return h(
     "div",
@@ -178,11 +252,11 @@ function versionsTable(model, listing, showCard) {
         h(
           "tr",
           {},
-          ["Version", "Status", "Published", "Definition", "Run"].map((t) =>
+          h("th", { scope: "col" }, "Actions"),
+          ["Version", "Status", "Published", "Run", "Parameters"].map((t) =>
             h("th", { scope: "col" }, t),
           ),
           names.map((n) => h("th", { scope: "col", class: "number" }, n)),
-          h("th", { scope: "col" }, h("span", { class: "visually-hidden" }, "Actions")),
         ),
       ),
       h("tbody", {}, listing.versions.map(row)),
@@ -239,7 +313,7 @@ function evaluationsPanel(model, listing) {
     h(
       "tr",
       { "data-degraded": String(e.degraded) },
-      h("td", {}, formatTime(e.evaluated_at)),
+      h("td", {}, airflowLink(e.url, formatTime(e.evaluated_at))),
       h("td", {}, `v${e.version}`),
       h("td", { class: "number" }, String(e.row_count)),
       h(
@@ -254,6 +328,7 @@ function evaluationsPanel(model, listing) {
         { class: "wrap" },
         badge(e.degraded ? "degraded" : "healthy"),
         e.reasons.length ? h("div", { class: "muted reason" }, e.reasons.join("; ")) : null,
+        e.notes ? h("div", { class: "note", role: "note" }, `Check skipped: ${e.notes}`) : null,
       ),
     ),
   );
@@ -342,6 +417,8 @@ export async function versionsSection(model) {
     ),
     section("chart-title", "Metric across versions", chartPanel(model, listing)),
   ];
+  if (listing.versions.length > 1)
+    sections.push(section("compare-title", "Compare versions", comparePanel(model, listing)));
   if (dagOf(model, "evaluate") || evaluationsOf(listing).length)
     sections.push(
       section("evaluations-title", "Evaluations on fresh data", evaluationsPanel(model, listing)),
