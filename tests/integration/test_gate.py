@@ -188,6 +188,16 @@ def test_a_candidate_that_needs_approval_waits_and_nothing_goes_live(waiting: An
     assert asset_events("model-steps.approved_iris") == []
 
 
+def test_a_run_whose_candidate_waits_leaves_no_scratch_and_runs_lists_nothing(
+    waiting: Any, capsys: Any
+) -> None:
+    store = store_of("approved_iris")
+    assert store.runs() == []
+    assert store.fs.exists(store.path("versions", "1", "manifest.json"))
+    assert main(["runs", "approved_iris"]) == 0
+    assert capsys.readouterr().out.startswith("approved_iris: no run left scratch in ")
+
+
 def test_promote_on_the_command_line_makes_it_live_and_tells_airflow(
     waiting: Any, capsys: Any
 ) -> None:
