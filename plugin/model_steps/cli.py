@@ -261,6 +261,7 @@ def _note(
         verdict = "degraded: " + "; ".join(latest.reasons) if latest.degraded else "healthy"
         when = f"evaluated {latest.end_date_time[:10]} ({len(evaluations)} in all)"
         notes.append(f"{when}: {scores}, {verdict}")
+        notes += [f"skipped: {check}" for check in latest.skipped()]
     return " | ".join(notes) or "-"
 
 

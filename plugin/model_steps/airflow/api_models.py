@@ -159,6 +159,11 @@ class EvaluationSummary(BaseModel):
     degraded: bool
     reasons: list[str]
     drift: dict[str, float]
+    skipped_checks: list[str] = Field(
+        default=[],
+        description="Checks this evaluation could not apply to the version, one line each "
+        "(e.g. drift watched only after the version was trained); empty when every check ran",
+    )
 
 
 class VersionSummary(BaseModel):
