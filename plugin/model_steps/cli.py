@@ -19,6 +19,7 @@ from typing import Any
 
 from model_steps.airflow.connections import model_storage_options
 from model_steps.airflow.plan import dag_ids
+from model_steps.definition.cache import ParseCache
 from model_steps.definition.data_locations import catalog_places
 from model_steps.definition.loader import (
     Catalog,
@@ -124,16 +125,30 @@ def _list(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _definition(reference: str, settings: Settings) -> LoadedModel | None:
-    """A model by name (in the DAGs folder) or by the path of its YAML; reports why not."""
+    """A model by name (in the DAGs folder) or by the path of its YAML; reports why not.
+
+    While its file is broken, a model is its last good definition in the deployment's parse
+    cache (what Airflow runs meanwhile), said on stderr with the file's problems: versions,
+    rollback, approvals and serving go on from its store.
+    """
     path = Path(reference)
     is_file = path.suffix in (".yaml", ".yml") and path.is_file()
     folder = [path] if is_file else [settings.dags_folder]
-    catalog = load_and_validate(folder, settings.environ, only=None if is_file else reference)
+    cache = ParseCache.open(settings.parse_cache, settings.parse_cache_key, create=False)
+    only = None if is_file else reference
+    catalog = load_and_validate(folder, settings.environ, only=only, cache=cache)
     found = catalog.models[0] if is_file and catalog.models else catalog.find(reference)
+    problems = catalog.problems if found is None else found.problems
+    for problem in problems:
+        print(format_problem(problem), file=sys.stderr)
     if found is None:
-        for problem in catalog.problems:
-            print(format_problem(problem), file=sys.stderr)
         print(f"no valid model {reference!r} in {folder[0]}", file=sys.stderr)
+    elif found.problems:
+        print(
+            f"note: {found.path} is broken; using the last good definition of "
+            f"{found.spec.name!r}, which Airflow runs until the file is fixed",
+            file=sys.stderr,
+        )
     return found
 
 
@@ -356,8 +371,8 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
         options = args.storage_options
         if options is None:
             options = _connection_options(found.spec, settings)
-        handler = ModelHandler.from_definition(
-            found.path,
+        handler = ModelHandler.from_model(
+            found,
             environ=settings.environ,
             storage_options=options,
             poll_interval=args.poll_interval,

@@ -65,6 +65,16 @@ class ScheduleText(BaseModel):
 ScheduleStatus = Literal["active", "paused", "partly paused", "not in Airflow yet"]
 
 
+class ProblemOut(BaseModel):
+    """One problem of a broken definition file, located."""
+
+    line: int | None
+    column: int | None
+    field: str | None
+    message: str
+    text: str = Field(description='The whole formatted "path:line:col: field: message"')
+
+
 class ModelSummary(BaseModel):
     """One model in the listing."""
 
@@ -90,16 +100,11 @@ class ModelSummary(BaseModel):
     versions: int = Field(description="How many complete versions the store holds")
     metrics: dict[str, dict[str, float]] = Field(description="The live version's, by split")
     store_error: str | None = Field(description="Why this model's store could not be read")
-
-
-class ProblemOut(BaseModel):
-    """One problem of a broken definition file, located."""
-
-    line: int | None
-    column: int | None
-    field: str | None
-    message: str
-    text: str = Field(description='The whole formatted "path:line:col: field: message"')
+    definition_problems: list[ProblemOut] = Field(
+        default=[],
+        description="The definition file's problems while it is broken: the model shows (and "
+        "Airflow runs) its last good definition until the file is fixed; empty when it loads",
+    )
 
 
 class InvalidFile(BaseModel):

@@ -75,7 +75,7 @@ def _outline(plan: DagPlan, folder: Path) -> str | None:
         return outline_json(invalid_outline(file, plan.model_name, plan.problems))
     if plan.dag_id != dag_ids(plan.spec)[0]:
         return None
-    return outline_json(model_outline(plan.spec, file))
+    return outline_json(model_outline(plan.spec, file, plan.problems))
 
 
 def _schedule(plan: DagPlan) -> Any:
@@ -149,8 +149,9 @@ def build_dags(
     part = None if dag_id else plan_shard(folder, settings, shard)
     if part is not None and not part.builds:
         return {}
-    # A task start reads one file once: the cache would only add a write on a worker's disk.
-    cache = None if dag_id else ParseCache.open(settings.parse_cache, settings.parse_cache_key)
+    # A task start makes no cache on a worker's disk, but uses one that is there: a broken
+    # file's last good definition (which the scheduler runs meanwhile) is only found in it.
+    cache = ParseCache.open(settings.parse_cache, settings.parse_cache_key, create=not dag_id)
     catalog = load_and_validate(
         [folder],
         settings.environ,

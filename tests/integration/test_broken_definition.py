@@ -1,0 +1,100 @@
+"""A typo never hides a model: while its file is broken, its last good definition stands.
+
+``typo_iris`` is trained twice, parsed once as the DAG processor does (which keeps its
+definition in the deployment's parse cache), then a typo breaks its file. Its DAGs, the command
+line, ``model-steps serve`` and the Models API go on from the last good definition and the
+store, each saying what is wrong with the file; ``model-steps validate`` still refuses it.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from model_steps.airflow.dags import build_dags
+from model_steps.airflow.outline import ModelOutline, read_outline
+from model_steps.cli import main
+from tests.conftest import SESSION_DAGS
+from tests.integration.conftest import AirflowApi
+from tests.integration.test_serve import FLOWER, predict, serving, wait_ready
+from tests.lab import Lab, make_lab
+
+pytestmark = pytest.mark.integration
+
+TYPO = "clas: LogisticRegression"
+"""What the typo makes of the classifier's ``class:`` line (line 21 of the file)."""
+
+
+@pytest.fixture(scope="module")
+def broken(
+    session_dags: Path, example_data: Path, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Lab]:
+    """typo_iris in the session's DAGs folder: versions 1 and 2 published, then a typo."""
+    root = tmp_path_factory.mktemp("typo-assets")
+    lab = make_lab(SESSION_DAGS, example_data / "iris" / "train.csv", str(root), name="typo_iris")
+    lab.train(C=1.0)
+    lab.train(C=0.5)
+    build_dags(SESSION_DAGS, os.environ)  # the DAG processor's parse: the good file is cached
+    text = lab.definition.read_text()
+    lab.definition.write_text(text.replace("class: LogisticRegression", TYPO))
+    try:
+        yield lab
+    finally:
+        lab.definition.unlink()
+
+
+def test_validate_still_refuses_the_broken_file(broken: Lab, capsys: Any) -> None:
+    assert main(["validate", str(broken.definition)]) == 1
+    assert "clas" in capsys.readouterr().out
+
+
+def test_its_dags_run_the_last_good_definition_and_say_the_file_is_broken(broken: Lab) -> None:
+    dags = build_dags(SESSION_DAGS, os.environ)
+    train = dags["typo_iris__train"]
+    assert not any(dag_id.startswith("invalid__typo_iris") for dag_id in dags)
+    assert "`typo_iris.yaml` is broken" in (train.doc_md or "")
+    outline = read_outline(train.tasks[0].doc_json)
+    assert isinstance(outline, ModelOutline)
+    assert [p.line for p in outline.problems] == [21]
+    assert [s.id for s in outline.steps] == ["scale", "classify"]
+
+
+def test_versions_work_from_the_store_and_say_the_file_is_broken(broken: Lab, capsys: Any) -> None:
+    assert main(["versions", "typo_iris"]) == 0
+    out, err = capsys.readouterr()
+    assert [line.split()[:2] for line in out.splitlines()[1:]] == [["1", "published"], ["*", "2"]]
+    assert "typo_iris.yaml:21:" in err
+    assert "using the last good definition of 'typo_iris'" in err
+
+
+def test_rollback_works_while_the_file_is_broken(broken: Lab, capsys: Any) -> None:
+    assert main(["rollback", "typo_iris", "--to", "1"]) == 0
+    assert "current version is now 1 (was 2)" in capsys.readouterr().out
+    pointer = broken.store.pointer()
+    assert pointer is not None and pointer.version == 1
+
+
+def test_serve_starts_and_predicts_while_the_file_is_broken(broken: Lab, tmp_path: Path) -> None:
+    environ = {"MODEL_STEPS_DAGS_FOLDER": str(SESSION_DAGS)}
+    with serving("typo_iris", log=tmp_path / "server.log", environ=environ) as server:
+        wait_ready(server)
+        answer = predict(server, [FLOWER])
+    assert answer.status_code == 200, answer.text
+    assert answer.json()["version"] == broken.store.pointer().version
+
+
+def test_the_models_api_shows_the_model_with_its_files_problems(
+    broken: Lab, airflow_api: AirflowApi
+) -> None:
+    with airflow_api.client("admin") as admin:
+        detail = admin.get("/model-steps/models/typo_iris")
+        listing = admin.get("/model-steps/models").json()
+    assert detail.status_code == 200, detail.text
+    problems = detail.json()["definition_problems"]
+    assert [(p["line"], p["text"].split(":")[0]) for p in problems] == [(21, "typo_iris.yaml")]
+    assert detail.json()["versions"] == 2
+    assert "typo_iris.yaml" not in [broken_file["file"] for broken_file in listing["invalid"]]
