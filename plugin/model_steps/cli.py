@@ -280,16 +280,51 @@ def _note(
     return " | ".join(notes) or "-"
 
 
+def _audit(event: str, spec: ModelSpec, **details: Any) -> None:
+    """Write the change to Airflow's audit log where its metadata DB is reachable; else say so.
+
+    The store has changed either way: an audit log out of reach must not undo or fail it.
+    """
+    try:
+        from model_steps.airflow.audit import record_action
+
+        record_action(event, dag_ids(spec), getpass.getuser(), {"model": spec.name, **details})
+    except Exception as error:
+        reason = (str(error).splitlines() or [""])[0][:200]
+        print(
+            f"note: not recorded in Airflow's audit log ({type(error).__name__}: {reason})",
+            file=sys.stderr,
+        )
+
+
+def _decider(args: argparse.Namespace) -> str:
+    """Who decides: the OS user running the command, the only name it can vouch for.
+
+    Raises:
+        ModelStepsError: ``--by`` names someone else.
+    """
+    user = getpass.getuser()
+    if args.by not in (None, user):
+        raise ModelStepsError(
+            f"--by {args.by!r} is not you: the command line records the OS user who runs it "
+            f"({user!r}), as Airflow's own does; to be recorded under your Airflow user, "
+            "decide on the Models page"
+        )
+    return user
+
+
 @_per_model
 def _promote(args: argparse.Namespace, spec: ModelSpec, env: Environment) -> int:
-    pointer = env.store.approve(args.version, by=args.by, reason=args.reason)
+    by = _decider(args)
+    pointer = env.store.approve(args.version, by=by, reason=args.reason)
     live = env.store.pointer()
     print(
-        f"{spec.name}: version {args.version} approved by {args.by}; the live version is now "
+        f"{spec.name}: version {args.version} approved by {by}; the live version is now "
         f"{live.version if live else pointer.version}"
     )
+    _audit("model_steps_approve", spec, version=args.version, reason=args.reason)
     if live is not None and live.version == args.version:
-        _announce(spec.name, args.version, pointer.manifest, args.by)
+        _announce(spec.name, args.version, pointer.manifest, by)
     return 0
 
 
@@ -312,8 +347,10 @@ def _announce(model: str, version: int, manifest: str, by: str) -> None:
 
 @_per_model
 def _reject(args: argparse.Namespace, spec: ModelSpec, env: Environment) -> int:
-    env.store.reject(args.version, by=args.by, reason=args.reason)
-    print(f"{spec.name}: version {args.version} rejected by {args.by}: {args.reason}")
+    by = _decider(args)
+    env.store.reject(args.version, by=by, reason=args.reason)
+    print(f"{spec.name}: version {args.version} rejected by {by}: {args.reason}")
+    _audit("model_steps_reject", spec, version=args.version, reason=args.reason)
     return 0
 
 
@@ -334,6 +371,7 @@ def _card(args: argparse.Namespace, spec: ModelSpec, env: Environment) -> int:
 def _rollback(args: argparse.Namespace, spec: ModelSpec, env: Environment) -> int:
     pointer = env.store.rollback(args.to)
     print(f"{spec.name}: current version is now {pointer.version} (was {pointer.rolled_back_from})")
+    _audit("model_steps_rollback", spec, version=pointer.version, was=pointer.rolled_back_from)
     return 0
 
 
@@ -341,6 +379,8 @@ def _rollback(args: argparse.Namespace, spec: ModelSpec, env: Environment) -> in
 def _prune(args: argparse.Namespace, spec: ModelSpec, env: Environment) -> int:
     deleted = env.store.prune(args.keep, spec.assets.pinned_versions)
     print(f"{spec.name}: deleted versions {', '.join(map(str, deleted)) or 'none'}")
+    if deleted:
+        _audit("model_steps_prune", spec, deleted=deleted, keep=args.keep)
     return 0
 
 
@@ -505,7 +545,9 @@ def _parser() -> argparse.ArgumentParser:
     reject.set_defaults(run=_reject)
     for command in (promote, reject):
         command.add_argument(
-            "--by", default=getpass.getuser(), help="who decides (default: %(default)s)"
+            "--by",
+            help="who decides: only the OS user running the command is accepted (the default), "
+            "the name recorded with the decision and in Airflow's audit log",
         )
     runs = commands.add_parser(
         "runs", help="list the scratch failed (or running) runs left in a model's store"

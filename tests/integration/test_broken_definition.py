@@ -8,6 +8,7 @@ store, each saying what is wrong with the file; ``model-steps validate`` still r
 
 from __future__ import annotations
 
+import getpass
 import os
 from collections.abc import Iterator
 from pathlib import Path
@@ -98,3 +99,17 @@ def test_the_models_api_shows_the_model_with_its_files_problems(
     assert [(p["line"], p["text"].split(":")[0]) for p in problems] == [(21, "typo_iris.yaml")]
     assert detail.json()["versions"] == 2
     assert "typo_iris.yaml" not in [broken_file["file"] for broken_file in listing["invalid"]]
+
+
+def test_the_rollback_is_in_airflows_audit_log_under_the_os_user(broken: Lab) -> None:
+    from airflow.models.log import Log
+    from airflow.utils.session import create_session
+    from sqlalchemy import select
+
+    with create_session() as session:
+        rows = session.execute(
+            select(Log.dag_id, Log.owner, Log.extra).where(Log.event == "model_steps_rollback")
+        ).all()
+    assert [(dag_id, owner) for dag_id, owner, extra in rows if "typo_iris" in extra] == [
+        ("typo_iris__train", getpass.getuser())
+    ]

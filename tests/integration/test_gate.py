@@ -8,6 +8,8 @@ checks; an evaluation that finds the live version degraded makes the scheduler d
 
 from __future__ import annotations
 
+import getpass
+import json
 import os
 from collections.abc import Iterator
 from pathlib import Path
@@ -198,15 +200,51 @@ def test_a_run_whose_candidate_waits_leaves_no_scratch_and_runs_lists_nothing(
     assert capsys.readouterr().out.startswith("approved_iris: no run left scratch in ")
 
 
+def audit_rows(event: str) -> list[tuple[str | None, str | None, dict[str, Any]]]:
+    """Airflow's audit log rows of ``event``: DAG id, owner and extra, oldest first."""
+    from airflow.models.log import Log
+    from airflow.utils.session import create_session
+    from sqlalchemy import select
+
+    with create_session() as session:
+        rows = session.execute(
+            select(Log.dag_id, Log.owner, Log.extra).where(Log.event == event).order_by(Log.id)
+        )
+        return [(dag_id, owner, json.loads(extra or "{}")) for dag_id, owner, extra in rows]
+
+
+def test_promote_refuses_a_by_that_is_not_the_user_running_it(waiting: Any, capsys: Any) -> None:
+    assert main(["promote", "approved_iris", "--version", "1", "--by", "mallory"]) == 1
+    assert "--by 'mallory' is not you" in capsys.readouterr().err
+    assert store_of("approved_iris").status(1, None) == "pending"
+
+
 def test_promote_on_the_command_line_makes_it_live_and_tells_airflow(
     waiting: Any, capsys: Any
 ) -> None:
-    assert main(["promote", "approved_iris", "--version", "1", "--by", "alice"]) == 0
-    assert "version 1 approved by alice; the live version is now 1" in capsys.readouterr().out
+    user = getpass.getuser()
+    assert main(["promote", "approved_iris", "--version", "1", "--by", user]) == 0
+    assert f"version 1 approved by {user}; the live version is now 1" in capsys.readouterr().out
     store = store_of("approved_iris")
     assert store.pointer().version == 1
-    assert store.decision(1).by == "alice"
+    assert store.decision(1).by == user
     assert asset_events("model-steps.approved_iris")[-1]["version"] == 1
+
+
+def test_promote_on_the_command_line_is_in_each_dags_audit_log_under_the_os_user(
+    waiting: Any,
+) -> None:
+    rows = [row for row in audit_rows("model_steps_approve") if row[2].get("via")]
+    assert [(dag_id, owner) for dag_id, owner, _ in rows] == [
+        ("approved_iris__train", getpass.getuser())
+    ]
+    assert rows[0][2] | {"host_name": "h"} == {
+        "via": "model-steps",
+        "host_name": "h",
+        "model": "approved_iris",
+        "version": 1,
+        "reason": None,
+    }
 
 
 def test_a_second_decision_on_the_same_candidate_is_refused(waiting: Any, capsys: Any) -> None:
