@@ -15,12 +15,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from airflow.dag_processing.dagbag import sync_bag_to_db
 
+from model_steps.airflow.broken_files import REPORT_FILE
 from model_steps.airflow.dags import build_dags
 from model_steps.airflow.outline import ModelOutline, read_outline
 from model_steps.cli import main
 from tests.conftest import SESSION_DAGS
-from tests.integration.conftest import AirflowApi
+from tests.integration.conftest import BUNDLE, AirflowApi
 from tests.integration.test_serve import FLOWER, predict, serving, wait_ready
 from tests.lab import Lab, make_lab
 
@@ -32,9 +34,13 @@ TYPO = "clas: LogisticRegression"
 
 @pytest.fixture(scope="module")
 def broken(
-    session_dags: Path, example_data: Path, tmp_path_factory: pytest.TempPathFactory
+    airflow_api: AirflowApi, example_data: Path, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Lab]:
-    """typo_iris in the session's DAGs folder: versions 1 and 2 published, then a typo."""
+    """typo_iris in the session's DAGs folder: versions 1 and 2 published, then a typo.
+
+    The session's DAGs are parsed and its API server started first: the session's own parse
+    of the folder is without the typo.
+    """
     root = tmp_path_factory.mktemp("typo-assets")
     lab = make_lab(SESSION_DAGS, example_data / "iris" / "train.csv", str(root), name="typo_iris")
     lab.train(C=1.0)
@@ -42,10 +48,29 @@ def broken(
     build_dags(SESSION_DAGS, os.environ)  # the DAG processor's parse: the good file is cached
     text = lab.definition.read_text()
     lab.definition.write_text(text.replace("class: LogisticRegression", TYPO))
+    build_dags(SESSION_DAGS, os.environ)  # and its parse after the typo
     try:
         yield lab
     finally:
         lab.definition.unlink()
+        build_dags(SESSION_DAGS, os.environ)
+        sync_bag_to_db(report_bag(), bundle_name=BUNDLE, bundle_version=None)
+
+
+def report_bag() -> Any:
+    """The DAG processor's parse of the file whose import error counts broken model files."""
+    from airflow.dag_processing.dagbag import DagBag
+
+    return DagBag(
+        dag_folder=SESSION_DAGS / REPORT_FILE, bundle_path=SESSION_DAGS, bundle_name=BUNDLE
+    )
+
+
+def import_errors(api: AirflowApi) -> dict[str, str]:
+    """Airflow's import errors, as its REST API lists them to an admin: file to stack trace."""
+    with api.client("admin") as admin:
+        answer = admin.get("/api/v2/importErrors").json()
+    return {e["filename"]: e["stack_trace"] for e in answer["import_errors"]}
 
 
 def test_validate_still_refuses_the_broken_file(broken: Lab, capsys: Any) -> None:
@@ -113,3 +138,30 @@ def test_the_rollback_is_in_airflows_audit_log_under_the_os_user(broken: Lab) ->
     assert [(dag_id, owner) for dag_id, owner, extra in rows if "typo_iris" in extra] == [
         ("typo_iris__train", getpass.getuser())
     ]
+
+
+def test_airflow_counts_the_broken_file_among_its_import_errors(
+    broken: Lab, airflow_api: AirflowApi
+) -> None:
+    bag = report_bag()
+    sync_bag_to_db(bag, bundle_name=BUNDLE, bundle_version=None)
+    assert list(bag.import_errors) == [REPORT_FILE]
+    assert bag.dags == {}
+    error = import_errors(airflow_api)[REPORT_FILE]
+    assert "1 model file(s) no longer validate" in error
+    assert "typo_iris.yaml (1 problem(s))" in error
+
+
+def test_fixing_the_file_clears_the_import_error_and_its_problems(
+    broken: Lab, airflow_api: AirflowApi
+) -> None:
+    text = broken.definition.read_text()
+    broken.definition.write_text(text.replace(TYPO, "class: LogisticRegression"))
+    build_dags(SESSION_DAGS, os.environ)
+    bag = report_bag()
+    sync_bag_to_db(bag, bundle_name=BUNDLE, bundle_version=None)
+    assert bag.import_errors == {}
+    assert REPORT_FILE not in import_errors(airflow_api)
+    with airflow_api.client("admin") as admin:
+        detail = admin.get("/model-steps/models/typo_iris").json()
+    assert detail["definition_problems"] == []

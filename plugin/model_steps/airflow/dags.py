@@ -15,6 +15,7 @@ from typing import Any
 
 from airflow.sdk import DAG, Param
 
+from model_steps.airflow.broken_files import record_standing_in
 from model_steps.airflow.operators import (
     InvalidDefinitionOperator,
     MappedStepOperator,
@@ -167,6 +168,7 @@ def build_dags(
         plans = [plan for plan in plans if plan.dag_id == dag_id]
     dags = {dag.dag_id: dag for dag in (_build_or_placeholder(p, folder) for p in plans)}
     if part is not None:
+        record_standing_in(settings, folder, shard, catalog.models)
         touch_shards(folder, catalog.changed_shards)
         record_parse(settings, folder, shard, time.monotonic() - started, part.definitions)
     return dags
