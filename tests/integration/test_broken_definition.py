@@ -89,6 +89,16 @@ def test_its_dags_run_the_last_good_definition_and_say_the_file_is_broken(broken
     assert [s.id for s in outline.steps] == ["scale", "classify"]
 
 
+def test_a_task_start_builds_the_dag_the_scheduler_runs_from_the_last_good_definition(
+    broken: Lab,
+) -> None:
+    scheduled = build_dags(SESSION_DAGS, os.environ)["typo_iris__train"]
+    started = build_dags(SESSION_DAGS, os.environ, "typo_iris__train")
+    assert list(started) == ["typo_iris__train"]
+    assert started["typo_iris__train"].task_ids == scheduled.task_ids
+    assert started["typo_iris__train"].schedule == scheduled.schedule
+
+
 def test_versions_work_from_the_store_and_say_the_file_is_broken(broken: Lab, capsys: Any) -> None:
     assert main(["versions", "typo_iris"]) == 0
     out, err = capsys.readouterr()
