@@ -65,16 +65,6 @@ class ScheduleText(BaseModel):
 ScheduleStatus = Literal["active", "paused", "partly paused", "not in Airflow yet"]
 
 
-class ProblemOut(BaseModel):
-    """One problem of a broken definition file, located."""
-
-    line: int | None
-    column: int | None
-    field: str | None
-    message: str
-    text: str = Field(description='The whole formatted "path:line:col: field: message"')
-
-
 class ModelSummary(BaseModel):
     """One model in the listing."""
 
@@ -105,6 +95,16 @@ class ModelSummary(BaseModel):
         description="The definition file's problems while it is broken: the model shows (and "
         "Airflow runs) its last good definition until the file is fixed; empty when it loads",
     )
+
+
+class ProblemOut(BaseModel):
+    """One problem of a broken definition file, located."""
+
+    line: int | None
+    column: int | None
+    field: str | None
+    message: str
+    text: str = Field(description='The whole formatted "path:line:col: field: message"')
 
 
 class InvalidFile(BaseModel):

@@ -79,20 +79,6 @@ class CommentOutline(_Outline):
     text: str
 
 
-class ProblemOutline(_Outline):
-    """One located problem of a broken file."""
-
-    line: int = 0
-    column: int = 0
-    field: str = ""
-    code: str = ""
-    message: str
-
-    def problem(self, file: str) -> Problem:
-        """The problem as the loader reported it, placed in ``file``."""
-        return Problem(file, self.line, self.column, self.field, self.code, self.message)
-
-
 class ModelOutline(_Outline):
     """A valid definition as the Models API shows and manages it."""
 
@@ -119,6 +105,20 @@ class ModelOutline(_Outline):
     parameters: dict[str, dict[str, Any]] = {}
     problems: tuple[ProblemOutline, ...] = ()
     """The file's problems while it is broken: the rest is its last good definition."""
+
+
+class ProblemOutline(_Outline):
+    """One located problem of a broken file."""
+
+    line: int = 0
+    column: int = 0
+    field: str = ""
+    code: str = ""
+    message: str
+
+    def problem(self, file: str) -> Problem:
+        """The problem as the loader reported it, placed in ``file``."""
+        return Problem(file, self.line, self.column, self.field, self.code, self.message)
 
 
 class InvalidOutline(_Outline):
