@@ -136,6 +136,18 @@ def test_the_models_api_shows_the_model_with_its_files_problems(
     assert "typo_iris.yaml" not in [broken_file["file"] for broken_file in listing["invalid"]]
 
 
+def test_the_models_api_lists_versions_and_rolls_back_while_the_file_is_broken(
+    broken: Lab, airflow_api: AirflowApi
+) -> None:
+    with airflow_api.client("admin") as admin:
+        versions = admin.get("/model-steps/models/typo_iris/versions")
+        rolled = admin.post("/model-steps/models/typo_iris/rollback", json={"version": 2})
+    assert sorted(v["version"] for v in versions.json()["versions"]) == [1, 2]
+    assert rolled.status_code == 200, rolled.text
+    pointer = broken.store.pointer()
+    assert pointer is not None and pointer.version == 2
+
+
 def test_the_rollback_is_in_airflows_audit_log_under_the_os_user(broken: Lab) -> None:
     from airflow.models.log import Log
     from airflow.utils.session import create_session
@@ -145,7 +157,8 @@ def test_the_rollback_is_in_airflows_audit_log_under_the_os_user(broken: Lab) ->
         rows = session.execute(
             select(Log.dag_id, Log.owner, Log.extra).where(Log.event == "model_steps_rollback")
         ).all()
-    assert [(dag_id, owner) for dag_id, owner, extra in rows if "typo_iris" in extra] == [
+    from_cli = [row for row in rows if '"via": "model-steps"' in row[2] and "typo_iris" in row[2]]
+    assert [(dag_id, owner) for dag_id, owner, _ in from_cli] == [
         ("typo_iris__train", getpass.getuser())
     ]
 
