@@ -14,6 +14,11 @@ export AIRFLOW__CORE__PARALLELISM := 4
 export AIRFLOW__CORE__MAX_ACTIVE_TASKS_PER_DAG := 2
 export AIRFLOW__API__WORKERS := 1
 export AIRFLOW__API__HOST ?= 127.0.0.1
+# `make run PORT=8090`: the UI and API move, and tasks report to the API server on that port
+# (Airflow's default execution API URL says port 8080 whatever [api] port is).
+PORT ?= 8080
+export AIRFLOW__API__PORT := $(PORT)
+export AIRFLOW__CORE__EXECUTION_API_SERVER_URL := http://localhost:$(PORT)/execution/
 export AIRFLOW__DAG_PROCESSOR__PARSING_PROCESSES := 1
 export MODEL_STEPS_ASSETS_ROOT := $(CURDIR)/.data/assets
 export MODEL_STEPS_DATA_ROOT := $(CURDIR)/.data/data

@@ -19,6 +19,7 @@ from typing import Any
 
 from model_steps.airflow.connections import model_storage_options
 from model_steps.airflow.plan import dag_ids
+from model_steps.definition.cache import ParseCache
 from model_steps.definition.data_locations import catalog_places
 from model_steps.definition.loader import (
     Catalog,
@@ -124,16 +125,30 @@ def _list(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _definition(reference: str, settings: Settings) -> LoadedModel | None:
-    """A model by name (in the DAGs folder) or by the path of its YAML; reports why not."""
+    """A model by name (in the DAGs folder) or by the path of its YAML; reports why not.
+
+    While its file is broken, a model is its last good definition in the deployment's parse
+    cache (what Airflow runs meanwhile), said on stderr with the file's problems: versions,
+    rollback, approvals and serving go on from its store.
+    """
     path = Path(reference)
     is_file = path.suffix in (".yaml", ".yml") and path.is_file()
     folder = [path] if is_file else [settings.dags_folder]
-    catalog = load_and_validate(folder, settings.environ, only=None if is_file else reference)
+    cache = ParseCache.open(settings.parse_cache, settings.parse_cache_key, create=False)
+    only = None if is_file else reference
+    catalog = load_and_validate(folder, settings.environ, only=only, cache=cache)
     found = catalog.models[0] if is_file and catalog.models else catalog.find(reference)
+    problems = catalog.problems if found is None else found.problems
+    for problem in problems:
+        print(format_problem(problem), file=sys.stderr)
     if found is None:
-        for problem in catalog.problems:
-            print(format_problem(problem), file=sys.stderr)
         print(f"no valid model {reference!r} in {folder[0]}", file=sys.stderr)
+    elif found.problems:
+        print(
+            f"note: {found.path} is broken; using the last good definition of "
+            f"{found.spec.name!r}, which Airflow runs until the file is fixed",
+            file=sys.stderr,
+        )
     return found
 
 
@@ -261,19 +276,55 @@ def _note(
         verdict = "degraded: " + "; ".join(latest.reasons) if latest.degraded else "healthy"
         when = f"evaluated {latest.end_date_time[:10]} ({len(evaluations)} in all)"
         notes.append(f"{when}: {scores}, {verdict}")
+        notes += [f"skipped: {check}" for check in latest.skipped()]
     return " | ".join(notes) or "-"
+
+
+def _audit(event: str, spec: ModelSpec, **details: Any) -> None:
+    """Write the change to Airflow's audit log where its metadata DB is reachable; else say so.
+
+    The store has changed either way: an audit log out of reach must not undo or fail it.
+    """
+    try:
+        from model_steps.airflow.audit import record_action
+
+        record_action(event, dag_ids(spec), getpass.getuser(), {"model": spec.name, **details})
+    except Exception as error:
+        reason = (str(error).splitlines() or [""])[0][:200]
+        print(
+            f"note: not recorded in Airflow's audit log ({type(error).__name__}: {reason})",
+            file=sys.stderr,
+        )
+
+
+def _decider(args: argparse.Namespace) -> str:
+    """Who decides: the OS user running the command, the only name it can vouch for.
+
+    Raises:
+        ModelStepsError: ``--by`` names someone else.
+    """
+    user = getpass.getuser()
+    if args.by not in (None, user):
+        raise ModelStepsError(
+            f"--by {args.by!r} is not you: the command line records the OS user who runs it "
+            f"({user!r}), as Airflow's own does; to be recorded under your Airflow user, "
+            "decide on the Models page"
+        )
+    return user
 
 
 @_per_model
 def _promote(args: argparse.Namespace, spec: ModelSpec, env: Environment) -> int:
-    pointer = env.store.approve(args.version, by=args.by, reason=args.reason)
+    by = _decider(args)
+    pointer = env.store.approve(args.version, by=by, reason=args.reason)
     live = env.store.pointer()
     print(
-        f"{spec.name}: version {args.version} approved by {args.by}; the live version is now "
+        f"{spec.name}: version {args.version} approved by {by}; the live version is now "
         f"{live.version if live else pointer.version}"
     )
+    _audit("model_steps_approve", spec, version=args.version, reason=args.reason)
     if live is not None and live.version == args.version:
-        _announce(spec.name, args.version, pointer.manifest, args.by)
+        _announce(spec.name, args.version, pointer.manifest, by)
     return 0
 
 
@@ -296,8 +347,10 @@ def _announce(model: str, version: int, manifest: str, by: str) -> None:
 
 @_per_model
 def _reject(args: argparse.Namespace, spec: ModelSpec, env: Environment) -> int:
-    env.store.reject(args.version, by=args.by, reason=args.reason)
-    print(f"{spec.name}: version {args.version} rejected by {args.by}: {args.reason}")
+    by = _decider(args)
+    env.store.reject(args.version, by=by, reason=args.reason)
+    print(f"{spec.name}: version {args.version} rejected by {by}: {args.reason}")
+    _audit("model_steps_reject", spec, version=args.version, reason=args.reason)
     return 0
 
 
@@ -318,6 +371,7 @@ def _card(args: argparse.Namespace, spec: ModelSpec, env: Environment) -> int:
 def _rollback(args: argparse.Namespace, spec: ModelSpec, env: Environment) -> int:
     pointer = env.store.rollback(args.to)
     print(f"{spec.name}: current version is now {pointer.version} (was {pointer.rolled_back_from})")
+    _audit("model_steps_rollback", spec, version=pointer.version, was=pointer.rolled_back_from)
     return 0
 
 
@@ -325,6 +379,8 @@ def _rollback(args: argparse.Namespace, spec: ModelSpec, env: Environment) -> in
 def _prune(args: argparse.Namespace, spec: ModelSpec, env: Environment) -> int:
     deleted = env.store.prune(args.keep, spec.assets.pinned_versions)
     print(f"{spec.name}: deleted versions {', '.join(map(str, deleted)) or 'none'}")
+    if deleted:
+        _audit("model_steps_prune", spec, deleted=deleted, keep=args.keep)
     return 0
 
 
@@ -355,8 +411,8 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
         options = args.storage_options
         if options is None:
             options = _connection_options(found.spec, settings)
-        handler = ModelHandler.from_definition(
-            found.path,
+        handler = ModelHandler.from_model(
+            found,
             environ=settings.environ,
             storage_options=options,
             poll_interval=args.poll_interval,
@@ -489,7 +545,9 @@ def _parser() -> argparse.ArgumentParser:
     reject.set_defaults(run=_reject)
     for command in (promote, reject):
         command.add_argument(
-            "--by", default=getpass.getuser(), help="who decides (default: %(default)s)"
+            "--by",
+            help="who decides: only the OS user running the command is accepted (the default), "
+            "the name recorded with the decision and in Airflow's audit log",
         )
     runs = commands.add_parser(
         "runs", help="list the scratch failed (or running) runs left in a model's store"

@@ -426,7 +426,7 @@ def test_a_pause_is_in_each_dags_audit_log_with_its_user_and_reason(admin: httpx
         entry = response.json()["event_logs"][-1]
         assert (entry["dag_id"], entry["owner"]) == (dag_id, "admin")
         assert json.loads(entry["extra"]) == {
-            "name": MODEL,
+            "model": MODEL,
             "reason": "data source down",
             "method": "POST",
         }

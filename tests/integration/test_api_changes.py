@@ -50,7 +50,7 @@ def test_a_rollback_is_in_each_dags_audit_log_with_its_user_and_reason(
         entry = audit_entries(admin, "model_steps_rollback", dag_id)[-1]
         assert (entry["dag_id"], entry["owner"]) == (dag_id, "admin")
         assert json.loads(entry["extra"]) == {
-            "name": MODEL,
+            "model": MODEL,
             "version": trained - 1,
             "reason": "v2 mislabels setosa",
             "infer": False,

@@ -8,6 +8,7 @@ checks; an evaluation that finds the live version degraded makes the scheduler d
 
 from __future__ import annotations
 
+import getpass
 import json
 import os
 from collections.abc import Iterator
@@ -189,15 +190,61 @@ def test_a_candidate_that_needs_approval_waits_and_nothing_goes_live(waiting: An
     assert asset_events("model-steps.approved_iris") == []
 
 
+def test_a_run_whose_candidate_waits_leaves_no_scratch_and_runs_lists_nothing(
+    waiting: Any, capsys: Any
+) -> None:
+    store = store_of("approved_iris")
+    assert store.runs() == []
+    assert store.fs.exists(store.path("versions", "1", "manifest.json"))
+    assert main(["runs", "approved_iris"]) == 0
+    assert capsys.readouterr().out.startswith("approved_iris: no run left scratch in ")
+
+
+def audit_rows(event: str) -> list[tuple[str | None, str | None, dict[str, Any]]]:
+    """Airflow's audit log rows of ``event``: DAG id, owner and extra, oldest first."""
+    from airflow.models.log import Log
+    from airflow.utils.session import create_session
+    from sqlalchemy import select
+
+    with create_session() as session:
+        rows = session.execute(
+            select(Log.dag_id, Log.owner, Log.extra).where(Log.event == event).order_by(Log.id)
+        )
+        return [(dag_id, owner, json.loads(extra or "{}")) for dag_id, owner, extra in rows]
+
+
+def test_promote_refuses_a_by_that_is_not_the_user_running_it(waiting: Any, capsys: Any) -> None:
+    assert main(["promote", "approved_iris", "--version", "1", "--by", "mallory"]) == 1
+    assert "--by 'mallory' is not you" in capsys.readouterr().err
+    assert store_of("approved_iris").status(1, None) == "pending"
+
+
 def test_promote_on_the_command_line_makes_it_live_and_tells_airflow(
     waiting: Any, capsys: Any
 ) -> None:
-    assert main(["promote", "approved_iris", "--version", "1", "--by", "alice"]) == 0
-    assert "version 1 approved by alice; the live version is now 1" in capsys.readouterr().out
+    user = getpass.getuser()
+    assert main(["promote", "approved_iris", "--version", "1", "--by", user]) == 0
+    assert f"version 1 approved by {user}; the live version is now 1" in capsys.readouterr().out
     store = store_of("approved_iris")
     assert store.pointer().version == 1
-    assert store.decision(1).by == "alice"
+    assert store.decision(1).by == user
     assert asset_events("model-steps.approved_iris")[-1]["version"] == 1
+
+
+def test_promote_on_the_command_line_is_in_each_dags_audit_log_under_the_os_user(
+    waiting: Any,
+) -> None:
+    rows = [row for row in audit_rows("model_steps_approve") if row[2].get("via")]
+    assert [(dag_id, owner) for dag_id, owner, _ in rows] == [
+        ("approved_iris__train", getpass.getuser())
+    ]
+    assert rows[0][2] | {"host_name": "h"} == {
+        "via": "model-steps",
+        "host_name": "h",
+        "model": "approved_iris",
+        "version": 1,
+        "reason": None,
+    }
 
 
 def test_a_second_decision_on_the_same_candidate_is_refused(waiting: Any, capsys: Any) -> None:
@@ -222,9 +269,6 @@ def test_a_viewer_cannot_approve_through_the_api(
 def test_an_editor_approves_through_the_api_and_it_is_audited(
     airflow_api: AirflowApi, two_more_waiting: list[Any]
 ) -> None:
-    from airflow.models.log import Log
-    from airflow.utils.session import create_session
-    from sqlalchemy import select
 
     with airflow_api.client("admin") as admin:
         response = admin.post(
@@ -243,15 +287,9 @@ def test_an_editor_approves_through_the_api_and_it_is_audited(
     assert again.status_code == 409
     assert store_of("approved_iris").pointer().version == 2
     assert asset_events("model-steps.approved_iris")[-1]["approved_by"] == "admin"
-    with create_session() as session:
-        rows = session.execute(
-            select(Log.dag_id, Log.owner, Log.extra)
-            .where(Log.event == "model_steps_approve")
-            .order_by(Log.id)
-        ).all()
-    approval = {"name": "approved_iris", "version": 2, "reason": "looks good", "method": "POST"}
-    attempt = {"name": "approved_iris", "version": 2, "method": "POST"}  # the 409 is audited too
-    assert [(dag_id, owner, json.loads(extra)) for dag_id, owner, extra in rows[-2:]] == [
+    approval = {"model": "approved_iris", "version": 2, "reason": "looks good", "method": "POST"}
+    attempt = {"model": "approved_iris", "version": 2, "method": "POST"}  # the 409 is audited too
+    assert audit_rows("model_steps_approve")[-2:] == [
         ("approved_iris__train", "admin", approval),  # its only DAG: it has no infer step
         ("approved_iris__train", "admin", attempt),
     ]

@@ -19,12 +19,14 @@ import httpx
 import pytest
 from playwright.sync_api import Browser, FrameLocator, Page, ViewportSize, expect
 
+from tests.integration.test_broken_definition import broken
 from tests.integration.test_ui_browser import (
     DAGS,
     MODEL,
     artifacts,
     browser,
     open_model,
+    open_models,
     paused,
     rest,
     sign_in,
@@ -33,7 +35,7 @@ from tests.integration.test_ui_browser import (
 )
 
 pytestmark = pytest.mark.integration
-__all__ = ["artifacts", "browser", "rest", "trained_iris"]  # the browser tests' fixtures, shared
+__all__ = ["artifacts", "broken", "browser", "rest", "trained_iris"]  # fixtures, shared
 
 NARROW: ViewportSize = {"width": 1280, "height": 1000}
 
@@ -184,3 +186,15 @@ def test_the_page_refreshes_itself_and_keeps_an_open_dialog(
         expect(frame.get_by_role("button", name="Pause", exact=True)).to_be_enabled(timeout=15_000)
     finally:
         rest.post(f"/model-steps/models/{MODEL}/pause", json={})
+
+
+def test_a_model_whose_file_is_broken_shows_the_files_problems_and_its_versions(
+    admin: Page, airflow_api: Any, broken: Any
+) -> None:
+    frame = open_models(admin, airflow_api)
+    frame.get_by_role("link", name="typo_iris", exact=True).click()
+
+    expect(frame.get_by_role("alert").first).to_contain_text("typo_iris.yaml is broken")
+    problems = frame.get_by_role("list", name="problems of the definition file")
+    expect(problems).to_contain_text("typo_iris.yaml:21")
+    expect(frame.get_by_role("table", name="versions").locator("tbody tr")).to_have_count(2)

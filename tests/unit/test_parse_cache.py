@@ -89,6 +89,38 @@ def test_an_invalid_definition_is_never_kept(tmp_path: Path, cache: ParseCache) 
     assert entries(cache) == []
 
 
+def test_a_file_broken_after_a_good_parse_stands_as_its_last_good_definition_with_its_problems(
+    tmp_path: Path, cache: ParseCache
+) -> None:
+    path = write(tmp_path, definition("churn", "description: the good one\n"))
+    load(path, cache)
+    write(
+        tmp_path, definition("churn", "description: the broken one\n").replace("class:", "klass:")
+    )
+    stand_in = load(path, cache)
+    assert stand_in.spec.description == "the good one"
+    assert [p.field for p in stand_in.problems] == ["steps[0].parameters.klass"]
+    assert load_and_validate([path.parent], {}).broken  # without the cache: broken, as ever
+
+
+def test_no_last_good_definition_stands_in_once_an_environment_value_it_read_changed(
+    tmp_path: Path, cache: ParseCache
+) -> None:
+    path = write(tmp_path, definition("churn", USES_ENV))
+    load(path, cache)
+    write(tmp_path, definition("churn", USES_ENV).replace("class:", "klass:"))
+    assert cache.last_good(path, {}, _allowed(path)) is not None
+    assert cache.last_good(path, {"MODEL_STEPS_TEAM": "fraud"}, _allowed(path)) is None
+
+
+def test_a_cache_is_not_made_where_none_is_and_creating_is_not_asked(tmp_path: Path) -> None:
+    assert ParseCache.open(tmp_path / "cache", create=False) is None
+    assert not (tmp_path / "cache").exists()
+    assert not (tmp_path / "cache.key").exists()
+    assert ParseCache.open(tmp_path / "cache") is not None
+    assert ParseCache.open(tmp_path / "cache", create=False) is not None
+
+
 def test_the_values_read_are_kept_as_keyed_hashes_in_private_files(
     tmp_path: Path, cache: ParseCache
 ) -> None:

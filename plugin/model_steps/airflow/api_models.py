@@ -116,6 +116,11 @@ class ModelSummary(BaseModel):
     versions: int = Field(description="How many complete versions the store holds")
     metrics: dict[str, dict[str, float]] = Field(description="The live version's, by split")
     store_error: str | None = Field(description="Why this model's store could not be read")
+    definition_problems: list[ProblemOut] = Field(
+        default=[],
+        description="The definition file's problems while it is broken: the model shows (and "
+        "Airflow runs) its last good definition until the file is fixed; empty when it loads",
+    )
 
 
 class ProblemOut(BaseModel):
@@ -185,8 +190,10 @@ class EvaluationSummary(BaseModel):
     degraded: bool
     reasons: list[str]
     drift: dict[str, float]
-    notes: str | None = Field(
-        None, description="What the evaluation could not check (a drift check skipped...)"
+    skipped_checks: list[str] = Field(
+        default=[],
+        description="Checks this evaluation could not apply to the version, one line each "
+        "(e.g. drift watched only after the version was trained); empty when every check ran",
     )
     url: str = Field(description="The evaluation's run in Airflow's UI")
 

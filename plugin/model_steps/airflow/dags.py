@@ -15,6 +15,7 @@ from typing import Any
 
 from airflow.sdk import DAG, Param
 
+from model_steps.airflow.broken_files import record_standing_in
 from model_steps.airflow.operators import (
     InvalidDefinitionOperator,
     MappedStepOperator,
@@ -75,7 +76,7 @@ def _outline(plan: DagPlan, folder: Path) -> str | None:
         return outline_json(invalid_outline(file, plan.model_name, plan.problems))
     if plan.dag_id != dag_ids(plan.spec)[0]:
         return None
-    return outline_json(model_outline(plan.spec, file))
+    return outline_json(model_outline(plan.spec, file, plan.problems))
 
 
 def _schedule(plan: DagPlan) -> Any:
@@ -149,8 +150,9 @@ def build_dags(
     part = None if dag_id else plan_shard(folder, settings, shard)
     if part is not None and not part.builds:
         return {}
-    # A task start reads one file once: the cache would only add a write on a worker's disk.
-    cache = None if dag_id else ParseCache.open(settings.parse_cache, settings.parse_cache_key)
+    # A task start makes no cache on a worker's disk, but uses one that is there: a broken
+    # file's last good definition (which the scheduler runs meanwhile) is only found in it.
+    cache = ParseCache.open(settings.parse_cache, settings.parse_cache_key, create=not dag_id)
     catalog = load_and_validate(
         [folder],
         settings.environ,
@@ -166,6 +168,7 @@ def build_dags(
         plans = [plan for plan in plans if plan.dag_id == dag_id]
     dags = {dag.dag_id: dag for dag in (_build_or_placeholder(p, folder) for p in plans)}
     if part is not None:
+        record_standing_in(settings, folder, shard, catalog.models)
         touch_shards(folder, catalog.changed_shards)
         record_parse(settings, folder, shard, time.monotonic() - started, part.definitions)
     return dags

@@ -38,6 +38,16 @@ def _step_row(index: int, step: Step) -> str:
     return f"| {index} | `{step.id}` | {step.title} | `{runs}` | {assets} |"
 
 
+def last_good_note(source: str, problems: Sequence[Problem]) -> str:
+    """Markdown heading a model's DAG documentation while its file is broken."""
+    listing = "\n".join(format_problem(p) for p in problems)
+    return (
+        f"> **`{source}` is broken**: this DAG runs the model's last good definition, on its "
+        "schedule, until the file is fixed. Run `model-steps validate` to check a fix.\n\n"
+        f"```\n{listing}\n```\n\n"
+    )
+
+
 def invalid_doc(source: str, problems: Sequence[Problem]) -> str:
     """Markdown listing every problem of a broken definition, as ``model-steps validate`` does."""
     listing = "\n".join(format_problem(p) for p in problems)

@@ -103,6 +103,8 @@ class ModelOutline(_Outline):
     license: str | None = None
     metadata: dict[str, Any] = {}
     parameters: dict[str, dict[str, Any]] = {}
+    problems: tuple[ProblemOutline, ...] = ()
+    """The file's problems while it is broken: the rest is its last good definition."""
 
 
 class ProblemOutline(_Outline):
@@ -136,8 +138,11 @@ def _masked(values: dict[str, Any]) -> dict[str, Any]:
     return masked if isinstance(masked, dict) else {}
 
 
-def model_outline(spec: ModelSpec, file: str) -> ModelOutline:
-    """The outline of a valid definition read from ``file`` (relative to its folder)."""
+def model_outline(spec: ModelSpec, file: str, problems: tuple[Problem, ...] = ()) -> ModelOutline:
+    """The outline of a valid definition read from ``file`` (relative to its folder).
+
+    ``problems``: the file's own while it is broken and ``spec`` is its last good definition.
+    """
     return ModelOutline(
         name=spec.name,
         file=file,
@@ -179,20 +184,19 @@ def model_outline(spec: ModelSpec, file: str) -> ModelOutline:
                 for name, p in spec.parameters.items()
             }
         ),
+        problems=_problems(problems),
     )
 
 
 def invalid_outline(file: str, name: str | None, problems: tuple[Problem, ...]) -> InvalidOutline:
     """The outline of a broken definition file (``file`` relative to its folder)."""
-    return InvalidOutline(
-        file=file,
-        name=name,
-        problems=tuple(
-            ProblemOutline(
-                line=p.line, column=p.column, field=p.field, code=p.code, message=p.message
-            )
-            for p in problems
-        ),
+    return InvalidOutline(file=file, name=name, problems=_problems(problems))
+
+
+def _problems(problems: tuple[Problem, ...]) -> tuple[ProblemOutline, ...]:
+    return tuple(
+        ProblemOutline(line=p.line, column=p.column, field=p.field, code=p.code, message=p.message)
+        for p in problems
     )
 
 

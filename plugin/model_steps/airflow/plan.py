@@ -14,7 +14,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, Literal
 
-from model_steps.airflow.docs import dag_doc, invalid_doc
+from model_steps.airflow.docs import dag_doc, invalid_doc, last_good_note
 from model_steps.definition.loader import BrokenDefinition, Catalog, LoadedModel
 from model_steps.definition.owners import relative_name
 from model_steps.definition.schema import ModelSpec, parse_duration, schedule_kind
@@ -116,6 +116,7 @@ class DagPlan:
     tasks: tuple[TaskPlan, ...]
     spec: ModelSpec | None = None
     problems: tuple[Problem, ...] = ()
+    """A placeholder's problems; a model's, when its broken file stands as its last good one."""
     params: Mapping[str, ParamPlan] = field(default_factory=dict)
     max_active_runs: int = 1
     catchup: bool = False
@@ -217,6 +218,7 @@ def plan_model(model: LoadedModel, root: Path) -> list[DagPlan]:
         catchup=spec.airflow.catchup,
         dagrun_timeout=spec.airflow.dagrun_timeout,
         default_args={"owner": spec.owner, **spec.airflow.task_defaults.as_kwargs()},
+        problems=model.problems,
     )
     plans = [train]
     if spec.has_infer:
@@ -233,6 +235,9 @@ def plan_model(model: LoadedModel, root: Path) -> list[DagPlan]:
         )
     if spec.evaluation is not None:
         plans.append(_evaluate_plan(spec, source, train))
+    if model.problems:  # the file is broken: these plans are of its last good definition
+        note = last_good_note(source, model.problems)
+        return [replace(plan, doc_md=note + plan.doc_md) for plan in plans]
     return plans
 
 

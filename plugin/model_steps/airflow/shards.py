@@ -42,6 +42,7 @@ __all__ = [
     "record_parse",
     "shard_file",
     "touch_shards",
+    "write_if_changed",
 ]
 
 log = logging.getLogger(__name__)
@@ -164,7 +165,7 @@ def _keep_files(folder: Path, count: int) -> None:
                 path.unlink(missing_ok=True)
         for path, index in wanted.items():
             created = _created(path) or now
-            _write_if_changed(path, SOURCE.format(index=index, created=created))
+            write_if_changed(path, SOURCE.format(index=index, created=created))
     except OSError as error:
         log.warning(
             "cannot keep the shard files in %s (%s): the files there keep their definitions",
@@ -173,11 +174,14 @@ def _keep_files(folder: Path, count: int) -> None:
         )
 
 
-def _write_if_changed(path: Path, text: str) -> None:
-    """Write ``path`` whole (a reader sees the old text or the new), unless it holds ``text``."""
+def write_if_changed(path: Path, text: str) -> bool:
+    """Write ``path`` whole (a reader sees the old text or the new), unless it holds ``text``.
+
+    Returns whether it wrote.
+    """
     try:
         if path.read_text() == text:
-            return
+            return False
     except FileNotFoundError:
         pass
     with tempfile.NamedTemporaryFile(
@@ -187,6 +191,7 @@ def _write_if_changed(path: Path, text: str) -> None:
     written = Path(temp.name)
     written.chmod(0o644)
     written.replace(path)
+    return True
 
 
 def _record_folder(settings: Settings) -> Path | None:

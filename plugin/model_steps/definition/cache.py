@@ -98,17 +98,24 @@ class ParseCache:
     key: bytes
 
     @classmethod
-    def open(cls, folder: Path | None, key: str | None = None) -> ParseCache | None:
+    def open(
+        cls, folder: Path | None, key: str | None = None, *, create: bool = True
+    ) -> ParseCache | None:
         """The cache in ``folder`` with ``key``, or with the key kept beside the folder.
 
         None when no folder is set, or (parsing goes on without a cache, and says why in the
         log) when the folder cannot be created or the key file is not private to this user.
+        Without ``create`` (a task start, on a worker that may never have parsed) nothing is
+        made: None unless a DAG processor's cache is already there.
         """
         if folder is None:
             return None
+        key_file = folder.with_name(folder.name + ".key")
+        if not create and not (folder.is_dir() and (key or os.path.lexists(key_file))):
+            return None
         try:
             folder.mkdir(parents=True, exist_ok=True, mode=0o700)
-            secret = key.encode() if key else _key_file(folder.with_name(folder.name + ".key"))
+            secret = key.encode() if key else _key_file(key_file)
         except OSError as error:
             log.warning("the parse cache in %s is off: %s", folder, error)
             return None
@@ -122,6 +129,23 @@ class ParseCache:
         self, path: Path, raw: bytes, environ: Mapping[str, str], allowed: AllowList
     ) -> ModelSpec | None:
         """The spec validated from exactly these bytes at this path, if nothing else changed."""
+        return self._spec(path, environ, "key", self._entry_key(path, raw, allowed))
+
+    def last_good(
+        self, path: Path, environ: Mapping[str, str], allowed: AllowList
+    ) -> ModelSpec | None:
+        """The spec last validated at this path, whatever the file holds now.
+
+        What a file that no longer validates defined before: the same package code, allow-list
+        and environment values validated it, only the file's bytes differ. The DAG loader keeps
+        a model running on it while its file is broken (see ``docs/how-to/versions.md``).
+        """
+        return self._spec(path, environ, "context", self._context_key(path, allowed))
+
+    def _spec(
+        self, path: Path, environ: Mapping[str, str], field: str, expected: str
+    ) -> ModelSpec | None:
+        """The spec of the entry for ``path`` when its ``field`` and environment reads match."""
         entry_file = self._entry_file(path)
         try:
             mac, _, body = _read_file(entry_file).partition(b"\n")
@@ -129,7 +153,7 @@ class ParseCache:
                 log.warning("refusing a parse-cache entry that is not ours: %s", entry_file)
                 return None
             entry = json.loads(body)
-            if entry["format"] != FORMAT or entry["key"] != self._entry_key(path, raw, allowed):
+            if entry["format"] != FORMAT or entry.get(field) != expected:
                 return None
             if any(
                 entry_value != self._hide(environ.get(name))
@@ -159,6 +183,7 @@ class ParseCache:
             "format": FORMAT,
             "path": str(path),
             "key": self._entry_key(path, raw, allowed),
+            "context": self._context_key(path, allowed),
             "reads": {name: self._hide(value) for name, value in sorted(reads.reads.items())},
             "spec": spec.model_dump_json(by_alias=True),
         }
@@ -197,11 +222,13 @@ class ParseCache:
         return self.folder / f"{name}.json"
 
     def _entry_key(self, path: Path, raw: bytes, allowed: AllowList) -> str:
-        digest = hashlib.sha256()
-        for part in (code_fingerprint(), str(path.absolute()), repr(allowed)):
-            digest.update(part.encode() + b"\0")
+        digest = _context_digest(path, allowed)
         digest.update(raw)
         return digest.hexdigest()
+
+    def _context_key(self, path: Path, allowed: AllowList) -> str:
+        """What an entry was validated with besides the file's bytes and the environment."""
+        return _context_digest(path, allowed).hexdigest()
 
     def _hide(self, value: str | None) -> str | None:
         """An environment value as a keyed hash: comparable, never readable."""
@@ -212,6 +239,14 @@ class ParseCache:
     def _sign(self, body: bytes) -> bytes:
         """The entry's signature: its first line, over every byte after it."""
         return hmac.new(self.key, body, hashlib.sha256).hexdigest().encode()
+
+
+def _context_digest(path: Path, allowed: AllowList) -> hashlib._Hash:
+    """A digest of the package's code, the path and the allow-list, to add a file's bytes to."""
+    digest = hashlib.sha256()
+    for part in (code_fingerprint(), str(path.absolute()), repr(allowed)):
+        digest.update(part.encode() + b"\0")
+    return digest
 
 
 def _key_file(path: Path) -> bytes:

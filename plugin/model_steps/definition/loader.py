@@ -65,6 +65,9 @@ class LoadedModel:
 
     path: Path
     spec: ModelSpec
+    problems: tuple[Problem, ...] = ()
+    """The file's problems when it no longer validates and ``spec`` is its last good definition
+    (from the parse cache): the model keeps running on it, and says why."""
 
 
 @dataclass(frozen=True)
@@ -146,7 +149,8 @@ def load_file(
     """Load one file; ``None`` when it is not a model definition (other YAML is left alone).
 
     ``allowed`` says what a definition may name (the import allow-list). With a ``cache``, a
-    valid file unchanged since it was last validated is not validated again.
+    valid file unchanged since it was last validated is not validated again, and a file that
+    no longer validates stands as its last good definition, carrying its problems.
     """
     try:
         size = path.stat().st_size
@@ -171,9 +175,19 @@ def load_file(
         result = _load_bytes(path, raw, reads, allowed)
         if isinstance(result, LoadedModel):
             cache.put(path, raw, reads, allowed, result.spec)
+        elif isinstance(result, BrokenDefinition):
+            return _last_good(result, cache, environ, allowed)
         return result
     except Exception as error:  # whatever one file makes the loader do wrong stays its problem
         return _unusable(path, error)
+
+
+def _last_good(
+    broken: BrokenDefinition, cache: ParseCache, environ: Mapping[str, str], allowed: AllowList
+) -> LoadedModel | BrokenDefinition:
+    """The file's last good definition carrying its problems, or the broken file without one."""
+    spec = cache.last_good(broken.path, environ, allowed)
+    return broken if spec is None else LoadedModel(broken.path, spec, broken.problems)
 
 
 def _unusable(path: Path, error: BaseException, name: str | None = None) -> BrokenDefinition:

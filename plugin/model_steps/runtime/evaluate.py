@@ -157,7 +157,7 @@ def _record(
         drift={k: round(v, 6) for k, v in drift.index.items()},
         drift_rows=drift.rows,
         drift_margin={k: round(v, 6) for k, v in drift.margin.items()},
-        notes=_unchecked(evaluation, manifest, results, drift) or None,
+        skipped_checks=_unchecked(evaluation, manifest, results, drift),
     )
 
 
@@ -166,8 +166,8 @@ def _unchecked(
     manifest: Manifest,
     results: Sequence[RuleResult],
     drift: DriftJudgement,
-) -> str:
-    """What this evaluation could not check on this version.
+) -> list[str]:
+    """What this evaluation could not check on this version, one line per check.
 
     Said in the record so its silence is not read as health: drift needs the training
     distributions, ``trained`` rules the version's test metrics.
@@ -190,4 +190,4 @@ def _unchecked(
             f"not applied: {', '.join(skipped)} (version {manifest.version} has no test metric "
             "to compare with)"
         )
-    return "; ".join(notes)
+    return notes

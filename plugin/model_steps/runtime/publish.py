@@ -2,7 +2,9 @@
 
 Without a gate, publish stages the run's assets as the next version and moves the pointer at
 once, as it always did. With one, the gate task staged the candidate and decided: publish moves
-the pointer to an accepted candidate, and leaves a waiting one for a person to approve.
+the pointer to an accepted candidate, and leaves a waiting one for a person to approve. Either
+way the run ended well and its scratch goes: a staged candidate holds its own copy of the
+assets, and approving it later (CLI or Models page) reads the version, never the run.
 """
 
 from __future__ import annotations
@@ -45,6 +47,7 @@ def publish(spec: ModelSpec, run: RunInfo, env: Environment) -> dict[str, Any]:
     scratch = Scratch(env, run)
     candidate = _candidate(spec, run, env, scratch)
     if candidate.outcome == "pending":
+        scratch.clean()  # staged in the store: approving it reads the version, not the run
         raise AwaitingApprovalError(
             f"version {candidate.version} of {spec.name} waits for approval: "
             f"model-steps promote {spec.name} --version {candidate.version}, or approve it on "

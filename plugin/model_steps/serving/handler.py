@@ -30,7 +30,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Self
 
-from model_steps.definition.loader import load_and_validate
+from model_steps.definition.loader import LoadedModel, load_and_validate
 from model_steps.definition.schema import ModelSpec
 from model_steps.errors import (
     DefinitionError,
@@ -239,11 +239,33 @@ class ModelHandler(_Serving):
             PermanentError: the model names an Airflow connection and no storage options.
         """
         path = Path(path)
-        settings = load_settings(environ)
-        catalog = load_and_validate([path], settings.environ)
+        catalog = load_and_validate([path], load_settings(environ).environ)
         if catalog.broken or not catalog.models:
             raise DefinitionError(catalog.problems or [_not_a_model(path)])
-        spec = catalog.models[0].spec
+        return cls.from_model(
+            catalog.models[0], environ=environ, storage_options=storage_options, **options
+        )
+
+    @classmethod
+    def from_model(
+        cls,
+        model: LoadedModel,
+        *,
+        environ: Mapping[str, str] | None = None,
+        storage_options: Mapping[str, Any] | None = None,
+        **options: Any,
+    ) -> ModelHandler:
+        """A handler for a loaded definition (see :meth:`from_definition`).
+
+        ``model`` may be the last good definition of a file now broken (``model-steps serve``
+        reads it from the parse cache): serving a store needs no valid file.
+
+        Raises:
+            NotDeployedError: the model is not ``status: deployed`` and no ``pin`` is given.
+            PermanentError: the model names an Airflow connection and no storage options.
+        """
+        settings = load_settings(environ)
+        spec, path = model.spec, model.path
         if spec.assets.conn_id and storage_options is None:
             raise PermanentError(
                 f"model {spec.name!r} reads its store with Airflow connection "

@@ -268,7 +268,16 @@ class EvaluationRecord(_Document):
     """Fresh values each feature's index was computed on (its sample size)."""
     drift_margin: dict[str, float] = {}
     """Sampling margin added to the threshold for each judged feature."""
+    skipped_checks: list[str] = []
+    """Each check this evaluation could not apply to this version, one line each: drift on a
+    version trained before drift was watched, a feature with too few fresh values, a rule that
+    compares with a test metric the version lacks. Empty means every check ran."""
     notes: str | None = None
+    """The same, as one text, in records written before ``skipped_checks`` existed."""
+
+    def skipped(self) -> list[str]:
+        """The checks skipped, from either form the record holds."""
+        return self.skipped_checks or ([self.notes] if self.notes else [])
 
     def metric(self, name: str) -> float | None:
         """One performance metric's value."""

@@ -1,10 +1,11 @@
 """Runs' scratch folders in a store: what each holds, and when retention may remove it.
 
 A run writes under ``runs/<dag>__<run>/<step>/try-<N>/`` and removes its folder when it ends
-well (a publish, an infer run's output, an evaluation). A failed run's folder stays, so that
-Airflow can retry its failed tasks with the steps that succeeded; retention removes it once
-nothing has been written there for :data:`STALE_RUN_SECONDS`. Listing them tells a user what is
-still retryable and what ``prune`` will remove.
+well (a publish, a candidate staged to wait for approval, an infer run's output, an
+evaluation). A failed run's folder stays, so that Airflow can retry its failed tasks with the
+steps that succeeded; retention removes it once nothing has been written there for
+:data:`STALE_RUN_SECONDS`. Listing them tells a user what is still retryable and what
+``prune`` will remove.
 """
 
 from __future__ import annotations

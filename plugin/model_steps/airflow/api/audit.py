@@ -34,7 +34,7 @@ def allow(
     masked. A refused request is not recorded, as Airflow's routes check access first.
     """
     require(model, user, "PUT")
-    extra = {"name": model.name, **{k: v for k, v in asked.items() if v is not None}}
+    extra = {"model": model.name, **{k: v for k, v in asked.items() if v is not None}}
     details = json.dumps({**cast(dict[str, Any], redact(extra)), "method": "POST"})
     name = user.get_name()
     session.add_all(

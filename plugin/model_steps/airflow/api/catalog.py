@@ -19,6 +19,7 @@ from model_steps.airflow.outline import (
     invalid_outline,
     model_outline,
 )
+from model_steps.definition.cache import ParseCache
 from model_steps.definition.loader import Catalog, find_definition_files, load_and_validate
 from model_steps.definition.owners import NameRecord, relative_name
 from model_steps.settings import Settings
@@ -110,12 +111,18 @@ class Definitions:
                         assets_root=settings.assets_root,
                         check_data=True,
                         names=NameRecord(settings.names_record, writable=False),
+                        cache=ParseCache.open(
+                            settings.parse_cache, settings.parse_cache_key, create=False
+                        ),
                     )
                     if key
                     else Catalog((), ())
                 )
                 self._local = (
-                    [model_outline(m.spec, self.relative(m.path)) for m in catalog.models],
+                    [
+                        model_outline(m.spec, self.relative(m.path), m.problems)
+                        for m in catalog.models
+                    ],
                     [
                         invalid_outline(self.relative(b.path), b.name, b.problems)
                         for b in catalog.broken

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any, cast
 
 from airflow._shared.secrets_masker import redact
@@ -21,7 +22,7 @@ from model_steps.airflow.api_models import (
     StepOut,
     VersionSummary,
 )
-from model_steps.airflow.outline import ModelOutline
+from model_steps.airflow.outline import ModelOutline, ProblemOutline
 from model_steps.airflow.plan import EVALUATE_SUFFIX, invalid_dag_id
 from model_steps.errors import format_problem
 from model_steps.store.manifest import (
@@ -65,33 +66,36 @@ def model_summary(
         versions=live.versions,
         metrics=live.metrics or {},
         store_error=live.error,
+        definition_problems=problems_out(model.file, model.problems),
     )
 
 
 def invalid_files(catalog: Listing) -> list[InvalidFile]:
     """Every broken definition file with its problems, each located and worded."""
-    invalid = []
-    for broken, bundle in catalog.invalid:
-        file = broken.file
-        problems = [p.problem(file) for p in broken.problems]
-        invalid.append(
-            InvalidFile(
-                file=file,
-                bundle=bundle,
-                dag_id=invalid_dag_id(file),
-                problems=[
-                    ProblemOut(
-                        line=p.line or None,
-                        column=p.column or None,
-                        field=p.field or None,
-                        message=p.message,
-                        text=format_problem(p),
-                    )
-                    for p in problems
-                ],
-            )
+    return [
+        InvalidFile(
+            file=broken.file,
+            bundle=bundle,
+            dag_id=invalid_dag_id(broken.file),
+            problems=problems_out(broken.file, broken.problems),
         )
-    return invalid
+        for broken, bundle in catalog.invalid
+    ]
+
+
+def problems_out(file: str, outlined: Iterable[ProblemOutline]) -> list[ProblemOut]:
+    """A file's problems as the API words them, each located in ``file``."""
+    problems = [p.problem(file) for p in outlined]
+    return [
+        ProblemOut(
+            line=p.line or None,
+            column=p.column or None,
+            field=p.field or None,
+            message=p.message,
+            text=format_problem(p),
+        )
+        for p in problems
+    ]
 
 
 def model_detail(model: ModelOutline, summary: ModelSummary, card: str | None) -> ModelDetail:
@@ -153,7 +157,7 @@ def _evaluation_summary(record: EvaluationRecord, dag_id: str) -> EvaluationSumm
         degraded=record.degraded,
         reasons=record.reasons,
         drift=record.drift,
-        notes=record.notes,
+        skipped_checks=record.skipped(),
         url=run_url(dag_id, record.run_id),
     )
 

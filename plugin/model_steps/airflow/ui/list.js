@@ -6,6 +6,7 @@ import {
   badge,
   dagFields,
   dagLink,
+  definitionAlert,
   field,
   liveVersion,
   metricsTable,
@@ -37,6 +38,7 @@ function modelCard(model) {
       "div",
       { class: "card-body" },
       model.description ? h("p", {}, model.description) : null,
+      definitionAlert(model),
       storeAlert(model),
       h(
         "dl",

@@ -175,6 +175,26 @@ export function dagFields(model) {
   ];
 }
 
+/** A model whose file is broken: it stands as its last good definition until the file is fixed. */
+export function definitionAlert(model) {
+  const problems = model.definition_problems ?? [];
+  if (!problems.length) return null;
+  return h(
+    "div",
+    { class: "alert", role: "alert" },
+    h(
+      "p",
+      {},
+      `${model.file} is broken: Airflow runs, and this page shows, its last good definition until the file is fixed. Versions, rollback and serving work from the store.`,
+    ),
+    h(
+      "ul",
+      { "aria-label": "problems of the definition file" },
+      problems.map((p) => h("li", { class: "mono" }, p.text)),
+    ),
+  );
+}
+
 /** Why the model's versions cannot be shown right now (its store alone is down). */
 export function storeAlert(model) {
   if (!model.store_error) return null;

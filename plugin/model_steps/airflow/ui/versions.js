@@ -135,10 +135,11 @@ function parameterList(parameters) {
   );
 }
 
-/** What the newest evaluation of the version could not check (a skipped drift check...). */
-function skippedNote(version) {
-  const notes = version.evaluations.at(-1)?.notes;
-  return notes ? h("div", { class: "note", role: "note" }, `Check skipped: ${notes}`) : null;
+/** What an evaluation could not check on its version (a drift check skipped...), if anything. */
+function skippedNote(evaluation) {
+  const skipped = evaluation?.skipped_checks ?? [];
+  if (!skipped.length) return null;
+  return h("div", { class: "note", role: "note" }, `Check skipped: ${skipped.join("; ")}`);
 }
 
 /**
@@ -223,7 +224,7 @@ function versionsTable(model, listing, showCard) {
         badge(version.status),
         version.reason ? h("div", { class: "muted reason" }, version.reason) : null,
         gateDetails(version),
-        skippedNote(version),
+        skippedNote(version.evaluations.at(-1)),
       ),
       h("td", { class: "wrap" }, formatTime(version.published_at)),
       h(
@@ -328,7 +329,7 @@ function evaluationsPanel(model, listing) {
         { class: "wrap" },
         badge(e.degraded ? "degraded" : "healthy"),
         e.reasons.length ? h("div", { class: "muted reason" }, e.reasons.join("; ")) : null,
-        e.notes ? h("div", { class: "note", role: "note" }, `Check skipped: ${e.notes}`) : null,
+        skippedNote(e),
       ),
     ),
   );
