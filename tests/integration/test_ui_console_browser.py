@@ -139,6 +139,29 @@ def test_train_now_shows_why_a_value_is_refused_and_starts_nothing(
     assert newest_run(rest, "iris__train")["dag_run_id"] == before
 
 
+def test_a_running_run_shows_how_many_of_its_tasks_are_done(
+    admin: Page, airflow_api: Any, rest: httpx.Client, new_runs: list[tuple[str, str]]
+) -> None:
+    from airflow.models.dagrun import DagRun
+    from airflow.models.taskinstance import TaskInstance
+    from airflow.utils.session import create_session
+    from airflow.utils.state import DagRunState, TaskInstanceState
+
+    started = rest.post(f"/model-steps/models/{MODEL}/train", json={}).json()
+    new_runs.append((started["dag_id"], started["run_id"]))
+    with create_session() as session:
+        run = session.query(DagRun).filter_by(dag_id=DAGS[0], run_id=started["run_id"]).one()
+        run.state = DagRunState.RUNNING
+        tasks = session.query(TaskInstance).filter_by(dag_id=DAGS[0], run_id=run.run_id).all()
+        tasks[0].state = TaskInstanceState.SUCCESS
+
+    frame = open_model(admin, airflow_api)
+
+    running = frame.get_by_role("link", name=f"running run {started['run_id']}")
+    expect(running).to_be_visible()
+    expect(frame.get_by_label("progress")).to_have_text(f"1 of {len(tasks)} tasks done")
+
+
 def test_a_rollback_from_the_page_can_start_inference_with_the_version(
     admin: Page, airflow_api: Any, rest: httpx.Client, new_runs: list[tuple[str, str]]
 ) -> None:
