@@ -10,6 +10,7 @@ without closing an open dialog.
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -209,6 +210,36 @@ def test_the_page_refreshes_itself_and_keeps_an_open_dialog(
         expect(frame.get_by_role("button", name="Pause", exact=True)).to_be_enabled(timeout=15_000)
     finally:
         rest.post(f"/model-steps/models/{MODEL}/pause", json={})
+
+
+def test_a_check_an_evaluation_skipped_shows_as_a_note_on_its_version(
+    admin: Page, airflow_api: Any, rest: httpx.Client
+) -> None:
+    from model_steps.store.manifest import EvaluationRecord, ResourceUsage
+    from model_steps.store.model_store import open_store
+
+    live = versions(rest)["current"]
+    skipped = "drift not checked: version {live} recorded no training distributions"
+    open_store(f"{os.environ['MODEL_STEPS_ASSETS_ROOT']}/{MODEL}").write_evaluation(
+        EvaluationRecord(
+            name="iris__evaluate manual__skipped",
+            model=MODEL,
+            version=live,
+            run_id="manual__skipped",
+            start_date_time="2026-12-07T06:00:00+00:00",
+            end_date_time="2026-12-07T06:00:01+00:00",
+            performance=[],
+            input_path="fresh.csv",
+            row_count=10,
+            resources=ResourceUsage(wall_seconds=1, cpu_seconds=1, peak_memory_bytes=1),
+            degraded=False,
+            skipped_checks=[skipped.format(live=live)],
+        )
+    )
+    frame = open_model(admin, airflow_api)
+
+    row = frame.locator("tr[aria-current='true']")
+    expect(row.get_by_role("note")).to_have_text(f"Check skipped: {skipped.format(live=live)}")
 
 
 def test_a_model_whose_file_is_broken_shows_the_files_problems_and_its_versions(
