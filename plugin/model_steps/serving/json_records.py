@@ -22,6 +22,7 @@ import msgspec
 
 from model_steps.errors import InvalidInputError, TooManyRecordsError
 from model_steps.libraries import library
+from model_steps.runtime.steps import column_index
 from model_steps.serving.records import Checked, InputSchema, checked_records, input_frame
 
 if TYPE_CHECKING:
@@ -150,7 +151,8 @@ def _typed_frame(decoded: Any, schema: InputSchema, max_rows: int | None) -> Che
     rows = [row[:width] for row in rows]
     if schema.floats:
         values = library("numpy").array(rows, dtype="float64")
-        return Checked(pd.DataFrame(values, columns=list(schema.columns), copy=False), carried)
+        frame = pd.DataFrame(values, columns=column_index(schema.columns), copy=False)
+        return Checked(frame, carried)
     columns = dict(zip(schema.columns, map(list, zip(*rows, strict=True)), strict=True))
     return Checked(input_frame(pd.DataFrame(columns), schema), carried)
 

@@ -39,7 +39,16 @@ from collections.abc import Awaitable, Callable, MutableMapping
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["ASGIApp", "ConcurrencyLimit", "ServerLimits", "bounded_protocol"]
+__all__ = [
+    "ASGIApp",
+    "Admission",
+    "ServerLimits",
+    "answer_busy",
+    "answer_bytes",
+    "answer_json",
+    "bounded_protocol",
+    "client_of",
+]
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -77,59 +86,75 @@ class ServerLimits:
                 raise ValueError(f"{name} must be positive, got {value}")
 
 
-class ConcurrencyLimit:
-    """A pure ASGI middleware: at most ``limit`` requests at once, ``per_client`` per client.
+class Admission:
+    """At most ``limit`` requests at once, ``per_client`` per client; the rest are refused.
 
-    Beyond either, a JSON 503 with ``Retry-After`` tells a load balancer or client to try again
-    (or elsewhere), at the cost of one small answer, instead of queueing work the server cannot
-    keep up with. It runs when a request's headers are in, before its body is read, so a
-    client that sends bodies slowly holds at most its own share of the slots.
+    Beyond either, a JSON 503 with ``Retry-After`` (:func:`answer_busy`) tells a load balancer
+    or client to try again (or elsewhere), at the cost of one small answer, instead of queueing
+    work the server cannot keep up with. The server's front admits a request when its headers
+    are in, before its body is read, so a client that sends bodies slowly holds at most its own
+    share of the slots. Two counters on the event loop's thread: no lock, no await.
     """
 
-    def __init__(self, app: ASGIApp, limit: int, per_client: int) -> None:
-        self.app = app
+    def __init__(self, limit: int, per_client: int) -> None:
         self.limit = limit
         self.per_client = per_client
         self.active = 0
         self.by_client: Counter[str] = Counter()
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        """Handle the request, or answer 503 when the server or its client is at the limit."""
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        client = _client(scope)
+    def refusal(self, client: str) -> str | None:
+        """Why a request of ``client`` cannot be admitted now, or None when it can."""
         if self.by_client[client] >= self.per_client:
-            await _busy(send, f"this client already has {self.per_client} requests in progress")
-            return
+            return f"this client already has {self.per_client} requests in progress"
         if self.active >= self.limit:
-            await _busy(send, f"this server is handling its limit of {self.limit} requests at once")
-            return
+            return f"this server is handling its limit of {self.limit} requests at once"
+        return None
+
+    def enter(self, client: str) -> None:
+        """Count a request of ``client`` in, until :meth:`leave`."""
         self.active += 1
         self.by_client[client] += 1
-        try:
-            await self.app(scope, receive, send)
-        finally:
-            self.active -= 1
-            self.by_client[client] -= 1
-            if not self.by_client[client]:
-                del self.by_client[client]
+
+    def leave(self, client: str) -> None:
+        """Count a request of ``client`` out: its answer is sent, or it failed."""
+        self.active -= 1
+        self.by_client[client] -= 1
+        if not self.by_client[client]:
+            del self.by_client[client]
 
 
-def _client(scope: Scope) -> str:
+def client_of(scope: Scope) -> str:
     """Who sent a request: its address (a trusted proxy's forwarded one, set by uvicorn)."""
     client = scope.get("client")
     return str(client[0]) if client else ""
 
 
-async def _busy(send: Send, why: str) -> None:
-    body = json.dumps({"detail": f"{why}: retry shortly"}).encode()
-    headers = [
+async def answer_busy(send: Send, why: str) -> None:
+    """The JSON 503 of a refused request."""
+    await answer_json(send, 503, {"detail": f"{why}: retry shortly"})
+
+
+RETRY_AFTER = ((b"retry-after", str(RETRY_AFTER_SECONDS).encode()),)
+
+
+async def answer_json(
+    send: Send, status: int, answer: Any, headers: tuple[tuple[bytes, bytes], ...] = ()
+) -> None:
+    """A whole JSON answer in two ASGI messages, with ``Retry-After`` on a 503."""
+    await answer_bytes(send, status, json.dumps(answer, allow_nan=False).encode(), headers)
+
+
+async def answer_bytes(
+    send: Send, status: int, body: bytes, headers: tuple[tuple[bytes, bytes], ...] = ()
+) -> None:
+    """An encoded JSON answer in two ASGI messages, with ``Retry-After`` on a 503."""
+    start = [
         (b"content-type", b"application/json"),
         (b"content-length", str(len(body)).encode()),
-        (b"retry-after", str(RETRY_AFTER_SECONDS).encode()),
+        *(RETRY_AFTER if status == 503 else ()),
+        *headers,
     ]
-    await send({"type": "http.response.start", "status": 503, "headers": headers})
+    await send({"type": "http.response.start", "status": status, "headers": start})
     await send({"type": "http.response.body", "body": body})
 
 

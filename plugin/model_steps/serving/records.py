@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any, TypeAlias, cast
 
 from model_steps.errors import InvalidInputError, did_you_mean
 from model_steps.libraries import library
+from model_steps.runtime.steps import column_index
 
 if TYPE_CHECKING:
     from pandas import DataFrame, Series  # type: ignore[import-untyped, unused-ignore]
@@ -187,7 +188,7 @@ def _float_frame(records: Sequence[Mapping[str, Any]], schema: InputSchema) -> D
     if not set(map(type, chain.from_iterable(rows))) <= {float, int}:
         return None
     values = library("numpy").array(rows, dtype="float64")
-    return library("pandas").DataFrame(values, columns=list(schema.columns), copy=False)
+    return library("pandas").DataFrame(values, columns=column_index(schema.columns), copy=False)
 
 
 @dataclass(frozen=True)

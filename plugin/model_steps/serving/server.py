@@ -17,13 +17,14 @@ Airflow is not imported here: a serving fleet installs the package without it.
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import logging
 import os
 import signal
 import threading
 from collections import Counter
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from types import FrameType
 from typing import Any, Literal
@@ -40,19 +41,22 @@ from model_steps.errors import (
     TooManyRecordsError,
     UnknownModelError,
 )
-from model_steps.serving.batching import Arrival
 from model_steps.serving.handler import HandlerSet, ModelHandler
 from model_steps.serving.inference_protocol import register_v2
 from model_steps.serving.limits import (
     RETRY_AFTER_SECONDS,
+    Admission,
     ASGIApp,
-    ConcurrencyLimit,
     Message,
     Receive,
     Scope,
     Send,
     ServerLimits,
+    answer_busy,
+    answer_bytes,
+    answer_json,
     bounded_protocol,
+    client_of,
 )
 from model_steps.serving.memory import limit_malloc_arenas
 from model_steps.serving.records import Prediction
@@ -176,15 +180,9 @@ def create_app(handlers: HandlerSet | ModelHandler, limits: ServerLimits | None 
         description="Real-time predictions from published model versions.",
         lifespan=lifespan,
     )
-    app.add_middleware(
-        ConcurrencyLimit, limit=limits.max_concurrency, per_client=limits.max_client_concurrency
-    )
-    app.add_middleware(_CountRequests, counter=counter)
-    for error, status in ERROR_STATUS.items():
-        app.add_exception_handler(error, _answer(status))
-    app.add_exception_handler(HTTPException, _http_error)
-    app.add_exception_handler(ClientDisconnect, _client_closed)
-    app.add_exception_handler(Exception, _internal)
+    app.add_middleware(_Front, served=served, limits=limits, counter=counter)
+    for error in (*ERROR_STATUS, HTTPException, ClientDisconnect, Exception):
+        app.add_exception_handler(error, _handled)
     _routes(app, served, counter, limits)
     register_v2(app, served, limits, _read_body)  # the Open Inference Protocol, beside ours
     return app
@@ -194,13 +192,9 @@ def _routes(
     app: FastAPI, served: HandlerSet, counter: _RequestCounter, limits: ServerLimits
 ) -> None:
     async def predict_named(name: str, request: Request) -> Response:
-        handler = served[name]
-        with handler.incoming() as arrival:  # a batch forming now may wait for this one
-            body = await _read_body(request, limits.max_body_bytes, limits.body_timeout)
-            if len(body) > INLINE_BODY_BYTES:
-                return await run_in_threadpool(_predict, handler, body, limits.max_rows, arrival)
-            rows = limits.max_rows
-            return _response(await handler.predict_json_async(body, max_rows=rows, arrival=arrival))
+        """Documents the route; :class:`_Front` answers it for the names served here."""
+        answer = await _predicted(served[name], request.scope, request.receive, limits)
+        return Response(answer, media_type="application/json")
 
     def version_named(name: str) -> HandlerStatus:
         return served[name].status
@@ -262,23 +256,34 @@ def _stop(starter: threading.Thread, served: HandlerSet) -> None:
 
 
 async def _read_body(request: Request, limit: int, seconds: float) -> bytes:
+    """:func:`_read_stream` of a FastAPI route's request."""
+    return await _read_stream(request.scope, request.receive, limit, seconds)
+
+
+async def _read_stream(scope: Scope, receive: Receive, limit: int, seconds: float) -> bytes:
     """The body, read with a cap and a deadline.
 
     A declared length is only a hint, the stream is the truth; the deadline covers the whole
     body, so a client trickling a byte a second cannot hold a connection for long.
     """
-    declared = request.headers.get("content-length", "")
-    if declared.isdigit() and int(declared) > limit:
-        raise _too_large(f"the request body ({int(declared)} bytes)", limit)
+    for key, value in scope["headers"]:
+        if key == b"content-length" and value.isdigit() and int(value) > limit:
+            raise _too_large(f"the request body ({int(value)} bytes)", limit)
     chunks: list[bytes] = []
     size = 0
     try:
         async with asyncio.timeout(seconds):
-            async for chunk in request.stream():
+            while True:
+                message = await receive()
+                if message["type"] == "http.disconnect":
+                    raise ClientDisconnect()
+                chunk = message.get("body", b"")
                 size += len(chunk)
                 if size > limit:
                     raise _too_large("the request body", limit)
                 chunks.append(chunk)
+                if not message.get("more_body", False):
+                    break
     except TimeoutError:
         raise HTTPException(
             408,
@@ -294,18 +299,29 @@ def _too_large(what: str, limit: int) -> HTTPException:
     )
 
 
-def _predict(
-    handler: ModelHandler, body: bytes, max_rows: int, arrival: Arrival | None
-) -> Response:
-    """Parse, check and predict in a worker thread, so big bodies never block the event loop.
+async def _predicted(
+    handler: ModelHandler, scope: Scope, receive: Receive, limits: ServerLimits
+) -> bytes:
+    """The JSON answer to one prediction request; errors are raised, for the caller to answer.
 
-    The handler turns records its model refuses into InvalidInputError (422); anything else
-    reaches the app's last-resort handler (500), so no input can take the server down.
+    A small body is checked on the event loop and waits for its batch there; a large one is
+    parsed, checked and predicted in a worker thread, so it never blocks the loop.
     """
-    return _response(handler.predict_json(body, max_rows=max_rows, arrival=arrival))
+    with handler.incoming() as arrival:  # a batch forming now may wait for this one
+        body = await _read_stream(scope, receive, limits.max_body_bytes, limits.body_timeout)
+        if len(body) > INLINE_BODY_BYTES:
+            call = functools.partial(
+                handler.predict_json, body, max_rows=limits.max_rows, arrival=arrival
+            )
+            prediction = await run_in_threadpool(call)
+        else:
+            prediction = await handler.predict_json_async(
+                body, max_rows=limits.max_rows, arrival=arrival
+            )
+    return _encoded(prediction)
 
 
-def _response(prediction: Prediction) -> Response:
+def _encoded(prediction: Prediction) -> bytes:
     """The answer, serialised once.
 
     The values are JSON-ready already, and validating a 100,000-row list against
@@ -318,7 +334,7 @@ def _response(prediction: Prediction) -> Response:
         "rows": len(values),
         "predictions": values,
     }
-    return Response(json.dumps(answer, allow_nan=False), media_type="application/json")
+    return json.dumps(answer, allow_nan=False).encode()
 
 
 ERROR_STATUS: dict[type[Exception], int] = {
@@ -330,20 +346,33 @@ ERROR_STATUS: dict[type[Exception], int] = {
 """The package's errors a client causes or must wait out, and the status that says so."""
 
 
-def _answer(status: int) -> Callable[[Request, Exception], Awaitable[JSONResponse]]:
-    """An exception handler answering ``status`` with the error's own message."""
-    headers = {"Retry-After": str(RETRY_AFTER_SECONDS)} if status == 503 else None
+def _error_answer(error: Exception) -> tuple[int, str, dict[str, str]]:
+    """The status, message and headers that answer ``error``, wherever it was raised.
 
-    async def answer(request: Request, error: Exception) -> JSONResponse:
-        return JSONResponse({"detail": _capped(str(error))}, status_code=status, headers=headers)
+    The package's errors say what the client should change or wait for, their message capped;
+    a client that hung up is a 499 nobody reads; anything else is a 500 whose detail names no
+    internals (the traceback goes to the log).
+    """
+    if isinstance(error, HTTPException):
+        return error.status_code, _capped(str(error.detail)), dict(error.headers or {})
+    if isinstance(error, ClientDisconnect):
+        log.info("a client closed its connection before its request was read")
+        return CLIENT_CLOSED, "", {}
+    for kind, status in ERROR_STATUS.items():
+        if isinstance(error, kind):
+            return status, _capped(str(error)), {}
+    detail = f"the server failed to answer ({type(error).__name__}); its log has the details"
+    return 500, detail, {}
 
-    return answer
 
-
-async def _http_error(request: Request, error: Exception) -> JSONResponse:
-    assert isinstance(error, HTTPException)
-    detail = _capped(str(error.detail))
-    return JSONResponse({"detail": detail}, status_code=error.status_code, headers=error.headers)
+async def _handled(request: Request, error: Exception) -> Response:
+    """FastAPI's answer to a route's error: the same as :class:`_Front`'s."""
+    status, detail, headers = _error_answer(error)
+    if status == CLIENT_CLOSED:
+        return Response(status_code=CLIENT_CLOSED)
+    if status == 503:
+        headers["Retry-After"] = str(RETRY_AFTER_SECONDS)
+    return JSONResponse({"detail": detail}, status_code=status, headers=headers)
 
 
 def _capped(detail: str) -> str:
@@ -351,18 +380,6 @@ def _capped(detail: str) -> str:
     if len(detail) <= MAX_DETAIL_CHARS:
         return detail
     return f"{detail[:MAX_DETAIL_CHARS]}... ({len(detail) - MAX_DETAIL_CHARS} more characters)"
-
-
-async def _client_closed(request: Request, error: Exception) -> Response:
-    """The client hung up mid-request: nobody is there to answer, and it is not our failure."""
-    log.info("a client closed its connection before its request was read")
-    return Response(status_code=CLIENT_CLOSED)
-
-
-async def _internal(request: Request, error: Exception) -> JSONResponse:
-    """A failure nobody anticipated is still a JSON answer; the traceback goes to the log."""
-    detail = f"the server failed to answer ({type(error).__name__}); its log has the details"
-    return JSONResponse({"detail": detail}, status_code=500)
 
 
 # -- request counts for /metrics -------------------------------------------------------------
@@ -385,17 +402,71 @@ class _RequestCounter:
         return "\n".join(lines) + "\n"
 
 
-class _CountRequests:
-    """A pure ASGI middleware: counting costs one dict update, not a response copy."""
+class _Front:
+    """The server's outermost layer: it admits and counts every request, and answers predictions.
 
-    def __init__(self, app: ASGIApp, counter: _RequestCounter) -> None:
+    It is pure ASGI. A prediction is the request a server answers at volume, so its path is
+    short: no routing, no ``Request`` object, no dependencies to solve, no response class, no
+    middleware awaits; the body is read with the same cap and deadline, and errors get the same
+    answers, as through FastAPI. Every other request (health, metrics, versions, the Open Inference
+    Protocol, a name not served here) goes on to FastAPI, which also documents the predict
+    routes in /openapi.json. Admission (:class:`Admission`) happens when the headers are in,
+    before the body is read; counting costs one dict update.
+    """
+
+    def __init__(
+        self, app: ASGIApp, served: HandlerSet, limits: ServerLimits, counter: _RequestCounter
+    ) -> None:
         self.app = app
+        self.limits = limits
         self.counter = counter
+        self.admission = Admission(limits.max_concurrency, limits.max_client_concurrency)
+        route = "/models/{name}/predict"
+        self.predicting = {f"/models/{name}/predict": (h, route) for name, h in served.items()}
+        if len(served) == 1:
+            (handler,) = served.values()
+            self.predicting["/predict"] = (handler, "/predict")
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        target = self.predicting.get(scope["path"]) if scope["method"] == "POST" else None
+        client = client_of(scope)
+        refusal = self.admission.refusal(client)
+        if refusal is not None:
+            await answer_busy(send, refusal)
+            self.counter.counts[(target[1] if target else "unmatched", 503)] += 1
+            return
+        self.admission.enter(client)
+        try:
+            if target is None:
+                await self._onwards(scope, receive, send)
+            else:
+                status = await self._predict(target[0], scope, receive, send)
+                self.counter.counts[(target[1], status)] += 1
+        finally:
+            self.admission.leave(client)
+
+    async def _predict(
+        self, handler: ModelHandler, scope: Scope, receive: Receive, send: Send
+    ) -> int:
+        """Answer one prediction request; the status it got."""
+        try:
+            answer = await _predicted(handler, scope, receive, self.limits)
+        except Exception as error:
+            status, detail, headers = _error_answer(error)
+            if status == 500:
+                log.error("a prediction failed unexpectedly", exc_info=error)
+            if status != CLIENT_CLOSED:
+                extra = tuple((k.lower().encode(), v.encode()) for k, v in headers.items())
+                await answer_json(send, status, {"detail": detail}, extra)
+            return status
+        await answer_bytes(send, 200, answer)
+        return 200
+
+    async def _onwards(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """FastAPI answers, and the answer is counted by its route."""
         status = 500
 
         async def send_status(message: Message) -> None:
