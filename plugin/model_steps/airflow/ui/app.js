@@ -15,8 +15,15 @@ import { alertBox } from "./parts.js";
 /** Counts navigations, so a slow answer for a page the user already left is dropped. */
 let navigation = 0;
 
-/** How often the page shows Airflow's and the store's news by itself (runs, approvals). */
-const REFRESH_MS = 10_000;
+/** How often a page shows Airflow's and the store's news by itself: a model's page often (runs,
+ * approvals); the list seldom, since it reads every model's store (thousands in a deployment). */
+const REFRESH_MS = { model: 10_000, list: 60_000 };
+
+/** How often the page asks itself whether it is due a refresh. */
+const TICK_MS = 5_000;
+
+/** When the page on screen was last shown, so each page keeps its own refresh interval. */
+let shownAt = Date.now();
 
 async function route({ refresh = false } = {}) {
   const ticket = ++navigation;
@@ -40,6 +47,7 @@ async function route({ refresh = false } = {}) {
   if (ticket !== navigation) return;
   app.replaceChildren(page);
   app.removeAttribute("aria-busy");
+  shownAt = Date.now();
   if (!refresh) window.scrollTo(0, 0);
 }
 
@@ -54,11 +62,12 @@ function busy() {
 }
 
 function refresh() {
-  if (!busy()) route({ refresh: true });
+  const interval = location.hash.startsWith("#/models/") ? REFRESH_MS.model : REFRESH_MS.list;
+  if (!busy() && Date.now() - shownAt >= interval - TICK_MS / 2) route({ refresh: true });
 }
 
 followColorMode();
 window.addEventListener("hashchange", () => route());
 window.addEventListener(CHANGED, () => route({ refresh: true }));
-setInterval(refresh, REFRESH_MS);
+setInterval(refresh, TICK_MS);
 route();
