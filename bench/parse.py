@@ -309,18 +309,28 @@ def operator_source(template_fields: Sequence[str]) -> str:
     )
 
 
+def folder_dags(models: Path) -> dict[str, Any]:
+    """Every DAG the loader and its shard files build from ``models``, by DAG id.
+
+    Shard 0 (the loader) writes the shard files and fills the cache; past a few hundred models
+    it builds only its own part, so the other shards are built too.
+    """
+    from model_steps.airflow.dags import build_dags
+
+    environ = {**os.environ, **dict(LISTED_AT_ONCE)}
+    dags: dict[str, Any] = dict(build_dags(models, environ))
+    for index in range(1, 1 + len(list((models / SHARD_FOLDER).glob("shard_*.py")))):
+        dags.update(build_dags(models, environ, shard=index))
+    return dags
+
+
 def write_baseline(models: Path, folder: Path) -> None:
     """The same DAGs as ``models`` produces, as one plain airflow.sdk file.
 
     The literals are read off the DAGs the loader builds (in an untimed interpreter), so
     both folders hold identical DAGs; the file itself only imports airflow.sdk, never YAML.
     """
-    from model_steps.airflow.dags import build_dags
-
-    environ = {**os.environ, **dict(LISTED_AT_ONCE)}
-    dags = build_dags(models, environ)  # shard 0: writes the shard files, fills the cache
-    for index in range(1, 1 + len(list((models / SHARD_FOLDER).glob("shard_*.py")))):
-        dags.update(build_dags(models, environ, shard=index))
+    dags = folder_dags(models)
     broken = [dag_id for dag_id in dags if "invalid" in dag_id]
     if broken:
         raise SystemExit(f"generated definitions are invalid: {broken[:3]}")
@@ -385,9 +395,7 @@ def write_dagfactory(models: Path, folder: Path) -> None:
     """The same DAGs as ``models`` produces, as dag-factory YAML: one file per model."""
     import yaml
 
-    from model_steps.airflow.dags import build_dags
-
-    dags = build_dags(models, os.environ)
+    dags = folder_dags(models)
     folder.mkdir(parents=True, exist_ok=True)
     by_model: dict[str, dict[str, Any]] = {}
     for dag_id in sorted(dags):

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
 
 from model_steps.definition.data_locations import data_places, deployment_places
 from model_steps.definition.loader import load_and_validate
+from model_steps.definition.stores import real_path, resolving_once
 from model_steps.settings import allowed_data, load_settings
 from tests.definitions import definition
 
@@ -49,6 +51,33 @@ def test_a_local_prefix_is_resolved_through_symbolic_links(tmp_path: Path) -> No
     places = data_places({"MODEL_STEPS_ALLOWED_DATA": str(tmp_path / "link")}, [])
     assert places.refusal(str(tmp_path / "real" / "x.csv")) is None
     assert places.refusal(str(tmp_path / "link" / "x.csv")) is None
+
+
+def test_within_one_load_each_path_resolves_as_realpath_does(tmp_path: Path) -> None:
+    (tmp_path / "real" / "sub").mkdir(parents=True)
+    (tmp_path / "link").symlink_to(tmp_path / "real")
+    (tmp_path / "real" / "leaf").symlink_to(tmp_path / "real" / "sub")
+    paths = [
+        f"{tmp_path}/link/sub/x.csv",
+        f"{tmp_path}/link/leaf",
+        f"{tmp_path}/link/leaf/x.csv",
+        f"{tmp_path}/real/../link/x.csv",
+        f"{tmp_path}/real/./sub//x.csv",
+        f"{tmp_path}/link/",
+        f"{tmp_path}/missing/x.csv",
+    ]
+    with resolving_once():
+        assert [real_path(p) for p in paths] == [os.path.realpath(p) for p in paths]
+
+
+def test_outside_a_load_a_link_changed_since_the_last_call_is_followed(tmp_path: Path) -> None:
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    (tmp_path / "link").symlink_to(tmp_path / "a")
+    assert real_path(f"{tmp_path}/link/x.csv") == f"{tmp_path.resolve()}/a/x.csv"
+    (tmp_path / "link").unlink()
+    (tmp_path / "link").symlink_to(tmp_path / "b")
+    assert real_path(f"{tmp_path}/link/x.csv") == f"{tmp_path.resolve()}/b/x.csv"
 
 
 def test_with_nothing_allowed_the_error_names_the_setting_to_set() -> None:

@@ -236,3 +236,10 @@ def test_the_scaling_page_s_timeout_snippet_moves_the_warning_limit(tmp_path: Pa
     (tmp_path / "airflow.cfg").write_text(ini_blocks(SCALING)[1])
     settings = load_settings({"AIRFLOW_HOME": str(tmp_path)})
     assert (settings.import_timeout, settings.processor_timeout) == (60.0, 90.0)
+
+
+def test_the_scaling_page_s_refresh_snippet_lists_the_folder_every_30_seconds(
+    tmp_path: Path,
+) -> None:
+    (tmp_path / "airflow.cfg").write_text(ini_blocks(SCALING)[2])
+    assert load_settings({"AIRFLOW_HOME": str(tmp_path)}).bundle_refresh == 30.0

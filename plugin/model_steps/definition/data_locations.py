@@ -16,7 +16,7 @@ starts with); a task checks the rendered URL again before it reads or writes any
 from __future__ import annotations
 
 import bisect
-import os
+import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from functools import cached_property
@@ -24,7 +24,12 @@ from pathlib import Path
 from typing import Any
 
 from model_steps.definition.schema import ModelSpec
-from model_steps.definition.stores import normal_location, store_locations
+from model_steps.definition.stores import (
+    normal_location,
+    real_path,
+    resolving_once,
+    store_locations,
+)
 from model_steps.definition.templates import is_template
 from model_steps.definition.urls import literal_prefix, segments
 from model_steps.errors import UnsafeUrlError
@@ -48,15 +53,16 @@ Loc = tuple[str | int, ...]
 DAGS_FOLDER = "the DAGs folder"
 ASSETS_ROOT = "the deployment's assets root (MODEL_STEPS_ASSETS_ROOT)"
 _PARTICIPLES = {"read": "read", "write": "written"}
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 
 def _place(url: str) -> str | None:
     """``scheme://path`` without a trailing slash, local paths resolved; None if not absolute."""
     scheme, separator, rest = url.partition("://")
     if not separator:
-        return "file://" + os.path.realpath(url) if url.startswith("/") else None
+        return "file://" + real_path(url) if url.startswith("/") else None
     if scheme.lower() in ("file", "local"):  # fsspec reads file://x/y as a relative path
-        return "file://" + os.path.realpath(rest) if rest.startswith("/") else None
+        return "file://" + real_path(rest) if rest.startswith("/") else None
     return normal_location(url).rstrip("/") if rest.strip("/") else f"{scheme.lower()}://"
 
 
@@ -66,23 +72,8 @@ def _places(urls: Iterable[str]) -> list[str | None]:
     A folder of ten thousand models has ten thousand stores, mostly under one root: resolving
     each path whole would repeat the same ``lstat`` calls for every common parent.
     """
-    parents: dict[str, str] = {}
-    places: list[str | None] = []
-    for url in urls:
-        scheme, separator, rest = url.partition("://")
-        local = rest if separator and scheme.lower() in ("file", "local") else url
-        if (separator and local is url) or not local.startswith("/"):
-            places.append(_place(url))
-            continue
-        parent, _, leaf = local.rstrip("/").rpartition("/")
-        if not leaf or "/." in local or "//" in local or os.path.islink(local):  # noqa: PTH114
-            places.append(_place(url))
-            continue
-        resolved = parents.get(parent)
-        if resolved is None:
-            resolved = parents[parent] = os.path.realpath(parent or "/")
-        places.append("file://" + resolved.rstrip("/") + "/" + leaf)
-    return places
+    with resolving_once():
+        return [_place(url) for url in urls]
 
 
 def _prefix(text: str) -> str:
@@ -128,7 +119,7 @@ class DataPlaces:
 
     def refusal(self, url: str) -> str | None:
         """Why a concrete URL may not be read or written; None when it may."""
-        if any(ord(char) < 0x20 or ord(char) == 0x7F for char in url):
+        if _CONTROL.search(url):
             return "it holds a control character (a NUL byte, a newline)"
         if "::" in url:
             return "it chains filesystems ('::'), which data URLs may not"

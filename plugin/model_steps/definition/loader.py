@@ -38,7 +38,7 @@ from model_steps.definition.source import (
     read_plain,
     read_yaml,
 )
-from model_steps.definition.stores import shared_locations, store_locations
+from model_steps.definition.stores import resolving_once, shared_locations, store_locations
 from model_steps.definition.templates import template_issues
 from model_steps.errors import Finding, Problem, did_you_mean
 from model_steps.settings import LOADER_FILE, AllowList, allow_list, allowed_connections
@@ -644,34 +644,35 @@ def load_and_validate(
             result = load_file(path, environ, allowed, cache)
             if isinstance(result, LoadedModel) and result.spec.name == only:
                 return Catalog((result,), ())
-    files = find_definition_files(paths)
-    others: list[ModelFacts] = []
-    changed: set[int] = set()
-    results: list[LoadedModel | BrokenDefinition]
-    if shard is not None and cache is not None:
-        context = index_context(allowed, assets_root, environ)
-        index = FolderIndex.open(cache, shard.root, context, environ)
+    with resolving_once():  # the checks across files name the same folders thousands of times
+        files = find_definition_files(paths)
+        others: list[ModelFacts] = []
+        changed: set[int] = set()
+        results: list[LoadedModel | BrokenDefinition]
+        if shard is not None and cache is not None:
+            context = index_context(allowed, assets_root, environ)
+            index = FolderIndex.open(cache, shard.root, context, environ)
 
-        def load(
-            path: Path, reading: Mapping[str, str]
-        ) -> tuple[LoadedModel | BrokenDefinition | None, ModelFacts | None]:
-            result = load_file(path, reading, allowed, cache)
-            return result, _facts(result, assets_root)
+            def load(
+                path: Path, reading: Mapping[str, str]
+            ) -> tuple[LoadedModel | BrokenDefinition | None, ModelFacts | None]:
+                result = load_file(path, reading, allowed, cache)
+                return result, _facts(result, assets_root)
 
-        results, others, changed = load_shard(files, shard, index, load)
-    else:
-        loaded = (load_file(path, environ, allowed, cache) for path in files)
-        results = [result for result in loaded if result is not None]
-    read_here = {relative_name(p, folder) for p in files if shard is None or shard.owns(p)}
-    claims = Claims(results, others, read_here, folder)
-    catalog, others, kept, released = _resolve_names(claims, owners)
-    if names is not None and only is None:
-        names.update(folder, kept, released)
-    catalog = _isolate(catalog, lambda spec: store_locations(spec, assets_root))
-    catalog, others = _resolve_stores(catalog, others, assets_root)
-    if check_data:
-        catalog = _resolve_data(catalog, others, environ, allowed.code_folders, assets_root)
-    return replace(catalog, changed_shards=frozenset(changed))
+            results, others, changed = load_shard(files, shard, index, load)
+        else:
+            loaded = (load_file(path, environ, allowed, cache) for path in files)
+            results = [result for result in loaded if result is not None]
+        read_here = {relative_name(p, folder) for p in files if shard is None or shard.owns(p)}
+        claims = Claims(results, others, read_here, folder)
+        catalog, others, kept, released = _resolve_names(claims, owners)
+        if names is not None and only is None:
+            names.update(folder, kept, released)
+        catalog = _isolate(catalog, lambda spec: store_locations(spec, assets_root))
+        catalog, others = _resolve_stores(catalog, others, assets_root)
+        if check_data:
+            catalog = _resolve_data(catalog, others, environ, allowed.code_folders, assets_root)
+        return replace(catalog, changed_shards=frozenset(changed))
 
 
 def _facts(result: LoadedModel | BrokenDefinition | None, root: str | None) -> ModelFacts | None:

@@ -9,16 +9,20 @@ change the place (trailing or doubled slashes, ``file://`` or a plain path, ``s3
 
 from __future__ import annotations
 
+import os
 import posixpath
 from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
-from pathlib import Path
 
 from model_steps.definition.schema import ModelSpec
 
 __all__ = [
     "SharedStore",
     "normal_location",
+    "real_path",
+    "resolving_once",
     "shared_locations",
     "shared_stores",
     "store_locations",
@@ -27,6 +31,41 @@ __all__ = [
 DEFAULT_ROOT = "default-root://"
 """Stands for the deployment's default root when the caller does not know it."""
 _SCHEMES = {"s3a": "s3", "local": "file"}
+_RESOLVED: ContextVar[dict[str, str] | None] = ContextVar("model_steps_resolved", default=None)
+
+
+@contextmanager
+def resolving_once() -> Iterator[None]:
+    """Within this block, :func:`real_path` resolves each local path once, as one snapshot.
+
+    A folder of ten thousand models names the same assets root and data folders thousands of
+    times, and ``os.path.realpath`` pays an ``lstat`` for every folder of every path: most of
+    a cached load's checks. A load (:func:`model_steps.definition.loader.load_and_validate`)
+    reads the disk once this way; outside a block every call asks the disk again.
+    """
+    token = _RESOLVED.set({})
+    try:
+        yield
+    finally:
+        _RESOLVED.reset(token)
+
+
+def real_path(path: str) -> str:
+    """``os.path.realpath(path)``; within :func:`resolving_once`, each folder resolved once.
+
+    A path whose last part is a plain name and no symbolic link is its folder's real path and
+    that name, so only the folder is resolved (and kept), with one ``lstat`` for the name.
+    """
+    known = _RESOLVED.get()
+    if known is None:
+        return os.path.realpath(path)
+    found = known.get(path)
+    if found is None:
+        folder, _, name = path.rpartition("/")
+        plain = folder and name not in ("", ".", "..") and not os.path.islink(path)  # noqa: PTH114
+        found = real_path(folder).rstrip("/") + "/" + name if plain else os.path.realpath(path)
+        known[path] = found
+    return found
 
 
 def normal_location(url: str) -> str:
@@ -34,7 +73,7 @@ def normal_location(url: str) -> str:
     text = url.strip()
     scheme, separator, rest = text.partition("://")
     if not separator:
-        return "file://" + Path(text).expanduser().resolve().as_posix()
+        return "file://" + real_path(os.path.expanduser(text))  # noqa: PTH111
     scheme = _SCHEMES.get(scheme.lower(), scheme.lower())
     if scheme == "file":
         return "file://" + posixpath.normpath("/" + rest.lstrip("/"))
