@@ -11,10 +11,20 @@ from __future__ import annotations
 
 import json
 import socket
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-__all__ = ["record_action"]
+from airflow.models.log import Log
+
+__all__ = ["audit_rows", "record_action"]
+
+
+def audit_rows(event: str, dag_ids: Iterable[str], owner: str, extra: str) -> list[Log]:
+    """One audit-log row per DAG, so the change shows in each DAG's Audit Log tab."""
+    return [
+        Log(event=event, owner=owner, owner_display_name=owner, extra=extra, dag_id=dag_id)
+        for dag_id in dag_ids
+    ]
 
 
 def record_action(
@@ -25,11 +35,8 @@ def record_action(
     Raises:
         Exception: whatever Airflow's metadata DB raises (not configured, not migrated).
     """
-    from airflow.models.log import Log
     from airflow.utils.session import create_session
 
     extra = json.dumps({"via": "model-steps", "host_name": socket.gethostname(), **details})
     with create_session() as session:
-        session.add_all(
-            [Log(event=event, owner=owner, extra=extra, dag_id=dag_id) for dag_id in dag_ids]
-        )
+        session.add_all(audit_rows(event, dag_ids, owner, extra))

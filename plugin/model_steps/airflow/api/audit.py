@@ -15,13 +15,10 @@ from typing import Any, cast
 
 from airflow._shared.secrets_masker import redact
 from airflow.api_fastapi.auth.managers.models.base_user import BaseUser
-
-# The audit log's ORM model, written through the API server's session as Airflow's own
-# action_logging does (api_fastapi/logging/decorators.py).
-from airflow.models.log import Log
 from sqlalchemy.orm import Session
 
 from model_steps.airflow.api.permissions import require
+from model_steps.airflow.audit import audit_rows
 from model_steps.airflow.outline import ModelOutline
 
 
@@ -36,9 +33,5 @@ def allow(
     require(model, user, "PUT")
     extra = {"model": model.name, **{k: v for k, v in asked.items() if v is not None}}
     details = json.dumps({**cast(dict[str, Any], redact(extra)), "method": "POST"})
-    name = user.get_name()
-    session.add_all(
-        Log(event=event, owner=name, owner_display_name=name, extra=details, dag_id=dag_id)
-        for dag_id in model.dags
-    )
+    session.add_all(audit_rows(event, model.dags, user.get_name(), details))
     session.commit()
