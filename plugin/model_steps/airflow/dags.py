@@ -7,9 +7,11 @@ Airflow's message, and every other model's DAGs still load.
 
 from __future__ import annotations
 
+import gc
 import logging
 import time
-from collections.abc import Mapping
+from collections.abc import Iterable, Iterator, Mapping
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -32,25 +34,37 @@ from model_steps.airflow.plan import (
     plan_catalog,
     plan_invalid,
 )
+from model_steps.airflow.plan_cache import KeptPlans, kept_plans
 from model_steps.airflow.shards import plan_shard, record_parse, touch_shards
 from model_steps.definition.cache import ParseCache
-from model_steps.definition.loader import BrokenDefinition, load_and_validate
+from model_steps.definition.loader import (
+    BrokenDefinition,
+    Catalog,
+    allow_list_for,
+    load_and_validate,
+)
 from model_steps.definition.owners import NameRecord, relative_name
 from model_steps.errors import Problem
-from model_steps.settings import load_settings
+from model_steps.settings import Settings, load_settings
 
 __all__ = ["build_dag", "build_dags"]
 
 log = logging.getLogger(__name__)
 
 
-def _operator(plan: DagPlan, task: TaskPlan, folder: Path | None, built: Mapping[str, Any]) -> Any:
+def _operator(
+    plan: DagPlan,
+    task: TaskPlan,
+    folder: Path | None,
+    built: Mapping[str, Any],
+    outline: str | None,
+) -> Any:
     common: dict[str, Any] = {
         "task_id": task.task_id,
         "doc_md": task.doc_md or None,
         **task.options,
     }
-    if task is plan.tasks[0] and folder is not None and (outline := _outline(plan, folder)):
+    if task is plan.tasks[0] and outline:
         common["doc_json"] = outline
     if task.outlets:
         common["outlets"] = [airflow_asset(ref) for ref in task.outlets]
@@ -83,12 +97,24 @@ def _schedule(plan: DagPlan) -> Any:
     return airflow_asset(plan.schedule) if isinstance(plan.schedule, AssetRef) else plan.schedule
 
 
-def build_dag(plan: DagPlan, folder: Path | None = None) -> DAG:
+def _outlines(plans: Iterable[DagPlan], folder: Path) -> dict[str, str]:
+    """The outline of each DAG that carries one, by DAG id."""
+    return {plan.dag_id: outline for plan in plans if (outline := _outline(plan, folder))}
+
+
+def build_dag(
+    plan: DagPlan, folder: Path | None = None, outlines: Mapping[str, str] | None = None
+) -> DAG:
     """One DAG from its plan; not auto-registered, the caller decides where it goes.
 
     ``folder`` is where the definition was read from (the DAG bundle's folder): its tasks take
     their own code, and keep data out, there rather than in ``[core] dags_folder``.
+    ``outlines`` are the folder's outlines already made (kept plans); else it is made here.
     """
+    if outlines is not None:
+        outline = outlines.get(plan.dag_id)
+    else:
+        outline = _outline(plan, folder) if folder is not None else None
     with DAG(
         dag_id=plan.dag_id,
         schedule=_schedule(plan),
@@ -109,17 +135,17 @@ def build_dag(plan: DagPlan, folder: Path | None = None) -> DAG:
     ) as dag:
         operators: dict[str, Any] = {}
         for task in plan.tasks:  # planned in order: a mapped task's source is built before it
-            operators[task.task_id] = _operator(plan, task, folder, operators)
+            operators[task.task_id] = _operator(plan, task, folder, operators, outline)
         for task in plan.tasks:
             for upstream in task.upstream:
                 operators[upstream] >> operators[task.task_id]
     return dag
 
 
-def _build_or_placeholder(plan: DagPlan, root: Path) -> DAG:
+def _build_or_placeholder(plan: DagPlan, root: Path, outlines: Mapping[str, str]) -> DAG:
     """Build ``plan``; if Airflow rejects it, build a placeholder carrying Airflow's reason."""
     try:
-        return build_dag(plan, root)
+        return build_dag(plan, root, outlines)
     except Exception as error:  # one model's rejection must not hide the others' DAGs
         log.exception("Airflow rejected DAG %s from %s", plan.dag_id, plan.source)
         problem = Problem(
@@ -134,6 +160,25 @@ def _build_or_placeholder(plan: DagPlan, root: Path) -> DAG:
         return build_dag(plan_invalid(BrokenDefinition(plan.source, (problem,), name), root), root)
 
 
+@contextmanager
+def collector_paused() -> Iterator[None]:
+    """No garbage collection while a DAG file's DAGs are built; it runs as usual afterwards.
+
+    A parse makes hundreds of thousands of objects that all live as long as the parse (DAGs,
+    tasks, their params and the plans they come from) and almost no garbage. The collector
+    counts them all and walks the whole heap again each time it grew by a quarter: a fifth of
+    a large parse's time, for nothing. Airflow's DAG processor freezes its own objects for the
+    same reason before it starts a parse.
+    """
+    collecting = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if collecting:
+            gc.enable()
+
+
 def build_dags(
     folder: Path, environ: Mapping[str, str], dag_id: str | None = None, shard: int = 0
 ) -> dict[str, DAG]:
@@ -142,33 +187,61 @@ def build_dags(
     With ``dag_id`` (a task start's parsing context) only that DAG is built, whichever file
     asks, and for a model's DAG only the model's own file is read when it is named after the
     model. In a full parse, a large folder is spread over shard files
-    (:mod:`model_steps.airflow.shards`; the loader is shard 0), and definitions unchanged since
-    an earlier parse come from the deployment's parse cache.
+    (:mod:`model_steps.airflow.shards`; the loader is shard 0), definitions unchanged since an
+    earlier parse come from the deployment's parse cache, and a DAG file whose folder did not
+    change at all builds from the plans it kept (:mod:`model_steps.airflow.plan_cache`).
     """
     started = time.monotonic()
     settings = load_settings(environ)  # airflow.cfg's [model_steps] options count here too
-    part = None if dag_id else plan_shard(folder, settings, shard)
-    if part is not None and not part.builds:
+    if dag_id is not None:
+        return _task_start_dag(folder, settings, dag_id)
+    part = plan_shard(folder, settings, shard)
+    if not part.builds:
         return {}
+    cache = ParseCache.open(settings.parse_cache, settings.parse_cache_key)
+    allowed = allow_list_for([folder], settings.environ)
+    count = part.shard.count if part.shard is not None else 1
+    inputs = (count, repr(allowed), settings.assets_root, settings.names_record)
+
+    def plan(environ: Mapping[str, str]) -> KeptPlans:
+        catalog = _load(folder, settings, environ, cache, allowed=allowed, shard=part.shard)
+        plans = plan_catalog(catalog, folder)
+        standing = tuple(model for model in catalog.models if model.problems)
+        return KeptPlans(plans, _outlines(plans, folder), standing, catalog.changed_shards)
+
+    with collector_paused():
+        kept = kept_plans(cache, folder, shard, inputs, settings.environ, plan)
+        dags = {p.dag_id: _build_or_placeholder(p, folder, kept.outlines) for p in kept.plans}
+    record_standing_in(settings, folder, shard, kept.standing)
+    touch_shards(folder, kept.changed_shards)
+    record_parse(settings, folder, shard, time.monotonic() - started, part.definitions)
+    return dags
+
+
+def _task_start_dag(folder: Path, settings: Settings, dag_id: str) -> dict[str, DAG]:
+    """The one DAG a task start runs, from its model's own file when it is named after it."""
     # A task start makes no cache on a worker's disk, but uses one that is there: a broken
     # file's last good definition (which the scheduler runs meanwhile) is only found in it.
-    cache = ParseCache.open(settings.parse_cache, settings.parse_cache_key, create=not dag_id)
-    catalog = load_and_validate(
+    cache = ParseCache.open(settings.parse_cache, settings.parse_cache_key, create=False)
+    catalog = _load(folder, settings, settings.environ, cache, only=model_name_of(dag_id))
+    plans = [plan for plan in plan_catalog(catalog, folder) if plan.dag_id == dag_id]
+    outlines = _outlines(plans, folder)
+    return {plan.dag_id: _build_or_placeholder(plan, folder, outlines) for plan in plans}
+
+
+def _load(
+    folder: Path,
+    settings: Settings,
+    environ: Mapping[str, str],
+    cache: ParseCache | None,
+    **options: Any,
+) -> Catalog:
+    return load_and_validate(
         [folder],
-        settings.environ,
-        only=model_name_of(dag_id or ""),
+        environ,
         assets_root=settings.assets_root,
         cache=cache,
         check_data=True,
         names=NameRecord(settings.names_record),
-        shard=None if part is None else part.shard,
+        **options,
     )
-    plans = plan_catalog(catalog, folder)
-    if dag_id is not None:
-        plans = [plan for plan in plans if plan.dag_id == dag_id]
-    dags = {dag.dag_id: dag for dag in (_build_or_placeholder(p, folder) for p in plans)}
-    if part is not None:
-        record_standing_in(settings, folder, shard, catalog.models)
-        touch_shards(folder, catalog.changed_shards)
-        record_parse(settings, folder, shard, time.monotonic() - started, part.definitions)
-    return dags

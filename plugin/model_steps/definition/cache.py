@@ -156,7 +156,7 @@ class ParseCache:
             if entry["format"] != FORMAT or entry.get(field) != expected:
                 return None
             if any(
-                entry_value != self._hide(environ.get(name))
+                entry_value != self.hide(environ.get(name))
                 for name, entry_value in entry["reads"].items()
             ):
                 return None
@@ -184,7 +184,7 @@ class ParseCache:
             "path": str(path),
             "key": self._entry_key(path, raw, allowed),
             "context": self._context_key(path, allowed),
-            "reads": {name: self._hide(value) for name, value in sorted(reads.reads.items())},
+            "reads": {name: self.hide(value) for name, value in sorted(reads.reads.items())},
             "spec": spec.model_dump_json(by_alias=True),
         }
         body = json.dumps(entry).encode()
@@ -230,7 +230,7 @@ class ParseCache:
         """What an entry was validated with besides the file's bytes and the environment."""
         return _context_digest(path, allowed).hexdigest()
 
-    def _hide(self, value: str | None) -> str | None:
+    def hide(self, value: str | None) -> str | None:
         """An environment value as a keyed hash: comparable, never readable."""
         if value is None:
             return None

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import os
 import posixpath
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass
@@ -35,17 +35,24 @@ _RESOLVED: ContextVar[dict[str, str] | None] = ContextVar("model_steps_resolved"
 
 
 @contextmanager
-def resolving_once() -> Iterator[None]:
+def resolving_once() -> Iterator[Mapping[str, str]]:
     """Within this block, :func:`real_path` resolves each local path once, as one snapshot.
 
     A folder of ten thousand models names the same assets root and data folders thousands of
     times, and ``os.path.realpath`` pays an ``lstat`` for every folder of every path: most of
     a cached load's checks. A load (:func:`model_steps.definition.loader.load_and_validate`)
-    reads the disk once this way; outside a block every call asks the disk again.
+    reads the disk once this way; outside a block every call asks the disk again. A block
+    inside another shares its snapshot, and each yields what was resolved (path -> real path):
+    the DAG loader keeps it to tell later whether the disk still answers the same.
     """
-    token = _RESOLVED.set({})
+    known = _RESOLVED.get()
+    if known is not None:
+        yield known
+        return
+    known = {}
+    token = _RESOLVED.set(known)
     try:
-        yield
+        yield known
     finally:
         _RESOLVED.reset(token)
 
