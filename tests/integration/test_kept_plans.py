@@ -145,6 +145,17 @@ def test_kept_plans_not_signed_with_the_cache_key_are_never_unpickled(
     assert sorted(bag.dag_ids) == sorted(fresh.dag_ids)
 
 
+def test_a_folder_that_shrinks_keeps_no_plans_for_the_files_it_no_longer_has(
+    folder: Path,
+) -> None:
+    parsed_until_kept(folder)
+    for name in ("beta", "gamma", "delta", "omega"):
+        (folder / f"{name}.yaml").unlink()
+    bag = parsed_until_kept(folder)
+    assert sorted(bag.dag_ids) == ["alpha__train"]
+    assert len(kept_plans(folder)) == 1
+
+
 def test_the_garbage_collector_runs_again_after_a_parse(folder: Path) -> None:
     parsed_until_kept(folder)
     assert gc.isenabled()

@@ -34,7 +34,7 @@ from model_steps.airflow.plan import (
     plan_catalog,
     plan_invalid,
 )
-from model_steps.airflow.plan_cache import KeptPlans, kept_plans
+from model_steps.airflow.plan_cache import KeptPlans, forget_other_shards, kept_plans
 from model_steps.airflow.shards import plan_shard, record_parse, touch_shards
 from model_steps.definition.cache import ParseCache
 from model_steps.definition.loader import (
@@ -212,6 +212,8 @@ def build_dags(
     with collector_paused():
         kept = kept_plans(cache, folder, shard, inputs, settings.environ, plan)
         dags = {p.dag_id: _build_or_placeholder(p, folder, kept.outlines) for p in kept.plans}
+    if shard == 0:
+        forget_other_shards(cache, folder, count)
     record_standing_in(settings, folder, shard, kept.standing)
     touch_shards(folder, kept.changed_shards)
     record_parse(settings, folder, shard, time.monotonic() - started, part.definitions)

@@ -45,7 +45,7 @@ from model_steps.definition.cache import ParseCache, RecordingEnviron, code_fing
 from model_steps.definition.loader import LoadedModel, walk_definition_names
 from model_steps.definition.stores import resolving_once
 
-__all__ = ["KeptPlans", "kept_plans"]
+__all__ = ["KeptPlans", "forget_other_shards", "kept_plans"]
 
 log = logging.getLogger(__name__)
 
@@ -96,6 +96,17 @@ def kept_plans(
         if not reads.listed and _key(folder, shard, inputs) == key:  # nothing moved meanwhile
             entry.write(key, reads, resolved, fresh)
     return fresh
+
+
+def forget_other_shards(cache: ParseCache | None, folder: Path, count: int) -> None:
+    """Remove the kept plans of DAG files the folder no longer has (it shrank, or went whole)."""
+    if cache is None:
+        return
+    prefix = _Entry(cache, folder, 0).name.removesuffix("000.pickle")
+    for path in cache.folder.glob(f"{prefix}*.pickle"):
+        index = path.name.removeprefix(prefix).removesuffix(".pickle")
+        if not index.isdigit() or int(index) >= count:
+            path.unlink(missing_ok=True)
 
 
 @functools.cache
