@@ -1,0 +1,273 @@
+"""The DAG processor's parse watcher: the DAG file of a new, edited or removed YAML goes first.
+
+Airflow orders its queue of DAG files only at the end of a round and when it lists a bundle
+(``[dag_processor] refresh_interval``, 300 s). With thousands of models a round takes minutes,
+so a new YAML's DAGs waited for the next listing. What Airflow does at every turn of its loop is
+claim ``dag_priority_parsing_request`` rows (what its "Reparse" button writes) and put those
+files at the front of its queue. The parsing process, where the loader runs, has no DB access;
+so a thread of the DAG processor itself writes the rows.
+
+The plugin lists this module as a listener. Airflow calls :func:`on_starting` when any job is
+created (scheduler, triggerer, DAG processor) and at every task start. Only a job gets a thread,
+and that thread ends as soon as the job turns out not to be the DAG processor (its runner names
+it a few milliseconds later); this module imports nothing heavy, so other processes pay nothing
+more. In the DAG processor the thread looks every ``[model_steps] parse_watch_interval``
+seconds at each local bundle holding the loader: it stats every definition file (never reads
+one) and, for each file new, changed or removed since its last look, asks Airflow to parse the
+DAG file that builds it (:func:`model_steps.airflow.shards.live_shards`, as the loader chooses).
+
+What a YAML's author can cause: a parse of the loader or of a shard file of the same folder,
+at most once per file and look, never a file elsewhere. A failing DB or folder is logged and
+tried again at the next look; it never stops the thread or the DAG processor.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import AbstractContextManager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from airflow.listeners import hookimpl
+
+from model_steps.settings import LOADER_FILE
+
+if TYPE_CHECKING:
+    from model_steps.settings import Settings
+
+__all__ = ["FolderWatch", "ParseWatch", "before_stopping", "on_starting", "request_parses"]
+
+log = logging.getLogger(__name__)
+
+DAG_PROCESSOR = "DagProcessorJob"
+NAMING_WAIT = 60.0
+"""Seconds a job may stay unnamed before the thread gives up (a runner names it at once)."""
+NAMING_POLL = 0.02
+LONGEST_INTERVAL = 3600.0
+
+Stamp = tuple[int, int, int, int]
+"""What a definition file's ``stat`` says of its content: mtime, size, inode and ctime."""
+Sessions = Callable[[], AbstractContextManager[Any]]
+
+_running: dict[int, ParseWatch] = {}
+"""The thread of each job that started one: :func:`before_stopping` stops it. Listener hooks
+are plain functions, and this is the one state they share."""
+_running_lock = threading.Lock()
+
+
+@hookimpl
+def on_starting(component: Any) -> None:
+    """Start a watcher thread for a job; it keeps running only in the DAG processor."""
+    if not hasattr(type(component), "job_type"):
+        return  # a task start, not a job: nothing to do
+    watch = ParseWatch(component)
+    with _running_lock:
+        _running[id(component)] = watch
+    watch.start()
+
+
+@hookimpl
+def before_stopping(component: Any) -> None:
+    """Stop the job's watcher thread, if it has one."""
+    with _running_lock:
+        watch = _running.pop(id(component), None)
+    if watch is not None:
+        watch.stop()
+
+
+def _stamp(path: str) -> Stamp | None:
+    try:
+        found = os.stat(path)  # noqa: PTH116  (a Path per file of a large folder costs more)
+    except OSError:
+        return None  # removed meanwhile: it counts as gone
+    return (found.st_mtime_ns, found.st_size, found.st_ino, found.st_ctime_ns)
+
+
+@dataclass
+class FolderWatch:
+    """One DAGs folder (a local bundle holding the loader): its definitions' stamps, its asks."""
+
+    bundle: str
+    folder: Path
+    stamps: dict[str, Stamp] | None = None
+    """Each definition file (relative path) and its stamp at the last look; None before one."""
+    pending: set[str] = field(default_factory=set)
+    """DAG files (relative paths) to ask for, kept until a write succeeds."""
+
+    def look(self, settings: Settings, now: float | None = None) -> set[str]:
+        """The DAG files to have parsed for what changed since the last look (the first: none).
+
+        A folder without the loader (unmounted, being replaced) is not looked at: its files
+        keep their stamps, so nothing is asked for until it is back.
+        """
+        from model_steps.definition.loader import definition_paths
+
+        if not (self.folder / LOADER_FILE).is_file():
+            return self.pending
+        prefix = str(self.folder).rstrip("/") + "/"
+        paths = list(definition_paths(self.folder))
+        stamps = {path[len(prefix) :]: stamp for path in paths if (stamp := _stamp(path))}
+        before, self.stamps = self.stamps, stamps
+        if before is not None:
+            changed = {r for r in before.keys() | stamps.keys() if before.get(r) != stamps.get(r)}
+            self.pending |= self._dag_files(changed, settings, len(paths), now)
+        return self.pending
+
+    def _dag_files(
+        self, relatives: Iterable[str], settings: Settings, definitions: int, now: float | None
+    ) -> set[str]:
+        """The DAG file the loader has build each of ``relatives``: a shard, else the loader."""
+        from model_steps.airflow.shards import dag_file_name, live_shards, shard_file
+        from model_steps.definition.shards import shard_of
+
+        relatives = list(relatives)
+        if not relatives:
+            return set()
+        count = live_shards(self.folder, settings, definitions, now)
+        shards = {shard_of(relative, count) for relative in relatives}
+        return {
+            dag_file_name(index if index == 0 or shard_file(self.folder, index).is_file() else 0)
+            for index in shards
+        }
+
+    def asked(self) -> None:
+        """The pending DAG files were asked for."""
+        self.pending = set()
+
+
+def request_parses(sessions: Sessions, bundle: str, folder: Path, files: Iterable[str]) -> int:
+    """Ask Airflow's DAG processor to parse ``files`` of ``bundle`` next; how many were new.
+
+    A file already asked for (its row not claimed yet) is not asked again; the row's id is a
+    hash of the bundle and file, so a row written meanwhile is refused and skipped. A row the DAG
+    processor claims between the check and the write only means one more parse. Each file is
+    touched first: a claimed request makes Airflow list the bundle and order its queue by
+    modification time, and the newest file stays first.
+    """
+    from airflow.models.dagbag import DagPriorityParsingRequest
+    from sqlalchemy import select
+    from sqlalchemy.exc import IntegrityError
+
+    wanted = sorted(set(files))
+    for name in wanted:
+        try:
+            os.utime(folder / name)
+        except OSError:
+            continue  # removed meanwhile: Airflow parses what it finds
+    with sessions() as session:
+        known = set(
+            session.scalars(
+                select(DagPriorityParsingRequest.relative_fileloc).where(
+                    DagPriorityParsingRequest.bundle_name == bundle,
+                    DagPriorityParsingRequest.relative_fileloc.in_(wanted),
+                )
+            )
+        )
+    written = 0
+    for name in wanted:
+        if name in known:
+            continue
+        try:
+            with sessions() as session:  # one row a transaction: a duplicate spoils no other
+                session.add(DagPriorityParsingRequest(bundle_name=bundle, relative_fileloc=name))
+        except IntegrityError:
+            continue  # asked meanwhile, by another DAG processor's watcher
+        written += 1
+    return written
+
+
+def _sessions() -> AbstractContextManager[Any]:
+    """A session of its own (not the DAG processor's thread-scoped one)."""
+    from airflow.utils.session import create_session
+
+    return create_session(scoped=False)
+
+
+def local_loader_bundles() -> Iterator[tuple[str, Path]]:
+    """Each local DAG bundle of this deployment whose folder holds the loader."""
+    from airflow.dag_processing.bundles.local import LocalDagBundle
+    from airflow.dag_processing.bundles.manager import DagBundlesManager
+
+    for bundle in DagBundlesManager().get_all_dag_bundles():  # type: ignore[no-untyped-call]
+        if isinstance(bundle, LocalDagBundle) and (bundle.path / LOADER_FILE).is_file():
+            yield bundle.name, bundle.path
+
+
+class ParseWatch:
+    """The watcher of one job: a daemon thread that looks at the definitions and asks."""
+
+    def __init__(
+        self,
+        job: Any = None,
+        folders: list[FolderWatch] | None = None,
+        sessions: Sessions = _sessions,
+    ) -> None:
+        self.job = job
+        self.folders = folders
+        """None until the first look lists the bundles."""
+        self.sessions = sessions
+        self._stopping = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="model-steps-parse-watch")
+        self._thread.daemon = True
+
+    def start(self) -> None:
+        """Start the thread; it returns at once unless the job is the DAG processor."""
+        self._thread.start()
+
+    def stop(self, timeout: float = 10.0) -> None:
+        """Ask the thread to end after its current look, and wait for it a while."""
+        self._stopping.set()
+        if self._thread.is_alive():
+            self._thread.join(timeout)
+
+    def _run(self) -> None:
+        if self._job_type() != DAG_PROCESSOR:
+            return
+        from model_steps.settings import load_settings
+
+        interval = min(load_settings().parse_watch_interval, LONGEST_INTERVAL)
+        if interval <= 0:
+            log.info("model-steps parse watcher off ([model_steps] parse_watch_interval = 0)")
+            return
+        log.info("model-steps parse watcher: looking at definitions every %.1f s", interval)
+        while not self._stopping.wait(interval):
+            try:
+                self.poll()
+            except Exception:  # the next look tries again; the DAG processor never notices
+                log.exception("model-steps parse watcher: this look failed; trying again")
+
+    def _job_type(self) -> str | None:
+        """The job's type once its runner names it (read from the instance, loading nothing)."""
+        deadline = time.monotonic() + NAMING_WAIT
+        while (kind := vars(self.job).get("job_type")) is None:
+            if self._stopping.wait(NAMING_POLL) or time.monotonic() > deadline:
+                return None
+        return str(kind)
+
+    def poll(self, now: float | None = None) -> dict[str, set[str]]:
+        """One look at every folder; the DAG files asked for, by bundle.
+
+        A folder's asks stay pending when writing them fails, and are tried again next look.
+        """
+        from model_steps.settings import load_settings
+
+        if self.folders is None:
+            self.folders = [FolderWatch(name, path) for name, path in local_loader_bundles()]
+        settings = load_settings()
+        asked: dict[str, set[str]] = {}
+        for watch in self.folders:
+            try:
+                files = set(watch.look(settings, now))
+                if files:
+                    request_parses(self.sessions, watch.bundle, watch.folder, files)
+                    watch.asked()
+                    asked[watch.bundle] = files
+                    log.info("asked Airflow to parse %s of %s next", sorted(files), watch.bundle)
+            except Exception:
+                log.exception("model-steps parse watcher: cannot look at %s now", watch.folder)
+        return asked
