@@ -65,7 +65,7 @@ def run(models: int, rounds: int, work: Path) -> None:
         timings["unchanged"].append(cpu_ms(lambda: watch.look(settings)))
         edited.write_text(edited.read_text() + f"# round {round_}\n")
         timings["one change"].append(cpu_ms(lambda: watch.look(settings)))
-        watch.asked()
+        watch.asked(settings)
     listing = statistics.median(timings["listing"])
     print(f"{models} definition files, {rounds} rounds, load {os.getloadavg()[0]:.1f}")
     for name, values in timings.items():

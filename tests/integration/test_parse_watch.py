@@ -235,3 +235,36 @@ def test_in_the_dag_processor_the_watcher_runs_until_the_job_stops(airflow_db: N
     assert len(watcher_threads()) == 1
     get_listener_manager().hook.before_stopping(component=job)
     assert wait_for(lambda: not watcher_threads())
+
+
+def test_a_file_claimed_but_not_parsed_since_the_change_is_asked_again(folder: Path) -> None:
+    watch = watching(folder)
+    name = named_in_shard(1)
+    (folder / f"{name}.yaml").write_text(definition(name))
+    watch.poll()
+    clear_requests()  # claimed while that file's parse (begun before the change) ran on
+    watch.poll()
+    assert requests() == [dag_file_name(1)]
+
+
+def test_a_file_parsed_since_the_change_is_not_asked_again(folder: Path) -> None:
+    watch = watching(folder)
+    name = named_in_shard(1)
+    (folder / f"{name}.yaml").write_text(definition(name))
+    watch.poll()
+    clear_requests()
+    parse_folder(folder)  # what the DAG processor does with the request
+    assert watch.poll() == {}
+    assert requests() == []
+
+
+def test_a_file_whose_parse_never_comes_is_given_up_after_two_processor_timeouts(
+    folder: Path,
+) -> None:
+    watch = watching(folder)
+    name = named_in_shard(1)
+    (folder / f"{name}.yaml").write_text(definition(name))
+    watch.poll()
+    clear_requests()
+    assert watch.poll(now=time.time() + 2 * 50.0 + 1) == {}
+    assert requests() == []

@@ -40,7 +40,14 @@ from model_steps.settings import LOADER_FILE
 if TYPE_CHECKING:
     from model_steps.settings import Settings
 
-__all__ = ["FolderWatch", "ParseWatch", "before_stopping", "on_starting", "request_parses"]
+__all__ = [
+    "Awaited",
+    "FolderWatch",
+    "ParseWatch",
+    "before_stopping",
+    "on_starting",
+    "request_parses",
+]
 
 log = logging.getLogger(__name__)
 
@@ -49,6 +56,8 @@ NAMING_WAIT = 60.0
 """Seconds a job may stay unnamed before the thread gives up (a runner names it at once)."""
 NAMING_POLL = 0.02
 LONGEST_INTERVAL = 3600.0
+AWAIT_TIMEOUTS = 2.0
+"""How many DAG-processor timeouts a file asked for is awaited before the watcher gives up."""
 
 Stamp = tuple[int, int, int, int]
 """What a definition file's ``stat`` says of its content: mtime, size, inode and ctime."""
@@ -88,6 +97,15 @@ def _stamp(path: str) -> Stamp | None:
     return (found.st_mtime_ns, found.st_size, found.st_ino, found.st_ctime_ns)
 
 
+@dataclass(frozen=True)
+class Awaited:
+    """A DAG file asked for: until when to ask again, and what its parse must come after."""
+
+    changed: float
+    """The newest change (wall time) a parse of the file must have started after."""
+    until: float
+
+
 @dataclass
 class FolderWatch:
     """One DAGs folder (a local bundle holding the loader): its definitions' stamps, its asks."""
@@ -96,48 +114,93 @@ class FolderWatch:
     folder: Path
     stamps: dict[str, Stamp] | None = None
     """Each definition file (relative path) and its stamp at the last look; None before one."""
-    pending: set[str] = field(default_factory=set)
-    """DAG files (relative paths) to ask for, kept until a write succeeds."""
+    pending: dict[int, float] = field(default_factory=dict)
+    """DAG files (by shard) to ask for, with their newest change; kept until a write succeeds."""
+    awaiting: dict[int, Awaited] = field(default_factory=dict)
+    """DAG files asked for and not yet parsed since their change: asked again at each look.
+
+    Airflow drops a request for a file it is parsing at that moment, and that parse may have
+    started before the change. With the parse cache on, the loader records when each file's
+    parse began (:func:`model_steps.airflow.shards.parse_started`), which settles it.
+    """
 
     def look(self, settings: Settings, now: float | None = None) -> set[str]:
-        """The DAG files to have parsed for what changed since the last look (the first: none).
+        """The DAG files to ask for now: of the changes since the last look, and awaited ones.
 
-        A folder without the loader (unmounted, being replaced) is not looked at: its files
-        keep their stamps, so nothing is asked for until it is back.
+        The first look only takes stamps. A folder without the loader (unmounted, being
+        replaced) is not looked at: its files keep their stamps, so nothing new is asked for
+        until it is back.
         """
         from model_steps.definition.loader import definition_paths
 
-        if not (self.folder / LOADER_FILE).is_file():
-            return self.pending
-        prefix = str(self.folder).rstrip("/") + "/"
-        paths = list(definition_paths(self.folder))
-        stamps = {path[len(prefix) :]: stamp for path in paths if (stamp := _stamp(path))}
-        before, self.stamps = self.stamps, stamps
-        if before is not None:
-            changed = {r for r in before.keys() | stamps.keys() if before.get(r) != stamps.get(r)}
-            self.pending |= self._dag_files(changed, settings, len(paths), now)
-        return self.pending
+        now = time.time() if now is None else now
+        if (self.folder / LOADER_FILE).is_file():
+            prefix = str(self.folder).rstrip("/") + "/"
+            paths = list(definition_paths(self.folder))
+            stamps = {path[len(prefix) :]: stamp for path in paths if (stamp := _stamp(path))}
+            before, self.stamps = self.stamps, stamps
+            if before is not None:
+                changes = _changes(before, stamps, now)
+                for index, when in self._shards(changes, settings, len(paths), now).items():
+                    self.pending[index] = max(self.pending.get(index, 0.0), when)
+        self._ask_again(settings, now)
+        from model_steps.airflow.shards import dag_file_name
 
-    def _dag_files(
-        self, relatives: Iterable[str], settings: Settings, definitions: int, now: float | None
-    ) -> set[str]:
-        """The DAG file the loader has build each of ``relatives``: a shard, else the loader."""
-        from model_steps.airflow.shards import dag_file_name, live_shards, shard_file
+        return {dag_file_name(index) for index in self.pending}
+
+    def _shards(
+        self, changes: dict[str, float], settings: Settings, definitions: int, now: float
+    ) -> dict[int, float]:
+        """The DAG file building each changed definition, with the newest change it must see.
+
+        That is the shard the loader puts the definition in, or the loader itself while the
+        shard's file is not written yet.
+        """
+        from model_steps.airflow.shards import live_shards, shard_file
         from model_steps.definition.shards import shard_of
 
-        relatives = list(relatives)
-        if not relatives:
-            return set()
+        if not changes:
+            return {}
         count = live_shards(self.folder, settings, definitions, now)
-        shards = {shard_of(relative, count) for relative in relatives}
-        return {
-            dag_file_name(index if index == 0 or shard_file(self.folder, index).is_file() else 0)
-            for index in shards
-        }
+        shards: dict[int, float] = {}
+        for relative, when in changes.items():
+            index = shard_of(relative, count)
+            if index and not shard_file(self.folder, index).is_file():
+                index = 0  # the loader writes that file first
+            shards[index] = max(shards.get(index, 0.0), when)
+        return shards
 
-    def asked(self) -> None:
-        """The pending DAG files were asked for."""
-        self.pending = set()
+    def _ask_again(self, settings: Settings, now: float) -> None:
+        """Files asked for whose parse since the change is not recorded go to ``pending``."""
+        from model_steps.airflow.shards import parse_started
+
+        for index, awaited in list(self.awaiting.items()):
+            started = parse_started(settings, self.folder, index)
+            if (started is not None and started >= awaited.changed) or now > awaited.until:
+                del self.awaiting[index]
+            else:
+                self.pending[index] = max(self.pending.get(index, 0.0), awaited.changed)
+
+    def asked(self, settings: Settings, now: float | None = None) -> None:
+        """The pending DAG files were asked for: await their parse (with the parse cache on).
+
+        A file is awaited at most twice the DAG processor's timeout after its newest change
+        was first asked for: a parse that never comes (the file fails to import) ends it.
+        """
+        now = time.time() if now is None else now
+        if settings.parse_cache is not None:
+            window = AWAIT_TIMEOUTS * settings.processor_timeout
+            for index, changed in self.pending.items():
+                old = self.awaiting.get(index)
+                kept = old is not None and old.changed >= changed
+                self.awaiting[index] = old if old and kept else Awaited(changed, now + window)
+        self.pending = {}
+
+
+def _changes(before: dict[str, Stamp], after: dict[str, Stamp], now: float) -> dict[str, float]:
+    """Each definition new, changed or removed, with when (its time, or ``now`` if removed)."""
+    changed = {r for r in before.keys() | after.keys() if before.get(r) != after.get(r)}
+    return {r: after[r][0] / 1e9 if r in after else now for r in changed}
 
 
 def request_parses(sessions: Sessions, bundle: str, folder: Path, files: Iterable[str]) -> int:
@@ -262,10 +325,10 @@ class ParseWatch:
         asked: dict[str, set[str]] = {}
         for watch in self.folders:
             try:
-                files = set(watch.look(settings, now))
+                files = watch.look(settings, now)
                 if files:
                     request_parses(self.sessions, watch.bundle, watch.folder, files)
-                    watch.asked()
+                    watch.asked(settings, now)
                     asked[watch.bundle] = files
                     log.info("asked Airflow to parse %s of %s next", sorted(files), watch.bundle)
             except Exception:

@@ -39,6 +39,7 @@ __all__ = [
     "ShardPlan",
     "dag_file_name",
     "live_shards",
+    "parse_started",
     "parse_warnings",
     "plan_shard",
     "record_parse",
@@ -258,6 +259,25 @@ def record_parse(
         Path(temp.name).replace(target)
     except OSError as error:
         log.warning("cannot record the parse time in %s: %s", records, error)
+
+
+def parse_started(settings: Settings, folder: Path, index: int) -> float | None:
+    """When the last recorded parse of DAG file ``index`` of ``folder`` began (wall time).
+
+    None when no parse was recorded (the parse cache is off, the file failed to import).
+    """
+    records = _record_folder(settings)
+    if records is None:
+        return None
+    path = records / f"shard_{index:03d}.json"
+    try:
+        ended = path.stat().st_mtime
+        record = json.loads(path.read_text())
+        if record["folder"] != str(folder.resolve()):
+            return None
+        return ended - float(record["seconds"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
 
 
 def parse_warnings(settings: Settings) -> list[str]:
