@@ -237,12 +237,19 @@ def test_in_the_dag_processor_the_watcher_runs_until_the_job_stops(airflow_db: N
     assert wait_for(lambda: not watcher_threads())
 
 
-def test_a_file_claimed_but_not_parsed_since_the_change_is_asked_again(folder: Path) -> None:
+def test_a_file_whose_running_parse_began_before_the_change_is_asked_again_once_it_ends(
+    folder: Path,
+) -> None:
+    from model_steps.airflow.shards import record_parse
+    from model_steps.settings import load_settings
+
     watch = watching(folder)
     name = named_in_shard(1)
     (folder / f"{name}.yaml").write_text(definition(name))
     watch.poll()
-    clear_requests()  # claimed while that file's parse (begun before the change) ran on
+    clear_requests()  # claimed while that file's parse ran: Airflow drops the request
+    assert watch.poll() == {}  # that parse has not ended: nothing to say yet
+    record_parse(load_settings(), folder, 1, 60.0, len(NAMES) + 1)  # it ends, begun 60 s ago
     watch.poll()
     assert requests() == [dag_file_name(1)]
 
@@ -258,13 +265,15 @@ def test_a_file_parsed_since_the_change_is_not_asked_again(folder: Path) -> None
     assert requests() == []
 
 
-def test_a_file_whose_parse_never_comes_is_given_up_after_two_processor_timeouts(
-    folder: Path,
-) -> None:
+def test_a_change_is_given_up_after_three_processor_timeouts(folder: Path) -> None:
+    from model_steps.airflow.shards import record_parse
+    from model_steps.settings import load_settings
+
     watch = watching(folder)
     name = named_in_shard(1)
     (folder / f"{name}.yaml").write_text(definition(name))
     watch.poll()
     clear_requests()
-    assert watch.poll(now=time.time() + 2 * 50.0 + 1) == {}
+    record_parse(load_settings(), folder, 1, 60.0, len(NAMES) + 1)
+    assert watch.poll(now=time.time() + 3 * 50.0 + 1) == {}
     assert requests() == []

@@ -56,8 +56,8 @@ NAMING_WAIT = 60.0
 """Seconds a job may stay unnamed before the thread gives up (a runner names it at once)."""
 NAMING_POLL = 0.02
 LONGEST_INTERVAL = 3600.0
-AWAIT_TIMEOUTS = 2.0
-"""How many DAG-processor timeouts a file asked for is awaited before the watcher gives up."""
+AWAIT_TIMEOUTS = 3.0
+"""How many DAG-processor timeouts a change is awaited before the watcher gives up."""
 
 Stamp = tuple[int, int, int, int]
 """What a definition file's ``stat`` says of its content: mtime, size, inode and ctime."""
@@ -99,11 +99,14 @@ def _stamp(path: str) -> Stamp | None:
 
 @dataclass(frozen=True)
 class Awaited:
-    """A DAG file asked for: until when to ask again, and what its parse must come after."""
+    """A DAG file asked for, whose parse since its change has not been seen yet (wall times)."""
 
     changed: float
-    """The newest change (wall time) a parse of the file must have started after."""
+    """The newest change a parse of the file must have begun after."""
+    asked: float
+    """When it was last asked for."""
     until: float
+    """When the watcher stops waiting for that parse."""
 
 
 @dataclass
@@ -117,11 +120,12 @@ class FolderWatch:
     pending: dict[int, float] = field(default_factory=dict)
     """DAG files (by shard) to ask for, with their newest change; kept until a write succeeds."""
     awaiting: dict[int, Awaited] = field(default_factory=dict)
-    """DAG files asked for and not yet parsed since their change: asked again at each look.
+    """DAG files asked for and not yet parsed since their change.
 
     Airflow drops a request for a file it is parsing at that moment, and that parse may have
-    started before the change. With the parse cache on, the loader records when each file's
-    parse began (:func:`model_steps.airflow.shards.parse_started`), which settles it.
+    begun before the change. With the parse cache on, the loader records when each file's
+    parse began and ended (:func:`model_steps.airflow.shards.last_parse`): a parse that ended
+    after the ask but began before the change was that one, and the file is asked for again.
     """
 
     def look(self, settings: Settings, now: float | None = None) -> set[str]:
@@ -171,29 +175,32 @@ class FolderWatch:
         return shards
 
     def _ask_again(self, settings: Settings, now: float) -> None:
-        """Files asked for whose parse since the change is not recorded go to ``pending``."""
-        from model_steps.airflow.shards import parse_started
+        """Files whose request Airflow may have dropped go to ``pending`` again."""
+        from model_steps.airflow.shards import last_parse
 
         for index, awaited in list(self.awaiting.items()):
-            started = parse_started(settings, self.folder, index)
-            if (started is not None and started >= awaited.changed) or now > awaited.until:
-                del self.awaiting[index]
-            else:
+            parse = last_parse(settings, self.folder, index)
+            if (parse is not None and parse[0] >= awaited.changed) or now > awaited.until:
+                del self.awaiting[index]  # parsed since the change, or given up
+            elif parse is not None and parse[1] > awaited.asked:
                 self.pending[index] = max(self.pending.get(index, 0.0), awaited.changed)
 
     def asked(self, settings: Settings, now: float | None = None) -> None:
         """The pending DAG files were asked for: await their parse (with the parse cache on).
 
-        A file is awaited at most twice the DAG processor's timeout after its newest change
-        was first asked for: a parse that never comes (the file fails to import) ends it.
+        A change is awaited for at most :data:`AWAIT_TIMEOUTS` DAG-processor timeouts: the
+        parse running when it was asked for, one waiting for a free process, and its own. A
+        parse that never comes (the file fails to import) ends it then.
         """
         now = time.time() if now is None else now
         if settings.parse_cache is not None:
             window = AWAIT_TIMEOUTS * settings.processor_timeout
             for index, changed in self.pending.items():
                 old = self.awaiting.get(index)
-                kept = old is not None and old.changed >= changed
-                self.awaiting[index] = old if old and kept else Awaited(changed, now + window)
+                if old is not None and old.changed >= changed:
+                    self.awaiting[index] = Awaited(old.changed, now, old.until)
+                else:
+                    self.awaiting[index] = Awaited(changed, now, now + window)
         self.pending = {}
 
 

@@ -38,8 +38,8 @@ __all__ = [
     "SHARD_FOLDER",
     "ShardPlan",
     "dag_file_name",
+    "last_parse",
     "live_shards",
-    "parse_started",
     "parse_warnings",
     "plan_shard",
     "record_parse",
@@ -261,10 +261,10 @@ def record_parse(
         log.warning("cannot record the parse time in %s: %s", records, error)
 
 
-def parse_started(settings: Settings, folder: Path, index: int) -> float | None:
-    """When the last recorded parse of DAG file ``index`` of ``folder`` began (wall time).
+def last_parse(settings: Settings, folder: Path, index: int) -> tuple[float, float] | None:
+    """When the last recorded parse of DAG file ``index`` of ``folder`` began and ended.
 
-    None when no parse was recorded (the parse cache is off, the file failed to import).
+    Wall times. None when no parse was recorded (the parse cache is off, the file failed).
     """
     records = _record_folder(settings)
     if records is None:
@@ -275,7 +275,7 @@ def parse_started(settings: Settings, folder: Path, index: int) -> float | None:
         record = json.loads(path.read_text())
         if record["folder"] != str(folder.resolve()):
             return None
-        return ended - float(record["seconds"])
+        return ended - float(record["seconds"]), ended
     except (OSError, ValueError, KeyError, TypeError):
         return None
 
