@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import threading
 import time
@@ -277,3 +278,33 @@ def test_a_change_is_given_up_after_three_processor_timeouts(folder: Path) -> No
     record_parse(load_settings(), folder, 1, 60.0, len(NAMES) + 1)
     assert watch.poll(now=time.time() + 3 * 50.0 + 1) == {}
     assert requests() == []
+
+
+def test_the_watcher_looks_at_airflow_s_local_dag_bundles(session_dags: Path) -> None:
+    from model_steps.airflow.parse_watch import local_bundles
+
+    assert dict(local_bundles())["dags-folder"] == session_dags
+
+
+def test_a_fork_of_the_dag_processor_waits_for_the_watcher_s_look_to_end() -> None:
+    from model_steps.airflow import parse_watch
+
+    parse_watch._guard_forks()  # what the watcher does in the DAG processor
+    looking = threading.Event()
+
+    def look() -> None:
+        with parse_watch._quiet:  # what the watcher holds during a look
+            looking.set()
+            time.sleep(0.5)
+
+    thread = threading.Thread(target=look)
+    thread.start()
+    looking.wait()
+    started = time.monotonic()
+    child = os.fork()
+    if child == 0:
+        os._exit(0)  # a parsing process would import the package here
+    waited = time.monotonic() - started
+    os.waitpid(child, 0)
+    thread.join()
+    assert waited >= 0.3

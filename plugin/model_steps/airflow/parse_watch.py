@@ -16,6 +16,10 @@ seconds at each local bundle holding the loader: it stats every definition file 
 one) and, for each file new, changed or removed since its last look, asks Airflow to parse the
 DAG file that builds it (:func:`model_steps.airflow.shards.live_shards`, as the loader chooses).
 
+The DAG processor forks its parsing processes while the thread runs. A fork copies only the
+forking thread, so each fork waits for the thread's current look to end (a few tens of ms):
+a lock the thread held would otherwise stay held in the child, and the parse would hang.
+
 What a YAML's author can cause: a parse of the loader or of a shard file of the same folder,
 at most once per file and look, never a file elsewhere. A failing DB or folder is logged and
 tried again at the next look; it never stops the thread or the DAG processor.
@@ -30,6 +34,7 @@ import time
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
+from functools import cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -63,6 +68,34 @@ Stamp = tuple[int, int, int, int]
 """What a definition file's ``stat`` says of its content: mtime, size, inode and ctime."""
 Sessions = Callable[[], AbstractContextManager[Any]]
 
+FORK_WAIT = 5.0
+"""Seconds a fork of the DAG processor waits for the watcher to finish what it is doing."""
+
+_quiet = threading.Lock()
+"""Held by the watcher thread while it works, and by the DAG processor while it forks a parsing
+process. A fork copies only the forking thread: a lock the watcher held then (a module being
+imported, a log handler, the DB pool) stays held in the child for ever, and the parse hangs
+until Airflow's import timeout kills it."""
+_fork_holds: list[bool] = []
+
+
+def _before_fork() -> None:
+    _fork_holds.append(_quiet.acquire(timeout=FORK_WAIT))
+
+
+def _after_fork() -> None:
+    if _fork_holds and _fork_holds.pop():
+        _quiet.release()
+
+
+@cache
+def _guard_forks() -> None:
+    """Make every fork of this process wait for the watcher's current work (once a process)."""
+    os.register_at_fork(
+        before=_before_fork, after_in_parent=_after_fork, after_in_child=_after_fork
+    )
+
+
 _running: dict[int, ParseWatch] = {}
 """The thread of each job that started one: :func:`before_stopping` stops it. Listener hooks
 are plain functions, and this is the one state they share."""
@@ -83,10 +116,14 @@ def on_starting(component: Any) -> None:
 @hookimpl
 def before_stopping(component: Any) -> None:
     """Stop the job's watcher thread, if it has one."""
-    with _running_lock:
-        watch = _running.pop(id(component), None)
+    watch = _forget(component)
     if watch is not None:
         watch.stop()
+
+
+def _forget(job: Any) -> ParseWatch | None:
+    with _running_lock:
+        return _running.pop(id(job), None)
 
 
 def _stamp(path: str) -> Stamp | None:
@@ -258,14 +295,26 @@ def _sessions() -> AbstractContextManager[Any]:
     return create_session(scoped=False)
 
 
-def local_loader_bundles() -> Iterator[tuple[str, Path]]:
-    """Each local DAG bundle of this deployment whose folder holds the loader."""
+def local_bundles() -> Iterator[tuple[str, Path]]:
+    """Each local DAG bundle of this deployment (a look skips those without the loader)."""
     from airflow.dag_processing.bundles.local import LocalDagBundle
     from airflow.dag_processing.bundles.manager import DagBundlesManager
 
     for bundle in DagBundlesManager().get_all_dag_bundles():  # type: ignore[no-untyped-call]
-        if isinstance(bundle, LocalDagBundle) and (bundle.path / LOADER_FILE).is_file():
+        if isinstance(bundle, LocalDagBundle):
             yield bundle.name, bundle.path
+
+
+def _interval() -> float:
+    """``[model_steps] parse_watch_interval``; its default if the settings cannot be read."""
+    from model_steps.settings import Settings, load_settings
+
+    try:
+        interval = load_settings().parse_watch_interval
+    except Exception:
+        log.exception("model-steps parse watcher: cannot read its interval; using the default")
+        interval = Settings.parse_watch_interval
+    return min(interval, LONGEST_INTERVAL)
 
 
 class ParseWatch:
@@ -279,7 +328,7 @@ class ParseWatch:
     ) -> None:
         self.job = job
         self.folders = folders
-        """None until the first look lists the bundles."""
+        """None until the first look lists the local bundles (Airflow's are fixed at start)."""
         self.sessions = sessions
         self._stopping = threading.Event()
         self._thread = threading.Thread(target=self._run, name="model-steps-parse-watch")
@@ -297,19 +346,21 @@ class ParseWatch:
 
     def _run(self) -> None:
         if self._job_type() != DAG_PROCESSOR:
+            _forget(self.job)
             return
-        from model_steps.settings import load_settings
-
-        interval = min(load_settings().parse_watch_interval, LONGEST_INTERVAL)
-        if interval <= 0:
-            log.info("model-steps parse watcher off ([model_steps] parse_watch_interval = 0)")
-            return
-        log.info("model-steps parse watcher: looking at definitions every %.1f s", interval)
+        _guard_forks()
+        with _quiet:
+            interval = _interval()
+            if interval <= 0:
+                log.info("model-steps parse watcher off ([model_steps] parse_watch_interval = 0)")
+                return
+            log.info("model-steps parse watcher: looking at definitions every %.1f s", interval)
         while not self._stopping.wait(interval):
-            try:
-                self.poll()
-            except Exception:  # the next look tries again; the DAG processor never notices
-                log.exception("model-steps parse watcher: this look failed; trying again")
+            with _quiet:
+                try:
+                    self.poll()
+                except Exception:  # the next look tries again; the DAG processor never notices
+                    log.exception("model-steps parse watcher: this look failed; trying again")
 
     def _job_type(self) -> str | None:
         """The job's type once its runner names it (read from the instance, loading nothing)."""
@@ -327,7 +378,7 @@ class ParseWatch:
         from model_steps.settings import load_settings
 
         if self.folders is None:
-            self.folders = [FolderWatch(name, path) for name, path in local_loader_bundles()]
+            self.folders = [FolderWatch(name, path) for name, path in local_bundles()]
         settings = load_settings()
         asked: dict[str, set[str]] = {}
         for watch in self.folders:
