@@ -263,7 +263,7 @@ def request_parses(sessions: Sessions, bundle: str, folder: Path, files: Iterabl
     wanted = sorted(set(files))
     for name in wanted:
         try:
-            os.utime(folder / name)
+            os.utime(folder / name, follow_symlinks=False)  # never a file outside the bundle
         except OSError:
             continue  # removed meanwhile: Airflow parses what it finds
     with sessions() as session:
