@@ -308,3 +308,21 @@ def test_a_fork_of_the_dag_processor_waits_for_the_watcher_s_look_to_end() -> No
     os.waitpid(child, 0)
     thread.join()
     assert waited >= 0.3
+
+
+def test_a_yaml_copied_with_an_old_modification_time_still_needs_a_parse_after_the_copy(
+    folder: Path,
+) -> None:
+    from model_steps.airflow.shards import record_parse
+    from model_steps.settings import load_settings
+
+    watch = watching(folder)
+    name = named_in_shard(1)
+    (folder / f"{name}.yaml").write_text(definition(name))
+    a_year_ago = time.time() - 365 * 86400
+    os.utime(folder / f"{name}.yaml", (a_year_ago, a_year_ago))  # as cp -p or rsync -t keep it
+    watch.poll()
+    clear_requests()
+    record_parse(load_settings(), folder, 1, 60.0, len(NAMES) + 1)  # begun before the copy
+    watch.poll()
+    assert requests() == [dag_file_name(1)]

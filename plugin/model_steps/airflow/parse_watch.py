@@ -172,6 +172,7 @@ class FolderWatch:
         replaced) is not looked at: its files keep their stamps, so nothing new is asked for
         until it is back.
         """
+        from model_steps.airflow.shards import dag_file_name
         from model_steps.definition.loader import definition_paths
 
         now = time.time() if now is None else now
@@ -185,8 +186,6 @@ class FolderWatch:
                 for index, when in self._shards(changes, settings, len(paths), now).items():
                     self.pending[index] = max(self.pending.get(index, 0.0), when)
         self._ask_again(settings, now)
-        from model_steps.airflow.shards import dag_file_name
-
         return {dag_file_name(index) for index in self.pending}
 
     def _shards(
@@ -242,9 +241,12 @@ class FolderWatch:
 
 
 def _changes(before: dict[str, Stamp], after: dict[str, Stamp], now: float) -> dict[str, float]:
-    """Each definition new, changed or removed, with when (its time, or ``now`` if removed)."""
+    """Each definition new, changed or removed, with when it changed (``now`` if removed).
+
+    The inode's change time, not the modification time: a copy keeping an old one is new.
+    """
     changed = {r for r in before.keys() | after.keys() if before.get(r) != after.get(r)}
-    return {r: after[r][0] / 1e9 if r in after else now for r in changed}
+    return {r: after[r][3] / 1e9 if r in after else now for r in changed}
 
 
 def request_parses(sessions: Sessions, bundle: str, folder: Path, files: Iterable[str]) -> int:
