@@ -70,10 +70,11 @@ def run(models: int, rounds: int, work: Path) -> None:
     print(f"{models} definition files, {rounds} rounds, load {os.getloadavg()[0]:.1f}")
     for name, values in timings.items():
         median = statistics.median(values)
+        core = 100 * median / 1000 / INTERVAL_S
         share = (
             "Airflow does it once per refresh_interval"
             if name == "listing"
-            else f"{100 * median / 1000 / INTERVAL_S:.2f}% of a core at a look per {INTERVAL_S:.0f} s"
+            else f"{core:.2f}% of a core at a look per {INTERVAL_S:.0f} s"
         )
         print(
             f"  {name:>10}: {median:6.1f} ms CPU (median; {min(values):.1f}-{max(values):.1f}), "
