@@ -326,3 +326,16 @@ def test_a_yaml_copied_with_an_old_modification_time_still_needs_a_parse_after_t
     record_parse(load_settings(), folder, 1, 60.0, len(NAMES) + 1)  # begun before the copy
     watch.poll()
     assert requests() == [dag_file_name(1)]
+
+
+def test_a_file_already_asked_for_is_not_asked_for_again(folder: Path) -> None:
+    from airflow.utils.session import create_session
+
+    from model_steps.airflow.parse_watch import request_parses
+
+    def sessions() -> Any:
+        return create_session(scoped=False)
+
+    assert request_parses(sessions, BUNDLE, folder, ["model_steps_loader.py"]) == 1
+    assert request_parses(sessions, BUNDLE, folder, ["model_steps_loader.py"]) == 0
+    assert requests() == ["model_steps_loader.py"]

@@ -387,10 +387,15 @@ class ParseWatch:
             try:
                 files = watch.look(settings, now)
                 if files:
-                    request_parses(self.sessions, watch.bundle, watch.folder, files)
+                    written = request_parses(self.sessions, watch.bundle, watch.folder, files)
                     watch.asked(settings, now)
                     asked[watch.bundle] = files
-                    log.info("asked Airflow to parse %s of %s next", sorted(files), watch.bundle)
+                    log.info(
+                        "asked Airflow to parse %s of %s next (%d new requests)",
+                        sorted(files),
+                        watch.bundle,
+                        written,
+                    )
             except Exception:
                 log.exception("model-steps parse watcher: cannot look at %s now", watch.folder)
         return asked
