@@ -411,11 +411,13 @@ def start_cluster(
     *,
     workers: Sequence[Sequence[str]] = (("default",), ("default",)),
     api_port: int | None = None,
+    settings: Mapping[str, str] | None = None,
 ) -> Cluster:
     """Start the whole cluster under ``root``; each entry of ``workers`` lists its queues.
 
-    ``s3`` holds ``endpoint``, ``key``, ``secret``, ``assets_root`` and ``data_root``. Stops
-    whatever it started if any part fails to come up.
+    ``s3`` holds ``endpoint``, ``key``, ``secret``, ``assets_root`` and ``data_root``;
+    ``settings`` are environment variables every Airflow process gets on top of the cluster's.
+    Stops whatever it started if any part fails to come up.
     """
     logs = root / "logs"
     logs.mkdir(parents=True)
@@ -426,7 +428,7 @@ def start_cluster(
         redis, broker = _start_redis(root / "redis", logs)
         services.append(redis)
         api = api_port or free_port()
-        env = _airflow_env(root, dags, db, broker, api, s3)
+        env = {**_airflow_env(root, dags, db, broker, api, s3), **(settings or {})}
         cluster = Cluster(root, dags, f"http://127.0.0.1:{api}", env, root / "passwords.json")
         cluster.services = services
         control = _home(root / "control", env)

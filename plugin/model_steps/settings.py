@@ -214,6 +214,9 @@ class Settings:
     """Airflow's ``[dag_processor] dag_file_processor_timeout``: the parsing process is killed."""
     bundle_refresh: float = 300.0
     """Airflow's ``[dag_processor] refresh_interval``: how soon a new DAG file is noticed."""
+    parse_watch_interval: float = 5.0
+    """Seconds between two looks of the DAG processor's parse watcher at the definition files
+    (:mod:`model_steps.airflow.parse_watch`); 0 turns the watcher off."""
     bundle_folder: Path | None = None
     """The folder a definition was read from when it is not ``dags_folder``: a DAG bundle's
     (a ``LocalDagBundle`` elsewhere, a git bundle's checkout of one version). Its code is the
@@ -262,7 +265,9 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
     ``[model_steps] names_record``, then ``$AIRFLOW_HOME/model-steps/names.json`` (``off``
     turns it off). Definitions per DAG file: ``MODEL_STEPS_MODELS_PER_SHARD``,
     ``AIRFLOW__MODEL_STEPS__MODELS_PER_SHARD``, ``[model_steps] models_per_shard`` (200; 0 keeps
-    one file); Airflow's own parse limits are read as Airflow reads them. The config file is
+    one file); Airflow's own parse limits are read as Airflow reads them. Parse watcher:
+    ``MODEL_STEPS_PARSE_WATCH_INTERVAL``, ``AIRFLOW__MODEL_STEPS__PARSE_WATCH_INTERVAL``,
+    ``[model_steps] parse_watch_interval`` (5 s; 0 turns it off). The config file is
     ``AIRFLOW_CONFIG``, else ``$AIRFLOW_HOME/airflow.cfg``
     (``~/airflow`` when ``AIRFLOW_HOME`` is unset), as for Airflow. Airflow itself is not
     imported: importing it writes a default config file, a side effect a linter must not have.
@@ -341,6 +346,15 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
             "dag_processor",
             "refresh_interval",
             300.0,
+        ),
+        parse_watch_interval=max(
+            0.0,
+            number(
+                ("MODEL_STEPS_PARSE_WATCH_INTERVAL", "AIRFLOW__MODEL_STEPS__PARSE_WATCH_INTERVAL"),
+                "model_steps",
+                "parse_watch_interval",
+                5.0,
+            ),
         ),
         dags_folder=Path(folder),
         assets_root=root,

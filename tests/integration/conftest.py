@@ -304,6 +304,12 @@ from tests.cluster import Cluster, prepare, start_cluster  # noqa: E402
 CLUSTER_BUCKET = "model-steps-cluster"
 CLUSTER_QUEUES = (("default", "first"), ("default", "second"))
 """Each worker's queues: the cluster model puts one step on each worker's own queue."""
+CLUSTER_SETTINGS = {
+    "AIRFLOW__DAG_PROCESSOR__MIN_FILE_PROCESS_INTERVAL": "60",
+    "AIRFLOW__MODEL_STEPS__PARSE_WATCH_INTERVAL": "1",
+}
+"""The DAG processor parses an unchanged DAG file again a minute after its last parse at the
+earliest: a new YAML listed sooner was asked for by the parse watcher (looking every second)."""
 
 
 @pytest.fixture(scope="module")  # stopped before the next module: two cores, two stacks
@@ -311,7 +317,7 @@ def cluster(s3_server: str, tmp_path_factory: pytest.TempPathFactory) -> Iterato
     """A running cluster whose DAGs folder holds the loader and the S3-backed iris model."""
     root = tmp_path_factory.mktemp("cluster")
     dags, s3 = prepare(root, s3_server, CLUSTER_BUCKET, DATA / "cluster" / "iris.yaml")
-    running = start_cluster(root, dags, s3, workers=CLUSTER_QUEUES)
+    running = start_cluster(root, dags, s3, workers=CLUSTER_QUEUES, settings=CLUSTER_SETTINGS)
     try:
         yield running
     finally:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Callable
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -169,8 +170,7 @@ def test_one_infer_runs_partitions_on_both_workers_and_writes_what_one_process_c
     from model_steps.runtime.infer import infer_frame, version_pipeline
     from model_steps.settings import AllowList
 
-    (cluster.dags / "iris_parts.yaml").write_text(PARTITIONED)
-    os.utime(cluster.dags / "model_steps_loader.py")  # a changed DAG file is parsed again at once
+    (cluster.dags / "iris_parts.yaml").write_text(PARTITIONED)  # the parse watcher sees it
     token = cluster.token()
     dags = wait(cluster, "iris_parts parsed", lambda: parsed(cluster, token, "iris_parts"), 120)
     assert "iris_parts__infer" in dags, dags  # else a placeholder: the definition's problems
@@ -208,3 +208,42 @@ def test_one_infer_runs_partitions_on_both_workers_and_writes_what_one_process_c
     env = Environment(store, options, AllowList())
     one_process = infer_frame(version_pipeline(store.manifest(record.version), env), data)
     assert written.equals(one_process.reset_index(drop=True))  # every row, in input order
+
+
+WATCHED_SECONDS = 30.0
+FRESH_SECONDS = 15.0
+"""With the YAML written at most this long after the file's last parse, and listed within
+:data:`WATCHED_SECONDS`, Airflow alone (a minute between two parses) could not have done it."""
+
+
+def last_parsed(cluster: Cluster, token: str, dag_id: str) -> float:
+    """When the DAG processor last parsed ``dag_id``'s file (wall time, from Airflow's API)."""
+    stamp = cluster.api("GET", f"/dags/{dag_id}", token=token)["last_parsed_time"]
+    return datetime.fromisoformat(stamp).timestamp()
+
+
+def test_a_new_yaml_is_listed_in_seconds_because_the_parse_watcher_asks_for_its_file(
+    cluster: Cluster,
+) -> None:
+    token = cluster.token()
+    wait(cluster, "the iris DAGs parsed", lambda: "iris__train" in dag_ids(cluster, token), 90)
+    before = last_parsed(cluster, token, "iris__train")
+    os.utime(cluster.dags / "iris.yaml")  # an edit: the watcher has the loader parsed at once
+    wait(cluster, "a fresh parse", lambda: last_parsed(cluster, token, "iris__train") > before, 30)
+    processor = next(s for s in cluster.services if s.name == "dag-processor")
+    seen = len(processor.log.read_text(errors="replace"))
+    (cluster.dags / "iris_watched.yaml").write_text(
+        PARTITIONED.replace("iris_parts", "iris_watched")
+    )
+    written = time.time()
+    assert written - last_parsed(cluster, token, "iris__train") < FRESH_SECONDS
+    dags = wait(
+        cluster,
+        "iris_watched parsed",
+        lambda: parsed(cluster, token, "iris_watched"),
+        WATCHED_SECONDS,
+    )
+    print(f"\nnew YAML -> its DAGs listed: {time.time() - written:.1f}s")
+    assert set(dags) == {"iris_watched__train", "iris_watched__infer"}
+    log = processor.log.read_text(errors="replace")[seen:]
+    assert "asked Airflow to parse ['model_steps_loader.py'] of dags-folder next" in log

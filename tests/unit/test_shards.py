@@ -215,7 +215,21 @@ def test_shard_size_and_airflows_limits_are_read_as_airflow_reads_them(tmp_path:
     assert (from_env.models_per_shard, from_env.import_timeout) == (0, 20.0)
     defaults = load_settings({"AIRFLOW_HOME": str(tmp_path / "nowhere")})
     assert (defaults.models_per_shard, defaults.import_timeout) == (200, 30.0)
+    assert defaults.parse_watch_interval == 5.0
     assert (defaults.processor_timeout, defaults.bundle_refresh) == (50.0, 300.0)
+
+
+def test_the_parse_watch_interval_comes_from_either_variable_and_is_never_negative(
+    tmp_path: Path,
+) -> None:
+    home = {"AIRFLOW_HOME": str(tmp_path)}
+    assert (
+        load_settings({**home, "MODEL_STEPS_PARSE_WATCH_INTERVAL": "0"}).parse_watch_interval == 0
+    )
+    airflow_form = {**home, "AIRFLOW__MODEL_STEPS__PARSE_WATCH_INTERVAL": "1.5"}
+    assert load_settings(airflow_form).parse_watch_interval == 1.5
+    negative = {**home, "MODEL_STEPS_PARSE_WATCH_INTERVAL": "-3"}
+    assert load_settings(negative).parse_watch_interval == 0
 
 
 SCALING = Path(__file__).resolve().parents[2] / "docs" / "how-to" / "scaling.md"
@@ -238,8 +252,13 @@ def test_the_scaling_page_s_timeout_snippet_moves_the_warning_limit(tmp_path: Pa
     assert (settings.import_timeout, settings.processor_timeout) == (60.0, 90.0)
 
 
+def test_the_scaling_page_s_watcher_snippet_looks_every_2_seconds(tmp_path: Path) -> None:
+    (tmp_path / "airflow.cfg").write_text(ini_blocks(SCALING)[2])
+    assert load_settings({"AIRFLOW_HOME": str(tmp_path)}).parse_watch_interval == 2.0
+
+
 def test_the_scaling_page_s_refresh_snippet_lists_the_folder_every_30_seconds(
     tmp_path: Path,
 ) -> None:
-    (tmp_path / "airflow.cfg").write_text(ini_blocks(SCALING)[2])
+    (tmp_path / "airflow.cfg").write_text(ini_blocks(SCALING)[3])
     assert load_settings({"AIRFLOW_HOME": str(tmp_path)}).bundle_refresh == 30.0

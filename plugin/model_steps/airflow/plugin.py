@@ -1,8 +1,10 @@
-"""The Airflow plugin entry point (``airflow.plugins``): the Models API and the "Models" page.
+"""The Airflow plugin entry point (``airflow.plugins``): the Models API, page and parse watcher.
 
 Every Airflow process loads plugins (the DAG processor and each worker too), but only the API
 server reads ``fastapi_apps``. So importing this module stays cheap: the app (FastAPI, the DB
 models, the settings) is built the first time the API server asks for it, never at import.
+The listener (:mod:`model_steps.airflow.parse_watch`) imports nothing heavy either, and does its
+work in the DAG processor only.
 """
 
 from __future__ import annotations
@@ -11,6 +13,8 @@ from functools import cache
 from typing import Any
 
 from airflow.plugins_manager import AirflowPlugin
+
+from model_steps.airflow import parse_watch
 
 __all__ = ["ModelStepsPlugin"]
 
@@ -34,9 +38,13 @@ def _fastapi_apps() -> list[dict[str, Any]]:
 
 
 class ModelStepsPlugin(AirflowPlugin):
-    """Adds the Models API to Airflow's API server and a "Models" entry to its navigation."""
+    """The Models API and a "Models" entry in Airflow's navigation; the parse watcher.
+
+    The watcher has the DAG processor parse the DAG file of a changed model YAML first.
+    """
 
     name = "model_steps"
+    listeners = [parse_watch]  # noqa: RUF012 (Airflow's own declaration is a mutable list)
     fastapi_apps = _BuiltOnFirstUse(_fastapi_apps)
     external_views = [  # noqa: RUF012 (Airflow's own declaration is a mutable list)
         {

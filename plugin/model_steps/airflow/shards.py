@@ -32,16 +32,20 @@ from pathlib import Path
 
 from model_steps.definition.loader import count_definition_files
 from model_steps.definition.shards import Shard, shard_count
-from model_steps.settings import Settings
+from model_steps.settings import LOADER_FILE, Settings
 
 __all__ = [
     "SHARD_FOLDER",
     "ShardPlan",
+    "dag_file_name",
+    "last_parse",
+    "live_shards",
     "parse_warnings",
     "plan_shard",
     "record_parse",
     "shard_file",
     "touch_shards",
+    "wanted_shards",
     "write_if_changed",
 ]
 
@@ -77,6 +81,11 @@ def shard_file(folder: Path, index: int) -> Path:
     return folder / SHARD_FOLDER / f"shard_{index:03d}.py"
 
 
+def dag_file_name(index: int) -> str:
+    """DAG file ``index`` relative to the DAGs folder: the loader (by its name) or a shard."""
+    return LOADER_FILE if index == 0 else f"{SHARD_FOLDER}/shard_{index:03d}.py"
+
+
 @dataclass(frozen=True)
 class ShardPlan:
     """What one DAG file builds: a part of the folder (``shard``), all of it, or nothing."""
@@ -91,29 +100,46 @@ class ShardPlan:
 def plan_shard(folder: Path, settings: Settings, index: int, now: float | None = None) -> ShardPlan:
     """The part of ``folder`` DAG file ``index`` builds; shard 0 also keeps the shard files."""
     definitions = count_definition_files(folder)
-    target = shard_count(definitions, settings.models_per_shard)
-    if settings.parse_cache is None and target > 1:
-        if index == 0:
+    if index == 0:
+        if settings.parse_cache is None and shard_count(definitions, settings.models_per_shard) > 1:
             log.warning(
                 "%d definitions in one DAG file: spreading them over shards needs the parse "
                 "cache ([model_steps] parse_cache is off)",
                 definitions,
             )
-        target = 1
-    if index == 0:
-        _keep_files(folder, target)
-    now = time.time() if now is None else now
-    live = 1
-    if (folder / SHARD_FOLDER).is_symlink():
-        target = 1  # not the package's folder: the loader builds everything, as one file
-    while live < target and _listed_by_airflow(shard_file(folder, live), settings, now):
-        live += 1
-    count = live if target <= 2 * live else target
+        _keep_files(folder, wanted_shards(definitions, settings))
+    count = live_shards(folder, settings, definitions, now)
     if index >= count:
         return ShardPlan(None, False, definitions)
     if count == 1:
         return ShardPlan(None, True, definitions)
     return ShardPlan(Shard(folder, count, frozenset({index})), True, definitions)
+
+
+def wanted_shards(definitions: int, settings: Settings) -> int:
+    """The DAG files ``definitions`` call for: one when the parse cache is off."""
+    return (
+        1 if settings.parse_cache is None else shard_count(definitions, settings.models_per_shard)
+    )
+
+
+def live_shards(
+    folder: Path, settings: Settings, definitions: int, now: float | None = None
+) -> int:
+    """How many DAG files the ``definitions`` of ``folder`` are spread over right now.
+
+    The one answer both the loader (which definitions a file builds) and the parse watcher
+    (which file to have parsed for a changed definition) use. A shard file counts once Airflow
+    has listed it; a folder that more than doubles counts every file it calls for at once.
+    """
+    target = wanted_shards(definitions, settings)
+    if (folder / SHARD_FOLDER).is_symlink():
+        return 1  # not the package's folder: the loader builds everything, as one file
+    now = time.time() if now is None else now
+    live = 1
+    while live < target and _listed_by_airflow(shard_file(folder, live), settings, now):
+        live += 1
+    return live if target <= 2 * live else target
 
 
 def _created(path: Path) -> int | None:
@@ -203,7 +229,7 @@ def record_parse(
 ) -> None:
     """Keep how long DAG file ``index`` took, and log a warning when it nears the timeout."""
     limit = min(settings.import_timeout, settings.processor_timeout)
-    source = "model_steps_loader.py" if index == 0 else f"{SHARD_FOLDER}/shard_{index:03d}.py"
+    source = dag_file_name(index)
     if seconds > WARN_FRACTION * limit:
         log.warning(
             "%s took %.1f s to parse, %.0f%% of Airflow's %.0f s limit: lower "
@@ -233,6 +259,25 @@ def record_parse(
         Path(temp.name).replace(target)
     except OSError as error:
         log.warning("cannot record the parse time in %s: %s", records, error)
+
+
+def last_parse(settings: Settings, folder: Path, index: int) -> tuple[float, float] | None:
+    """When the last recorded parse of DAG file ``index`` of ``folder`` began and ended.
+
+    Wall times. None when no parse was recorded (the parse cache is off, the file failed).
+    """
+    records = _record_folder(settings)
+    if records is None:
+        return None
+    path = records / f"shard_{index:03d}.json"
+    try:
+        ended = path.stat().st_mtime
+        record = json.loads(path.read_text())
+        if record["folder"] != str(folder.resolve()):
+            return None
+        return ended - float(record["seconds"]), ended
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
 
 
 def parse_warnings(settings: Settings) -> list[str]:

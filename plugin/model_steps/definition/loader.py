@@ -49,6 +49,7 @@ __all__ = [
     "LoadedModel",
     "allow_list_for",
     "count_definition_files",
+    "definition_paths",
     "find_definition_files",
     "load_and_validate",
     "load_file",
@@ -113,6 +114,11 @@ def find_definition_files(paths: Iterable[Path]) -> list[Path]:
 def count_definition_files(folder: Path) -> int:
     """How many files :func:`find_definition_files` finds under ``folder``, without paths."""
     return sum(1 for _ in walk_definition_names(folder))
+
+
+def definition_paths(folder: Path) -> Iterator[str]:
+    """The path of each file :func:`find_definition_files` finds, as a string, unsorted."""
+    return (f"{root}/{name}" for root, name in _walk_names(folder))
 
 
 def _walk(folder: Path, names: Collection[str] | None = None) -> Iterator[Path]:
