@@ -42,7 +42,7 @@ from typing import Any
 import model_steps
 from model_steps.airflow.plan import DagPlan
 from model_steps.definition.cache import ParseCache, RecordingEnviron, code_fingerprint
-from model_steps.definition.loader import LoadedModel, walk_definition_names
+from model_steps.definition.loader import LoadedModel, definition_paths
 from model_steps.definition.stores import resolving_once
 
 __all__ = ["KeptPlans", "forget_other_shards", "kept_plans"]
@@ -126,8 +126,7 @@ def _key(folder: Path, shard: int, inputs: Iterable[object]) -> str:
     for value in inputs:
         digest.update(b"\0" + repr(_stamp_of(value)).encode())
     prefix = str(folder).rstrip("/") + "/"
-    for root, name in walk_definition_names(folder):
-        path = f"{root}/{name}"
+    for path in definition_paths(folder):
         digest.update(f"\0{path[len(prefix) :]}\0{_file_stamp(path)}".encode())
     return digest.hexdigest()
 

@@ -54,7 +54,6 @@ __all__ = [
     "load_and_validate",
     "load_file",
     "locate_findings",
-    "walk_definition_names",
 ]
 
 SUFFIXES = (".yaml", ".yml")
@@ -113,7 +112,7 @@ def find_definition_files(paths: Iterable[Path]) -> list[Path]:
 
 def count_definition_files(folder: Path) -> int:
     """How many files :func:`find_definition_files` finds under ``folder``, without paths."""
-    return sum(1 for _ in walk_definition_names(folder))
+    return sum(1 for _ in _walk_names(folder))
 
 
 def definition_paths(folder: Path) -> Iterator[str]:
@@ -127,13 +126,11 @@ def _walk(folder: Path, names: Collection[str] | None = None) -> Iterator[Path]:
     Works on plain names and builds a ``Path`` only for a match: a task start walks a folder of
     a thousand definitions to find one.
     """
-    for root, name in walk_definition_names(folder, names):
+    for root, name in _walk_names(folder, names):
         yield Path(root, name)
 
 
-def walk_definition_names(
-    folder: Path, names: Collection[str] | None = None
-) -> Iterator[tuple[str, str]]:
+def _walk_names(folder: Path, names: Collection[str] | None = None) -> Iterator[tuple[str, str]]:
     """Each definition file under ``folder`` as its folder and name, in the loader's order.
 
     Hidden and dunder folders (``__pycache__``) are skipped, as the loader skips them.
