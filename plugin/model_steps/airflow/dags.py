@@ -161,7 +161,7 @@ def _build_or_placeholder(plan: DagPlan, root: Path, outlines: Mapping[str, str]
 
 
 @contextmanager
-def collector_paused() -> Iterator[None]:
+def _collector_paused() -> Iterator[None]:
     """No garbage collection while a DAG file's DAGs are built; it runs as usual afterwards.
 
     A parse makes hundreds of thousands of objects that all live as long as the parse (DAGs,
@@ -204,16 +204,16 @@ def build_dags(
     inputs = (count, repr(allowed), settings.assets_root, settings.names_record)
 
     def plan(environ: Mapping[str, str]) -> KeptPlans:
+        if shard == 0:  # the folder changed: it may have fewer DAG files than before
+            forget_other_shards(cache, folder, count)
         catalog = _load(folder, settings, environ, cache, allowed=allowed, shard=part.shard)
         plans = plan_catalog(catalog, folder)
         standing = tuple(model for model in catalog.models if model.problems)
         return KeptPlans(plans, _outlines(plans, folder), standing, catalog.changed_shards)
 
-    with collector_paused():
+    with _collector_paused():
         kept = kept_plans(cache, folder, shard, inputs, settings.environ, plan)
         dags = {p.dag_id: _build_or_placeholder(p, folder, kept.outlines) for p in kept.plans}
-    if shard == 0:
-        forget_other_shards(cache, folder, count)
     record_standing_in(settings, folder, shard, kept.standing)
     touch_shards(folder, kept.changed_shards)
     record_parse(settings, folder, shard, time.monotonic() - started, part.definitions)

@@ -104,6 +104,11 @@ class ModelStepOperator(BaseOperator):
 
     template_fields: Sequence[str] = ("rendered",)
     ui_color = "#dbeafe"
+    # What the task touched and returned, and how to read a version's manifest: lineage. Set
+    # when it runs; class defaults, since a parse builds thousands of operators that never do.
+    _touched: Touched | None = None
+    _result: dict[str, Any] | None = None
+    _manifests: Callable[[int], Any] | None = None
 
     def __init__(
         self,
@@ -133,10 +138,6 @@ class ModelStepOperator(BaseOperator):
             if action == "evaluate"
             else self._values(lambda step, phase: Rendered.templates(step, phase))
         )
-        # What the task touched and returned, and how to read a version's manifest: lineage.
-        self._touched: Touched | None = None
-        self._result: dict[str, Any] | None = None
-        self._manifests: Callable[[int], Any] | None = None
 
     def _values(self, step_values: Callable[[Step, str], Rendered]) -> dict[str, Any]:
         """What this task renders: its step's values, every step's for ``check``, or none."""
