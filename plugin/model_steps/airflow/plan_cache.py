@@ -34,7 +34,7 @@ import logging
 import os
 import pickle
 import stat
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -74,7 +74,7 @@ def kept_plans(
     cache: ParseCache | None,
     folder: Path,
     shard: int,
-    inputs: Iterable[object],
+    inputs: Sequence[object],
     environ: Mapping[str, str],
     plan: Planner,
 ) -> KeptPlans:
@@ -120,7 +120,7 @@ def _package_code() -> str:
     return digest.hexdigest()
 
 
-def _key(folder: Path, shard: int, inputs: Iterable[object]) -> str:
+def _key(folder: Path, shard: int, inputs: Sequence[object]) -> str:
     """What the plans depend on that is cheap to look at: code, choices, and every file."""
     digest = hashlib.sha256(f"{FORMAT}\0{_package_code()}\0{folder.absolute()}\0{shard}".encode())
     for value in inputs:
