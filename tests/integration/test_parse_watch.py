@@ -93,6 +93,24 @@ def built_by(folder: Path, dag_id: str) -> str:
     return str(bag.dags[dag_id].relative_fileloc)
 
 
+def asked_and_dropped(folder: Path) -> ParseWatch:
+    """A watcher that asked for DAG file 1 for a new YAML, a request Airflow then dropped."""
+    watch = watching(folder)
+    name = named_in_shard(1)
+    (folder / f"{name}.yaml").write_text(definition(name))
+    watch.poll()
+    clear_requests()  # claimed while that file's parse ran: Airflow drops the request
+    return watch
+
+
+def parse_ended(folder: Path) -> None:
+    """The loader records a parse of DAG file 1 that began 60 s ago and just ended."""
+    from model_steps.airflow.shards import record_parse
+    from model_steps.settings import load_settings
+
+    record_parse(load_settings(), folder, 1, 60.0, len(NAMES) + 1)
+
+
 def test_an_unchanged_folder_asks_for_nothing(folder: Path) -> None:
     watch = watching(folder)
     assert watch.poll() == {}
@@ -241,41 +259,23 @@ def test_in_the_dag_processor_the_watcher_runs_until_the_job_stops(airflow_db: N
 def test_a_file_whose_running_parse_began_before_the_change_is_asked_again_once_it_ends(
     folder: Path,
 ) -> None:
-    from model_steps.airflow.shards import record_parse
-    from model_steps.settings import load_settings
-
-    watch = watching(folder)
-    name = named_in_shard(1)
-    (folder / f"{name}.yaml").write_text(definition(name))
-    watch.poll()
-    clear_requests()  # claimed while that file's parse ran: Airflow drops the request
+    watch = asked_and_dropped(folder)
     assert watch.poll() == {}  # that parse has not ended: nothing to say yet
-    record_parse(load_settings(), folder, 1, 60.0, len(NAMES) + 1)  # it ends, begun 60 s ago
+    parse_ended(folder)
     watch.poll()
     assert requests() == [dag_file_name(1)]
 
 
 def test_a_file_parsed_since_the_change_is_not_asked_again(folder: Path) -> None:
-    watch = watching(folder)
-    name = named_in_shard(1)
-    (folder / f"{name}.yaml").write_text(definition(name))
-    watch.poll()
-    clear_requests()
+    watch = asked_and_dropped(folder)
     parse_folder(folder)  # what the DAG processor does with the request
     assert watch.poll() == {}
     assert requests() == []
 
 
 def test_a_change_is_given_up_after_three_processor_timeouts(folder: Path) -> None:
-    from model_steps.airflow.shards import record_parse
-    from model_steps.settings import load_settings
-
-    watch = watching(folder)
-    name = named_in_shard(1)
-    (folder / f"{name}.yaml").write_text(definition(name))
-    watch.poll()
-    clear_requests()
-    record_parse(load_settings(), folder, 1, 60.0, len(NAMES) + 1)
+    watch = asked_and_dropped(folder)
+    parse_ended(folder)
     assert watch.poll(now=time.time() + 3 * 50.0 + 1) == {}
     assert requests() == []
 
@@ -313,9 +313,6 @@ def test_a_fork_of_the_dag_processor_waits_for_the_watcher_s_look_to_end() -> No
 def test_a_yaml_copied_with_an_old_modification_time_still_needs_a_parse_after_the_copy(
     folder: Path,
 ) -> None:
-    from model_steps.airflow.shards import record_parse
-    from model_steps.settings import load_settings
-
     watch = watching(folder)
     name = named_in_shard(1)
     (folder / f"{name}.yaml").write_text(definition(name))
@@ -323,7 +320,7 @@ def test_a_yaml_copied_with_an_old_modification_time_still_needs_a_parse_after_t
     os.utime(folder / f"{name}.yaml", (a_year_ago, a_year_ago))  # as cp -p or rsync -t keep it
     watch.poll()
     clear_requests()
-    record_parse(load_settings(), folder, 1, 60.0, len(NAMES) + 1)  # begun before the copy
+    parse_ended(folder)  # begun before the copy
     watch.poll()
     assert requests() == [dag_file_name(1)]
 

@@ -41,6 +41,7 @@ from model_steps.definition.loader import (
     BrokenDefinition,
     Catalog,
     allow_list_for,
+    definition_paths,
     load_and_validate,
 )
 from model_steps.definition.owners import NameRecord, relative_name
@@ -195,7 +196,8 @@ def build_dags(
     settings = load_settings(environ)  # airflow.cfg's [model_steps] options count here too
     if dag_id is not None:
         return _task_start_dag(folder, settings, dag_id)
-    part = plan_shard(folder, settings, shard)
+    paths = list(definition_paths(folder))  # one listing for the shard plan and the kept plans
+    part = plan_shard(folder, settings, shard, definitions=len(paths))
     if not part.builds:
         return {}
     cache = ParseCache.open(settings.parse_cache, settings.parse_cache_key)
@@ -212,7 +214,7 @@ def build_dags(
         return KeptPlans(plans, _outlines(plans, folder), standing, catalog.changed_shards)
 
     with _collector_paused():
-        kept = kept_plans(cache, folder, shard, inputs, settings.environ, plan)
+        kept = kept_plans(cache, folder, shard, inputs, settings.environ, plan, paths)
         dags = {p.dag_id: _build_or_placeholder(p, folder, kept.outlines) for p in kept.plans}
     record_standing_in(settings, folder, shard, kept.standing)
     touch_shards(folder, kept.changed_shards)

@@ -43,6 +43,7 @@ from airflow.listeners import hookimpl
 from model_steps.settings import LOADER_FILE
 
 if TYPE_CHECKING:
+    from model_steps.definition.folder_index import Stamp
     from model_steps.settings import Settings
 
 __all__ = [
@@ -64,8 +65,6 @@ LONGEST_INTERVAL = 3600.0
 AWAIT_TIMEOUTS = 3.0
 """How many DAG-processor timeouts a change is awaited before the watcher gives up."""
 
-Stamp = tuple[int, int, int, int]
-"""What a definition file's ``stat`` says of its content: mtime, size, inode and ctime."""
 Sessions = Callable[[], AbstractContextManager[Any]]
 
 FORK_WAIT = 5.0
@@ -126,14 +125,6 @@ def _forget(job: Any) -> ParseWatch | None:
         return _running.pop(id(job), None)
 
 
-def _stamp(path: str) -> Stamp | None:
-    try:
-        found = os.stat(path)  # noqa: PTH116  (a Path per file of a large folder costs more)
-    except OSError:
-        return None  # removed meanwhile: it counts as gone
-    return (found.st_mtime_ns, found.st_size, found.st_ino, found.st_ctime_ns)
-
-
 @dataclass(frozen=True)
 class Awaited:
     """A DAG file asked for, whose parse since its change has not been seen yet (wall times)."""
@@ -173,13 +164,14 @@ class FolderWatch:
         until it is back.
         """
         from model_steps.airflow.shards import dag_file_name
+        from model_steps.definition.folder_index import file_stamp
         from model_steps.definition.loader import definition_paths
 
         now = time.time() if now is None else now
         if (self.folder / LOADER_FILE).is_file():
             prefix = str(self.folder).rstrip("/") + "/"
             paths = list(definition_paths(self.folder))
-            stamps = {path[len(prefix) :]: stamp for path in paths if (stamp := _stamp(path))}
+            stamps = {path[len(prefix) :]: stamp for path in paths if (stamp := file_stamp(path))}
             before, self.stamps = self.stamps, stamps
             if before is not None:
                 changes = _changes(before, stamps, now)

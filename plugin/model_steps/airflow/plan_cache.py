@@ -42,6 +42,7 @@ from typing import Any
 import model_steps
 from model_steps.airflow.plan import DagPlan
 from model_steps.definition.cache import ParseCache, RecordingEnviron, code_fingerprint
+from model_steps.definition.folder_index import file_stamp
 from model_steps.definition.loader import LoadedModel, definition_paths
 from model_steps.definition.stores import resolving_once
 
@@ -77,23 +78,26 @@ def kept_plans(
     inputs: Sequence[object],
     environ: Mapping[str, str],
     plan: Planner,
+    paths: Sequence[str],
 ) -> KeptPlans:
     """The plans of DAG file ``shard``: kept ones while nothing they came from changed.
 
     ``inputs`` are the deployment's choices the load depends on beside the files and the
-    environment (the shard count, the allow-list, the assets root, the name record's path).
+    environment (the shard count, the allow-list, the assets root, the name record's path);
+    ``paths`` the folder's definition files, as the caller just listed them.
     """
     if cache is None:
         return plan(environ)
     entry = _Entry(cache, folder, shard)
-    key = _key(folder, shard, inputs)
+    key = _key(folder, shard, inputs, paths)
     kept = entry.read(key, environ)
     if kept is not None:
         return kept
     reads = RecordingEnviron(environ)
     with resolving_once() as resolved:
         fresh = plan(reads)
-        if not reads.listed and _key(folder, shard, inputs) == key:  # nothing moved meanwhile
+        listed = list(definition_paths(folder))
+        if not reads.listed and _key(folder, shard, inputs, listed) == key:  # nothing moved
             entry.write(key, reads, resolved, fresh)
     return fresh
 
@@ -120,28 +124,20 @@ def _package_code() -> str:
     return digest.hexdigest()
 
 
-def _key(folder: Path, shard: int, inputs: Sequence[object]) -> str:
+def _key(folder: Path, shard: int, inputs: Sequence[object], paths: Sequence[str]) -> str:
     """What the plans depend on that is cheap to look at: code, choices, and every file."""
     digest = hashlib.sha256(f"{FORMAT}\0{_package_code()}\0{folder.absolute()}\0{shard}".encode())
     for value in inputs:
         digest.update(b"\0" + repr(_stamp_of(value)).encode())
     prefix = str(folder).rstrip("/") + "/"
-    for path in definition_paths(folder):
-        digest.update(f"\0{path[len(prefix) :]}\0{_file_stamp(path)}".encode())
+    for path in paths:
+        digest.update(f"\0{path[len(prefix) :]}\0{file_stamp(path)}".encode())
     return digest.hexdigest()
 
 
 def _stamp_of(value: object) -> object:
     """A path stands for its file as it is now (the name record); anything else for itself."""
-    return (str(value), _file_stamp(str(value))) if isinstance(value, Path) else value
-
-
-def _file_stamp(path: str) -> tuple[int, ...] | None:
-    try:
-        status = os.stat(path)  # noqa: PTH116  (thousands of files a parse: no Path objects)
-    except OSError:
-        return None
-    return (status.st_size, status.st_mtime_ns, status.st_ino, status.st_ctime_ns)
+    return (str(value), file_stamp(str(value))) if isinstance(value, Path) else value
 
 
 def _path_stamp(path: str) -> PathStamp:

@@ -97,9 +97,19 @@ class ShardPlan:
     """Definition files in the folder (YAML files, counted by name)."""
 
 
-def plan_shard(folder: Path, settings: Settings, index: int, now: float | None = None) -> ShardPlan:
-    """The part of ``folder`` DAG file ``index`` builds; shard 0 also keeps the shard files."""
-    definitions = count_definition_files(folder)
+def plan_shard(
+    folder: Path,
+    settings: Settings,
+    index: int,
+    now: float | None = None,
+    definitions: int | None = None,
+) -> ShardPlan:
+    """The part of ``folder`` DAG file ``index`` builds; shard 0 also keeps the shard files.
+
+    ``definitions``: the folder's definition files, when the caller has just counted them.
+    """
+    if definitions is None:
+        definitions = count_definition_files(folder)
     if index == 0:
         if settings.parse_cache is None and shard_count(definitions, settings.models_per_shard) > 1:
             log.warning(

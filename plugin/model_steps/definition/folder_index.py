@@ -28,7 +28,15 @@ from model_steps.definition.cache import ParseCache, RecordingEnviron, code_fing
 from model_steps.definition.shards import Shard, shard_of
 from model_steps.settings import AllowList, allowed_connections
 
-__all__ = ["MISSING", "FolderIndex", "ModelFacts", "index_context", "load_shard"]
+__all__ = [
+    "MISSING",
+    "FolderIndex",
+    "ModelFacts",
+    "Stamp",
+    "file_stamp",
+    "index_context",
+    "load_shard",
+]
 
 log = logging.getLogger(__name__)
 
@@ -55,6 +63,18 @@ Stamp = tuple[int, int, int, int]
 
 def _stamp(status: os.stat_result) -> Stamp:
     return (status.st_size, status.st_mtime_ns, status.st_ino, status.st_ctime_ns)
+
+
+def file_stamp(path: str) -> Stamp | None:
+    """The stamp of the file at ``path`` (size, modification time, inode, change time).
+
+    None when it is gone or cannot be read. Taken by path string: callers stat every file of
+    a large folder, where ``Path`` objects cost more than the ``stat`` itself.
+    """
+    try:
+        return _stamp(os.stat(path))  # noqa: PTH116
+    except OSError:
+        return None
 
 
 def index_context(allowed: AllowList, assets_root: str | None, environ: Mapping[str, str]) -> str:
